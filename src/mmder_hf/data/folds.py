@@ -1,0 +1,227 @@
+"""Subject-independent folds for RAVDESS, CREMA-D and IEMOCAP, and their export to JSON / CSV.
+
+Rules (no actor ever appears in two splits of a fold):
+
+* **RAVDESS**: actors sorted by id are cut into blocks of 4 consecutive actors (01-04, 05-08, ... : the 6
+  standard folds for 24 actors). Fold ``k`` tests on block ``k``. Validation = the first two actors of the
+  next block, cyclically (one odd = male, one even = female actor, so validation is gender balanced).
+  Train = every other actor (18 for the full corpus). With fewer actors (e.g. a small synthetic corpus)
+  the same rule runs on the actors present: ``ceil(n / 4)`` folds.
+* **CREMA-D**: 5 folds by actor range 1001-1018, 1019-1036, 1037-1054, 1055-1072, 1073-1091. Validation =
+  the first four actor ids of the next range, cyclically (CREMA-D ids do not encode gender, so balance is
+  not enforced; fixed ids keep the split reproducible without the demographics file).
+* **IEMOCAP**: leave-one-session-out, 5 folds. Session ``k`` is the test set; validation = the whole next
+  session, cyclically (both of its actors: the dialog videos show both actors of a session, so splitting a
+  session between splits would leak faces); train = the remaining three sessions.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+from dataclasses import asdict, dataclass
+from typing import Iterable, Optional, Sequence
+
+from .corpora import CREMA_D_ACTORS, IEMOCAP_SESSIONS, RAVDESS_ACTORS, normalize_corpus_name
+
+
+logger = logging.getLogger(__name__)
+
+CREMA_D_FOLD_RANGES = ((1001, 1018), (1019, 1036), (1037, 1054), (1055, 1072), (1073, 1091))
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One subject-independent fold: the actor ids (IEMOCAP: actor 1..10, 2 per session) of each split."""
+
+    corpus: str
+    fold: int
+    train: tuple[int, ...]
+    validation: tuple[int, ...]
+    test: tuple[int, ...]
+    rule: str = ""
+
+    def split_of(self, actor: int) -> Optional[str]:
+        """Name of the split holding ``actor``, or ``None`` if the actor is in no split."""
+        for split in SPLITS:
+            if actor in getattr(self, split):
+                return split
+        return None
+
+    def actors(self, split: str) -> tuple[int, ...]:
+        """Actor ids of ``split`` (``"val"`` is accepted for ``"validation"``)."""
+        return getattr(self, "validation" if split == "val" else split)
+
+
+def _check_disjoint(fold: Fold) -> Fold:
+    sets = [set(fold.train), set(fold.validation), set(fold.test)]
+    if any(a & b for i, a in enumerate(sets) for b in sets[i + 1 :]):
+        raise AssertionError(f"Fold {fold} has an actor in two splits")
+    return fold
+
+
+def ravdess_folds(actors: Optional[Iterable[int]] = None) -> list[Fold]:
+    """RAVDESS folds over ``actors`` (default: the 24 RAVDESS actors): see the module docstring.
+
+    Raises:
+        ValueError: with fewer than 5 actors (two blocks are needed for test + validation + train).
+    """
+    actors = sorted(set(RAVDESS_ACTORS if actors is None else actors))
+    if len(actors) < 5:
+        raise ValueError(f"RAVDESS folds need at least 5 actors, got {actors}")
+    blocks = [actors[i : i + 4] for i in range(0, len(actors), 4)]
+    folds = []
+    for k, block in enumerate(blocks):
+        validation = blocks[(k + 1) % len(blocks)][:2]
+        train = [a for a in actors if a not in block and a not in validation]
+        folds.append(
+            _check_disjoint(
+                Fold(
+                    "ravdess", k + 1, tuple(train), tuple(validation), tuple(block),
+                    "test: block k of 4 consecutive actors; validation: first 2 actors of block k+1 (cyclic)",
+                )
+            )
+        )  # fmt: skip
+    return folds
+
+
+def crema_d_folds(actors: Optional[Iterable[int]] = None) -> list[Fold]:
+    """CREMA-D's 5 folds by actor range, restricted to ``actors`` when given (see the module docstring)."""
+    present = set(CREMA_D_ACTORS if actors is None else actors)
+    ranges = [[a for a in range(lo, hi + 1) if a in present] for lo, hi in CREMA_D_FOLD_RANGES]
+    folds = []
+    for k, block in enumerate(ranges):
+        validation = ranges[(k + 1) % len(ranges)][:4]
+        train = [a for a in sorted(present) if a not in block and a not in validation]
+        folds.append(
+            _check_disjoint(
+                Fold(
+                    "crema_d", k + 1, tuple(train), tuple(validation), tuple(block),
+                    "test: actor range k; validation: first 4 actor ids of range k+1 (cyclic)",
+                )
+            )
+        )  # fmt: skip
+    return folds
+
+
+def iemocap_folds(sessions: Sequence[int] = IEMOCAP_SESSIONS) -> list[Fold]:
+    """Leave-one-session-out folds; actor ids are ``2 * session - 1`` (male) and ``2 * session`` (female)."""
+    sessions = sorted(sessions)
+
+    def actors_of(s):
+        return (2 * s - 1, 2 * s)
+
+    folds = []
+    for k, session in enumerate(sessions):
+        val_session = sessions[(k + 1) % len(sessions)]
+        train = [a for s in sessions if s not in (session, val_session) for a in actors_of(s)]
+        folds.append(
+            _check_disjoint(
+                Fold(
+                    "iemocap", k + 1, tuple(train), actors_of(val_session), actors_of(session),
+                    "test: session k; validation: session k+1 (cyclic); train: other 3 sessions",
+                )
+            )
+        )  # fmt: skip
+    return folds
+
+
+def get_folds(corpus: str, actors: Optional[Iterable[int]] = None) -> list[Fold]:
+    """All folds of ``corpus``; for RAVDESS and CREMA-D ``actors`` restricts them to the actors present."""
+    corpus = normalize_corpus_name(corpus)
+    if corpus == "ravdess":
+        return ravdess_folds(actors)
+    if corpus == "crema_d":
+        return crema_d_folds(actors)
+    return iemocap_folds()
+
+
+def get_fold(corpus: str, fold: int, actors: Optional[Iterable[int]] = None) -> Fold:
+    """Fold number ``fold`` (1-based) of ``corpus``."""
+    folds = get_folds(corpus, actors)
+    if not 1 <= int(fold) <= len(folds):
+        raise ValueError(f"{corpus} has folds 1..{len(folds)}, got fold={fold}")
+    return folds[int(fold) - 1]
+
+
+def export_folds(output_dir: str, corpora: Sequence[str] = ("ravdess", "crema_d", "iemocap")) -> list[str]:
+    """Write ``<corpus>_folds.json`` and ``<corpus>_folds.csv`` (one row per actor and fold) for each corpus.
+
+    Returns:
+        The written paths. The committed copies live in ``mmder_hf/data/folds/``.
+    """
+    os.makedirs(output_dir, exist_ok=True)
+    written = []
+    for corpus in corpora:
+        folds = get_folds(corpus)
+        path = os.path.join(output_dir, f"{corpus}_folds.json")
+        with open(path, "w") as f:
+            json.dump({"corpus": corpus, "rule": folds[0].rule, "folds": [asdict(x) for x in folds]}, f, indent=1)
+        written.append(path)
+        path = os.path.join(output_dir, f"{corpus}_folds.csv")
+        with open(path, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["corpus", "fold", "actor", "split"] + (["session"] if corpus == "iemocap" else []))
+            for fold in folds:
+                for split in SPLITS:
+                    for actor in fold.actors(split):
+                        extra = [math.ceil(actor / 2)] if corpus == "iemocap" else []
+                        writer.writerow([corpus, fold.fold, actor, split] + extra)
+        written.append(path)
+    return written
+
+
+def fold_table_markdown(corpus: str) -> str:
+    """A markdown table of the folds of ``corpus`` (used in dataset cards and the README)."""
+    lines = ["| fold | test actors | validation actors | train actors |", "|---|---|---|---|"]
+    for fold in get_folds(corpus):
+        lines.append(
+            f"| {fold.fold} | {_ranges(fold.test)} | {_ranges(fold.validation)} | {_ranges(fold.train)} |"
+        )
+    return "\n".join(lines)
+
+
+def _ranges(ids: Sequence[int]) -> str:
+    """Compact ``1-4, 7, 9-12`` rendering of sorted ids."""
+    ids = sorted(ids)
+    out, start = [], None
+    for i, a in enumerate(ids):
+        if start is None:
+            start = a
+        if i + 1 == len(ids) or ids[i + 1] != a + 1:
+            out.append(str(start) if start == a else f"{start}-{a}")
+            start = None
+    return ", ".join(out)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """``python -m mmder_hf.data.folds --output_dir DIR``: export every fold definition."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--output_dir", default=os.path.join(os.path.dirname(__file__), "folds"))
+    args = parser.parse_args(argv)
+    for path in export_folds(args.output_dir):
+        logger.info("wrote %s", path)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    main()
+
+
+__all__ = [
+    "CREMA_D_FOLD_RANGES",
+    "Fold",
+    "crema_d_folds",
+    "export_folds",
+    "fold_table_markdown",
+    "get_fold",
+    "get_folds",
+    "iemocap_folds",
+    "ravdess_folds",
+]
