@@ -1,8 +1,32 @@
-"""MultiMAE-DER for the Hugging Face ecosystem."""
+"""MultiMAE-DER for the Hugging Face ecosystem: audio-visual emotion recognition with one VideoMAE encoder.
+
+Importing the package registers the model with transformers' auto classes (``AutoConfig``, ``AutoModel``,
+``AutoModelForVideoClassification``) and marks the classes for ``register_for_auto_class``, so that
+``save_pretrained`` writes the code files and ``auto_map`` that let anyone load a checkpoint with
+``trust_remote_code=True`` without installing this package.
+"""
+
+from transformers import AutoConfig, AutoModel, AutoModelForVideoClassification
 
 from .configuration_multimae_der import MultiMAEDERConfig
 from .fusion import FUSION_STRATEGIES, frames_per_modality, fuse
+from .modeling_multimae_der import MultiMAEDERForVideoClassification, MultiMAEDERModel, MultiMAEDERPreTrainedModel
 
 __version__ = "0.1.0"
 
-__all__ = ["FUSION_STRATEGIES", "MultiMAEDERConfig", "frames_per_modality", "fuse"]
+AutoConfig.register(MultiMAEDERConfig.model_type, MultiMAEDERConfig, exist_ok=True)
+AutoModel.register(MultiMAEDERConfig, MultiMAEDERModel, exist_ok=True)
+AutoModelForVideoClassification.register(MultiMAEDERConfig, MultiMAEDERForVideoClassification, exist_ok=True)
+MultiMAEDERConfig.register_for_auto_class()
+MultiMAEDERModel.register_for_auto_class("AutoModel")
+MultiMAEDERForVideoClassification.register_for_auto_class("AutoModelForVideoClassification")
+
+__all__ = [
+    "FUSION_STRATEGIES",
+    "MultiMAEDERConfig",
+    "MultiMAEDERForVideoClassification",
+    "MultiMAEDERModel",
+    "MultiMAEDERPreTrainedModel",
+    "frames_per_modality",
+    "fuse",
+]

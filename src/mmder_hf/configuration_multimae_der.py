@@ -46,6 +46,8 @@ class MultiMAEDERConfig(VideoMAEConfig):
     rfas_seed: int = 0
 
     def __post_init__(self, **kwargs):
+        # A VideoMAE checkpoint's config.json says model_type "videomae": this config stays "multimae_der".
+        kwargs.pop("model_type", None)
         self.fusion_strategy = normalize_strategy(self.fusion_strategy)
         super().__post_init__(**kwargs)
 
