@@ -1,0 +1,682 @@
+"""`datasets` builders that read RAVDESS, CREMA-D and IEMOCAP exactly as they are distributed.
+
+datasets >= 4 no longer runs loading scripts, but a :class:`datasets.GeneratorBasedBuilder` subclass still
+works when our code instantiates it (``download_and_prepare`` / ``as_dataset`` / ``as_streaming_dataset``);
+:func:`mmder_hf.data.load_emotion_dataset` does that for you.
+
+* RAVDESS: the Zenodo ``Video_Speech_Actor_NN.zip`` (and ``Video_Song_Actor_NN.zip``) archives, or the
+  ``Actor_NN/`` folders they extract to. Only full audio-visual files (modality 01) are used; video-only and
+  audio-only files never are. Each split opens only the archives of its actors; streaming reads zip members
+  one by one (no archive is extracted), map-style extracts the members once into the cache.
+* CREMA-D: ``VideoFlash/*.flv`` + ``AudioWAV/*.wav`` (or ``AudioMP3/*.mp3``) and ``VideoDemographics.csv``;
+  its known broken clips are excluded and reported.
+* IEMOCAP: the ``IEMOCAP_full_release`` folder; one row per utterance with the dialog video and the
+  utterance's ``start`` / ``end`` times (the collator cuts the segment) and the utterance wav.
+
+Sources: a local folder, a list of local paths / URLs, or a Hub dataset repo id holding those files.
+Bad data (unknown names, corrupt or missing members, empty audio) is reported (count and names) and skipped,
+or raises :class:`BadDataError` with ``strict=True``; nothing is relabelled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import re
+import zipfile
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Optional, Union
+
+import datasets
+
+from .corpora import (
+    CREMA_D_BROKEN,
+    IEMOCAP_EMOTIONS,
+    UnknownFileNameError,
+    get_label_set,
+    parse_crema_d_filename,
+    parse_iemocap_evaluation,
+    parse_iemocap_utterance_id,
+    parse_ravdess_filename,
+    read_crema_d_demographics,
+)
+from .folds import get_fold
+
+
+logger = logging.getLogger(__name__)
+
+Source = Union[str, os.PathLike, list, tuple]
+_ARCHIVE = re.compile(r"Video_(Speech|Song)_Actor_(\d+)\.zip$")
+_ACTOR_DIR = re.compile(r"(?:^|/)Actor_(\d+)$")
+_REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+
+# ------------------------------------------------------------------------------------------ bad data
+class BadDataError(ValueError):
+    """Raised in strict mode on the first unusable file."""
+
+
+@dataclass
+class BadDataReport:
+    """Files skipped because they cannot be used, by reason (``name -> reason``)."""
+
+    corpus: str = ""
+    skipped: dict = field(default_factory=dict)
+
+    def add(self, name: str, reason: str, strict: bool = False) -> None:
+        """Record ``name`` as skipped for ``reason``, or raise :class:`BadDataError` when ``strict``."""
+        if strict:
+            raise BadDataError(f"{self.corpus}: {name}: {reason} (strict mode; pass strict=False to skip)")
+        self.skipped[name] = reason
+        logger.debug("skipping %s: %s", name, reason)
+
+    def __len__(self) -> int:
+        return len(self.skipped)
+
+    def by_reason(self) -> dict[str, list[str]]:
+        """``reason -> sorted names``."""
+        out = defaultdict(list)
+        for name, reason in self.skipped.items():
+            out[reason].append(name)
+        return {reason: sorted(names) for reason, names in out.items()}
+
+    def summary(self) -> str:
+        """One line per reason with the count and up to 10 names."""
+        lines = [f"{self.corpus}: skipped {len(self)} file(s)"]
+        for reason, names in sorted(self.by_reason().items()):
+            more = f" (+{len(names) - 10} more)" if len(names) > 10 else ""
+            lines.append(f"  {reason}: {len(names)}: {', '.join(names[:10])}{more}")
+        return "\n".join(lines)
+
+    def log(self) -> None:
+        """Warn with :meth:`summary` when anything was skipped."""
+        if self.skipped:
+            logger.warning(self.summary())
+
+
+def probe_media(data: Union[bytes, str], need_video: bool = True, need_audio: bool = True) -> Optional[str]:
+    """Return why ``data`` (bytes or a path) is unusable, or ``None`` when it has the required streams.
+
+    Demuxes only (no decoding): a container that does not open is "corrupt media", a missing stream is
+    "no video stream" / "no audio track", and an audio track without a single non-empty packet is
+    "empty audio".
+    """
+    import av
+
+    try:
+        with av.open(io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data) as container:
+            if need_video and not container.streams.video:
+                return "no video stream"
+            if need_audio:
+                if not container.streams.audio:
+                    return "no audio track"
+                for packet in container.demux(container.streams.audio[0]):
+                    if packet.size:
+                        return None
+                return "empty audio"
+    except (av.error.FFmpegError, OSError, ValueError) as err:
+        return f"corrupt media ({type(err).__name__})"
+    return None
+
+
+# ------------------------------------------------------------------------------------------ sources
+def is_hub_repo_id(source: Any) -> bool:
+    """True for ``owner/name`` strings that are not an existing local path."""
+    return isinstance(source, str) and bool(_REPO_ID.match(source)) and not os.path.exists(source)
+
+
+def list_hub_files(repo_id: str, revision: Optional[str] = None) -> list[str]:
+    """Files of a Hub *dataset* repo (``HfApi.list_repo_files``)."""
+    from huggingface_hub import HfApi
+
+    return HfApi().list_repo_files(repo_id, repo_type="dataset", revision=revision)
+
+
+def hub_file_location(repo_id: str, filename: str, streaming: bool, revision: Optional[str] = None) -> str:
+    """Where to read a Hub file from: an ``hf://`` URL when streaming, else a local copy (``hf_hub_download``)."""
+    if streaming:
+        return f"hf://datasets/{repo_id}{'@' + revision if revision else ''}/{filename}"
+    from huggingface_hub import hf_hub_download
+
+    return hf_hub_download(repo_id, filename, repo_type="dataset", revision=revision)
+
+
+def _listing(source: Source, streaming: bool, revision: Optional[str]) -> list[str]:
+    """Flat list of file locations (local paths or URLs) under ``source``."""
+    if isinstance(source, (list, tuple)):
+        return [os.fspath(s) for s in source]
+    source = os.fspath(source)
+    if os.path.isdir(source):
+        out = []
+        for root, dirs, files in os.walk(source):
+            dirs.sort()
+            out.extend(os.path.join(root, f) for f in sorted(files))
+        return out
+    if is_hub_repo_id(source):
+        return [f"hub://{source}/{f}" for f in list_hub_files(source, revision)]
+    return [source]
+
+
+def _materialize(location: str, streaming: bool, revision: Optional[str]) -> str:
+    """Turn a ``hub://repo/file`` listing entry into a readable location; other entries are returned as is."""
+    if location.startswith("hub://"):
+        owner, name, filename = location[len("hub://") :].split("/", 2)
+        return hub_file_location(f"{owner}/{name}", filename, streaming, revision)
+    return location
+
+
+def source_fingerprint(source: Source) -> str:
+    """A short hash of a local source (file names, sizes, mtimes) so the builder cache follows data changes."""
+    h = hashlib.sha1()
+    if isinstance(source, (str, os.PathLike)) and os.path.isdir(source):
+        for path in _listing(source, False, None):
+            st = os.stat(path)
+            h.update(f"{os.path.relpath(path, source)}:{st.st_size}:{int(st.st_mtime)}".encode())
+    else:
+        h.update(repr(source).encode())
+    return h.hexdigest()[:16]
+
+
+def _open(location: str):
+    """Open a local path or a remote URL (``hf://``, ``https://``) for random-access binary reading."""
+    if os.path.exists(location):
+        return open(location, "rb")
+    from datasets.utils.file_utils import xopen
+
+    return xopen(location, "rb")
+
+
+def iter_zip_members(location: str, report: BadDataReport, strict: bool) -> Iterator[tuple[str, bytes]]:
+    """Yield ``(member name, bytes)`` of a (local or remote) zip, member by member, without extracting it.
+
+    Unreadable archives and members (bad CRC, truncated data) are reported and skipped.
+    """
+    label = os.path.basename(location)
+    try:
+        f = _open(location)
+    except (OSError, FileNotFoundError) as err:
+        report.add(label, f"missing archive ({type(err).__name__})", strict)
+        return
+    with f:
+        try:
+            zf = zipfile.ZipFile(f)
+        except (zipfile.BadZipFile, OSError) as err:
+            report.add(label, f"corrupt archive ({err})", strict)
+            return
+        with zf:
+            for info in zf.infolist():
+                if info.is_dir():
+                    continue
+                try:
+                    data = zf.read(info)
+                except (zipfile.BadZipFile, OSError, EOFError, zlib_error()) as err:
+                    report.add(f"{label}:{info.filename}", f"corrupt archive member ({type(err).__name__})", strict)
+                    continue
+                yield info.filename, data
+
+
+def zlib_error():
+    import zlib
+
+    return zlib.error
+
+
+# ------------------------------------------------------------------------------------------ configs
+@dataclass
+class EmotionCorpusConfig(datasets.BuilderConfig):
+    """Settings shared by the three builders.
+
+    Args:
+        source (`str`, `list` or `os.PathLike`):
+            local folder, list of local paths / URLs, or Hub dataset repo id holding the distributed files.
+        fold (`int`, *optional*):
+            subject-independent fold (see :mod:`mmder_hf.data.folds`); ``None`` gives one ``train`` split with
+            the whole corpus (used for publishing).
+        label_set (`str`, *optional*):
+            name of the label set (default: the corpus' standard one).
+        strict (`bool`, defaults to `False`):
+            raise :class:`BadDataError` on the first unusable file instead of reporting and skipping it.
+        validate_media (`bool`, defaults to `True`):
+            demux every file to catch corrupt media and empty audio before it reaches training.
+        revision (`str`, *optional*):
+            Hub revision when ``source`` is a repo id.
+        data_fingerprint (`str`, *optional*):
+            hash of the local source, part of the cache key so that changed data is re-read.
+    """
+
+    source: Any = None
+    fold: Optional[int] = None
+    label_set: Optional[str] = None
+    strict: bool = False
+    validate_media: bool = True
+    revision: Optional[str] = None
+    data_fingerprint: Optional[str] = None
+
+
+@dataclass
+class RavdessConfig(EmotionCorpusConfig):
+    """RAVDESS settings; ``vocal_channel`` is ``"speech"`` (default, the standard protocol), ``"song"`` or ``"both"``."""
+
+    vocal_channel: str = "speech"
+
+
+class _EmotionBuilder(datasets.GeneratorBasedBuilder):
+    """Shared split logic: one split per fold part, each reading only its actors' files."""
+
+    corpus = ""
+    BUILDER_CONFIG_CLASS = EmotionCorpusConfig
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.report = BadDataReport(self.corpus)
+
+    @property
+    def label_set(self):
+        return get_label_set(self.corpus, self.config.label_set)
+
+    def _split_by_fold(self, actors: list[int], make_kwargs) -> list[datasets.SplitGenerator]:
+        if self.config.fold is None:
+            return [datasets.SplitGenerator(name=datasets.Split.TRAIN, gen_kwargs=make_kwargs(set(actors)))]
+        fold = get_fold(self.corpus, self.config.fold, actors)
+        return [
+            datasets.SplitGenerator(name=split, gen_kwargs=make_kwargs(set(fold.actors(split))))
+            for split in ("train", "validation", "test")
+        ]
+
+    def _skip(self, name: str, reason: str) -> None:
+        self.report.add(name, reason, self.config.strict)
+
+
+# ------------------------------------------------------------------------------------------ RAVDESS
+class RavdessBuilder(_EmotionBuilder):
+    """RAVDESS audio-visual clips (modality 01) from the distributed zips or ``Actor_NN/`` folders.
+
+    Example:
+
+    ```python
+    >>> builder = RavdessBuilder(source="path/to/ravdess", fold=1)  # doctest: +SKIP
+    >>> builder.download_and_prepare(); ds = builder.as_dataset()  # doctest: +SKIP
+    >>> ds["test"][0]["video"]  # a torchcodec VideoDecoder  # doctest: +SKIP
+    ```
+    """
+
+    corpus = "ravdess"
+    BUILDER_CONFIG_CLASS = RavdessConfig
+    DEFAULT_CONFIG_NAME = "default"
+    BUILDER_CONFIGS = [RavdessConfig(name="default")]
+
+    def _info(self) -> datasets.DatasetInfo:
+        return datasets.DatasetInfo(
+            description="RAVDESS audio-visual speech/song clips (modality 01) with parsed metadata.",
+            features=datasets.Features(
+                {
+                    "video": datasets.Video(),
+                    "audio": datasets.Audio(),
+                    "file": datasets.Value("string"),
+                    "actor": datasets.Value("int32"),
+                    "gender": datasets.Value("string"),
+                    "emotion": datasets.ClassLabel(names=list(self.label_set.names)),
+                    "emotion_raw": datasets.Value("string"),
+                    "intensity": datasets.Value("string"),
+                    "statement": datasets.Value("int32"),
+                    "repetition": datasets.Value("int32"),
+                    "vocal_channel": datasets.Value("string"),
+                }
+            ),
+            homepage="https://zenodo.org/records/1188976",
+            license="cc-by-nc-sa-4.0",
+        )
+
+    def _channels(self) -> tuple[str, ...]:
+        choice = self.config.vocal_channel
+        if choice not in ("speech", "song", "both"):
+            raise ValueError(f"vocal_channel must be 'speech', 'song' or 'both', got {choice!r}")
+        return ("speech", "song") if choice == "both" else (choice,)
+
+    def _split_generators(self, dl_manager) -> list[datasets.SplitGenerator]:
+        if self.config.source is None:
+            raise ValueError("RavdessBuilder needs a source (folder, list of zips/URLs, or Hub repo id)")
+        self.report = BadDataReport(self.corpus)
+        streaming = dl_manager.is_streaming
+        units = defaultdict(list)  # actor -> [(kind, location)]
+        channels = self._channels()
+        for location in _listing(self.config.source, streaming, self.config.revision):
+            match = _ARCHIVE.search(location.replace("\\", "/"))
+            if match and match.group(1).lower() in channels:
+                units[int(match.group(2))].append(("zip", location))
+        if isinstance(self.config.source, (str, os.PathLike)) and os.path.isdir(self.config.source):
+            for root, dirs, _ in os.walk(self.config.source):
+                match = _ACTOR_DIR.search(root.replace("\\", "/"))
+                if match and not units.get(int(match.group(1)), [("", "")])[0][0] == "zip":
+                    units[int(match.group(1))].append(("dir", root))
+                    dirs.clear()
+        if not units:
+            raise FileNotFoundError(
+                f"No RAVDESS Video_{{{'/'.join(c.capitalize() for c in channels)}}}_Actor_NN.zip archives or "
+                f"Actor_NN folders found in {self.config.source!r}"
+            )
+        actors = sorted(units)
+        if actors != list(range(1, 25)):
+            logger.info("RAVDESS source has actors %s: folds are computed over these actors", actors)
+
+        def make_kwargs(split_actors):
+            units_ = [(a, kind, loc) for a in sorted(split_actors) for kind, loc in units.get(a, [])]
+            return {"units": units_, "streaming": streaming}
+
+        return self._split_by_fold(actors, make_kwargs)
+
+    def _members(self, kind: str, location: str, streaming: bool) -> Iterator[tuple[str, Union[bytes, str]]]:
+        if kind == "dir":
+            for name in sorted(os.listdir(location)):
+                yield os.path.join(os.path.basename(location), name), os.path.join(location, name)
+            return
+        location = _materialize(location, streaming, self.config.revision)
+        if streaming:
+            yield from iter_zip_members(location, self.report, self.config.strict)
+            return
+        # map-style: extract member by member (a corrupt member does not lose the archive) into the cache, so
+        # that the Arrow table stores paths and the media bytes are not copied a second time
+        st = os.stat(location)
+        key = hashlib.sha1(f"{os.path.abspath(location)}:{st.st_size}:{int(st.st_mtime)}".encode()).hexdigest()[:16]
+        root = os.path.join(self._cache_dir_root, "mmder_extracted", key)
+        for name, data in iter_zip_members(location, self.report, self.config.strict):
+            target = os.path.join(root, name)
+            if not (os.path.exists(target) and os.path.getsize(target) == len(data)):
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                with open(target + ".part", "wb") as f:
+                    f.write(data)
+                os.replace(target + ".part", target)
+            yield name, target
+
+    def _generate_examples(self, units, streaming) -> Iterator[tuple[str, dict]]:
+        label_set = self.label_set
+        channels = self._channels()
+        for archive_actor, kind, location in units:
+            for name, data in self._members(kind, location, streaming):
+                base = name.replace("\\", "/").rsplit("/", 1)[-1]
+                try:
+                    meta = parse_ravdess_filename(base)
+                except UnknownFileNameError:
+                    self._skip(name, "unknown file name")
+                    continue
+                if meta["modality"] != "audio-visual" or meta["vocal_channel"] not in channels:
+                    continue  # video-only / audio-only files are never used (by design, not an error)
+                if meta["actor"] != archive_actor:
+                    self._skip(name, f"actor {meta['actor']} in the name but archive of actor {archive_actor}")
+                    continue
+                size = len(data) if isinstance(data, bytes) else os.path.getsize(data)
+                if size == 0:
+                    self._skip(name, "empty file")
+                    continue
+                if self.config.validate_media:
+                    problem = probe_media(data)
+                    if problem:
+                        self._skip(name, problem)
+                        continue
+                label = label_set.map(meta["emotion"])
+                if label is None:
+                    continue
+                media = {"path": base, "bytes": data} if isinstance(data, bytes) else data
+                yield f"{archive_actor:02d}/{name}", {
+                    "video": media,
+                    "audio": media,
+                    "file": base,
+                    "actor": meta["actor"],
+                    "gender": meta["gender"],
+                    "emotion": label,
+                    "emotion_raw": meta["emotion"],
+                    "intensity": meta["intensity"],
+                    "statement": meta["statement"],
+                    "repetition": meta["repetition"],
+                    "vocal_channel": meta["vocal_channel"],
+                }
+        self.report.log()
+
+
+# ------------------------------------------------------------------------------------------ CREMA-D
+class CremaDBuilder(_EmotionBuilder):
+    """CREMA-D clips: ``VideoFlash/<clip>.flv`` paired with ``AudioWAV/<clip>.wav`` (or ``AudioMP3``)."""
+
+    corpus = "crema_d"
+    BUILDER_CONFIG_CLASS = EmotionCorpusConfig
+    DEFAULT_CONFIG_NAME = "default"
+    BUILDER_CONFIGS = [EmotionCorpusConfig(name="default")]
+
+    def _info(self) -> datasets.DatasetInfo:
+        return datasets.DatasetInfo(
+            description="CREMA-D audio-visual clips with parsed metadata.",
+            features=datasets.Features(
+                {
+                    "video": datasets.Video(),
+                    "audio": datasets.Audio(),
+                    "file": datasets.Value("string"),
+                    "clip_id": datasets.Value("string"),
+                    "actor": datasets.Value("int32"),
+                    "gender": datasets.Value("string"),
+                    "sentence": datasets.Value("string"),
+                    "emotion": datasets.ClassLabel(names=list(self.label_set.names)),
+                    "emotion_raw": datasets.Value("string"),
+                    "level": datasets.Value("string"),
+                }
+            ),
+            homepage="https://github.com/CheyneyComputerScience/CREMA-D",
+            license="odbl",
+        )
+
+    def _split_generators(self, dl_manager) -> list[datasets.SplitGenerator]:
+        if self.config.source is None:
+            raise ValueError("CremaDBuilder needs a source (folder or Hub repo id)")
+        self.report = BadDataReport(self.corpus)
+        streaming = dl_manager.is_streaming
+        videos, audios, genders = {}, {}, {}
+        for location in _listing(self.config.source, streaming, self.config.revision):
+            parts = location.replace("\\", "/").split("/")
+            folder, base = (parts[-2] if len(parts) > 1 else ""), parts[-1]
+            if base == "VideoDemographics.csv":
+                with _open(_materialize(location, streaming, self.config.revision)) as f:
+                    genders = read_crema_d_demographics(f.read().decode("utf-8", "replace"))
+                continue
+            stem, ext = os.path.splitext(base)
+            if folder == "VideoFlash" or (ext == ".flv" and folder != "AudioWAV"):
+                videos[stem] = location
+            elif folder in ("AudioWAV", "AudioMP3") or ext in (".wav", ".mp3"):
+                if ext == ".wav" or stem not in audios:  # prefer the lossless wav
+                    audios[stem] = location
+        if not videos:
+            raise FileNotFoundError(f"No CREMA-D VideoFlash/*.flv files in {self.config.source!r}")
+        clips = defaultdict(list)  # actor -> [(clip_id, video, audio, meta)]
+        for stem in sorted(set(videos) | set(audios)):
+            name = videos.get(stem) or audios.get(stem)
+            try:
+                meta = parse_crema_d_filename(stem, genders)
+            except UnknownFileNameError:
+                self._skip(os.path.basename(name), "unknown file name")
+                continue
+            if stem in CREMA_D_BROKEN:
+                # known broken: always excluded (even in strict mode), and reported
+                self.report.add(stem, f"known broken CREMA-D clip: {CREMA_D_BROKEN[stem]}")
+                continue
+            if stem not in videos or stem not in audios:
+                self._skip(stem, "missing video" if stem not in videos else "missing audio")
+                continue
+            clips[meta["actor"]].append((stem, videos[stem], audios[stem], meta))
+        actors = sorted(clips)
+
+        def make_kwargs(split_actors):
+            return {"clips": [c for a in sorted(split_actors) for c in clips.get(a, [])], "streaming": streaming}
+
+        return self._split_by_fold(actors, make_kwargs)
+
+    def _generate_examples(self, clips, streaming) -> Iterator[tuple[str, dict]]:
+        label_set = self.label_set
+        for stem, video, audio, meta in clips:
+            video = _materialize(video, streaming, self.config.revision)
+            audio = _materialize(audio, streaming, self.config.revision)
+            if self.config.validate_media and os.path.exists(video):
+                problem = probe_media(video, need_audio=False) or probe_media(audio, need_video=False)
+                if problem:
+                    self._skip(stem, problem)
+                    continue
+            label = label_set.map(meta["emotion"])
+            if label is None:
+                continue
+            yield stem, {
+                "video": video,
+                "audio": audio,
+                "file": os.path.basename(video),
+                "clip_id": stem,
+                "actor": meta["actor"],
+                "gender": meta["gender"],
+                "sentence": meta["sentence"],
+                "emotion": label,
+                "emotion_raw": meta["emotion"],
+                "level": meta["level"],
+            }
+        self.report.log()
+
+
+# ------------------------------------------------------------------------------------------ IEMOCAP
+class IemocapBuilder(_EmotionBuilder):
+    """IEMOCAP utterances from a local ``IEMOCAP_full_release`` folder (its licence forbids redistribution).
+
+    ``video`` is the dialog video (both actors side by side, as released) and ``start`` / ``end`` the
+    utterance's times in it; ``audio`` is the utterance wav. ``actor`` is 1..10 (``2 * session - 1`` male,
+    ``2 * session`` female); folds are leave-one-session-out.
+    """
+
+    corpus = "iemocap"
+    BUILDER_CONFIG_CLASS = EmotionCorpusConfig
+    DEFAULT_CONFIG_NAME = "default"
+    BUILDER_CONFIGS = [EmotionCorpusConfig(name="default")]
+
+    def _info(self) -> datasets.DatasetInfo:
+        return datasets.DatasetInfo(
+            description="IEMOCAP utterances (4-class protocol) with dialog video segments and utterance audio.",
+            features=datasets.Features(
+                {
+                    "video": datasets.Video(),
+                    "audio": datasets.Audio(),
+                    "file": datasets.Value("string"),
+                    "utterance_id": datasets.Value("string"),
+                    "dialog": datasets.Value("string"),
+                    "session": datasets.Value("int32"),
+                    "actor": datasets.Value("int32"),
+                    "speaker": datasets.Value("string"),
+                    "gender": datasets.Value("string"),
+                    "improvised": datasets.Value("bool"),
+                    "start": datasets.Value("float32"),
+                    "end": datasets.Value("float32"),
+                    "emotion": datasets.ClassLabel(names=list(self.label_set.names)),
+                    "emotion_raw": datasets.Value("string"),
+                }
+            ),
+            homepage="https://sail.usc.edu/iemocap/",
+            license="other",
+        )
+
+    def _find_release(self) -> str:
+        source = os.fspath(self.config.source)
+        for candidate in (source, os.path.join(source, "IEMOCAP_full_release")):
+            if os.path.isdir(os.path.join(candidate, "Session1")):
+                return candidate
+        raise FileNotFoundError(f"No IEMOCAP release (Session1..5 folders) in {source!r}")
+
+    def _split_generators(self, dl_manager) -> list[datasets.SplitGenerator]:
+        if self.config.source is None or not os.path.isdir(os.fspath(self.config.source)):
+            raise ValueError("IemocapBuilder reads a local IEMOCAP_full_release folder only (no redistribution)")
+        self.report = BadDataReport(self.corpus)
+        release = self._find_release()
+        rows = defaultdict(list)  # actor -> [row]
+        for session in range(1, 6):
+            eval_dir = os.path.join(release, f"Session{session}", "dialog", "EmoEvaluation")
+            if not os.path.isdir(eval_dir):
+                self._skip(f"Session{session}", "missing session folder")
+                continue
+            for name in sorted(os.listdir(eval_dir)):
+                if not name.endswith(".txt") or name.startswith("."):
+                    continue
+                with open(os.path.join(eval_dir, name), encoding="utf-8", errors="replace") as f:
+                    for row in parse_iemocap_evaluation(f.read()):
+                        try:
+                            meta = parse_iemocap_utterance_id(row["utterance_id"])
+                        except UnknownFileNameError:
+                            self._skip(row["utterance_id"], "unknown utterance id")
+                            continue
+                        dialog = meta["dialog"]
+                        row.update(meta)
+                        row["video_path"] = os.path.join(
+                            release, f"Session{session}", "dialog", "avi", "DivX", f"{dialog}.avi"
+                        )
+                        row["audio_path"] = os.path.join(
+                            release, f"Session{session}", "sentences", "wav", dialog, f"{row['utterance_id']}.wav"
+                        )
+                        rows[meta["actor"]].append(row)
+        actors = sorted(rows)
+
+        def make_kwargs(split_actors):
+            return {"rows": [r for a in sorted(split_actors) for r in rows.get(a, [])]}
+
+        return self._split_by_fold(actors, make_kwargs)
+
+    def _generate_examples(self, rows) -> Iterator[tuple[str, dict]]:
+        label_set = self.label_set
+        checked = {}
+        for row in rows:
+            emotion = IEMOCAP_EMOTIONS.get(row["label_code"])
+            label = label_set.map(emotion) if emotion else None
+            if label is None:
+                continue  # outside the 4-class protocol (frustrated, other, undecided, ...): not bad data
+            utt = row["utterance_id"]
+            if not os.path.exists(row["video_path"]):
+                self._skip(utt, "missing dialog video")
+                continue
+            if not os.path.exists(row["audio_path"]):
+                self._skip(utt, "missing utterance audio")
+                continue
+            if self.config.validate_media:
+                if row["video_path"] not in checked:
+                    checked[row["video_path"]] = probe_media(row["video_path"], need_audio=False)
+                problem = checked[row["video_path"]] or probe_media(row["audio_path"], need_video=False)
+                if problem:
+                    self._skip(utt, problem)
+                    continue
+            yield utt, {
+                "video": row["video_path"],
+                "audio": row["audio_path"],
+                "file": os.path.basename(row["audio_path"]),
+                "utterance_id": utt,
+                "dialog": row["dialog"],
+                "session": row["session"],
+                "actor": row["actor"],
+                "speaker": row["speaker"],
+                "gender": row["gender"],
+                "improvised": row["improvised"],
+                "start": row["start"],
+                "end": row["end"],
+                "emotion": label,
+                "emotion_raw": emotion,
+            }
+        self.report.log()
+
+
+BUILDERS = {"ravdess": RavdessBuilder, "crema_d": CremaDBuilder, "iemocap": IemocapBuilder}
+
+
+__all__ = [
+    "BUILDERS",
+    "BadDataError",
+    "BadDataReport",
+    "CremaDBuilder",
+    "EmotionCorpusConfig",
+    "IemocapBuilder",
+    "RavdessBuilder",
+    "RavdessConfig",
+    "hub_file_location",
+    "is_hub_repo_id",
+    "list_hub_files",
+    "probe_media",
+    "source_fingerprint",
+]
