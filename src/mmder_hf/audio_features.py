@@ -282,7 +282,7 @@ def colorize(matrix: torch.Tensor, colormap: str = "viridis", origin: str = "low
 
     Values are min-max normalised over the matrix (matplotlib's default ``Normalize``), mapped to the 256-entry
     colormap (index ``floor(256 x)`` clipped to 255, as matplotlib does) and flipped vertically when
-    ``origin="lower"`` so that row 0 is at the bottom. A constant matrix (e.g. silence) maps to colour 0.
+    ``origin="lower"`` so that row 0 is at the bottom. A constant matrix (e.g. silence, up to rounding) maps to colour 0.
 
     Returns:
         `torch.Tensor` of shape `(3, rows, columns)`, uint8.
@@ -294,7 +294,10 @@ def colorize(matrix: torch.Tensor, colormap: str = "viridis", origin: str = "low
         raise ValueError("matrix contains NaN or infinite values")
     low, high = matrix.min(), matrix.max()
     span = high - low
-    scaled = (matrix - low) / span if span > 0 else torch.zeros_like(matrix)
+    # Rounding noise on a constant matrix (the MFCC of digital silence is ~1e-14) must not be stretched to the
+    # full colour range: spans below 1e-6 of the values' magnitude count as constant.
+    constant = bool(span <= 1e-6 * max(1.0, float(low.abs()), float(high.abs())))
+    scaled = torch.zeros_like(matrix) if constant else (matrix - low) / span
     index = (scaled * 256).to(torch.long).clamp_(0, 255)
     rgb = _colormap_table(colormap)[index]  # (rows, columns, 3)
     if origin == "lower":

@@ -1,0 +1,184 @@
+"""Audio windows, MFCC / log-mel matrices and their pictures, checked against independent references."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mmder_hf.audio_features import (
+    audio_images,
+    colorize,
+    colormap_table,
+    feature_image,
+    log_mel,
+    mfcc,
+    peak_normalize,
+    prepare_waveform,
+    split_windows,
+    window_bounds,
+)
+
+
+def reference_mfcc(signal: np.ndarray, sample_rate: int, hop_seconds: float) -> np.ndarray:
+    """The original MultiMAE-DER ``MFCC()`` (numpy, loops), with scipy's orthonormal DCT-II written out."""
+    emphasized = np.append(signal[0], signal[1:] - 0.97 * signal[:-1])
+    frame_length, frame_step = int(round(0.025 * sample_rate)), int(round(hop_seconds * sample_rate))
+    num_frames = int(np.ceil(float(np.abs(len(emphasized) - frame_length)) / frame_step))
+    pad = np.append(emphasized, np.zeros(num_frames * frame_step + frame_length - len(emphasized)))
+    idx = np.tile(np.arange(frame_length), (num_frames, 1)) + np.tile(
+        np.arange(0, num_frames * frame_step, frame_step), (frame_length, 1)
+    ).T
+    frames = pad[idx] * np.hamming(frame_length)
+    power = (1.0 / 512) * np.abs(np.fft.rfft(frames, 512)) ** 2
+    mel_high = 2595 * np.log10(1 + (sample_rate / 2) / 700)
+    hz = 700 * (10 ** (np.linspace(0, mel_high, 42) / 2595) - 1)
+    bins = np.floor(513 * hz / sample_rate)
+    fbank = np.zeros((40, 257))
+    for m in range(1, 41):
+        for k in range(int(bins[m - 1]), int(bins[m])):
+            fbank[m - 1, k] = (k - bins[m - 1]) / (bins[m] - bins[m - 1])
+        for k in range(int(bins[m]), int(bins[m + 1])):
+            fbank[m - 1, k] = (bins[m + 1] - k) / (bins[m + 1] - bins[m])
+    energies = power @ fbank.T
+    energies = np.where(energies == 0, np.finfo(float).eps, energies)
+    db = 20 * np.log10(energies)
+    n = np.arange(40)
+    dct = np.empty_like(db)
+    for k in range(40):
+        scale = math.sqrt(1 / 40) if k == 0 else math.sqrt(2 / 40)
+        dct[:, k] = scale * (db * np.cos(np.pi * k * (2 * n + 1) / 80)).sum(1)
+    out = dct[:, 1:14]
+    return out * (1 + 11 * np.sin(np.pi * np.arange(13) / 22))
+
+
+def speech_like(num_samples: int, sample_rate: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(num_samples) / sample_rate
+    voiced = sum(np.sin(2 * np.pi * f * t) / (i + 1) for i, f in enumerate((180, 360, 720, 1500, 3100)))
+    return (0.3 * voiced * (1 + np.sin(2 * np.pi * 3 * t)) + 0.02 * rng.standard_normal(num_samples)).astype(np.float64)
+
+
+@pytest.mark.parametrize("sample_rate,hop", [(16000, 0.010), (44100, 0.010), (16000, 0.0001)])
+def test_mfcc_matches_original_formula(sample_rate, hop):
+    # 44.1 kHz exercises the original's quirk: 1102-sample frames truncated to the 512-point FFT
+    signal = speech_like(int(0.4 * sample_rate), sample_rate)
+    expected = reference_mfcc(signal, sample_rate, hop)
+    got = mfcc(torch.from_numpy(signal), sample_rate, hop_length_ms=hop * 1000).numpy()
+    assert got.shape == expected.shape == (math.ceil((len(signal) - round(0.025 * sample_rate)) / round(hop * sample_rate)), 13)
+    np.testing.assert_allclose(got, expected, rtol=1e-7, atol=1e-7)
+
+
+def test_mfcc_short_and_silent_windows_are_finite():
+    assert mfcc(torch.randn(100), 16000).shape == (1, 13)  # shorter than one 25 ms frame
+    silent = mfcc(torch.zeros(8000), 16000)
+    assert torch.isfinite(silent).all() and silent.abs().max() < 1e-6  # constant log energy: c1..c13 vanish
+
+
+def test_window_bounds_extent_centre_and_overlap():
+    bounds = window_bounds(9000, 8)
+    assert bounds == [(1000 * i, 1000 * (i + 2)) for i in range(8)]
+    num_samples, n = 17_321, 16
+    for i, (start, end) in enumerate(window_bounds(num_samples, n)):
+        assert abs((end - start) - 2 * num_samples / (n + 1)) <= 1
+        assert abs((start + end) / 2 - (i + 1) * num_samples / (n + 1)) <= 1
+    windows = split_windows(torch.arange(9000.0), 8)
+    assert torch.equal(windows[1][:1000], windows[0][1000:])  # half overlap
+    assert window_bounds(3, 8)[-1][1] <= 3 and all(e > s for s, e in window_bounds(3, 8))
+
+
+def test_colormap_is_matplotlibs_viridis():
+    table = colormap_table("viridis")
+    assert table.shape == (256, 3) and table.dtype == torch.uint8
+    assert table[0].tolist() == [68, 1, 84] and table[255].tolist() == [253, 231, 36]
+    matplotlib = pytest.importorskip("matplotlib")
+    expected = matplotlib.colormaps["viridis"](np.arange(256), bytes=True)[:, :3]
+    np.testing.assert_array_equal(table.numpy(), expected)
+
+
+def test_colorize_minmax_origin_and_constant():
+    matrix = torch.tensor([[0.0, 1.0], [2.0, 4.0]])  # row 0 is drawn at the bottom
+    rgb = colorize(matrix)
+    table = colormap_table()
+    assert rgb.shape == (3, 2, 2)
+    assert rgb[:, 1, 0].tolist() == table[0].tolist()  # minimum, bottom left
+    assert rgb[:, 0, 1].tolist() == table[255].tolist()  # maximum, top right
+    assert rgb[:, 1, 1].tolist() == table[64].tolist()  # 1/4 of the range -> floor(0.25 * 256)
+    assert colorize(matrix, origin="upper")[:, 0, 0].tolist() == table[0].tolist()
+    constant = colorize(torch.full((13, 5), -3.0))
+    assert (constant == table[0].view(3, 1, 1)).all()
+
+
+def test_feature_image_layout():
+    features = torch.zeros(4, 13)  # 4 time frames, 13 coefficients
+    features[:, 0] = 1.0  # coefficient 1 bright -> bottom band
+    image = feature_image(features, 26)
+    assert image.shape == (3, 26, 26) and image.dtype == torch.uint8
+    yellow, purple = colormap_table()[255], colormap_table()[0]
+    assert (image[:, -2:, :] == yellow.view(3, 1, 1)).all()
+    assert (image[:, :20, :] == purple.view(3, 1, 1)).all()
+    smooth = feature_image(features, 26, interpolation="bilinear")
+    assert smooth.shape == (3, 26, 26)
+
+
+@pytest.mark.parametrize("representation", ["mfcc", "log-mel"])
+def test_audio_images_shapes_and_window_content(representation):
+    sample_rate = 16000
+    # first half 300 Hz, second half 3 kHz: the first and last images must differ, windows in one half agree
+    t = torch.arange(2 * sample_rate) / sample_rate
+    wave = torch.where(t < 1.0, torch.sin(2 * math.pi * 300 * t), torch.sin(2 * math.pi * 3000 * t))
+    images = audio_images(wave, sample_rate, 8, image_size=32, representation=representation)
+    assert images.shape == (8, 3, 32, 32) and images.dtype == torch.uint8
+    assert not torch.equal(images[0], images[-1])
+    assert (images[0].float() - images[1].float()).abs().mean() < (images[0].float() - images[-1].float()).abs().mean()
+
+
+def test_log_mel_matches_kaldi_fbank():
+    from torchaudio.compliance import kaldi
+
+    wave = torch.from_numpy(speech_like(8000, 16000)).float()
+    expected = kaldi.fbank(
+        (wave - wave.mean())[None],
+        sample_frequency=16000.0,
+        num_mel_bins=128,
+        frame_length=25.0,
+        frame_shift=10.0,
+        dither=0.0,
+        window_type="hanning",
+        htk_compat=True,
+        use_energy=False,
+    )
+    got = log_mel(wave, 16000)
+    assert got.shape == (48, 128)
+    torch.testing.assert_close(got, expected)
+
+
+def test_silent_audio_gives_uniform_images_without_nan(caplog):
+    images = audio_images(torch.zeros(16000), 16000, 4, image_size=16)
+    assert (images == colormap_table()[0].view(1, 3, 1, 1)).all()
+    assert "silent" in caplog.text
+    assert torch.equal(peak_normalize(torch.zeros(5)), torch.zeros(5))
+    torch.testing.assert_close(peak_normalize(torch.tensor([0.5, -2.0])), torch.tensor([0.25, -1.0]))
+
+
+def test_prepare_waveform_downmix_layouts_and_int_pcm():
+    left, right = torch.rand(1000) - 0.5, torch.rand(1000) - 0.5
+    expected = (left + right) / 2
+    torch.testing.assert_close(prepare_waveform(torch.stack([left, right]), 16000, 16000), expected)
+    torch.testing.assert_close(prepare_waveform(torch.stack([left, right], 1).numpy(), 16000, 16000), expected)
+    pcm = np.array([0, 16384, -32768], dtype=np.int16)
+    torch.testing.assert_close(prepare_waveform(pcm, 8000, 8000), torch.tensor([0.0, 0.5, -1.0]))
+    with pytest.raises(ValueError, match="NaN"):
+        prepare_waveform(torch.tensor([0.0, float("nan")]), 8000, 8000)
+
+
+@pytest.mark.parametrize("source_rate", [44100, 48000, 8000])
+def test_prepare_waveform_resamples_keeping_frequency(source_rate):
+    t = np.arange(source_rate) / source_rate  # 1 s
+    wave = prepare_waveform(np.sin(2 * np.pi * 1000 * t), source_rate, 16000)
+    assert abs(wave.shape[0] - 16000) <= 1
+    spectrum = torch.fft.rfft(wave[1000:-1000] * torch.hann_window(wave.shape[0] - 2000))
+    peak_hz = spectrum.abs().argmax().item() * 16000 / (wave.shape[0] - 2000)
+    assert abs(peak_hz - 1000) < 5
