@@ -1,0 +1,413 @@
+"""One entry point for every corpus and fold, the authors' pre-fused zips, a preprocess-once cache and
+per-rank splitting for distributed training.
+
+>>> from mmder_hf.data import load_emotion_dataset
+>>> ds = load_emotion_dataset("ravdess", fold=1)  # built-in synthetic corpus  # doctest: +SKIP
+>>> ds = load_emotion_dataset("ravdess", source="/data/ravdess", fold=3, label_set="7class")  # doctest: +SKIP
+>>> ds = load_emotion_dataset("crema_d", source="me/crema_d-av", fold=2, streaming=True)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import logging
+import os
+import re
+import zipfile
+from typing import Any, Iterable, Optional, Union
+
+import datasets
+
+from .builders import BUILDERS, is_hub_repo_id, list_hub_files, source_fingerprint
+from .corpora import get_label_set, normalize_corpus_name
+from .folds import get_fold
+
+
+logger = logging.getLogger(__name__)
+
+DatasetDictType = Union[datasets.DatasetDict, datasets.IterableDatasetDict]
+DEFAULT_CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "mmder_hf")
+PREFUSED_REPO_ID = "NoahMartinezXiang/RAVDESS"
+#: Folder names in the authors' pre-fused zips -> RAVDESS 7-class label names.
+PREFUSED_LABELS = {
+    "Angry": "angry", "Disgust": "disgust", "Fear": "fearful", "Happy": "happy",
+    "Neutral": "neutral", "Sad": "sad", "Surprised": "surprised",
+}  # fmt: skip
+_PREFUSED_SPLITS = {"train": "train", "val": "validation", "validation": "validation", "test": "test"}
+_SHARD_ACTOR = re.compile(r"actor_(\d+)")
+
+
+def default_synthetic_corpus(cache_dir: Optional[str] = None, **kwargs) -> str:
+    """Path of the built-in synthetic RAVDESS-format corpus, written on first use (24 actors x 16 clips)."""
+    from .synthetic import make_synthetic_corpus
+
+    folder = os.path.join(cache_dir or DEFAULT_CACHE_DIR, "synthetic_ravdess")
+    return make_synthetic_corpus(folder, num_workers=kwargs.pop("num_workers", 2), **kwargs)
+
+
+def _published_parquet_files(source: Any, revision: Optional[str]) -> Optional[list[str]]:
+    """Parquet files (``data/...``) of a published corpus (local folder or Hub repo), or ``None`` if not one."""
+    if isinstance(source, (str, os.PathLike)) and os.path.isdir(source):
+        files = sorted(glob.glob(os.path.join(os.fspath(source), "**", "*.parquet"), recursive=True))
+        return files or None
+    if is_hub_repo_id(source):
+        files = sorted(f for f in list_hub_files(source, revision) if f.endswith(".parquet"))
+        if files:
+            rev = f"@{revision}" if revision else ""
+            return [f"hf://datasets/{source}{rev}/{f}" for f in files]
+    return None
+
+
+def _load_published(
+    corpus: str, files: list[str], fold: Optional[int], label_set: Optional[str], streaming: bool, cache_dir
+) -> DatasetDictType:
+    """Split a published Parquet corpus (one shard per actor, see :mod:`mmder_hf.data.publish`) by fold.
+
+    Shards named ``..actor_NN..`` are assigned to splits by file, so a split never reads another split's
+    data; other layouts are read whole and filtered on the ``actor`` column.
+    """
+    by_actor = {}
+    for f in files:
+        match = _SHARD_ACTOR.search(os.path.basename(f))
+        if match is None:
+            by_actor = None
+            break
+        by_actor.setdefault(int(match.group(1)), []).append(f)
+    if fold is None:
+        return datasets.load_dataset("parquet", data_files={"train": files}, streaming=streaming, cache_dir=cache_dir)
+    if by_actor is not None:
+        folds = get_fold(corpus, fold, sorted(by_actor))
+        data_files = {s: [f for a in folds.actors(s) for f in by_actor.get(a, [])] for s in ("train", "validation", "test")}
+        empty = [s for s, v in data_files.items() if not v]
+        if empty:
+            raise ValueError(f"fold {fold} of {corpus} has no data for split(s) {empty}")
+        ds = datasets.load_dataset("parquet", data_files=data_files, streaming=streaming, cache_dir=cache_dir)
+    else:
+        full = datasets.load_dataset("parquet", data_files={"train": files}, streaming=streaming, cache_dir=cache_dir)[
+            "train"
+        ]
+        actors = sorted(set(full["actor"])) if not streaming else None
+        folds = get_fold(corpus, fold, actors)
+        parts = {
+            s: full.filter(lambda a, keep=frozenset(folds.actors(s)): a in keep, input_columns="actor")
+            for s in ("train", "validation", "test")
+        }
+        ds = (datasets.IterableDatasetDict if streaming else datasets.DatasetDict)(parts)
+    wanted = get_label_set(corpus, label_set)
+    features = ds["train"].features
+    if features is not None and "emotion" in features and list(features["emotion"].names) != list(wanted.names):
+        raise ValueError(
+            f"published corpus uses labels {features['emotion'].names}; label_set {wanted.name} needs "
+            f"{list(wanted.names)}: republish with that label set"
+        )
+    return ds
+
+
+def load_emotion_dataset(
+    name: str,
+    source: Any = None,
+    fold: Optional[int] = 1,
+    label_set: Optional[str] = None,
+    streaming: bool = False,
+    vocal_channel: str = "speech",
+    strict: bool = False,
+    validate_media: bool = True,
+    cache_dir: Optional[str] = None,
+    revision: Optional[str] = None,
+) -> DatasetDictType:
+    """Train / validation / test of one subject-independent fold of an audio-visual emotion corpus.
+
+    Args:
+        name (`str`):
+            ``"ravdess"``, ``"crema_d"`` (``"CREMA-D"``) or ``"iemocap"``.
+        source (*optional*):
+            where the corpus is: a local folder of the distributed files (RAVDESS zips / ``Actor_NN`` folders,
+            CREMA-D ``VideoFlash`` + ``AudioWAV``, ``IEMOCAP_full_release``), a list of file paths / URLs, a
+            Hub dataset repo id holding the distributed files, or a corpus published with
+            ``dataset_scripts/publish_<corpus>.py`` (a Hub repo id or its local output folder of Parquet
+            shards). ``None`` for RAVDESS uses the built-in synthetic corpus (written once under
+            ``cache_dir``).
+        fold (`int`, *optional*, defaults to 1):
+            fold number (RAVDESS 1-6, CREMA-D 1-5, IEMOCAP 1-5; see :mod:`mmder_hf.data.folds`). ``None``
+            returns the whole corpus as a single ``train`` split.
+        label_set (`str`, *optional*):
+            RAVDESS ``"8class"`` (default) or ``"7class"`` (calm merged into neutral, as in the paper);
+            CREMA-D ``"6class"``; IEMOCAP ``"4class"`` (excited merged into happy).
+        streaming (`bool`, defaults to `False`):
+            return an :class:`~datasets.IterableDatasetDict` that reads archives member by member.
+        vocal_channel (`str`, defaults to `"speech"`):
+            RAVDESS only: ``"speech"``, ``"song"`` or ``"both"``.
+        strict (`bool`, defaults to `False`):
+            raise on the first unusable file instead of reporting (count and names) and skipping it.
+        validate_media (`bool`, defaults to `True`):
+            demux each media file once to catch corrupt files and empty audio.
+        cache_dir (`str`, *optional*):
+            datasets cache (and synthetic corpus) folder; defaults to datasets' / ``~/.cache/mmder_hf``.
+        revision (`str`, *optional*):
+            Hub revision when ``source`` is a repo id.
+
+    Returns:
+        [`~datasets.DatasetDict`] or [`~datasets.IterableDatasetDict`] with ``train``, ``validation`` and
+        ``test``; ``emotion`` is a [`~datasets.ClassLabel`], ``video`` / ``audio`` decode to torchcodec
+        decoders, and ``actor`` never appears in two splits.
+    """
+    corpus = normalize_corpus_name(name)
+    get_label_set(corpus, label_set)  # validate early
+    if source is None:
+        if corpus != "ravdess":
+            raise ValueError(f"{corpus} needs a source (local folder, Hub repo id or published repo)")
+        source = default_synthetic_corpus(cache_dir)
+        logger.info("No source given: using the built-in synthetic RAVDESS-format corpus in %s", source)
+    published = _published_parquet_files(source, revision)
+    if published:
+        return _load_published(corpus, published, fold, label_set, streaming, cache_dir)
+    config: dict[str, Any] = {
+        "source": os.fspath(source) if isinstance(source, os.PathLike) else source,
+        "fold": fold,
+        "label_set": get_label_set(corpus, label_set).name,
+        "strict": strict,
+        "validate_media": validate_media,
+        "revision": revision,
+        "data_fingerprint": source_fingerprint(source),
+    }
+    if corpus == "ravdess":
+        config["vocal_channel"] = vocal_channel
+    builder = BUILDERS[corpus](cache_dir=cache_dir, **config)
+    if streaming:
+        return builder.as_streaming_dataset()
+    builder.download_and_prepare()
+    builder.report.log()
+    return builder.as_dataset()
+
+
+# ------------------------------------------------------------------------------------------ pre-fused zips
+def _prefused_zip(source: Any, strategy: str, revision: Optional[str]) -> str:
+    filename = f"RAVDESS_{strategy.upper()}.zip"
+    if source is None:
+        source = PREFUSED_REPO_ID
+    source = os.fspath(source)
+    if os.path.isfile(source):
+        return source
+    if os.path.isdir(source):
+        path = os.path.join(source, filename)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{filename} not found in {source}")
+        return path
+    if is_hub_repo_id(source):
+        from huggingface_hub import hf_hub_download
+
+        return hf_hub_download(source, filename, repo_type="dataset", revision=revision)
+    raise FileNotFoundError(f"Cannot find the pre-fused zip in {source!r}")
+
+
+def _prefused_members(names: Iterable[str]) -> list[tuple[str, str, str]]:
+    """``(member, split, label)`` for every ``.../{train,val,test}/{Label}/*.mp4`` member."""
+    out = []
+    for name in names:
+        parts = name.replace("\\", "/").split("/")
+        if not name.lower().endswith(".mp4") or "__MACOSX" in parts:
+            continue
+        for i in range(len(parts) - 2):
+            if parts[i] in _PREFUSED_SPLITS and parts[i + 1] in PREFUSED_LABELS:
+                out.append((name, _PREFUSED_SPLITS[parts[i]], PREFUSED_LABELS[parts[i + 1]]))
+                break
+    return sorted(out)
+
+
+def load_prefused_dataset(
+    source: Any = None,
+    strategy: str = "FSLF",
+    streaming: bool = False,
+    cache_dir: Optional[str] = None,
+    revision: Optional[str] = None,
+) -> DatasetDictType:
+    """The authors' pre-fused RAVDESS clips (``RAVDESS_<STRATEGY>.zip``) for the ``prefused`` strategy.
+
+    The zip holds ``{train,val,test}/{Angry,...,Surprised}/*.mp4`` (16 fused 224x224 frames, no audio).
+    ``datasets``' videofolder cannot be used on it directly (5.2 labels every row with the zip's parent
+    folder), so the labels are parsed from the member paths here; map-style extracts the zip once under
+    ``cache_dir``, streaming reads members from the zip.
+
+    Args:
+        source: the zip, a folder holding it, or a Hub dataset repo id (default ``NoahMartinezXiang/RAVDESS``).
+        strategy: ``FSLF``, ``FFLS``, ``OFOS``, ``RFAS``, ``CFAS`` or ``SFAS``.
+
+    Returns:
+        ``train`` / ``validation`` / ``test`` with ``video`` (Video), ``emotion`` (ClassLabel, RAVDESS
+        7-class names) and ``file``. Actor ids are not recoverable from these files (the test files were
+        renamed), so this split is the authors' one, not a subject-independent fold.
+    """
+    path = _prefused_zip(source, strategy, revision)
+    names = list(get_label_set("ravdess", "7class").names)
+    features = datasets.Features(
+        {"video": datasets.Video(), "emotion": datasets.ClassLabel(names=names), "file": datasets.Value("string")}
+    )
+    with zipfile.ZipFile(path) as zf:
+        members = _prefused_members(zf.namelist())
+    if not members:
+        raise ValueError(f"{path} has no {{train,val,test}}/<Label>/*.mp4 members")
+    splits = sorted({s for _, s, _ in members}, key=["train", "validation", "test"].index)
+    if streaming:
+
+        def generate(split):
+            with zipfile.ZipFile(path) as zf:
+                for name, s, label in members:
+                    if s == split:
+                        yield {"video": {"path": name, "bytes": zf.read(name)}, "emotion": label, "file": name}
+
+        return datasets.IterableDatasetDict(
+            {
+                s: datasets.IterableDataset.from_generator(generate, gen_kwargs={"split": s}, features=features)
+                for s in splits
+            }
+        )
+    st = os.stat(path)
+    key = hashlib.sha1(f"{os.path.abspath(path)}:{st.st_size}:{int(st.st_mtime)}".encode()).hexdigest()[:16]
+    root = os.path.join(cache_dir or DEFAULT_CACHE_DIR, "prefused", f"{strategy.upper()}-{key}")
+    if not os.path.exists(os.path.join(root, ".complete")):
+        with zipfile.ZipFile(path) as zf:
+            zf.extractall(root, members=[m for m, _, _ in members])
+        open(os.path.join(root, ".complete"), "w").close()
+    out = {}
+    for s in splits:
+        rows = [(m, label) for m, split, label in members if split == s]
+        out[s] = datasets.Dataset.from_dict(
+            {
+                "video": [os.path.join(root, m) for m, _ in rows],
+                "emotion": [label for _, label in rows],
+                "file": [m for m, _ in rows],
+            },
+            features=features,
+        )
+    return datasets.DatasetDict(out)
+
+
+# ------------------------------------------------------------------------------------------ cache
+def preprocess_to_cache(
+    dataset: DatasetDictType,
+    processor: Any,
+    cache_dir: str,
+    batch_size: int = 8,
+    label_column: str = "emotion",
+    keep_columns: Iterable[str] = ("actor",),
+    num_proc: Optional[int] = None,
+) -> datasets.DatasetDict:
+    """Map every split to model-ready arrays once, save them as Arrow, and reuse them on later calls.
+
+    Decoding and drawing audio images dominate the cost of an epoch; doing it once turns later epochs (and
+    later runs with the same processor settings) into plain tensor reads. The cache key is the dataset's
+    fingerprint (or, for streaming splits, their description) plus the processor's settings, so changing
+    either recomputes it.
+
+    Args:
+        dataset: the output of :func:`load_emotion_dataset` (map-style or streaming).
+        processor: a :class:`~mmder_hf.MultiMAEDERProcessor` (anything with ``to_dict()`` and the same call).
+        cache_dir: folder for the cached splits (``<cache_dir>/<key>/``).
+        batch_size: rows per processor call.
+        keep_columns: metadata columns carried over (besides ``labels``).
+        num_proc: processes for ``Dataset.map`` (map-style only).
+
+    Returns:
+        A :class:`~datasets.DatasetDict` with ``pixel_values`` / ``audio_values`` (float32 arrays),
+        ``labels`` and ``keep_columns``, formatted as torch tensors.
+    """
+    from .collate import MultiMAEDERDataCollator
+
+    settings = processor.to_dict() if hasattr(processor, "to_dict") else repr(processor)
+    parts = {}
+    for split, ds in dataset.items():
+        ident = ds._fingerprint if isinstance(ds, datasets.Dataset) else repr(ds.info.description) + repr(
+            getattr(ds, "_ex_iterable", None).__class__.__name__
+        ) + str(getattr(ds, "n_shards", ""))
+        parts[split] = ident
+    key = hashlib.sha1(json.dumps([settings, parts], sort_keys=True, default=str).encode()).hexdigest()[:16]
+    path = os.path.join(cache_dir, key)
+    if os.path.exists(os.path.join(path, "dataset_dict.json")):
+        logger.info("Reusing preprocessed cache %s", path)
+        return datasets.load_from_disk(path).with_format("torch")
+    collator = MultiMAEDERDataCollator(processor, label_column=label_column)
+    keep = [c for c in keep_columns]
+
+    def process(batch: dict) -> dict:
+        rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
+        out = {k: v.numpy() for k, v in collator(rows).items()}
+        for c in keep:
+            if c in batch:
+                out[c] = batch[c]
+        return out
+
+    out = {}
+    for split, ds in dataset.items():
+        columns = list(ds.features) if ds.features is not None else None
+        if isinstance(ds, datasets.Dataset):
+            out[split] = ds.map(process, batched=True, batch_size=batch_size, remove_columns=columns, num_proc=num_proc,
+                                desc=f"preprocess {split}")  # fmt: skip
+        else:
+
+            def generate(ds=ds):
+                buffer = []
+                for row in ds:
+                    buffer.append(row)
+                    if len(buffer) == batch_size:
+                        yield from _unbatch(process(_batch(buffer)))
+                        buffer = []
+                if buffer:
+                    yield from _unbatch(process(_batch(buffer)))
+
+            out[split] = datasets.Dataset.from_generator(generate, cache_dir=os.path.join(cache_dir, "tmp"))
+    result = datasets.DatasetDict(out)
+    result.save_to_disk(path)
+    return datasets.load_from_disk(path).with_format("torch")
+
+
+def _batch(rows: list[dict]) -> dict:
+    return {k: [r[k] for r in rows] for k in rows[0]}
+
+
+def _unbatch(batch: dict) -> Iterable[dict]:
+    n = len(next(iter(batch.values())))
+    for i in range(n):
+        yield {k: v[i] for k, v in batch.items()}
+
+
+# ------------------------------------------------------------------------------------------ distributed
+def split_for_rank(
+    dataset: Union[datasets.Dataset, datasets.IterableDataset],
+    rank: Optional[int] = None,
+    world_size: Optional[int] = None,
+) -> Union[datasets.Dataset, datasets.IterableDataset]:
+    """The part of ``dataset`` that process ``rank`` of ``world_size`` reads (each example on exactly one rank).
+
+    A streaming dataset is split by shards when their number is a multiple of ``world_size`` (RAVDESS: one
+    archive per actor; published corpora: one Parquet shard per actor), else by examples, so every rank
+    decodes only its own clips: nothing is decoded on one rank and broadcast. With a Trainer, also pass
+    ``accelerator_config={"dispatch_batches": False}`` so that accelerate does not re-dispatch batches from
+    rank 0. ``rank`` / ``world_size`` default to accelerate's ``PartialState``.
+    """
+    if rank is None or world_size is None:
+        from accelerate import PartialState
+
+        state = PartialState()
+        rank = state.process_index if rank is None else rank
+        world_size = state.num_processes if world_size is None else world_size
+    if world_size <= 1:
+        return dataset
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
+    from datasets.distributed import split_dataset_by_node
+
+    return split_dataset_by_node(dataset, rank=rank, world_size=world_size)
+
+
+__all__ = [
+    "DEFAULT_CACHE_DIR",
+    "PREFUSED_LABELS",
+    "PREFUSED_REPO_ID",
+    "default_synthetic_corpus",
+    "load_emotion_dataset",
+    "load_prefused_dataset",
+    "preprocess_to_cache",
+    "split_for_rank",
+]
