@@ -1,0 +1,309 @@
+"""The ``mmder`` command: emotions out of your own videos from the shell.
+
+```
+mmder predict FILE... --model ID_OR_DIR [--top-k K] [--json]
+mmder timeline FILE --model ID_OR_DIR [--window S] [--stride S] [--plot out.png] [--csv out.csv] [--json]
+mmder export --model ID_OR_DIR --format onnx OUT.onnx
+```
+
+Each sub-command's options come from a dataclass parsed by ``HfArgumentParser``. A missing or broken input gives one
+line on stderr naming it (``mmder: error: clip.mp4: file not found``) and exit status 1, never a traceback; the other
+files of a ``predict`` run are still processed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from dataclasses import asdict, dataclass, field
+from typing import Optional, Sequence
+
+from transformers import HfArgumentParser
+
+
+logger = logging.getLogger(__name__)
+
+PROG = "mmder"
+
+
+@dataclass
+class ModelArguments:
+    """Shared by every sub-command."""
+
+    model: str = field(metadata={"help": "Model folder or Hub id (saved by this project's save_pretrained/push_to_hub)."})
+    device: Optional[str] = field(
+        default=None, metadata={"help": "'cpu', 'cuda', 'cuda:1'...; the first GPU if there is one, else the CPU."}
+    )
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "Run the model's own code from its folder/repo instead of mmder_hf's.", "aliases": ["--trust-remote-code"]}
+    )
+    quiet: bool = field(default=False, metadata={"help": "No progress bar."})
+
+
+@dataclass
+class PredictArguments(ModelArguments):
+    top_k: int = field(default=5, metadata={"help": "Number of emotions to show per file.", "aliases": ["--top-k"]})
+    json: bool = field(default=False, metadata={"help": "Print a JSON list [{file, predictions}] on stdout."})
+
+
+@dataclass
+class TimelineArguments(ModelArguments):
+    window: float = field(default=3.0, metadata={"help": "Window length in seconds."})
+    stride: float = field(default=1.0, metadata={"help": "Seconds between window starts."})
+    batch_size: int = field(default=8, metadata={"help": "Windows per forward pass.", "aliases": ["--batch-size"]})
+    plot: Optional[str] = field(default=None, metadata={"help": "Save a PNG plot of the timeline here."})
+    csv: Optional[str] = field(default=None, metadata={"help": "Save the timeline as CSV here."})
+    json: bool = field(default=False, metadata={"help": "Print the timeline as JSON on stdout."})
+
+
+@dataclass
+class ExportArguments(ModelArguments):
+    format: str = field(default="onnx", metadata={"help": "Export format (only 'onnx').", "choices": ["onnx"]})
+    opset_version: Optional[int] = field(default=None, metadata={"help": "ONNX opset (exporter default if unset).", "aliases": ["--opset"]})
+    legacy_exporter: bool = field(
+        default=False, metadata={"help": "Use the TorchScript exporter instead of the dynamo one (not for CFAS)."}
+    )
+    verify: bool = field(default=True, metadata={"help": "Compare onnxruntime and torch logits on random inputs."})
+
+
+COMMANDS = {
+    "predict": (PredictArguments, "Top emotions of one or more videos."),
+    "timeline": (TimelineArguments, "Emotion timeline of a long video (sliding windows), as text/JSON/CSV/PNG."),
+    "export": (ExportArguments, "Export the classifier to ONNX."),
+}
+
+
+class CliError(Exception):
+    """An error reported as one line on stderr (exit status 1)."""
+
+
+def _error(message: str) -> None:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line for line in str(error).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+def _build_parser(command: str) -> HfArgumentParser:
+    dataclass_type, description = COMMANDS[command]
+    parser = HfArgumentParser(dataclass_type, prog=f"{PROG} {command}", description=description)
+    if command == "predict":
+        parser.add_argument("files", nargs="+", metavar="FILE", help="Video files (or http(s) URLs).")
+    elif command == "timeline":
+        parser.add_argument("file", metavar="FILE", help="A (long) video file or http(s) URL.")
+    else:
+        parser.add_argument("output", metavar="OUT", help="Output file, e.g. model.onnx.")
+    return parser
+
+
+def _usage() -> str:
+    lines = [f"usage: {PROG} {{{','.join(COMMANDS)}}} ...", "", "MultiMAE-DER audio-visual emotion recognition.", ""]
+    lines += [f"  {name:<9} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", f"Run '{PROG} COMMAND --help' for a command's options."]
+    return "\n".join(lines)
+
+
+def _quiet_libraries() -> None:
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    logging.basicConfig(level=logging.WARNING, format=f"{PROG}: %(levelname)s: %(message)s")
+
+
+def _load_model(args: ModelArguments):
+    from transformers import AutoModelForVideoClassification
+
+    import mmder_hf  # noqa: F401 - registers the auto classes
+
+    local = os.path.isabs(args.model) or args.model.startswith((".", "~")) or os.path.exists(args.model)
+    if local and not os.path.isfile(os.path.join(os.path.expanduser(args.model), "config.json")):
+        problem = "folder not found" if not os.path.isdir(os.path.expanduser(args.model)) else "no config.json in this folder"
+        raise CliError(f"cannot load model {args.model}: {problem}")
+    try:
+        return AutoModelForVideoClassification.from_pretrained(os.path.expanduser(args.model), trust_remote_code=args.trust_remote_code)
+    except Exception as error:  # noqa: BLE001 - any loading problem is one line
+        raise CliError(f"cannot load model {args.model!r}: {_first_line(error)}") from error
+
+
+def _load_pipeline(args: ModelArguments):
+    from .pipeline import MultiMAEDERPipeline
+
+    model = _load_model(args)
+    kwargs = {"device": args.device} if args.device else {}
+    try:
+        return MultiMAEDERPipeline(model=model, **kwargs)
+    except Exception as error:  # noqa: BLE001
+        raise CliError(f"cannot build the pipeline for {args.model!r}: {_first_line(error)}") from error
+
+
+def _precheck(path: str) -> Optional[str]:
+    """A one-line problem with a local input, before any model is loaded (None when it looks usable)."""
+    if path.startswith(("http://", "https://")):
+        return None
+    if not os.path.exists(path):
+        return f"{path}: file not found"
+    if os.path.isdir(path):
+        return f"{path}: is a directory, not a media file"
+    if os.path.getsize(path) == 0:
+        return f"{path}: file is empty"
+    return None
+
+
+def _progress(total: int, disable: bool, unit: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=disable, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=False)
+
+
+def run_predict(args: PredictArguments, files: Sequence[str]) -> int:
+    failed = False
+    todo = []
+    for path in files:
+        problem = _precheck(path)
+        if problem:
+            _error(problem)
+            failed = True
+        else:
+            todo.append(path)
+    if not todo:
+        return 1
+    pipe = _load_pipeline(args)
+    results = []
+    with _progress(len(todo), disable=args.quiet or len(todo) < 2, unit="file") as bar:
+        for path in todo:
+            try:
+                predictions = pipe(path, top_k=args.top_k)
+            except (ValueError, OSError, RuntimeError) as error:
+                _error(_media_message(error, path))
+                failed = True
+            else:
+                results.append({"file": path, "predictions": predictions})
+                if not args.json:
+                    bar.write(f"{path}: " + ", ".join(f"{p['label']} {p['score']:.3f}" for p in predictions), file=sys.stdout)
+            bar.update(1)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 1 if failed else 0
+
+
+def _media_message(error: BaseException, path: str) -> str:
+    """``path: problem`` in one line (MediaError already names the input)."""
+    message = _first_line(error)
+    if getattr(error, "source", None):
+        return message
+    return f"{path}: {message}"
+
+
+def run_timeline(args: TimelineArguments, path: str) -> int:
+    from .timeline import plot_timeline, summarize_timeline, write_timeline_csv
+
+    problem = _precheck(path)
+    if problem:
+        _error(problem)
+        return 1
+    pipe = _load_pipeline(args)
+    bar = _progress(0, disable=args.quiet, unit="window")
+
+    def progress(done: int, total: int) -> None:
+        if bar.total != total:
+            bar.reset(total=total)
+        bar.n = done
+        bar.refresh()
+
+    try:
+        timeline = pipe(path, window=args.window, stride=args.stride, batch_size=args.batch_size, window_callback=progress)
+    except (ValueError, OSError, RuntimeError) as error:
+        bar.close()
+        _error(_media_message(error, path))
+        return 1
+    bar.close()
+    if args.csv:
+        write_timeline_csv(timeline, args.csv)
+    if args.plot:
+        plot_timeline(timeline, args.plot, title=os.path.basename(path))
+    if args.json:
+        print(json.dumps({"file": path, "window": args.window, "stride": args.stride, "timeline": timeline}, indent=2))
+    else:
+        for entry in timeline:
+            print(f"{entry['start']:8.2f} - {entry['end']:8.2f} s  {entry['label']:<12} {entry['score']:.3f}")
+        summary = summarize_timeline(timeline)
+        print("overall: " + ", ".join(f"{s['label']} {s['score']:.3f}" for s in summary[:3]))
+    for written in (args.csv, args.plot):
+        if written:
+            print(f"wrote {written}", file=sys.stderr)
+    return 0
+
+
+def run_export(args: ExportArguments, output: str) -> int:
+    from .onnx_export import OnnxClassifier, export_onnx
+
+    model = _load_model(args).eval()
+    try:
+        export_onnx(model, output, opset_version=args.opset_version, dynamo=not args.legacy_exporter)
+    except Exception as error:  # noqa: BLE001 - exporter failures are long; one line here, details in the log
+        logger.debug("export failed", exc_info=True)
+        raise CliError(f"ONNX export failed: {_first_line(error)}") from error
+    if args.verify:
+        import torch
+
+        config = model.config
+        generator = torch.Generator().manual_seed(0)
+        size = (config.num_channels, config.image_size, config.image_size)
+        inputs = {}
+        if config.num_video_frames:
+            inputs["pixel_values"] = torch.randn(2, config.num_video_frames, *size, generator=generator)
+        if config.num_audio_frames:
+            inputs["audio_values"] = torch.randn(2, config.num_audio_frames, *size, generator=generator)
+        with torch.no_grad():
+            reference = model(**{k: v.to(model.device, model.dtype) for k, v in inputs.items()}).logits.float().cpu()
+        logits = torch.from_numpy(OnnxClassifier(output)(**inputs))
+        difference = float((logits - reference).abs().max())
+        same_top1 = bool((logits.argmax(-1) == reference.argmax(-1)).all())
+        print(f"verified with onnxruntime: max |logits difference| = {difference:.2e}, same top-1: {same_top1}", file=sys.stderr)
+        if difference > 1e-4 or not same_top1:
+            raise CliError(f"{output}: onnxruntime disagrees with torch (max difference {difference:.2e})")
+    print(output)
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the ``mmder`` console script; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage(), file=sys.stdout if argv else sys.stderr)
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        _error(f"unknown command {command!r} (choose from {', '.join(COMMANDS)})")
+        return 2
+    parser = _build_parser(command)
+    args, extra = parser.parse_args_into_dataclasses(args=rest)
+    _quiet_libraries()
+    try:
+        if command == "predict":
+            return run_predict(args, extra.files)
+        if command == "timeline":
+            return run_timeline(args, extra.file)
+        return run_export(args, extra.output)
+    except CliError as error:
+        _error(str(error))
+        return 1
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    except Exception as error:  # noqa: BLE001 - the CLI promises one line, not a traceback
+        logger.debug("unexpected error", exc_info=True)
+        _error(f"{type(error).__name__}: {_first_line(error)}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["ExportArguments", "PredictArguments", "TimelineArguments", "main"]

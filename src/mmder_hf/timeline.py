@@ -1,0 +1,180 @@
+"""Emotion timelines of long videos: compute (sliding windows through the pipeline), summarise, save as CSV, plot.
+
+A timeline is a plain list of windows, as :class:`~mmder_hf.pipeline.MultiMAEDERPipeline` returns it with
+``window=``: ``[{"start": s, "end": e, "label": top, "score": p, "scores": {label: p, ...}}, ...]``.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence, Union
+
+from .pipeline import MultiMAEDERPipeline
+
+
+logger = logging.getLogger(__name__)
+
+#: Defaults of the CLI and the Space: 3 s windows (a RAVDESS utterance lasts about 3.7 s), one per second.
+DEFAULT_WINDOW = 3.0
+DEFAULT_STRIDE = 1.0
+
+
+def emotion_timeline(
+    pipe: MultiMAEDERPipeline,
+    video: Any,
+    window: float = DEFAULT_WINDOW,
+    stride: Optional[float] = DEFAULT_STRIDE,
+    batch_size: int = 8,
+    progress: Optional[Callable[[int, int], None]] = None,
+) -> list[dict]:
+    """Per-window emotion scores over a (long) video, decoding one window at a time.
+
+    Args:
+        pipe ([`MultiMAEDERPipeline`]): the pipeline (in-library or loaded with ``trust_remote_code``).
+        video (`str`, `os.PathLike`, `bytes` or decoder): the media file.
+        window (`float`, *optional*, defaults to 3.0): window length in seconds.
+        stride (`float`, *optional*, defaults to 1.0): seconds between window starts (``window / 2`` if `None`).
+        batch_size (`int`, *optional*, defaults to 8): windows per forward pass.
+        progress (`Callable[[int, int], None]`, *optional*): called with ``(windows_done, windows_total)``.
+
+    Returns:
+        `list[dict]`: ``{"start", "end", "label", "score", "scores"}`` per window, in time order.
+    """
+    kwargs = {"window": window, "stride": stride, "batch_size": batch_size}
+    if progress is not None:
+        kwargs["window_callback"] = progress
+    return pipe(video, **kwargs)
+
+
+def timeline_labels(timeline: Sequence[dict]) -> list[str]:
+    """Label names in the order of the first window's ``scores``."""
+    return list(timeline[0]["scores"]) if timeline else []
+
+
+def summarize_timeline(timeline: Sequence[dict]) -> list[dict]:
+    """Mean score of each label over the windows, sorted: ``[{"label", "score"}]`` (the whole video's emotions)."""
+    labels = timeline_labels(timeline)
+    if not labels:
+        return []
+    means = {label: sum(w["scores"][label] for w in timeline) / len(timeline) for label in labels}
+    return [{"label": k, "score": v} for k, v in sorted(means.items(), key=lambda kv: -kv[1])]
+
+
+def write_timeline_csv(timeline: Sequence[dict], path: Union[str, os.PathLike]) -> Path:
+    """Write one row per window: ``start,end,label,score,<one column per label>``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    labels = timeline_labels(timeline)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["start", "end", "label", "score", *labels])
+        for entry in timeline:
+            writer.writerow(
+                [
+                    f"{entry['start']:.3f}",
+                    f"{entry['end']:.3f}",
+                    entry["label"],
+                    f"{entry['score']:.6f}",
+                    *(f"{entry['scores'][label]:.6f}" for label in labels),
+                ]
+            )
+    return path
+
+
+def read_timeline_csv(path: Union[str, os.PathLike]) -> list[dict]:
+    """Read a CSV written by :func:`write_timeline_csv` back into a timeline."""
+    with Path(path).open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    fixed = {"start", "end", "label", "score"}
+    return [
+        {
+            "start": float(row["start"]),
+            "end": float(row["end"]),
+            "label": row["label"],
+            "score": float(row["score"]),
+            "scores": {k: float(v) for k, v in row.items() if k not in fixed},
+        }
+        for row in rows
+    ]
+
+
+def plot_timeline(
+    timeline: Sequence[dict],
+    path: Optional[Union[str, os.PathLike]] = None,
+    title: Optional[str] = None,
+    dpi: int = 120,
+) -> Any:
+    """Plot the timeline: one stacked band per emotion (probabilities at each window's centre) and the top emotion.
+
+    Args:
+        timeline (`list[dict]`): as returned by :func:`emotion_timeline`.
+        path (`str` or `os.PathLike`, *optional*): where to save the figure (PNG by extension); the figure is
+            closed after saving.
+        title (`str`, *optional*): figure title.
+        dpi (`int`, *optional*, defaults to 120): resolution of the saved image.
+
+    Returns:
+        The matplotlib ``Figure`` when ``path`` is `None`, else the `Path` written.
+    """
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    if not timeline:
+        raise ValueError("the timeline is empty")
+    labels = timeline_labels(timeline)
+    centres = [(w["start"] + w["end"]) / 2 for w in timeline]
+    series = [[w["scores"][label] for w in timeline] for label in labels]
+    figure = Figure(figsize=(10, 4.2), dpi=dpi)  # not pyplot: no global state, thread-safe in servers
+    axes = figure.add_subplot(1, 1, 1)
+    colors = [matplotlib.colormaps["tab10"](i % 10) for i in range(len(labels))]
+    if len(timeline) == 1:
+        bottom = 0.0
+        for label, values, color in zip(labels, series, colors):
+            axes.bar(centres[0], values[0], width=timeline[0]["end"] - timeline[0]["start"], bottom=bottom,
+                     color=color, label=label, alpha=0.85)
+            bottom += values[0]
+    else:
+        # Hold the first and last windows' values out to the clip's edges so the bands span the whole video.
+        xs = [timeline[0]["start"], *centres, timeline[-1]["end"]]
+        ys = [[values[0], *values, values[-1]] for values in series]
+        axes.stackplot(xs, ys, labels=labels, colors=colors, alpha=0.85)
+    start, end = min(w["start"] for w in timeline), max(w["end"] for w in timeline)
+    axes.set_xlim(start, end)
+    axes.set_ylim(0, 1)
+    axes.set_xlabel("time (s)")
+    axes.set_ylabel("probability")
+    # Top emotion of each window as a strip of labels above the plot.
+    previous = None
+    for centre, entry in zip(centres, timeline):
+        if entry["label"] != previous:
+            axes.annotate(entry["label"], (centre, 1.0), xytext=(0, 3), textcoords="offset points", fontsize=7,
+                          rotation=45, ha="left", va="bottom")
+            previous = entry["label"]
+    axes.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
+    if title:
+        axes.set_title(title, pad=28)
+    figure.tight_layout()
+    if path is None:
+        return figure
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=dpi)
+    return path
+
+
+__all__ = [
+    "DEFAULT_STRIDE",
+    "DEFAULT_WINDOW",
+    "emotion_timeline",
+    "plot_timeline",
+    "read_timeline_csv",
+    "summarize_timeline",
+    "timeline_labels",
+    "write_timeline_csv",
+]
