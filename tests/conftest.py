@@ -104,7 +104,8 @@ def make_clip(media_dir) -> Callable[..., Path]:
     """Factory writing (once per name) an mp4 with index-coded frames and an optional tone track.
 
     ``make_clip(name, num_frames=50, height=48, width=64, fps=25, sample_rate=44100, channels=2, audio=True,
-    audio_duration=None, silent=False)``; the audio lasts ``num_frames / fps`` seconds unless ``audio_duration``.
+    audio_duration=None, silent=False, container="mp4")``; the audio lasts ``num_frames / fps`` seconds unless
+    ``audio_duration``; ``container`` is the file extension (``"mkv"``, ``"flv"``...).
     """
     from mmder_hf.video_io import write_clip
 
@@ -121,10 +122,11 @@ def make_clip(media_dir) -> Callable[..., Path]:
         audio: bool = True,
         audio_duration: Optional[float] = None,
         silent: bool = False,
+        container: str = "mp4",
     ) -> Path:
         if name in cache:
             return cache[name]
-        path = media_dir / f"{name}.mp4"
+        path = media_dir / f"{name}.{container}"
         waveform = None
         if audio:
             waveform = tone(audio_duration or num_frames / fps, sample_rate, channels=channels)

@@ -1,0 +1,404 @@
+"""MultiMAEDERProcessor on real (self-encoded) media: sampling, inputs of every kind, bad inputs, save/load paths."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from mmder_hf.configuration_multimae_der import MultiMAEDERConfig
+from mmder_hf.processing_multimae_der import MultiMAEDERProcessor, register_auto_processor
+from mmder_hf.video_io import MediaError, decode_clip
+
+
+def tiny(**kwargs) -> MultiMAEDERProcessor:
+    settings = {"num_frames": 4, "image_size": 32}
+    settings.update(kwargs)
+    return MultiMAEDERProcessor(**settings)
+
+
+def to_uint8_range(values: torch.Tensor, processor: MultiMAEDERProcessor) -> np.ndarray:
+    """Undo rescale + normalise: ``(frames, 3, H, W)`` back to 0..255."""
+    mean = torch.tensor(processor.image_mean).view(3, 1, 1)
+    std = torch.tensor(processor.image_std).view(3, 1, 1)
+    return ((values * std + mean) * 255).numpy()
+
+
+def sampled_indices(output, processor, frame_index_decoder, item: int = 0) -> list[int]:
+    return frame_index_decoder(to_uint8_range(output["pixel_values"][item], processor))
+
+
+def decode_all(path):
+    """Every frame ``(T, H, W, 3)`` uint8 and the audio of the video's time span at its native rate."""
+    from torchcodec.decoders import AudioDecoder, VideoDecoder
+
+    video = VideoDecoder(str(path))
+    frames = video.get_frames_in_range(0, len(video)).data.permute(0, 2, 3, 1).numpy()
+    samples = AudioDecoder(str(path)).get_samples_played_in_range(0, video.metadata.end_stream_seconds)
+    return frames, samples.data.numpy(), samples.sample_rate
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Defaults and output layout
+
+
+def test_defaults_match_default_config():
+    processor, config = MultiMAEDERProcessor(), MultiMAEDERConfig()
+    assert (processor.fusion_strategy, processor.num_frames, processor.image_size) == (
+        config.fusion_strategy,
+        config.num_frames,
+        config.image_size,
+    )
+    assert (processor.num_video_frames, processor.num_audio_frames) == (config.num_video_frames, config.num_audio_frames)
+    assert processor.image_mean == [0.485, 0.456, 0.406] and processor.image_std == [0.225] * 3
+    assert processor.frame_sampling == "aligned" and processor.audio_representation == "mfcc"
+    small = MultiMAEDERProcessor.from_model_config(MultiMAEDERConfig(fusion_strategy="cfas", num_frames=4, image_size=32))
+    assert (small.fusion_strategy, small.num_video_frames, small.num_audio_frames, small.image_size) == ("CFAS", 4, 4, 32)
+
+
+@pytest.mark.parametrize(
+    "strategy,video_frames,audio_frames",
+    [("FSLF", 2, 2), ("OFOS", 2, 2), ("CFAS", 4, 4), ("SFAS", 4, 4), ("video", 4, 0), ("prefused", 4, 0), ("audio", 0, 4)],
+)
+def test_output_keys_and_shapes_per_strategy(synthetic_clip_path, strategy, video_frames, audio_frames):
+    output = tiny(fusion_strategy=strategy)(videos=str(synthetic_clip_path), return_tensors="pt")
+    expected_keys = {"pixel_values"} if video_frames else set()
+    assert set(output.keys()) == expected_keys | ({"audio_values"} if audio_frames else set())
+    for key, frames in (("pixel_values", video_frames), ("audio_values", audio_frames)):
+        if frames:
+            assert output[key].shape == (1, frames, 3, 32, 32) and output[key].dtype == torch.float32
+            assert torch.isfinite(output[key]).all()
+
+
+def test_default_processor_on_720p_clip_with_audio(make_clip):
+    path = make_clip("hd_clip", num_frames=12, height=720, width=1280, fps=30, sample_rate=48000)
+    output = MultiMAEDERProcessor()(videos=str(path))
+    assert output["pixel_values"].shape == output["audio_values"].shape == (1, 8, 3, 224, 224)
+
+
+def test_numpy_return_type(synthetic_clip_path):
+    output = tiny()(videos=str(synthetic_clip_path), return_tensors="np")
+    assert isinstance(output["pixel_values"], np.ndarray) and output["audio_values"].shape == (1, 2, 3, 32, 32)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Frame sampling
+
+
+def test_aligned_sampling_picks_window_centres(synthetic_clip_path, frame_index_decoder):
+    processor = tiny(fusion_strategy="video")  # 4 frames of a 50-frame clip: (k + 1) / 5 of the clip
+    output = processor(videos=str(synthetic_clip_path))
+    assert sampled_indices(output, processor, frame_index_decoder) == [10, 20, 30, 40]
+    fslf = tiny()  # 2 video frames at 1/3 and 2/3: the centres of the 2 audio windows
+    assert sampled_indices(fslf(videos=str(synthetic_clip_path)), fslf, frame_index_decoder) == [16, 33]
+
+
+@pytest.mark.parametrize("stride,expected", [(None, [0, 12, 24, 36]), (5, [0, 5, 10, 15]), (20, [0, 20, 40, 49])])
+def test_original_sampling_strides_from_frame_zero(synthetic_clip_path, frame_index_decoder, stride, expected):
+    processor = tiny(fusion_strategy="video", frame_sampling="original", original_frame_stride=stride)
+    assert sampled_indices(processor(videos=str(synthetic_clip_path)), processor, frame_index_decoder) == expected
+
+
+@pytest.mark.parametrize("height,width,fps", [(72, 128, 30.0), (36, 36, 12.5), (48, 64, 30000 / 1001)])
+def test_aligned_sampling_across_sizes_and_frame_rates(make_clip, frame_index_decoder, height, width, fps):
+    path = make_clip(f"clip_{height}x{width}_{fps:.3f}", num_frames=37, height=height, width=width, fps=fps)
+    processor = tiny(fusion_strategy="CFAS")
+    output = processor(videos=str(path))
+    assert sampled_indices(output, processor, frame_index_decoder) == [(k + 1) * 37 // 5 for k in range(4)]
+
+
+def test_variable_frame_rate_is_sampled_by_time(vfr_clip_path, frame_index_decoder):
+    from torchcodec.decoders import VideoDecoder
+
+    path, starts = vfr_clip_path
+    end = VideoDecoder(str(path)).metadata.end_stream_seconds
+    processor = tiny(fusion_strategy="video")
+    indices = sampled_indices(processor(videos=str(path)), processor, frame_index_decoder)
+    expected = [int(np.searchsorted(starts, (k + 1) / 5 * end + 1e-6, side="right")) - 1 for k in range(4)]
+    assert indices == expected == [6, 12, 18, 32]  # index-uniform sampling would give 10, 20, 30, 40
+
+
+def test_short_clip_repeats_frames(make_clip, frame_index_decoder):
+    path = make_clip("three_frames", num_frames=3, fps=25)
+    processor = tiny(fusion_strategy="CFAS")
+    output = processor(videos=str(path))
+    assert sampled_indices(output, processor, frame_index_decoder) == [0, 1, 1, 2]
+    assert torch.isfinite(output["audio_values"]).all()
+    original = tiny(num_frames=16, fusion_strategy="video", frame_sampling="original")
+    assert sampled_indices(original(videos=str(path)), original, frame_index_decoder) == [0, 2] + [2] * 14
+
+
+def test_clip_range_decodes_only_that_segment(synthetic_clip_path, frame_index_decoder):
+    processor = tiny(fusion_strategy="video")
+    output = processor(videos=str(synthetic_clip_path), clip_start=0.5, clip_end=1.5)
+    assert sampled_indices(output, processor, frame_index_decoder) == [17, 22, 27, 32]
+    clip = decode_clip(str(synthetic_clip_path), 2, 16000, clip_start=0.5, clip_end=1.5)
+    assert (clip.start, clip.end) == (0.5, 1.5) and abs(clip.waveform.shape[0] - 16000) <= 1
+    whole = tiny()(videos=str(synthetic_clip_path), clip_start=0, clip_end=99)  # clamped to the clip
+    torch.testing.assert_close(whole["pixel_values"], tiny()(videos=str(synthetic_clip_path))["pixel_values"])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Audio: rates, channels, downmix
+
+
+@pytest.mark.parametrize("sample_rate,channels", [(48000, 2), (44100, 1), (22050, 2), (8000, 1)])
+def test_audio_is_downmixed_and_resampled(make_clip, sample_rate, channels):
+    path = make_clip(f"audio_{sample_rate}_{channels}", num_frames=25, fps=25, sample_rate=sample_rate, channels=channels)
+    clip = decode_clip(str(path), 1, 16000)
+    wave = clip.waveform
+    assert wave.ndim == 1 and abs(wave.shape[0] - 16000) <= 1  # the video's 1 s span at 16 kHz
+    spectrum = torch.fft.rfft(wave[2000:14000]).abs()
+    hz = lambda f: int(round(f * 12000 / 16000))  # noqa: E731
+    assert abs(spectrum.argmax().item() - hz(440 if channels == 1 else 880)) <= 1 or channels == 2
+    # the tones have amplitude 0.5; the mono mix is their mean, so each contributes 0.5 / channels
+    amplitude = lambda f: 2 * spectrum[hz(f) - 2 : hz(f) + 3].max().item() / 12000  # noqa: E731
+    assert amplitude(440) == pytest.approx(0.5 / channels, rel=0.1)
+    if channels == 2:
+        assert amplitude(880) == pytest.approx(0.25, rel=0.1)
+
+
+def test_decoded_input_matches_file_input(synthetic_clip_path):
+    processor = tiny(fusion_strategy="CFAS")
+    from_file = processor(videos=str(synthetic_clip_path))
+    frames, wave, rate = decode_all(synthetic_clip_path)
+    from_numpy = processor(videos=frames, audio=wave, sampling_rate=rate)
+    from_torch = processor(videos=torch.from_numpy(frames).permute(0, 3, 1, 2), audio=torch.from_numpy(wave), sampling_rate=rate)
+    from_frame_list = processor(videos=list(frames), audio=wave, sampling_rate=rate)
+    for other in (from_numpy, from_torch, from_frame_list):
+        torch.testing.assert_close(other["pixel_values"], from_file["pixel_values"], atol=0, rtol=0)
+        torch.testing.assert_close(other["audio_values"], from_file["audio_values"], atol=0, rtol=0)
+
+
+def test_bytes_decoders_and_batches(synthetic_clip_path, make_clip):
+    from torchcodec.decoders import AudioDecoder, VideoDecoder
+
+    processor = tiny()
+    path = str(synthetic_clip_path)
+    reference = processor(videos=path)
+    data = synthetic_clip_path.read_bytes()
+    for output in (
+        processor(videos=data),
+        processor(videos=VideoDecoder(path), audio=AudioDecoder(path)),
+        processor(videos=VideoDecoder(data, seek_mode="approximate", dimension_order="NHWC"), audio=data),
+    ):
+        torch.testing.assert_close(output["pixel_values"], reference["pixel_values"], atol=0, rtol=0)
+        torch.testing.assert_close(output["audio_values"], reference["audio_values"], atol=0, rtol=0)
+
+    other = str(make_clip("other_clip", num_frames=30, fps=15, sample_rate=16000, channels=1))
+    batch = processor(videos=[path, other])
+    assert batch["pixel_values"].shape == (2, 2, 3, 32, 32)
+    torch.testing.assert_close(batch["pixel_values"][:1], reference["pixel_values"], atol=0, rtol=0)
+    torch.testing.assert_close(batch["audio_values"][1:], processor(videos=other)["audio_values"], atol=0, rtol=0)
+    ranged = processor(videos=[path, other], clip_start=[None, 0.5], clip_end=[None, 1.5])
+    torch.testing.assert_close(ranged["audio_values"][1:], processor(videos=other, clip_start=0.5, clip_end=1.5)["audio_values"])
+
+
+def test_datasets_video_decoder_finds_its_audio_track(synthetic_clip_path):
+    datasets = pytest.importorskip("datasets")
+    dataset = datasets.Dataset.from_dict({"video": [str(synthetic_clip_path)], "audio": [str(synthetic_clip_path)]})
+    dataset = dataset.cast_column("video", datasets.Video()).cast_column("audio", datasets.Audio())
+    row = dataset[0]
+    processor = tiny()
+    reference = processor(videos=str(synthetic_clip_path))
+    for output in (processor(videos=row["video"]), processor(videos=row["video"], audio=row["audio"])):
+        torch.testing.assert_close(output["pixel_values"], reference["pixel_values"], atol=0, rtol=0)
+        torch.testing.assert_close(output["audio_values"], reference["audio_values"], atol=0, rtol=0)
+
+
+def test_audio_only_inputs(audio_only_path):
+    processor = tiny(fusion_strategy="audio")
+    from_file = processor(videos=str(audio_only_path))
+    assert set(from_file.keys()) == {"audio_values"} and from_file["audio_values"].shape == (1, 4, 3, 32, 32)
+    torch.testing.assert_close(processor(audio=str(audio_only_path))["audio_values"], from_file["audio_values"])
+    wave = np.sin(2 * np.pi * 440 * np.arange(44100) / 44100)
+    assert processor(audio=wave, sampling_rate=22050)["audio_values"].shape == (1, 4, 3, 32, 32)
+    assert processor(audio=[wave, wave[:30000]], sampling_rate=[22050, 16000])["audio_values"].shape[0] == 2
+
+
+def test_log_mel_representation(synthetic_clip_path):
+    output = tiny(audio_representation="log_mel")(videos=str(synthetic_clip_path))
+    mfcc = tiny()(videos=str(synthetic_clip_path))
+    assert output["audio_values"].shape == mfcc["audio_values"].shape
+    assert not torch.equal(output["audio_values"], mfcc["audio_values"])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Bad input
+
+
+def test_missing_file(tmp_path):
+    missing = tmp_path / "nope.mp4"
+    with pytest.raises(MediaError, match=r"nope\.mp4: file not found"):
+        tiny()(videos=str(missing))
+    with pytest.raises(MediaError, match="file not found"):
+        tiny(fusion_strategy="audio")(audio=str(missing))
+
+
+def test_not_media(tmp_path):
+    fake = tmp_path / "fake.mp4"
+    fake.write_text("this is not a video\n" * 50)
+    with pytest.raises(MediaError, match=r"fake\.mp4: cannot be opened as media"):
+        tiny()(videos=str(fake))
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    with pytest.raises(MediaError, match=r"empty\.mp4: file is empty"):
+        tiny()(videos=str(empty))
+    with pytest.raises(MediaError, match="empty bytes"):
+        tiny()(videos=b"")
+    with pytest.raises(MediaError, match=r"<20 bytes of media>: cannot be opened"):
+        tiny()(videos=b"\x00" * 20)
+    with pytest.raises(MediaError, match="is a directory"):
+        tiny()(videos=str(tmp_path))
+
+
+def test_truncated_files(synthetic_clip_path, make_clip, tmp_path, frame_index_decoder):
+    # mp4 with its index (moov) at the end: nothing can be recovered -> clear error
+    data = synthetic_clip_path.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(MediaError, match=r"cut\.mp4: cannot be opened as media .*truncated"):
+        tiny()(videos=str(cut))
+    # Matroska needs no trailing index: the part that is there is decoded as a shorter clip
+    mkv_bytes = make_clip("full_mkv", sample_rate=16000, container="mkv").read_bytes()
+    cut_mkv = tmp_path / "cut.mkv"
+    cut_mkv.write_bytes(mkv_bytes[: int(len(mkv_bytes) * 0.6)])
+    processor = tiny(fusion_strategy="video")
+    output = processor(videos=str(cut_mkv))
+    indices = sampled_indices(output, processor, frame_index_decoder)
+    assert indices == sorted(indices) and 0 < max(indices) < 40  # spread over the ~60 % that survived
+
+
+def test_missing_streams(video_only_clip_path, audio_only_path):
+    with pytest.raises(MediaError, match=r"video_only_clip\.mp4: has no audio stream"):
+        tiny()(videos=str(video_only_clip_path))
+    assert tiny(fusion_strategy="video")(videos=str(video_only_clip_path))["pixel_values"].shape == (1, 4, 3, 32, 32)
+    with pytest.raises(MediaError, match=r"audio_only\.wav: has no video stream"):
+        tiny()(videos=str(audio_only_path))
+
+
+def test_silent_audio_is_finite(make_clip):
+    path = make_clip("silent_clip", num_frames=25, silent=True)
+    output = tiny()(videos=str(path))
+    audio = output["audio_values"]
+    assert torch.isfinite(audio).all()
+    assert torch.equal(audio, audio[:, :, :, :1, :1].expand_as(audio))  # uniform pictures
+
+
+def test_odd_sizes(make_clip, frame_index_decoder):
+    path = make_clip("odd_clip", num_frames=20, height=35, width=61, fps=20)  # padded to even by the encoder
+    processor = tiny(fusion_strategy="video")
+    assert sampled_indices(processor(videos=str(path)), processor, frame_index_decoder) == [4, 8, 12, 16]
+    frames = np.zeros((5, 33, 47, 3), dtype=np.uint8)
+    assert processor(videos=frames)["pixel_values"].shape == (1, 4, 3, 32, 32)
+    gray = np.zeros((5, 17, 9, 1), dtype=np.uint8)
+    assert processor(videos=gray)["pixel_values"].shape == (1, 4, 3, 32, 32)
+
+
+def test_argument_errors(synthetic_clip_path):
+    frames = np.zeros((5, 8, 8, 3), dtype=np.uint8)
+    with pytest.raises(ValueError, match="sampling_rate"):
+        tiny()(videos=frames, audio=np.zeros(1000))
+    with pytest.raises(ValueError, match="needs audio"):
+        tiny()(videos=frames)
+    with pytest.raises(ValueError, match="needs video"):
+        tiny()(audio=np.zeros(1000), sampling_rate=8000)
+    with pytest.raises(MediaError, match=r"synthetic_clip\.mp4: clip_start .* past the end"):
+        tiny()(videos=str(synthetic_clip_path), clip_start=5.0)
+    with pytest.raises(MediaError, match="clip_end"):
+        tiny()(videos=str(synthetic_clip_path), clip_start=1.0, clip_end=0.5)
+    with pytest.raises(ValueError, match="2 videos but 1 audio"):
+        tiny()(videos=[frames, frames], audio=[np.zeros(100)], sampling_rate=8000)
+    with pytest.raises(ValueError, match="fusion_strategy"):
+        MultiMAEDERProcessor(fusion_strategy="XYZ")
+    with pytest.raises(ValueError, match="frame_sampling"):
+        MultiMAEDERProcessor(frame_sampling="random")
+
+
+def test_media_error_is_picklable():
+    import pickle
+
+    error = pickle.loads(pickle.dumps(MediaError("a.mp4", "file not found")))
+    assert isinstance(error, ValueError) and str(error) == "a.mp4: file not found" and error.source == "a.mp4"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Save / load
+
+
+def test_save_load_round_trip_and_auto_processor(tmp_path, synthetic_clip_path):
+    from transformers import AutoProcessor
+
+    processor = tiny(
+        fusion_strategy="CFAS", frame_sampling="original", audio_representation="log-mel", image_std=(0.2, 0.3, 0.4)
+    )
+    processor.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "preprocessor_config.json").read_text())
+    assert saved["processor_class"] == "MultiMAEDERProcessor" and saved["audio_representation"] == "log-mel"
+    loaded = MultiMAEDERProcessor.from_pretrained(tmp_path)
+    assert loaded.to_dict() == processor.to_dict()
+    expected = processor(videos=str(synthetic_clip_path))
+    for other in (loaded,):
+        output = other(videos=str(synthetic_clip_path))
+        for key in expected:
+            torch.testing.assert_close(output[key], expected[key], atol=0, rtol=0)
+
+    register_auto_processor()
+    auto = AutoProcessor.from_pretrained(tmp_path)
+    assert type(auto) is MultiMAEDERProcessor and auto.to_dict() == processor.to_dict()
+
+
+def test_remote_code_loads_without_the_package(tmp_path, synthetic_clip_path):
+    processor = tiny(fusion_strategy="OFOS")
+    folder = tmp_path / "saved"
+    try:
+        MultiMAEDERProcessor.register_for_auto_class("AutoProcessor")
+        processor.save_pretrained(folder)
+    finally:
+        MultiMAEDERProcessor._auto_class = None
+    config = json.loads((folder / "preprocessor_config.json").read_text())
+    assert config["auto_map"] == {"AutoProcessor": "processing_multimae_der.MultiMAEDERProcessor"}
+    for name in ("processing_multimae_der.py", "video_io.py", "audio_features.py", "fusion.py"):
+        assert (folder / name).exists()
+    expected = processor(videos=str(synthetic_clip_path))
+
+    script = textwrap.dedent(
+        f"""
+        import importlib.abc, sys
+        class BlockPackage(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name == "mmder_hf" or name.startswith("mmder_hf."):
+                    raise ImportError("mmder_hf is blocked in this test")
+        sys.meta_path.insert(0, BlockPackage())
+        sys.path = [p for p in sys.path if not p.rstrip("/").endswith("src")]
+        try:
+            import mmder_hf
+        except ImportError:
+            pass
+        else:
+            raise SystemExit("mmder_hf should not be importable here")
+        import torch
+        from transformers import AutoProcessor
+        processor = AutoProcessor.from_pretrained({str(folder)!r}, trust_remote_code=True)
+        assert type(processor).__name__ == "MultiMAEDERProcessor", type(processor)
+        assert not type(processor).__module__.startswith("mmder_hf"), type(processor).__module__
+        output = processor(videos={str(synthetic_clip_path)!r})
+        torch.save(dict(output), {str(tmp_path / "remote.pt")!r})
+        """
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    remote = torch.load(tmp_path / "remote.pt")
+    assert set(remote) == set(expected.keys())
+    for key in expected:
+        torch.testing.assert_close(remote[key], expected[key], atol=0, rtol=0)
