@@ -1,0 +1,94 @@
+"""Model-card widget metadata: example clips with outputs computed ahead of time.
+
+The Hub's hosted widget does not run models that need custom code, but a card can still show example inputs with
+their outputs. :func:`widget_examples` runs the pipeline on local copies of the example clips and returns the card's
+``widget:`` entries; ``pipeline_tag`` stays ``video-classification`` (:data:`PIPELINE_TAG`).
+
+```python
+>>> from mmder_hf.widget import widget_examples, widget_yaml
+>>> entries = widget_examples("path/to/model", [  # doctest: +SKIP
+...     {"path": "examples/happy.mp4", "src": "https://huggingface.co/org/model/resolve/main/examples/happy.mp4",
+...      "example_title": "Happy"}])
+>>> print(widget_yaml(entries))  # doctest: +SKIP
+widget:
+- example_title: Happy
+  src: https://huggingface.co/org/model/resolve/main/examples/happy.mp4
+  output:
+  - label: happy
+    score: 0.91
+  ...
+```
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
+
+#: The Hub task shown on cards (no audio-visual emotion task exists on the Hub).
+PIPELINE_TAG = "video-classification"
+
+
+def widget_examples(
+    model: Any,
+    examples: Sequence[Union[dict, str, os.PathLike]],
+    top_k: int = 5,
+    decimals: int = 4,
+) -> list[dict]:
+    """Run the pipeline on example clips and return the model card's ``widget`` entries with precomputed outputs.
+
+    Args:
+        model (`str`, `os.PathLike`, a model or a [`~pipeline.MultiMAEDERPipeline`]):
+            A saved model folder / Hub id, a loaded classifier, or a ready pipeline.
+        examples (`list`):
+            Each a dict ``{"path": local file, "src": URL shown on the card, "example_title": title}`` (``src``
+            defaults to the file name, i.e. a file uploaded next to the card; ``example_title`` to the file stem), or
+            just a local path.
+        top_k (`int`, *optional*, defaults to 5): labels kept per example.
+        decimals (`int`, *optional*, defaults to 4): rounding of the scores.
+
+    Returns:
+        `list[dict]`: ``[{"example_title", "src", "output": [{"label", "score"}, ...]}, ...]``, ready for
+        ``ModelCardData(widget=...)`` or :func:`widget_yaml`.
+    """
+    from .pipeline import MultiMAEDERPipeline
+
+    if isinstance(model, MultiMAEDERPipeline):
+        pipe = model
+    else:
+        if isinstance(model, (str, os.PathLike)):
+            from transformers import AutoModelForVideoClassification
+
+            import mmder_hf  # noqa: F401 - auto classes
+
+            model = AutoModelForVideoClassification.from_pretrained(os.fspath(model))
+        pipe = MultiMAEDERPipeline(model=model, device=model.device)
+    entries = []
+    for example in examples:
+        if not isinstance(example, dict):
+            example = {"path": os.fspath(example)}
+        path = Path(example["path"])
+        predictions = pipe(os.fspath(path), top_k=top_k)
+        entries.append(
+            {
+                "example_title": example.get("example_title") or path.stem,
+                "src": example.get("src") or path.name,
+                "output": [{"label": p["label"], "score": round(p["score"], decimals)} for p in predictions],
+            }
+        )
+    return entries
+
+
+def widget_yaml(entries: Sequence[dict], pipeline_tag: Optional[str] = PIPELINE_TAG) -> str:
+    """The YAML lines of a card's metadata for ``pipeline_tag`` and ``widget`` (to merge into the card header)."""
+    import yaml
+
+    data: dict = {}
+    if pipeline_tag:
+        data["pipeline_tag"] = pipeline_tag
+    data["widget"] = [dict(entry) for entry in entries]
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+__all__ = ["PIPELINE_TAG", "widget_examples", "widget_yaml"]

@@ -1,0 +1,244 @@
+"""MultiMAEDERPipeline: predictions, batching, timelines (lazy windows), bad inputs, remote code, widget metadata."""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from inference_helpers import LABELS, run_without_mmder_hf, save_tiny_model, tiny_classifier
+from mmder_hf.pipeline import TASK, MultiMAEDERPipeline, register_pipeline, sliding_windows
+from mmder_hf.processing_multimae_der import MultiMAEDERProcessor
+from mmder_hf.video_io import MediaError
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return save_tiny_model(tmp_path_factory.mktemp("tiny_model"))
+
+
+@pytest.fixture(scope="module")
+def pipe(model_dir):
+    from transformers import AutoModelForVideoClassification
+
+    model = AutoModelForVideoClassification.from_pretrained(model_dir)
+    return MultiMAEDERPipeline(model=model, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def long_clip(make_clip):
+    return make_clip("long_for_timeline", num_frames=70, fps=10.0, sample_rate=16000, channels=1)  # 7 s
+
+
+@pytest.fixture(scope="module")
+def short_clip(make_clip):
+    return make_clip("short_for_pipeline", num_frames=20, fps=10.0, sample_rate=16000, channels=1)  # 2 s
+
+
+def direct_probs(pipe, **processor_kwargs) -> torch.Tensor:
+    inputs = pipe.processor(return_tensors="pt", **processor_kwargs)
+    with torch.no_grad():
+        return pipe.model(**inputs).logits.softmax(-1)[0]
+
+
+def test_predict_matches_model_and_is_sorted(pipe, short_clip):
+    out = pipe(str(short_clip), top_k=3)
+    assert [set(p) for p in out] == [{"label", "score"}] * 3
+    assert [p["score"] for p in out] == sorted((p["score"] for p in out), reverse=True)
+    probs = direct_probs(pipe, videos=str(short_clip))
+    expected = [LABELS[i] for i in probs.argsort(descending=True)[:3]]
+    assert [p["label"] for p in out] == expected
+    assert out[0]["score"] == pytest.approx(float(probs.max()), abs=1e-6)
+    assert len(pipe(short_clip)) == 5  # default top_k, clamped to the number of labels; Path accepted
+    assert len(pipe(short_clip, top_k=50)) == 5
+
+
+def test_inputs_bytes_decoded_and_batched_agree(pipe, short_clip, long_clip):
+    by_path = pipe(str(short_clip))
+    by_bytes = pipe(short_clip.read_bytes())
+    for a, b in zip(by_path, by_bytes):
+        assert a["label"] == b["label"] and a["score"] == pytest.approx(b["score"], abs=1e-6)
+
+    from torchcodec.decoders import AudioDecoder, VideoDecoder
+
+    frames = VideoDecoder(str(short_clip)).get_frames_in_range(0, 20).data.permute(0, 2, 3, 1).numpy()
+    samples = AudioDecoder(str(short_clip)).get_all_samples()
+    decoded = pipe({"video": frames, "audio": samples.data.numpy(), "sampling_rate": samples.sample_rate}, top_k=5)
+    assert sorted(p["label"] for p in decoded) == sorted(LABELS)
+    assert sum(p["score"] for p in decoded) == pytest.approx(1, abs=1e-5)
+
+    singles = [pipe(str(short_clip), top_k=2), pipe(str(long_clip), top_k=2)]
+    batched = pipe([str(short_clip), str(long_clip)], batch_size=2, top_k=2)
+    assert len(batched) == 2
+    for single, batch in zip(singles, batched):
+        assert [p["label"] for p in single] == [p["label"] for p in batch]
+        assert [p["score"] for p in single] == pytest.approx([p["score"] for p in batch], abs=1e-5)
+
+
+def test_sliding_windows():
+    assert sliding_windows(0.0, 2.0, 3.0, 1.0) == [(0.0, 2.0)]
+    assert sliding_windows(0.0, 7.0, 3.0, 1.0) == [(0.0, 3.0), (1.0, 4.0), (2.0, 5.0), (3.0, 6.0), (4.0, 7.0)]
+    assert sliding_windows(0.0, 7.0, 3.0, 3.0) == [(0.0, 3.0), (3.0, 6.0), (4.0, 7.0)]
+    with pytest.raises(ValueError):
+        sliding_windows(0.0, 7.0, 3.0, 0.0)
+
+
+def test_timeline_decodes_window_by_window(pipe, long_clip, monkeypatch):
+    calls = []
+    processor_call = MultiMAEDERProcessor.__call__
+
+    def spy(self, *args, **kwargs):
+        calls.append(kwargs)
+        return processor_call(self, *args, **kwargs)
+
+    monkeypatch.setattr(MultiMAEDERProcessor, "__call__", spy)
+    progress = []
+    timeline = pipe(str(long_clip), window=3.0, stride=1.0, batch_size=3, window_callback=lambda d, t: progress.append((d, t)))
+    monkeypatch.undo()
+
+    spans = [(w["start"], w["end"]) for w in timeline]
+    assert np.allclose(spans, [(0.0, 3.0), (1.0, 4.0), (2.0, 5.0), (3.0, 6.0), (4.0, 7.0)], atol=0.05)
+    assert progress[-1] == (5, 5)
+    # Each window is decoded on its own from one opened decoder: never the whole file at once.
+    assert len(calls) == 5
+    assert all(type(c["videos"]).__name__ == "VideoDecoder" for c in calls)
+    assert all(c["videos"] is calls[0]["videos"] for c in calls)
+    assert [(c["clip_start"], c["clip_end"]) for c in calls] == spans
+    for entry in timeline:
+        assert set(entry) == {"start", "end", "label", "score", "scores"}
+        assert list(entry["scores"]) == LABELS and sum(entry["scores"].values()) == pytest.approx(1, abs=1e-5)
+        assert entry["label"] == max(entry["scores"], key=entry["scores"].get)
+    # Same numbers as the processor on that time range of the file, whatever the batch size.
+    probs = direct_probs(pipe, videos=str(long_clip), clip_start=2.0, clip_end=5.0)
+    assert [timeline[2]["scores"][label] for label in LABELS] == pytest.approx(probs.tolist(), abs=1e-5)
+    unbatched = pipe(str(long_clip), window=3.0, stride=1.0, batch_size=1)
+    for a, b in zip(timeline, unbatched):
+        assert a["scores"] == pytest.approx(b["scores"], abs=1e-5)
+    assert len(pipe(str(long_clip), window=3.0)) == 4  # stride defaults to window / 2: 0, 1.5, 3, 4.5 (+ tail)
+
+
+def test_bad_inputs_name_the_input(pipe, tmp_path, make_clip):
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(b"this is not a video" * 10)
+    cases = {
+        str(tmp_path / "missing.mp4"): "not found",
+        str(empty): "empty",
+        str(garbage): "cannot be opened as media",
+        str(tmp_path): "directory",
+    }
+    for source, problem in cases.items():
+        for kwargs in ({}, {"window": 1.0}):
+            with pytest.raises(MediaError, match=problem) as info:
+                pipe(source, **kwargs)
+            assert str(info.value).startswith(source)
+    silent = make_clip("video_only_for_pipeline", num_frames=10, fps=10.0, audio=False)
+    with pytest.raises(MediaError, match="no audio stream") as info:
+        pipe(str(silent))
+    assert str(silent) in str(info.value)
+    with pytest.raises(TypeError, match="Unsupported input"):
+        pipe(12345)
+    with pytest.raises(ValueError, match="stride is only used together with window"):
+        pipe(str(silent), stride=1.0)
+    with pytest.raises(ValueError, match="top_k"):
+        pipe(str(silent), top_k=0)
+
+
+def test_pipeline_save_pretrained_and_task_registration(pipe, tmp_path, short_clip):
+    from transformers import pipeline
+
+    register_pipeline()
+    register_pipeline()  # idempotent
+    pipe.save_pretrained(tmp_path / "saved")
+    config = json.loads((tmp_path / "saved" / "config.json").read_text())
+    assert config["custom_pipelines"][TASK]["impl"] == "pipeline.MultiMAEDERPipeline"
+    assert {"pipeline.py", "processing_multimae_der.py", "preprocessor_config.json", "modeling_multimae_der.py"} <= set(
+        os.listdir(tmp_path / "saved")
+    )
+    expected = pipe(str(short_clip))
+    remote = pipeline(model=str(tmp_path / "saved"), trust_remote_code=True, device="cpu")
+    assert type(remote).__name__ == "MultiMAEDERPipeline"
+    local = pipeline(TASK, model=str(tmp_path / "saved"), pipeline_class=MultiMAEDERPipeline, device="cpu")
+    for loaded in (remote, local):
+        got = loaded(str(short_clip))
+        assert [p["label"] for p in got] == [p["label"] for p in expected]
+        assert [p["score"] for p in got] == pytest.approx([p["score"] for p in expected], abs=1e-6)
+
+
+REMOTE_PIPELINE_SCRIPT = textwrap.dedent(
+    """
+    import json
+    from transformers import pipeline
+    folder, clip, long_clip = sys.argv[1:4]
+    pipe = pipeline(model=folder, trust_remote_code=True, device="cpu")
+    assert type(pipe).__module__.startswith("transformers_modules"), type(pipe).__module__
+    assert type(pipe.model).__module__.startswith("transformers_modules"), type(pipe.model).__module__
+    out = {
+        "single": pipe(clip, top_k=3),
+        "batch": pipe([clip, long_clip], batch_size=2, top_k=2),
+        "timeline": pipe(long_clip, window=3.0, stride=2.0, batch_size=2),
+    }
+    try:
+        pipe(folder + "/missing.mp4")
+    except ValueError as error:
+        out["error"] = str(error)
+    print("RESULT" + json.dumps(out))
+    """
+)
+
+
+def test_remote_pipeline_in_a_fresh_process_without_the_package(model_dir, pipe, short_clip, long_clip):
+    stdout = run_without_mmder_hf(REMOTE_PIPELINE_SCRIPT, model_dir, short_clip, long_clip)
+    remote = json.loads(stdout.split("RESULT", 1)[1])
+    local = {
+        "single": pipe(str(short_clip), top_k=3),
+        "batch": pipe([str(short_clip), str(long_clip)], batch_size=2, top_k=2),
+        "timeline": pipe(str(long_clip), window=3.0, stride=2.0, batch_size=2),
+    }
+    for key in ("single", "batch"):
+        assert json.dumps(remote[key]) and [p["label"] for p in np.ravel(remote[key])] == [
+            p["label"] for p in np.ravel(local[key])
+        ]
+        assert [p["score"] for p in np.ravel(remote[key])] == pytest.approx([p["score"] for p in np.ravel(local[key])], abs=1e-6)
+    assert [(w["start"], w["end"], w["label"]) for w in remote["timeline"]] == [
+        (w["start"], w["end"], w["label"]) for w in local["timeline"]
+    ]
+    assert remote["error"].startswith(f"{model_dir}/missing.mp4") and "not found" in remote["error"]
+
+
+def test_timeline_csv_and_plot(pipe, long_clip, tmp_path):
+    from mmder_hf.timeline import emotion_timeline, plot_timeline, read_timeline_csv, summarize_timeline, write_timeline_csv
+
+    timeline = emotion_timeline(pipe, str(long_clip), window=3.0, stride=2.0, batch_size=4)
+    csv_path = write_timeline_csv(timeline, tmp_path / "t.csv")
+    assert csv_path.read_text().splitlines()[0] == "start,end,label,score," + ",".join(LABELS)
+    again = read_timeline_csv(csv_path)
+    assert [w["label"] for w in again] == [w["label"] for w in timeline]
+    for a, b in zip(again, timeline):
+        assert a["scores"] == pytest.approx(b["scores"], abs=1e-5)
+    png = plot_timeline(timeline, tmp_path / "t.png", title="long clip")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    plot_timeline(timeline[:1], tmp_path / "one.png")  # a clip shorter than one window
+    summary = summarize_timeline(timeline)
+    assert [s["label"] for s in summary] and sum(s["score"] for s in summary) == pytest.approx(1, abs=1e-5)
+
+
+def test_widget_examples(model_dir, pipe, short_clip):
+    import yaml
+
+    from mmder_hf.widget import widget_examples, widget_yaml
+
+    entries = widget_examples(
+        model_dir, [{"path": short_clip, "src": "https://example.org/clip.mp4", "example_title": "Clip"}, short_clip], top_k=2
+    )
+    assert entries[0]["example_title"] == "Clip" and entries[0]["src"] == "https://example.org/clip.mp4"
+    assert entries[1]["src"] == short_clip.name and entries[1]["example_title"] == short_clip.stem
+    expected = pipe(str(short_clip), top_k=2)
+    assert [o["label"] for o in entries[0]["output"]] == [p["label"] for p in expected]
+    meta = yaml.safe_load(widget_yaml(entries))
+    assert meta["pipeline_tag"] == "video-classification" and meta["widget"][0]["output"] == entries[0]["output"]
