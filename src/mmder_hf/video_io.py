@@ -321,7 +321,8 @@ def _decode_frames(
         frames = frames.permute(0, 3, 1, 2)
     if frames.shape[1] == 1:
         frames = frames.expand(-1, 3, -1, -1)
-    return frames.contiguous(), [float(t) for t in batch.pts_seconds]
+    # torchcodec's NCHW frames are a view of packed RGB (channels-last) memory: keep it, resizing is fastest there.
+    return frames, [float(t) for t in batch.pts_seconds]
 
 
 def _decode_audio(
