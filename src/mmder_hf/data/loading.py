@@ -20,7 +20,7 @@ from typing import Any, Iterable, Optional, Union
 
 import datasets
 
-from .builders import BUILDERS, is_hub_repo_id, list_hub_files, source_fingerprint
+from .builders import BUILDERS, BadDataError, is_hub_repo_id, list_hub_files, source_fingerprint
 from .corpora import get_label_set, normalize_corpus_name
 from .folds import get_fold
 
@@ -177,8 +177,15 @@ def load_emotion_dataset(
     builder = BUILDERS[corpus](cache_dir=cache_dir, **config)
     if streaming:
         return builder.as_streaming_dataset()
-    builder.download_and_prepare()
-    builder.report.log()
+    try:
+        builder.download_and_prepare()
+    except datasets.exceptions.DatasetGenerationError as err:
+        cause = err.__cause__
+        while cause is not None and not isinstance(cause, BadDataError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is not None:  # strict mode: surface the clear error, not datasets' wrapper
+            raise cause from None
+        raise
     return builder.as_dataset()
 
 

@@ -1,0 +1,274 @@
+"""Publish a corpus to the Hub as Parquet shards with embedded media, loadable with no scripts.
+
+Layout written to ``output_dir`` (and uploaded as is)::
+
+    README.md                 dataset card: licence, citation, protocol, fold table (model_cards/dataset_card.md)
+    folds.json, folds.csv     the fold definitions (mmder_hf.data.folds)
+    data/actor_NN.parquet     one shard per actor: video + audio bytes (Video / Audio features) + metadata
+
+One shard per actor lets :func:`~mmder_hf.data.load_emotion_dataset` give each split only its actors' files
+and lets ``split_dataset_by_node`` split streaming data by shard. ``load_dataset(repo_id, streaming=True)``
+reads it with no code. The ``audio`` column holds only the audio track (RAVDESS: the AAC track remuxed into
+``.m4a`` without re-encoding, so the clip's bytes are not stored twice; CREMA-D / IEMOCAP: the wav file).
+IEMOCAP's utterances are cut out of the dialog videos (re-encoded H.264) and its licence forbids
+redistribution: only private repos are allowed.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import shutil
+from typing import Any, Optional
+
+import datasets
+
+from .corpora import get_label_set, normalize_corpus_name
+from .folds import export_folds, fold_table_markdown, get_folds
+
+
+logger = logging.getLogger(__name__)
+
+CARD_TEMPLATE = os.path.join(os.path.dirname(__file__), "..", "..", "..", "model_cards", "dataset_card.md")
+
+CORPUS_INFO = {
+    "ravdess": {
+        "pretty_name": "RAVDESS audio-visual speech",
+        "license": "cc-by-nc-sa-4.0",
+        "homepage": "https://zenodo.org/records/1188976",
+        "citation": (
+            "@article{livingstone2018ravdess,\n  title={The Ryerson Audio-Visual Database of Emotional Speech and "
+            "Song (RAVDESS)},\n  author={Livingstone, Steven R. and Russo, Frank A.},\n  journal={PLoS ONE},\n  "
+            "volume={13},\n  number={5},\n  pages={e0196391},\n  year={2018}\n}"
+        ),
+        "protocol": "6 subject-independent folds of 4 consecutive actors (01-04, 05-08, ...).",
+        "redistribution": "CC BY-NC-SA 4.0: non-commercial use, share alike, attribute the authors.",
+    },
+    "crema_d": {
+        "pretty_name": "CREMA-D audio-visual",
+        "license": "odbl",
+        "homepage": "https://github.com/CheyneyComputerScience/CREMA-D",
+        "citation": (
+            "@article{cao2014crema,\n  title={CREMA-D: Crowd-sourced Emotional Multimodal Actors Dataset},\n  "
+            "author={Cao, Houwei and Cooper, David G. and Keutmann, Michael K. and Gur, Ruben C. and Nenkova, Ani "
+            "and Verma, Ragini},\n  journal={IEEE Transactions on Affective Computing},\n  volume={5},\n  "
+            "number={4},\n  pages={377--390},\n  year={2014}\n}"
+        ),
+        "protocol": "5 subject-independent folds by actor id range (1001-1018, 1019-1036, 1037-1054, 1055-1072, "
+        "1073-1091). Known broken clips (1076_MTI_NEU_XX, 1076_MTI_SAD_XX, 1064_TIE_SAD_XX, 1064_IEO_DIS_MD) are "
+        "excluded.",
+        "redistribution": "Open Database License (ODbL) for the database, Database Contents License (DbCL) "
+        "for its contents.",
+    },
+    "iemocap": {
+        "pretty_name": "IEMOCAP (private copy)",
+        "license": "other",
+        "homepage": "https://sail.usc.edu/iemocap/",
+        "citation": (
+            "@article{busso2008iemocap,\n  title={IEMOCAP: Interactive emotional dyadic motion capture database},"
+            "\n  author={Busso, Carlos and Bulut, Murtaza and Lee, Chi-Chun and Kazemzadeh, Abe and Mower, Emily "
+            "and Kim, Samuel and Chang, Jeannette N. and Lee, Sungbok and Narayanan, Shrikanth S.},\n  "
+            "journal={Language Resources and Evaluation},\n  volume={42},\n  number={4},\n  pages={335--359},\n  "
+            "year={2008}\n}"
+        ),
+        "protocol": "Leave-one-session-out, 5 folds; 4 classes (neutral, happy = happy + excited, angry, sad).",
+        "redistribution": "USC IEMOCAP release form: NO redistribution. This repository must stay private and "
+        "be shared with no one who has not signed the release form.",
+    },
+}
+
+
+class RedistributionError(ValueError):
+    """Publishing would break the corpus' licence (IEMOCAP to a public repo)."""
+
+
+def _read(value: Any) -> tuple[Optional[str], bytes]:
+    """``(path, bytes)`` of a non-decoded Video / Audio cell."""
+    path, data = value.get("path"), value.get("bytes")
+    if data is None:
+        with open(path, "rb") as f:
+            data = f.read()
+    return path, data
+
+
+def audio_track_bytes(data: bytes) -> bytes:
+    """The audio track of a media file, remuxed (not re-encoded) into an ``.m4a`` container."""
+    import av
+
+    buffer = io.BytesIO()
+    with av.open(io.BytesIO(data)) as inp, av.open(buffer, "w", format="ipod") as out:
+        stream = inp.streams.audio[0]
+        target = out.add_stream_from_template(stream)
+        for packet in inp.demux(stream):
+            if packet.dts is None:
+                continue
+            packet.stream = target
+            out.mux(packet)
+    return buffer.getvalue()
+
+
+def cut_segment(video_path: str, start: float, end: float) -> bytes:
+    """Re-encode ``[start, end)`` seconds of a video (no audio) as H.264 mp4 bytes (IEMOCAP utterances)."""
+    import tempfile
+
+    from torchcodec.decoders import VideoDecoder
+
+    from ..video_io import write_clip
+
+    decoder = VideoDecoder(video_path, dimension_order="NHWC")
+    frames = decoder.get_frames_played_in_range(start, end).data.numpy()
+    fps = decoder.metadata.average_fps or 30.0
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_clip(os.path.join(tmp, "segment.mp4"), frames, fps, None)
+        with open(path, "rb") as f:
+            return f.read()
+
+
+def _records(corpus: str, ds: datasets.Dataset) -> list[dict]:
+    rows = []
+    for row in ds:
+        row = dict(row)
+        vpath, vbytes = _read(row["video"])
+        apath, abytes = _read(row["audio"])
+        base = os.path.splitext(os.path.basename(row["file"]))[0]
+        if corpus == "ravdess":
+            abytes, apath = audio_track_bytes(vbytes), base + ".m4a"
+        elif corpus == "iemocap":
+            vbytes = cut_segment(vpath, row["start"], row["end"])
+            vpath = row["utterance_id"] + ".mp4"
+            row["dialog_start"], row["dialog_end"] = row.pop("start"), row.pop("end")
+        row["video"] = {"path": os.path.basename(vpath), "bytes": vbytes}
+        row["audio"] = {"path": os.path.basename(apath), "bytes": abytes}
+        rows.append(row)
+    return rows
+
+
+def render_dataset_card(corpus: str, repo_id: str, label_names: list[str], num_rows: dict, template_path: str = CARD_TEMPLATE):
+    """A :class:`huggingface_hub.DatasetCard` for a published corpus (template ``model_cards/dataset_card.md``)."""
+    from huggingface_hub import DatasetCard, DatasetCardData
+
+    info = CORPUS_INFO[corpus]
+    card_data = DatasetCardData(
+        license=info["license"],
+        pretty_name=info["pretty_name"],
+        task_categories=["video-classification", "audio-classification"],
+        tags=["emotion-recognition", "audio-visual", "mmder-hf", corpus],
+        configs=[{"config_name": "default", "data_files": [{"split": "train", "path": "data/*.parquet"}]}],
+    )
+    kwargs = dict(
+        corpus=corpus,
+        repo_id=repo_id,
+        pretty_name=info["pretty_name"],
+        homepage=info["homepage"],
+        citation=info["citation"],
+        protocol=info["protocol"],
+        redistribution=info["redistribution"],
+        fold_table=fold_table_markdown(corpus),
+        label_names=", ".join(label_names),
+        num_rows=sum(num_rows.values()),
+        num_actors=len(num_rows),
+        private_only=corpus == "iemocap",
+    )
+    if os.path.isfile(template_path):
+        return DatasetCard.from_template(card_data, template_path=template_path, **kwargs)
+    return DatasetCard.from_template(card_data, **kwargs)  # huggingface_hub's default template
+
+
+def export_corpus_parquet(
+    name: str,
+    source: Any,
+    output_dir: str,
+    repo_id: str = "",
+    label_set: Optional[str] = None,
+    vocal_channel: str = "speech",
+    strict: bool = False,
+    cache_dir: Optional[str] = None,
+) -> dict[int, int]:
+    """Convert a corpus to ``output_dir`` (Parquet shards per actor, card, folds). Returns ``actor -> rows``."""
+    from tqdm.auto import tqdm
+
+    from .loading import load_emotion_dataset
+
+    corpus = normalize_corpus_name(name)
+    ds = load_emotion_dataset(
+        corpus, source, fold=None, label_set=label_set, vocal_channel=vocal_channel, strict=strict, cache_dir=cache_dir
+    )["train"]
+    ds = ds.cast_column("video", datasets.Video(decode=False)).cast_column("audio", datasets.Audio(decode=False))
+    features = ds.features.copy()
+    features["video"], features["audio"] = datasets.Video(), datasets.Audio()
+    if corpus == "iemocap":
+        features["dialog_start"], features["dialog_end"] = features.pop("start"), features.pop("end")
+    data_dir = os.path.join(output_dir, "data")
+    if os.path.isdir(data_dir):
+        shutil.rmtree(data_dir)
+    os.makedirs(data_dir)
+    counts = {}
+    actors = sorted(set(ds["actor"]))
+    for actor in tqdm(actors, desc=f"{corpus} -> parquet"):
+        part = ds.filter(lambda a: a == actor, input_columns="actor")
+        shard = datasets.Dataset.from_list(_records(corpus, part), features=features)
+        shard.to_parquet(os.path.join(data_dir, f"actor_{actor:02d}.parquet"))
+        counts[actor] = len(shard)
+    exported = export_folds(output_dir, [corpus])
+    for path in exported:  # folds.json / folds.csv at the repo root
+        os.replace(path, os.path.join(output_dir, "folds" + os.path.splitext(path)[1]))
+    names = list(get_label_set(corpus, label_set).names)
+    render_dataset_card(corpus, repo_id, names, counts).save(os.path.join(output_dir, "README.md"))
+    logger.info("Wrote %d rows of %s (%d actors) to %s", sum(counts.values()), corpus, len(counts), output_dir)
+    return counts
+
+
+def push_corpus(output_dir: str, repo_id: str, private: bool, corpus: str, token: Optional[str] = None) -> str:
+    """Create the dataset repo and upload ``output_dir``; IEMOCAP refuses public repos. Returns the commit URL."""
+    from huggingface_hub import HfApi
+
+    if normalize_corpus_name(corpus) == "iemocap" and not private:
+        raise RedistributionError(
+            "IEMOCAP's licence forbids redistribution: publish it only to a private repo (--private)"
+        )
+    api = HfApi(token=token)
+    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    return api.upload_folder(
+        folder_path=output_dir, repo_id=repo_id, repo_type="dataset", commit_message=f"Publish {corpus} (mmder-hf)"
+    )
+
+
+def publish_main(corpus: str, argv=None) -> None:
+    """Shared command line of ``dataset_scripts/publish_<corpus>.py``."""
+    import argparse
+
+    corpus = normalize_corpus_name(corpus)
+    parser = argparse.ArgumentParser(description=f"Convert {corpus} to Parquet with embedded media and push it.")
+    parser.add_argument("--source", required=corpus != "ravdess", default=None,
+                        help="local folder / Hub repo of the distributed files (RAVDESS: default synthetic)")  # fmt: skip
+    parser.add_argument("--repo_id", required=True, help=f"Hub dataset repo, e.g. <user>/{corpus.replace('_', '-')}-av")
+    parser.add_argument("--output_dir", default=None, help="local folder for the Parquet shards and card")
+    parser.add_argument("--label_set", default=None)
+    parser.add_argument("--private", action="store_true", help="create a private repo (required for IEMOCAP)")
+    parser.add_argument("--no_push", action="store_true", help="only write the local folder")
+    parser.add_argument("--strict", action="store_true", help="fail on the first unusable file")
+    if corpus == "ravdess":
+        parser.add_argument("--vocal_channel", default="speech", choices=["speech", "song", "both"])
+    args = parser.parse_args(argv)
+    if corpus == "iemocap" and not args.private and not args.no_push:
+        parser.error("IEMOCAP's licence forbids redistribution: pass --private (and share with licensees only)")
+    output_dir = args.output_dir or f"{args.repo_id.split('/')[-1]}-parquet"
+    export_corpus_parquet(
+        corpus, args.source, output_dir, repo_id=args.repo_id, label_set=args.label_set,
+        vocal_channel=getattr(args, "vocal_channel", "speech"), strict=args.strict,
+    )  # fmt: skip
+    if not args.no_push:
+        push_corpus(output_dir, args.repo_id, private=args.private, corpus=corpus)
+
+
+__all__ = [
+    "CORPUS_INFO",
+    "RedistributionError",
+    "audio_track_bytes",
+    "cut_segment",
+    "export_corpus_parquet",
+    "publish_main",
+    "push_corpus",
+    "render_dataset_card",
+]

@@ -1,0 +1,233 @@
+"""Builders on synthetic RAVDESS zips and fake CREMA-D / IEMOCAP trees; bad data; collator; ranks; cache."""
+
+import logging
+import os
+import zipfile
+
+import datasets
+import numpy as np
+import pytest
+import torch
+
+from fixtures_data import (  # noqa: F401  (fixtures)
+    CLIPS,
+    NUM_ACTORS,
+    copy_tree_with_bad_data,
+    fake_crema_d_dir,
+    fake_iemocap_dir,
+    hf_cache_dir,
+    synthetic_ravdess_dir,
+)
+from mmder_hf.data import (
+    BadDataError,
+    MultiMAEDERDataCollator,
+    RavdessBuilder,
+    get_fold,
+    load_emotion_dataset,
+    preprocess_to_cache,
+    split_for_rank,
+)
+from mmder_hf.data.builders import probe_media
+
+
+def _actors(split):
+    return [row["actor"] for row in split] if isinstance(split, datasets.IterableDataset) else split["actor"]
+
+
+def _no_leak(ds, corpus, fold, present):
+    expected = get_fold(corpus, fold, present)
+    seen = {s: set(_actors(ds[s].select_columns(["actor"]))) for s in ("train", "validation", "test")}
+    for s in seen:
+        assert seen[s] == set(expected.actors(s)), s
+    assert not (seen["train"] & seen["test"] or seen["train"] & seen["validation"] or seen["validation"] & seen["test"])
+
+
+def test_ravdess_builder_map_style(synthetic_ravdess_dir, hf_cache_dir):
+    ds = load_emotion_dataset("ravdess", source=synthetic_ravdess_dir, fold=1, cache_dir=hf_cache_dir)
+    assert isinstance(ds, datasets.DatasetDict) and set(ds) == {"train", "validation", "test"}
+    assert sum(len(ds[s]) for s in ds) == NUM_ACTORS * CLIPS  # video-only and song files are skipped
+    _no_leak(ds, "ravdess", 1, range(1, NUM_ACTORS + 1))
+    assert ds["train"].features["emotion"].names[1] == "calm"
+    assert set(ds["train"]["vocal_channel"]) == {"speech"}
+    assert all(f.startswith("01-01-") for f in ds["test"]["file"])
+    row = ds["test"][0]
+    meta_from_name = row["file"].split(".")[0].split("-")
+    assert row["emotion"] == int(meta_from_name[2]) - 1 and row["actor"] == int(meta_from_name[6])
+    assert row["gender"] == ("male" if row["actor"] % 2 else "female")
+    assert row["video"].metadata.num_frames == 8
+    assert row["audio"].get_all_samples().data.shape[-1] >= 16000
+
+
+def test_ravdess_builder_streaming_and_options(synthetic_ravdess_dir, hf_cache_dir):
+    ds = load_emotion_dataset("ravdess", source=synthetic_ravdess_dir, fold=2, streaming=True, label_set="7class")
+    assert isinstance(ds, datasets.IterableDatasetDict)
+    assert ds["test"].n_shards == 4  # one archive per test actor, read member by member
+    rows = list(ds["test"])
+    assert len(rows) == 4 * CLIPS and {r["actor"] for r in rows} == {5, 6, 7, 8}
+    names = ds["test"].features["emotion"].names
+    assert len(names) == 7
+    calm = [r for r in rows if r["file"].split("-")[2] == "02"]
+    assert calm and all(names[r["emotion"]] == "neutral" for r in calm)
+    assert rows[0]["video"].metadata.num_frames == 8
+    _no_leak(ds, "ravdess", 2, range(1, NUM_ACTORS + 1))
+    song = load_emotion_dataset("ravdess", source=synthetic_ravdess_dir, fold=1, vocal_channel="song",
+                                cache_dir=hf_cache_dir)  # fmt: skip
+    assert set(song["test"]["vocal_channel"]) == {"song"} and len(song["test"]) == 4 * 8
+    both = load_emotion_dataset("ravdess", source=synthetic_ravdess_dir, fold=None, vocal_channel="both",
+                                cache_dir=hf_cache_dir)  # fmt: skip
+    assert list(both) == ["train"] and len(both["train"]) == NUM_ACTORS * 16
+
+
+def test_ravdess_builder_reads_extracted_folders_and_url_lists(synthetic_ravdess_dir, tmp_path, hf_cache_dir):
+    for name in sorted(os.listdir(synthetic_ravdess_dir)):
+        if name.startswith("Video_Speech"):
+            with zipfile.ZipFile(os.path.join(synthetic_ravdess_dir, name)) as zf:
+                zf.extractall(tmp_path / "extracted")
+    ds = load_emotion_dataset("ravdess", source=str(tmp_path / "extracted"), fold=1, cache_dir=hf_cache_dir)
+    assert len(ds["test"]) == 4 * CLIPS
+    zips = [os.path.join(synthetic_ravdess_dir, f"Video_Speech_Actor_{a:02d}.zip") for a in range(1, 9)]
+    ds = load_emotion_dataset("ravdess", source=zips, fold=2, streaming=True)
+    assert len(list(ds["validation"])) == 2 * CLIPS
+
+
+def test_ravdess_hub_repo_source(synthetic_ravdess_dir, monkeypatch, hf_cache_dir):
+    """A Hub repo holding the zips: files are listed with HfApi and fetched with hf_hub_download."""
+    import huggingface_hub
+
+    files = sorted(os.listdir(synthetic_ravdess_dir))
+    monkeypatch.setattr(huggingface_hub.HfApi, "list_repo_files", lambda self, repo_id, **kw: files)
+    fetched = []
+
+    def fake_download(repo_id, filename, repo_type=None, revision=None):
+        assert repo_id == "someone/ravdess-zips" and repo_type == "dataset"
+        fetched.append(filename)
+        return os.path.join(synthetic_ravdess_dir, filename)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    ds = load_emotion_dataset("ravdess", source="someone/ravdess-zips", fold=1, cache_dir=hf_cache_dir)
+    assert len(ds["test"]) == 4 * CLIPS
+    assert "Video_Speech_Actor_01.zip" in fetched and not any("Song" in f for f in fetched)
+    from mmder_hf.data.builders import hub_file_location
+
+    assert hub_file_location("a/b", "x.zip", streaming=True) == "hf://datasets/a/b/x.zip"
+
+
+def test_bad_data_reported_and_skipped(synthetic_ravdess_dir, tmp_path, caplog, hf_cache_dir):
+    expected = copy_tree_with_bad_data(synthetic_ravdess_dir, tmp_path / "bad")
+    builder = RavdessBuilder(cache_dir=hf_cache_dir, source=str(tmp_path / "bad"), fold=None)
+    with caplog.at_level(logging.WARNING):
+        builder.download_and_prepare()
+    report = builder.report.skipped
+    assert len(report) == len(expected)
+    for name, reason in expected.items():
+        key = next(k for k in report if k.endswith(name))
+        assert reason in report[key], (name, report[key])
+    assert "skipped 8 file(s)" in caplog.text and "README.txt" in caplog.text
+    ds = builder.as_dataset()["train"]
+    assert len(ds) == 7 * CLIPS  # actor 8's archive is unreadable; actor 1's good clips remain
+    assert 8 not in set(ds["actor"]) and set(ds.filter(lambda a: a == 1, input_columns="actor")["file"]) == {
+        f"01-01-0{e}-01-0{1 + (e > 8)}-01-01.mp4" for e in range(1, 9)
+    }
+    streaming = RavdessBuilder(source=str(tmp_path / "bad"), fold=None).as_streaming_dataset()["train"]
+    assert len(list(streaming)) == 7 * CLIPS
+    with pytest.raises(BadDataError, match="corrupt archive|unknown file name"):
+        load_emotion_dataset("ravdess", str(tmp_path / "bad"), fold=1, strict=True, cache_dir=str(tmp_path / "c2"))
+    with pytest.raises(BadDataError):
+        list(load_emotion_dataset("ravdess", str(tmp_path / "bad"), fold=1, strict=True, streaming=True)["test"])
+
+
+def test_crema_d_builder(fake_crema_d_dir, hf_cache_dir, caplog):
+    with caplog.at_level(logging.WARNING):
+        ds = load_emotion_dataset("crema_d", source=fake_crema_d_dir, fold=1, cache_dir=hf_cache_dir)
+    assert "known broken CREMA-D clip" in caplog.text and "1064_IEO_DIS_MD" in caplog.text
+    assert "1002_TIE_SAD_XX" in caplog.text and "notes_about_clips.flv" in caplog.text
+    assert set(ds["test"]["actor"]) == {1001, 1002} and set(ds["validation"]["actor"]) == {1019, 1020}
+    assert set(ds["train"]["actor"]) == {1037, 1038, 1055, 1056, 1073, 1076}
+    assert len(ds["train"]) == 12 and "1076_MTI_NEU_XX" not in ds["train"]["clip_id"]
+    row = ds["test"][0]
+    assert row["clip_id"] == "1001_DFA_ANG_XX" and row["gender"] == "male" and row["sentence"] == "DFA"
+    assert ds["test"].features["emotion"].int2str(row["emotion"]) == "angry"
+    assert row["video"].metadata.num_frames == 6 and row["audio"].get_all_samples().sample_rate == 16000
+    stream = load_emotion_dataset("crema_d", source=fake_crema_d_dir, fold=5, streaming=True)
+    assert {r["actor"] for r in stream["test"]} == {1073, 1076}
+
+
+def test_iemocap_builder_and_segment_collation(fake_iemocap_dir, hf_cache_dir):
+    ds = load_emotion_dataset("iemocap", source=fake_iemocap_dir, fold=2, cache_dir=hf_cache_dir)
+    ds["test"] = ds["test"].sort("start")
+    assert set(ds["test"]["session"]) == {2} and set(ds["validation"]["session"]) == {3}
+    assert set(ds["train"]["session"]) == {1, 4, 5}
+    names = ds["test"].features["emotion"].names
+    assert len(ds["test"]) == 5  # 'fru' is outside the 4-class set
+    labels = [names[e] for e in ds["test"]["emotion"]]
+    assert labels == ["neutral", "happy", "angry", "sad", "happy"]  # exc -> happy
+    row = ds["test"][1]
+    assert row["utterance_id"] == "Ses02F_impro01_M001" and row["gender"] == "male" and row["actor"] == 3
+    assert (row["start"], row["end"]) == (0.5, 1.0)
+
+    class StandIn:  # records what the collator asks the processor for
+        def __call__(self, videos=None, audio=None, clip_start=None, clip_end=None, return_tensors="pt"):
+            self.kwargs = dict(videos=videos, audio=audio, clip_start=clip_start, clip_end=clip_end)
+            frames = [v.get_frames_played_in_range(s, e).data.float().mean() for v, s, e in
+                      zip(videos, clip_start, clip_end)]  # fmt: skip
+            return {"pixel_values": torch.stack(frames)}
+
+    proc = StandIn()
+    batch = MultiMAEDERDataCollator(proc)([ds["test"][i] for i in range(3)])
+    assert batch["labels"].tolist() == ds["test"]["emotion"][:3]
+    assert proc.kwargs["clip_start"] == [0.0, 0.5, 1.0] and len(proc.kwargs["audio"]) == 3  # separate wav files
+    means = batch["pixel_values"].tolist()  # the dialog's colour steps up every 0.5 s
+    assert means[0] < means[1] < means[2] and means[2] == pytest.approx(80, abs=8)
+
+
+@pytest.fixture(scope="module")
+def tiny_processor():
+    from mmder_hf.processing_multimae_der import MultiMAEDERProcessor
+
+    return MultiMAEDERProcessor(image_size=32, num_frames=4)
+
+
+def test_collator_with_processor_map_and_streaming(synthetic_ravdess_dir, hf_cache_dir, tiny_processor):
+    ds = load_emotion_dataset("ravdess", source=synthetic_ravdess_dir, fold=1, cache_dir=hf_cache_dir)
+    collator = MultiMAEDERDataCollator(tiny_processor)
+    loader = torch.utils.data.DataLoader(ds["test"], batch_size=4, collate_fn=collator, num_workers=1)
+    batch = next(iter(loader))
+    assert batch["pixel_values"].shape == (4, 2, 3, 32, 32) and batch["audio_values"].shape == (4, 2, 3, 32, 32)
+    assert batch["labels"].tolist() == ds["test"]["emotion"][:4]
+    assert torch.isfinite(batch["pixel_values"]).all()
+    stream = load_emotion_dataset("ravdess", source=synthetic_ravdess_dir, fold=1, streaming=True)
+    batch = next(iter(torch.utils.data.DataLoader(stream["validation"], batch_size=3, collate_fn=collator)))
+    assert batch["audio_values"].shape[0] == 3 and batch["labels"].dtype == torch.long
+    transformed = ds["validation"].with_transform(collator.as_transform())
+    assert transformed[0:2]["pixel_values"].shape == (2, 2, 3, 32, 32)
+
+
+def test_preprocess_cache_is_reused(synthetic_ravdess_dir, hf_cache_dir, tiny_processor, tmp_path, monkeypatch):
+    ds = load_emotion_dataset("ravdess", source=synthetic_ravdess_dir, fold=2, cache_dir=hf_cache_dir)
+    ds = datasets.DatasetDict({"validation": ds["validation"].select(range(4))})
+    cached = preprocess_to_cache(ds, tiny_processor, str(tmp_path), batch_size=2)
+    assert cached["validation"][0]["pixel_values"].shape == (2, 3, 32, 32)
+    assert [int(x) for x in cached["validation"]["labels"]] == list(ds["validation"]["emotion"])
+    fresh = MultiMAEDERDataCollator(tiny_processor)([ds["validation"][0]])
+    assert torch.allclose(cached["validation"][0]["audio_values"], fresh["audio_values"][0], atol=1e-5)
+    monkeypatch.setattr(MultiMAEDERDataCollator, "__call__", lambda *a, **k: pytest.fail("cache not reused"))
+    again = preprocess_to_cache(ds, tiny_processor, str(tmp_path), batch_size=2)
+    assert torch.equal(again["validation"][0]["pixel_values"], cached["validation"][0]["pixel_values"])
+    monkeypatch.undo()
+    batch = MultiMAEDERDataCollator(tiny_processor)([again["validation"][i] for i in range(2)])
+    assert batch["pixel_values"].shape == (2, 2, 3, 32, 32) and batch["labels"].shape == (2,)
+
+
+@pytest.mark.parametrize("streaming", [True, False])
+def test_two_ranks_cover_every_example_once(synthetic_ravdess_dir, hf_cache_dir, streaming):
+    ds = load_emotion_dataset("ravdess", source=synthetic_ravdess_dir, fold=2, streaming=streaming,
+                              cache_dir=hf_cache_dir)["test"]  # fmt: skip
+    if not streaming:
+        ds = ds.select_columns(["file", "actor"])
+    else:
+        ds = ds.select_columns(["file", "actor"])
+    parts = [[(r["actor"], r["file"]) for r in split_for_rank(ds, rank, 2)] for rank in (0, 1)]
+    assert parts[0] and parts[1] and not set(parts[0]) & set(parts[1])
+    assert sorted(parts[0] + parts[1]) == sorted((r["actor"], r["file"]) for r in ds)
+    if streaming:  # 4 archives: split by shards, so each rank opens only its own archives
+        assert {a for a, _ in parts[0]}.isdisjoint({a for a, _ in parts[1]})

@@ -1,0 +1,155 @@
+"""Corpus parsers, label sets and fold definitions."""
+
+import csv
+import json
+import os
+
+import pytest
+
+from mmder_hf.data.corpora import (
+    CREMA_D_BROKEN,
+    UnknownFileNameError,
+    get_label_set,
+    parse_crema_d_filename,
+    parse_iemocap_evaluation,
+    parse_iemocap_utterance_id,
+    parse_ravdess_filename,
+    read_crema_d_demographics,
+)
+from mmder_hf.data.folds import crema_d_folds, export_folds, get_fold, iemocap_folds, ravdess_folds
+
+
+def test_parse_ravdess_every_field():
+    meta = parse_ravdess_filename("Actor_12/01-02-05-02-01-02-12.mp4")
+    assert meta == {
+        "file": "01-02-05-02-01-02-12.mp4",
+        "modality": "audio-visual",
+        "vocal_channel": "song",
+        "emotion": "angry",
+        "emotion_code": 5,
+        "intensity": "strong",
+        "statement": 1,
+        "statement_text": "Kids are talking by the door",
+        "repetition": 2,
+        "actor": 12,
+        "gender": "female",
+    }
+    meta = parse_ravdess_filename("02-01-08-01-02-01-07.mp4")
+    assert (meta["modality"], meta["vocal_channel"], meta["emotion"], meta["gender"]) == (
+        "video-only", "speech", "surprised", "male",
+    )  # fmt: skip
+    assert parse_ravdess_filename("03-01-02-01-01-01-01.wav")["modality"] == "audio-only"
+
+
+@pytest.mark.parametrize(
+    "name", ["01-01-09-01-01-01-01.mp4", "01-01-01-02-01-01-01.mp4", "04-01-01-01-01-01-01.mp4", "clip.mp4",
+             "01-01-01-01-01-01.mp4", "01-01-03-01-03-01-01.mp4"]  # fmt: skip
+)
+def test_parse_ravdess_rejects_bad_names(name):
+    with pytest.raises(UnknownFileNameError):
+        parse_ravdess_filename(name)
+
+
+def test_parse_crema_d_every_field():
+    genders = read_crema_d_demographics("ActorID,Age,Sex,Race,Ethnicity\n1001,51,Male,Caucasian,Not Hispanic\n")
+    meta = parse_crema_d_filename("VideoFlash/1001_DFA_ANG_XX.flv", genders)
+    assert meta == {
+        "file": "1001_DFA_ANG_XX.flv",
+        "clip_id": "1001_DFA_ANG_XX",
+        "actor": 1001,
+        "sentence": "DFA",
+        "sentence_text": "Don't forget a jacket",
+        "emotion": "angry",
+        "emotion_code": "ANG",
+        "level": "unspecified",
+        "gender": "male",
+    }
+    assert parse_crema_d_filename("1091_IEO_SAD_HI")["level"] == "high"
+    assert parse_crema_d_filename("1050_TSI_FEA_LO.wav")["gender"] == "unknown"
+    for bad in ("1001_DFA_XYZ_XX.flv", "0999_DFA_ANG_XX", "1001_ABC_ANG_XX", "foo.flv"):
+        with pytest.raises(UnknownFileNameError):
+            parse_crema_d_filename(bad)
+    assert set(CREMA_D_BROKEN) == {"1076_MTI_NEU_XX", "1076_MTI_SAD_XX", "1064_TIE_SAD_XX", "1064_IEO_DIS_MD"}
+
+
+def test_parse_iemocap():
+    meta = parse_iemocap_utterance_id("Ses03M_script02_2_F017")
+    assert meta == {
+        "utterance_id": "Ses03M_script02_2_F017", "dialog": "Ses03M_script02_2", "session": 3, "improvised": False,
+        "gender": "female", "speaker": "Ses03F", "actor": 6, "turn": 17,
+    }  # fmt: skip
+    assert parse_iemocap_utterance_id("Ses01F_impro01_M000")["actor"] == 1
+    rows = parse_iemocap_evaluation(
+        "% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]\n\n"
+        "[6.2901 - 8.2357]\tSes01F_impro01_F000\tneu\t[2.5000, 2.5000, 2.5000]\nC-E2:\tNeutral;\t()\n"
+    )
+    assert rows == [{"utterance_id": "Ses01F_impro01_F000", "start": 6.2901, "end": 8.2357, "label_code": "neu"}]
+    with pytest.raises(UnknownFileNameError):
+        parse_iemocap_utterance_id("Ses06F_impro01_F000")
+
+
+def test_label_sets():
+    assert len(get_label_set("ravdess").names) == 8
+    seven = get_label_set("ravdess", "7class")
+    assert len(seven.names) == 7 and "calm" not in seven.names and seven.map("calm") == "neutral"
+    assert get_label_set("CREMA-D").names == ("neutral", "happy", "sad", "angry", "fearful", "disgust")
+    four = get_label_set("iemocap")
+    assert four.names == ("neutral", "happy", "angry", "sad")
+    assert four.map("excited") == "happy" and four.map("frustrated") is None
+    with pytest.raises(ValueError):
+        get_label_set("ravdess", "5class")
+
+
+def _check_partition(folds, actors):
+    tested = []
+    for fold in folds:
+        parts = [set(fold.train), set(fold.validation), set(fold.test)]
+        assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+        assert parts[0] | parts[1] | parts[2] == set(actors)
+        assert fold.validation and fold.train
+        tested += fold.test
+    assert sorted(tested) == sorted(actors)  # every actor tested exactly once
+
+
+def test_ravdess_folds():
+    folds = ravdess_folds()
+    assert len(folds) == 6
+    _check_partition(folds, range(1, 25))
+    for k, fold in enumerate(folds, 1):
+        assert fold.test == tuple(range(4 * k - 3, 4 * k + 1))
+        assert len(fold.validation) == 2 and {a % 2 for a in fold.validation} == {0, 1}  # one male, one female
+        assert len(fold.train) == 18
+    assert folds[5].validation == (1, 2)
+    small = ravdess_folds(range(1, 9))
+    assert len(small) == 2
+    _check_partition(small, range(1, 9))
+    with pytest.raises(ValueError):
+        ravdess_folds(range(1, 5))
+
+
+def test_crema_d_and_iemocap_folds():
+    folds = crema_d_folds()
+    assert len(folds) == 5
+    _check_partition(folds, range(1001, 1092))
+    assert folds[0].test == tuple(range(1001, 1019)) and folds[4].test == tuple(range(1073, 1092))
+    assert folds[0].validation == (1019, 1020, 1021, 1022)
+    folds = iemocap_folds()
+    _check_partition(folds, range(1, 11))
+    assert folds[2].test == (5, 6) and folds[2].validation == (7, 8)
+    assert get_fold("iemocap", 5).validation == (1, 2)
+    with pytest.raises(ValueError):
+        get_fold("ravdess", 7)
+
+
+def test_exported_folds_match_code(tmp_path):
+    export_folds(str(tmp_path))
+    committed = os.path.join(os.path.dirname(__file__), "..", "src", "mmder_hf", "data", "folds")
+    for corpus in ("ravdess", "crema_d", "iemocap"):
+        with open(tmp_path / f"{corpus}_folds.json") as f:
+            fresh = json.load(f)
+        with open(os.path.join(committed, f"{corpus}_folds.json")) as f:
+            assert json.load(f) == fresh  # the committed tables are up to date
+        with open(tmp_path / f"{corpus}_folds.csv") as f:
+            rows = list(csv.DictReader(f))
+        fold1 = get_fold(corpus, 1)
+        assert sorted(int(r["actor"]) for r in rows if r["fold"] == "1" and r["split"] == "test") == list(fold1.test)
