@@ -19,6 +19,7 @@ import copy
 import json
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Optional, Union
 
@@ -131,7 +132,9 @@ def export_onnx(
             kwargs["dynamic_shapes"] = {name: {0: batch} for name in wrapper.input_names}
         else:
             kwargs["dynamic_axes"] = {name: {0: "batch"} for name in [*wrapper.input_names, "logits"]}
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            # All inputs share the one batch axis; the exporter warns that it merges their names.
+            warnings.filterwarnings("ignore", message=".*axis name.*will not be used.*")
             torch.onnx.export(
                 wrapper,
                 (),
@@ -141,6 +144,7 @@ def export_onnx(
                 output_names=["logits"],
                 dynamo=dynamo,
                 external_data=False,
+                verbose=False,
                 **kwargs,
             )
         _write_metadata(output_path, model, wrapper.input_names)
