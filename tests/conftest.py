@@ -159,7 +159,7 @@ def audio_only_path(media_dir) -> Path:
 
 @pytest.fixture(scope="session")
 def vfr_clip_path(media_dir) -> tuple[Path, np.ndarray]:
-    """A variable-frame-rate clip: 20 frames at 10 fps, then 30 frames at 30 fps (3 s in all); returns (path, start times)."""
+    """Variable frame rate: 20 frames at 10 fps, then 30 at 30 fps (3 s in all); returns (path, frame start times)."""
     times = np.concatenate([np.arange(20) / 10.0, 2.0 + np.arange(30) / 30.0])
     return write_vfr_clip(media_dir / "vfr_clip.mp4", indexed_frames(50, 48, 64), times), times
 

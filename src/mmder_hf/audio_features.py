@@ -282,7 +282,8 @@ def colorize(matrix: torch.Tensor, colormap: str = "viridis", origin: str = "low
 
     Values are min-max normalised over the matrix (matplotlib's default ``Normalize``), mapped to the 256-entry
     colormap (index ``floor(256 x)`` clipped to 255, as matplotlib does) and flipped vertically when
-    ``origin="lower"`` so that row 0 is at the bottom. A constant matrix (e.g. silence, up to rounding) maps to colour 0.
+    ``origin="lower"`` so that row 0 is at the bottom. A constant matrix (e.g. silence, up to rounding) maps to
+    colour 0.
 
     Returns:
         `torch.Tensor` of shape `(3, rows, columns)`, uint8.
@@ -413,7 +414,9 @@ def audio_images(
                 frame_length_ms=frame_length_ms,
                 hop_length_ms=hop_length_ms,
             )
-        images.append(feature_image(features, image_size, colormap=colormap, origin=origin, interpolation=interpolation))
+        images.append(
+            feature_image(features, image_size, colormap=colormap, origin=origin, interpolation=interpolation)
+        )
     return torch.stack(images)
 
 

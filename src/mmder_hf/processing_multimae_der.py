@@ -1,4 +1,4 @@
-"""MultiMAE-DER processor: media files or decoded data -> ``pixel_values`` (face frames) + ``audio_values`` (audio images).
+"""MultiMAE-DER processor: media or decoded data -> ``pixel_values`` (face frames) + ``audio_values`` (audio images).
 
 One processor serves every fusion strategy: it returns the two modalities separately, with as many frames as the
 strategy consumes, and the model fuses them (see ``fusion.py``).

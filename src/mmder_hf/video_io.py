@@ -198,7 +198,7 @@ def open_video_decoder(
         source (`str`, `os.PathLike` or `bytes`): the media file.
         seek_mode (`str`, *optional*, defaults to `"exact"`): torchcodec's seek mode; ``"exact"`` scans the file's
             packets once (cheap, no decoding) so that timestamps and frame counts are exact even for variable frame
-            rates; ``"approximate"`` trusts the header.
+            rates; ``"approximate"`` trusts the header (opens long files faster, but fails on variable frame rates).
         num_threads (`int`, *optional*, defaults to 1): FFmpeg decoding threads (0: automatic).
     """
     from torchcodec.decoders import VideoDecoder
@@ -293,26 +293,23 @@ def _decode_frames(
     frame_sampling: str,
     frame_stride: Optional[int],
 ) -> tuple[torch.Tensor, list[float]]:
+    if frame_sampling not in FRAME_SAMPLINGS:
+        raise ValueError(f"frame_sampling must be one of {FRAME_SAMPLINGS}, got {frame_sampling!r}")
     begin, stream_end, fps = _video_range(decoder, name)
     last_time = stream_end - _TIME_EPS
     try:
         if frame_sampling == "aligned":
             times = [min(max(t + _TIME_EPS, begin), last_time) for t in uniform_frame_times(start, end, num_frames)]
             batch = decoder.get_frames_played_at(times)
-        elif frame_sampling == "original":
+        else:
             total = len(decoder)
             first = 0 if start <= begin else min(total - 1, math.ceil((start - begin) * fps - 1e-3))
             last = min(total - 1, max(first, math.ceil((end - begin) * fps - 1e-3) - 1))
-            indices = original_frame_indices(last + 1, num_frames, frame_stride, first=first)
-            batch = decoder.get_frames_at(indices)
-        else:
-            raise ValueError(f"frame_sampling must be one of {FRAME_SAMPLINGS}, got {frame_sampling!r}")
-    except ValueError as error:
-        if isinstance(error, MediaError) or "frame_sampling" in str(error):
-            raise
-        raise MediaError(name, f"could not decode the video frames (truncated or corrupt?): {_first_line(error)}") from error
+            batch = decoder.get_frames_at(original_frame_indices(last + 1, num_frames, frame_stride, first=first))
     except Exception as error:
-        raise MediaError(name, f"could not decode the video frames (truncated or corrupt?): {_first_line(error)}") from error
+        raise MediaError(
+            name, f"could not decode the video frames (truncated or corrupt file?): {_first_line(error)}"
+        ) from error
     frames = batch.data
     meta = decoder.metadata
     if frames.ndim == 4 and frames.shape[1] not in (1, 3) and frames.shape[-1] in (1, 3):
@@ -342,7 +339,9 @@ def _decode_audio(
             begin = decoder.metadata.begin_stream_seconds or 0.0
             samples = decoder.get_samples_played_in_range(max(start or 0.0, begin), end)
     except Exception as error:
-        raise MediaError(name, f"could not decode the audio track (truncated or corrupt?): {_first_line(error)}") from error
+        raise MediaError(
+            name, f"could not decode the audio track (truncated or corrupt file?): {_first_line(error)}"
+        ) from error
     data, rate = samples.data, int(samples.sample_rate)
     if data.numel() == 0:
         raise MediaError(name, f"no audio samples in the requested range [{start or 0.0:.3f} s, {end} s)")
