@@ -24,17 +24,32 @@ CLIPS = 8  # one per emotion
 SMALL = dict(duration=1.0, fps=8, width=64, height=36, video_only_per_actor=1)
 
 
+# Each test module importing a fixture gets its own copy of it, so the trees are memoised here: written once
+# per session whichever module asks first.
+_MEMO: dict = {}
+
+
+def _once(key, make):
+    if key not in _MEMO:
+        _MEMO[key] = make()
+    return _MEMO[key]
+
+
 @pytest.fixture(scope="session")
 def synthetic_ravdess_dir(tmp_path_factory):
     """8 actors x 8 speech clips (+8 song clips, +1 video-only file each), in RAVDESS zips."""
-    out = tmp_path_factory.mktemp("synthetic_ravdess")
-    make_synthetic_corpus(str(out), num_actors=NUM_ACTORS, clips_per_actor=CLIPS, include_song=True, **SMALL)
-    return str(out)
+
+    def make():
+        out = tmp_path_factory.mktemp("synthetic_ravdess")
+        make_synthetic_corpus(str(out), num_actors=NUM_ACTORS, clips_per_actor=CLIPS, include_song=True, **SMALL)
+        return str(out)
+
+    return _once("ravdess", make)
 
 
 @pytest.fixture(scope="session")
 def hf_cache_dir(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("hf_cache"))
+    return _once("cache", lambda: str(tmp_path_factory.mktemp("hf_cache")))
 
 
 def _write_wav(path, seconds=0.5, rate=16000, freq=440.0):

@@ -4,7 +4,9 @@ Each clip's emotion index ``e`` (RAVDESS code - 1, 0..7) is split into a **visua
 colour of a large square: red, green, blue or yellow) and an **audio cue** ``a = e // 4`` (the pitch of a
 tone: low ~300 Hz or high ~2.4 kHz). The video alone therefore leaves two candidate emotions (a perfect
 video-only model reaches at most 50% WAR), the audio alone leaves four (at most 25% WAR), and the two together
-determine the label. Per-actor variation (background colour, square size and position, cue colour jitter,
+determine the label. These bounds are exact for balanced classes, i.e. ``clips_per_actor`` a multiple of 8 up
+to 32 (the default 16: every emotion twice); with all 60 RAVDESS combinations neutral has half as many clips
+(RAVDESS has no strong neutral), which lifts the video-only bound to 53.3%. Per-actor variation (background colour, square size and position, cue colour jitter,
 pitch factor, noise level) and per-frame noise keep it from being a lookup table.
 
 The tree is the RAVDESS distribution layout, so :class:`~mmder_hf.data.builders.RavdessBuilder` reads it
@@ -108,7 +110,8 @@ def render_clip(
     n_frames = max(1, int(round(config.duration * config.fps)))
     h, w = config.height, config.width
     # video: actor background + a large square of the cue colour drifting slowly + per-frame noise
-    side = int(h * style["square"] * (1.1 if intensity == 2 else 1.0))
+    # intensity, statement and repetition only change the noise draw: a cue tied to them could leak the label
+    side = int(h * style["square"])
     colour = np.clip(np.array(CUE_COLOURS[visual], dtype=np.float64) + style["colour_jitter"], 0, 255)
     frames = np.empty((n_frames, h, w, 3), dtype=np.float32)
     frames[:] = style["background"]
@@ -127,7 +130,7 @@ def render_clip(
     tone = np.sin(2 * np.pi * f0 * t) + 0.4 * np.sin(2 * np.pi * 2 * f0 * t + rng.uniform(0, np.pi))
     envelope = 0.55 + 0.45 * np.sin(2 * np.pi * style["syllable_rate"] * t + rng.uniform(0, 2 * np.pi))
     fade = np.minimum(1.0, np.minimum(t, t[-1] - t) / 0.05)
-    wave = 0.5 * tone * envelope * fade * (1.3 if intensity == 2 else 1.0) / 1.4
+    wave = 0.5 * tone * envelope * fade / 1.4
     wave = wave + rng.normal(0, style["audio_noise"], size=n)
     wave = np.clip(wave, -1, 1).astype(np.float32)
     return frames, wave[None]

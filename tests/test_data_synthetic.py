@@ -1,0 +1,110 @@
+"""The synthetic corpus: RAVDESS layout, determinism, and cues that only determine the label together."""
+
+import hashlib
+import os
+import zipfile
+from collections import Counter, defaultdict
+
+import numpy as np
+import pytest
+
+from fixtures_data import CLIPS, NUM_ACTORS, hf_cache_dir, synthetic_ravdess_dir  # noqa: F401
+from mmder_hf.data import load_emotion_dataset
+from mmder_hf.data.corpora import parse_ravdess_filename
+from mmder_hf.data.synthetic import CUE_COLOURS, CUE_FREQUENCIES, clip_codes, emotion_cues, main, make_synthetic_corpus
+
+
+def test_layout_is_ravdess(synthetic_ravdess_dir):
+    names = sorted(os.listdir(synthetic_ravdess_dir))
+    speech = [f"Video_Speech_Actor_{a:02d}.zip" for a in range(1, NUM_ACTORS + 1)]
+    assert set(speech) <= set(names) and "synthetic_corpus.json" in names
+    with zipfile.ZipFile(os.path.join(synthetic_ravdess_dir, speech[2])) as zf:
+        members = zf.namelist()
+    assert all(m.startswith("Actor_03/") for m in members)
+    metas = [parse_ravdess_filename(m) for m in members]
+    assert Counter(m["modality"] for m in metas) == {"audio-visual": CLIPS, "video-only": 1}
+    assert sorted(m["emotion_code"] for m in metas if m["modality"] == "audio-visual") == list(range(1, 9))
+    assert len(clip_codes(60)) == 60 and all(c[0] != 1 or c[1] == 1 for c in clip_codes(60))
+    assert Counter(c[0] for c in clip_codes(16)) == {e: 2 for e in range(1, 9)}
+
+
+def test_single_modality_carries_at_most_half():
+    """A perfect video-only (audio-only) classifier is right at most 50% (25%) of the time; both: 100%."""
+    def best(codes, cue_index):
+        groups = defaultdict(Counter)
+        for emotion, *_ in codes:
+            groups[emotion_cues(emotion)[cue_index]][emotion] += 1
+        return sum(max(c.values()) for c in groups.values()) / len(codes)
+
+    for n in (8, 16, 24, 32):  # balanced classes
+        assert best(clip_codes(n), 0) == 0.5 and best(clip_codes(n), 1) == 0.25
+    # all 60 RAVDESS combinations: neutral has half the clips (documented bound)
+    assert best(clip_codes(60), 0) == pytest.approx(32 / 60) and best(clip_codes(60), 1) <= 0.5
+    joint = {emotion_cues(e) for e in range(1, 9)}
+    assert len(joint) == 8  # (visual, audio) determines the emotion
+
+
+def _dominant_frequency(wave, rate):
+    spectrum = np.abs(np.fft.rfft(wave * np.hanning(len(wave))))
+    return np.fft.rfftfreq(len(wave), 1 / rate)[spectrum.argmax()]
+
+
+def test_cues_are_in_the_media(synthetic_ravdess_dir, hf_cache_dir):
+    ds = load_emotion_dataset("ravdess", synthetic_ravdess_dir, fold=1, cache_dir=hf_cache_dir)["test"]
+    for row in ds:
+        visual, audio = emotion_cues(row["emotion"] + 1)
+        frames = row["video"].get_frames_in_range(0, 8).data.float()  # (T, 3, H, W)
+        pixels = frames.permute(0, 2, 3, 1).reshape(-1, 3).numpy()
+        # the cue colour is the most common colour family: nearest cue colour of the brightest-saturation pixels
+        sat = pixels.max(1) - pixels.min(1)
+        top = pixels[sat > np.percentile(sat, 70)].mean(0)
+        nearest = int(np.argmin([np.linalg.norm(top - np.array(c)) for c in CUE_COLOURS]))
+        assert nearest == visual, (row["file"], top)
+        samples = row["audio"].get_all_samples()
+        f = _dominant_frequency(samples.data[0].numpy(), samples.sample_rate)
+        nearest = int(np.argmin([abs(np.log(f / c)) for c in CUE_FREQUENCIES]))
+        assert nearest == audio, (row["file"], f)
+
+
+def test_deterministic_and_cli(tmp_path):
+    kw = dict(num_actors=5, clips_per_actor=2, duration=0.5, fps=8, width=32, height=18, video_only_per_actor=0)
+    make_synthetic_corpus(str(tmp_path / "a"), seed=3, **kw)
+    main(["--output_dir", str(tmp_path / "b"), "--seed", "3", "--num_actors", "5", "--clips_per_actor", "2",
+          "--duration", "0.5", "--fps", "8", "--width", "32", "--height", "18", "--video_only_per_actor", "0"])  # fmt: skip
+    make_synthetic_corpus(str(tmp_path / "c"), seed=4, **kw)
+
+    def digest(folder, name="Video_Speech_Actor_05.zip"):
+        with zipfile.ZipFile(tmp_path / folder / name) as zf:
+            return hashlib.sha1(b"".join(zf.read(m) for m in sorted(zf.namelist()))).hexdigest()
+
+    assert digest("a") == digest("b") != digest("c")
+    ds = load_emotion_dataset("ravdess", str(tmp_path / "a"), fold=2, cache_dir=str(tmp_path / "cache"))
+    assert sorted(ds["test"]["actor"]) == [5, 5] and set(ds["train"]["actor"]) == {3, 4}
+
+
+@pytest.mark.slow
+def test_default_size_is_fast(tmp_path):
+    import time
+
+    start = time.perf_counter()
+    make_synthetic_corpus(str(tmp_path), num_actors=24, clips_per_actor=16, num_workers=2)
+    assert time.perf_counter() - start < 120
+    ds = load_emotion_dataset("ravdess", str(tmp_path), fold=1, cache_dir=str(tmp_path / "cache"))
+    assert (len(ds["train"]), len(ds["validation"]), len(ds["test"])) == (18 * 16, 2 * 16, 4 * 16)
+
+
+def test_default_source_is_the_synthetic_corpus(synthetic_ravdess_dir, tmp_path, monkeypatch):
+    from mmder_hf.data import synthetic
+
+    calls = []
+
+    def fake_make(output_dir, **kw):  # reuse the session tree instead of writing 24 actors
+        calls.append((output_dir, kw))
+        return synthetic_ravdess_dir
+
+    monkeypatch.setattr(synthetic, "make_synthetic_corpus", fake_make)
+    ds = load_emotion_dataset("ravdess", fold=2, cache_dir=str(tmp_path))
+    assert calls[0][0] == os.path.join(str(tmp_path), "synthetic_ravdess")
+    assert set(ds["test"]["actor"]) == {5, 6, 7, 8}
+    with pytest.raises(ValueError, match="needs a source"):
+        load_emotion_dataset("crema_d")
