@@ -185,7 +185,8 @@ def test_decoded_input_matches_file_input(synthetic_clip_path):
     channels_first = torch.from_numpy(frames).permute(0, 3, 1, 2)
     from_torch = processor(videos=channels_first, audio=torch.from_numpy(wave), sampling_rate=rate)
     from_frame_list = processor(videos=list(frames), audio=wave, sampling_rate=rate)
-    for other in (from_numpy, from_torch, from_frame_list):
+    file_with_waveform = processor(videos=str(synthetic_clip_path), audio=wave, sampling_rate=rate)
+    for other in (from_numpy, from_torch, from_frame_list, file_with_waveform):
         torch.testing.assert_close(other["pixel_values"], from_file["pixel_values"], atol=0, rtol=0)
         torch.testing.assert_close(other["audio_values"], from_file["audio_values"], atol=0, rtol=0)
 
