@@ -1,0 +1,98 @@
+"""MultiMAE-DER demo Space: upload or record a video, see its emotions (and, for long videos, their timeline).
+
+The app needs only transformers + torch + torchcodec + gradio: the model folder/repo ships its own code (model,
+processor and pipeline), loaded with ``trust_remote_code=True``.
+
+Configuration (command line or environment variables):
+    --model / MMDER_MODEL          model folder or Hub id (default: the RAVDESS checkpoint)
+    --window / MMDER_WINDOW        timeline window in seconds (default 3)
+    --stride / MMDER_STRIDE        seconds between windows (default 1)
+    --long-video / MMDER_LONG_VIDEO_S   videos longer than this get a timeline automatically (default 8)
+    --host, --port                 where to serve (gradio's GRADIO_SERVER_NAME / GRADIO_SERVER_PORT also work)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import gradio as gr
+import pandas as pd
+from transformers import pipeline
+
+
+DEFAULT_MODEL = "mmder-hf/multimae-der-ravdess"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="MultiMAE-DER emotion recognition demo")
+    parser.add_argument("--model", default=os.environ.get("MMDER_MODEL", DEFAULT_MODEL))
+    parser.add_argument("--window", type=float, default=float(os.environ.get("MMDER_WINDOW", 3.0)))
+    parser.add_argument("--stride", type=float, default=float(os.environ.get("MMDER_STRIDE", 1.0)))
+    parser.add_argument("--long-video", type=float, default=float(os.environ.get("MMDER_LONG_VIDEO_S", 8.0)))
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    return parser.parse_args(argv)
+
+
+def video_duration(path: str) -> float:
+    """Duration in seconds from the container header (nothing is decoded)."""
+    from torchcodec.decoders import VideoDecoder
+
+    try:
+        return float(VideoDecoder(path, seek_mode="approximate").metadata.duration_seconds or 0.0)
+    except Exception:  # noqa: BLE001 - an unreadable file is reported by the pipeline itself
+        return 0.0
+
+
+def build_demo(args: argparse.Namespace) -> gr.Blocks:
+    pipe = pipeline(model=args.model, trust_remote_code=True)
+    labels = [pipe.model.config.id2label[i] for i in range(pipe.model.config.num_labels)]
+
+    def analyze(video: str, timeline_mode: str):
+        if not video:
+            raise gr.Error("Upload or record a video first.")
+        try:
+            predictions = pipe(video, top_k=len(labels))
+            duration = video_duration(video)
+            want_timeline = timeline_mode == "always" or (timeline_mode == "auto" and duration > args.long_video)
+            timeline = pipe(video, window=args.window, stride=args.stride, batch_size=8) if want_timeline else []
+        except ValueError as error:  # MediaError: the message names the file and the problem
+            raise gr.Error(str(error).replace(str(video), os.path.basename(str(video))))
+        bars = pd.DataFrame({"emotion": [p["label"] for p in predictions], "score": [p["score"] for p in predictions]})
+        rows = [
+            {"time (s)": (w["start"] + w["end"]) / 2, "emotion": label, "probability": w["scores"][label]}
+            for w in timeline
+            for label in labels
+        ]
+        curve = pd.DataFrame(rows, columns=["time (s)", "emotion", "probability"])
+        summary = {
+            "duration_s": round(duration, 3),
+            "predictions": predictions,
+            "timeline": [{k: w[k] for k in ("start", "end", "label", "score")} for w in timeline],
+        }
+        return bars, gr.update(value=curve, visible=bool(timeline)), summary
+
+    with gr.Blocks(title="MultiMAE-DER: emotions in video") as demo:
+        gr.Markdown(
+            "# MultiMAE-DER: audio-visual emotion recognition\n"
+            "Upload or record a video with a face and speech. One VideoMAE encoder reads face frames and audio "
+            "MFCC pictures fused into one clip. Long videos also get an emotion timeline "
+            f"({args.window:g} s windows every {args.stride:g} s)."
+        )
+        with gr.Row():
+            with gr.Column():
+                video = gr.Video(sources=["upload", "webcam"], label="Video", include_audio=True)
+                timeline_mode = gr.Radio(["auto", "always", "never"], value="auto", label="Timeline")
+                button = gr.Button("Recognize emotions", variant="primary")
+            with gr.Column():
+                bars = gr.BarPlot(x="emotion", y="score", y_lim=[0, 1], label="Emotion scores", sort="-y")
+                curve = gr.LinePlot(x="time (s)", y="probability", color="emotion", y_lim=[0, 1], label="Timeline", visible=False)
+                details = gr.JSON(label="Raw output")
+        button.click(analyze, inputs=[video, timeline_mode], outputs=[bars, curve, details], api_name="predict")
+    return demo
+
+
+if __name__ == "__main__":
+    arguments = parse_args()
+    build_demo(arguments).queue(max_size=16).launch(server_name=arguments.host, server_port=arguments.port)
