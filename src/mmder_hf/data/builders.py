@@ -26,6 +26,7 @@ import logging
 import os
 import re
 import zipfile
+import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional, Union
@@ -212,16 +213,10 @@ def iter_zip_members(location: str, report: BadDataReport, strict: bool) -> Iter
                     continue
                 try:
                     data = zf.read(info)
-                except (zipfile.BadZipFile, OSError, EOFError, zlib_error()) as err:
+                except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as err:
                     report.add(f"{label}:{info.filename}", f"corrupt archive member ({type(err).__name__})", strict)
                     continue
                 yield info.filename, data
-
-
-def zlib_error():
-    import zlib
-
-    return zlib.error
 
 
 # ------------------------------------------------------------------------------------------ configs

@@ -25,7 +25,7 @@ from typing import Any, Optional
 import datasets
 
 from .corpora import get_label_set, normalize_corpus_name
-from .folds import export_folds, fold_table_markdown, get_folds
+from .folds import export_folds, fold_table_markdown
 
 
 logger = logging.getLogger(__name__)

@@ -22,7 +22,6 @@ Usage::
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
