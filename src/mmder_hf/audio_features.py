@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from typing import Literal, Optional
+from typing import Literal
 
 import numpy as np
 import torch

@@ -24,7 +24,6 @@ from .video_io import (
     aligned_frame_indices,
     decode_clip,
     original_frame_indices,
-    source_name,
 )
 
 
