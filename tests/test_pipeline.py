@@ -70,6 +70,11 @@ def test_inputs_bytes_decoded_and_batched_agree(pipe, short_clip, long_clip):
     decoded = pipe({"video": frames, "audio": samples.data.numpy(), "sampling_rate": samples.sample_rate}, top_k=5)
     assert sorted(p["label"] for p in decoded) == sorted(LABELS)
     assert sum(p["score"] for p in decoded) == pytest.approx(1, abs=1e-5)
+    decoded_input = {"video": frames, "audio": samples.data.numpy(), "sampling_rate": samples.sample_rate, "fps": 10.0}
+    timeline = pipe(decoded_input, window=1.0, stride=0.5)
+    assert [(w["start"], w["end"]) for w in timeline] == [(0.0, 1.0), (0.5, 1.5), (1.0, 2.0)]
+    with pytest.raises(ValueError, match="fps"):
+        pipe({k: v for k, v in decoded_input.items() if k != "fps"}, window=1.0)
 
     singles = [pipe(str(short_clip), top_k=2), pipe(str(long_clip), top_k=2)]
     batched = pipe([str(short_clip), str(long_clip)], batch_size=2, top_k=2)

@@ -244,6 +244,8 @@ class MultiMAEDERPipeline(ChunkPipeline):
             if isinstance(video, str) and video.startswith(_URL_PREFIXES):
                 video = _download(video)
             kwargs = {"videos": video, "audio": item.get("audio"), "sampling_rate": item.get("sampling_rate")}
+            if item.get("fps") is not None:
+                kwargs["fps"] = float(item["fps"])
             name = source_name(video) if video is not None and not isinstance(video, (np.ndarray, torch.Tensor)) else "<decoded clip>"
             return kwargs, name
         if isinstance(item, (np.ndarray, torch.Tensor)):
@@ -272,22 +274,23 @@ class MultiMAEDERPipeline(ChunkPipeline):
         window_callback: Optional[Callable[[int, int], None]] = None,
     ) -> Iterator[dict]:
         kwargs, name = self._resolve_input(inputs)
+        fps = kwargs.pop("fps", None)
         if window is None:
             if clip_start is not None or clip_end is not None:
                 kwargs.update(clip_start=clip_start, clip_end=clip_end)
             features = self._process(name, **kwargs)
             yield {**features, "start": clip_start, "end": clip_end, "is_last": True}
             return
-        yield from self._preprocess_windows(kwargs, name, window, stride, clip_start, clip_end, window_callback)
+        video = kwargs.get("videos")
+        if isinstance(video, (np.ndarray, torch.Tensor, list, tuple)) or isinstance(kwargs.get("audio"), (np.ndarray, torch.Tensor)):
+            yield from self._decoded_windows(kwargs, fps, name, window, stride, clip_start, clip_end, window_callback)
+        else:
+            yield from self._preprocess_windows(kwargs, name, window, stride, clip_start, clip_end, window_callback)
 
     def _preprocess_windows(self, kwargs, name, window, stride, clip_start, clip_end, window_callback):
-        video, audio, rate = kwargs.get("videos"), kwargs.get("audio"), kwargs.get("sampling_rate")
+        video, audio = kwargs.get("videos"), kwargs.get("audio")
         processor = self.processor
         needs_video, needs_audio = processor.num_video_frames > 0, processor.num_audio_frames > 0
-
-        if isinstance(video, (np.ndarray, torch.Tensor, list, tuple)):
-            yield from self._decoded_windows(kwargs, name, window, stride, clip_start, clip_end, window_callback)
-            return
 
         # Open each stream ONCE (the exact seek mode scans the packet index, it decodes nothing); every window then
         # seeks and decodes only its own frames and samples.
@@ -330,12 +333,35 @@ class MultiMAEDERPipeline(ChunkPipeline):
                 window_callback(index + 1, len(spans))
             yield {**features, "start": start, "end": stop, "is_last": index == len(spans) - 1}
 
-    def _decoded_windows(self, kwargs, name, window, stride, clip_start, clip_end, window_callback):
-        """Timeline over already decoded frames (needs ``fps``) and waveform (needs ``sampling_rate``)."""
-        raise ValueError(
-            f"{name}: timelines over decoded frames are not supported; pass the media file (path, URL, bytes or "
-            "decoder) so that each window is decoded on its own"
-        )
+    def _decoded_windows(self, kwargs, fps, name, window, stride, clip_start, clip_end, window_callback):
+        """Timeline over already decoded frames (needs ``fps``) and/or waveform (needs ``sampling_rate``)."""
+        video, audio, rate = kwargs.get("videos"), kwargs.get("audio"), kwargs.get("sampling_rate")
+        if isinstance(video, (list, tuple)):
+            video = np.stack([np.asarray(frame) for frame in video])
+        if video is not None and fps is None:
+            raise ValueError(f"{name}: a timeline over decoded frames needs the frame rate: add 'fps' to the input dict")
+        if audio is not None and not isinstance(audio, (np.ndarray, torch.Tensor)):
+            raise ValueError(f"{name}: with decoded frames, pass the audio as a decoded waveform too")
+        if audio is not None and rate is None:
+            raise ValueError(f"{name}: a decoded waveform needs 'sampling_rate'")
+        duration = video.shape[0] / fps if video is not None else audio.shape[-1] / rate
+        begin = clip_start or 0.0
+        end = min(duration, clip_end) if clip_end is not None else duration
+        if not end > begin:
+            raise ValueError(f"{name}: empty time range [{begin:.3f} s, {end:.3f} s)")
+        spans = sliding_windows(begin, end, window, stride)
+        for index, (start, stop) in enumerate(spans):
+            window_kwargs = {}
+            if video is not None:
+                first = min(int(round(start * fps)), video.shape[0] - 1)
+                window_kwargs["videos"] = video[first : max(first + 1, int(round(stop * fps)))]
+            if audio is not None:
+                window_kwargs["audio"] = audio[..., int(round(start * rate)) : max(int(round(start * rate)) + 1, int(round(stop * rate)))]
+                window_kwargs["sampling_rate"] = rate
+            features = self._process(name, **window_kwargs)
+            if window_callback is not None:
+                window_callback(index + 1, len(spans))
+            yield {**features, "start": start, "end": stop, "is_last": index == len(spans) - 1}
 
     # ------------------------------------------------------------------------------------------------------------
     # Batching, forward, postprocessing
