@@ -278,3 +278,34 @@ def test_bfloat16_and_device_map(tmp_path):
         reference = model(**inputs_for(model.config)).logits
     assert logits.dtype == torch.bfloat16
     assert torch.allclose(logits.float(), reference, atol=0.1)
+
+
+PROCESSOR_REMOTE_SCRIPT = REMOTE_SCRIPT.split("import torch")[0] + textwrap.dedent(
+    """
+    import torch
+    from transformers import AutoModelForVideoClassification, AutoProcessor
+    folder, clip, expected = sys.argv[1:4]
+    processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
+    model = AutoModelForVideoClassification.from_pretrained(folder, trust_remote_code=True).eval()
+    assert type(processor).__module__.startswith("transformers_modules"), type(processor).__module__
+    with torch.no_grad():
+        logits = model(**processor(videos=clip, return_tensors="pt")).logits
+    assert torch.equal(logits, torch.load(expected)), (logits, torch.load(expected))
+    print("REMOTE OK")
+    """
+)
+
+
+def test_model_and_processor_from_a_clip_in_a_fresh_process_without_the_package(tmp_path, synthetic_clip_path):
+    from mmder_hf import MultiMAEDERProcessor
+
+    model = tiny_model("CFAS", num_labels=4)
+    scramble(model)
+    processor = MultiMAEDERProcessor.from_model_config(model.config)
+    with torch.no_grad():
+        logits = model(**processor(videos=str(synthetic_clip_path), return_tensors="pt")).logits
+    model.save_pretrained(tmp_path / "ours")
+    processor.save_pretrained(tmp_path / "ours")
+    torch.save(logits, tmp_path / "logits.pt")
+    out = run_without_mmder_hf(PROCESSOR_REMOTE_SCRIPT, tmp_path / "ours", synthetic_clip_path, tmp_path / "logits.pt")
+    assert "REMOTE OK" in out

@@ -1,7 +1,7 @@
 """MultiMAE-DER for the Hugging Face ecosystem: audio-visual emotion recognition with one VideoMAE encoder.
 
 Importing the package registers the model with transformers' auto classes (``AutoConfig``, ``AutoModel``,
-``AutoModelForVideoClassification``) and marks the classes for ``register_for_auto_class``, so that
+``AutoModelForVideoClassification``, ``AutoProcessor``) and marks the classes for ``register_for_auto_class``, so that
 ``save_pretrained`` writes the code files and ``auto_map`` that let anyone load a checkpoint with
 ``trust_remote_code=True`` without installing this package.
 """
@@ -11,6 +11,8 @@ from transformers import AutoConfig, AutoModel, AutoModelForVideoClassification
 from .configuration_multimae_der import MultiMAEDERConfig
 from .fusion import FUSION_STRATEGIES, frames_per_modality, fuse
 from .modeling_multimae_der import MultiMAEDERForVideoClassification, MultiMAEDERModel, MultiMAEDERPreTrainedModel
+from .processing_multimae_der import MultiMAEDERProcessor, register_auto_processor
+from .video_io import MediaError, decode_clip, write_clip
 
 __version__ = "0.1.0"
 
@@ -20,6 +22,8 @@ AutoModelForVideoClassification.register(MultiMAEDERConfig, MultiMAEDERForVideoC
 MultiMAEDERConfig.register_for_auto_class()
 MultiMAEDERModel.register_for_auto_class("AutoModel")
 MultiMAEDERForVideoClassification.register_for_auto_class("AutoModelForVideoClassification")
+register_auto_processor()
+MultiMAEDERProcessor.register_for_auto_class("AutoProcessor")
 
 __all__ = [
     "FUSION_STRATEGIES",
@@ -27,6 +31,10 @@ __all__ = [
     "MultiMAEDERForVideoClassification",
     "MultiMAEDERModel",
     "MultiMAEDERPreTrainedModel",
+    "MultiMAEDERProcessor",
+    "MediaError",
+    "decode_clip",
+    "write_clip",
     "frames_per_modality",
     "fuse",
 ]

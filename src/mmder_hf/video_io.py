@@ -39,7 +39,10 @@ def write_clip(
             audio track.
         sample_rate: audio sampling rate in Hz.
     """
-    import av  # imported lazily: decoding does not need PyAV
+    try:  # imported lazily (and guarded, so remote-code loading does not require PyAV): decoding does not need it
+        import av
+    except ImportError as error:
+        raise ImportError("write_clip needs PyAV: pip install av") from error
     from fractions import Fraction
 
     frames = np.asarray(frames)

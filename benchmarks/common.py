@@ -1,0 +1,52 @@
+"""Shared timing helpers: medians of repeated, interleaved measurements after a warm-up.
+
+These machines are noisy, so every figure a benchmark reports as a ratio is measured side by side in the same
+process, alternating the contenders, and summarised by the median.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from typing import Callable, Dict
+
+import torch
+
+
+def time_interleaved(contenders: Dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> Dict[str, float]:
+    """Median seconds per call of each contender, alternating them so that drift hits all alike."""
+    for _ in range(warmup):
+        for fn in contenders.values():
+            fn()
+    samples = {name: [] for name in contenders}
+    for _ in range(repeats):
+        for name, fn in contenders.items():
+            start = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def machine() -> dict:
+    """Where a figure was measured: recorded beside every number."""
+    info = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def emit(result: dict) -> None:
+    """Print the result as ONE JSON line, last, so that run.py can collect it."""
+    result.setdefault("machine", machine())
+    result.setdefault("command", " ".join([os.path.basename(sys.executable)] + sys.argv))
+    print(json.dumps(result))
