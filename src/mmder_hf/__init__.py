@@ -9,8 +9,19 @@ Importing the package registers the model with transformers' auto classes (``Aut
 from transformers import AutoConfig, AutoModel, AutoModelForVideoClassification
 
 from .configuration_multimae_der import MultiMAEDERConfig
+from .data import (
+    MultiMAEDERDataCollator,
+    get_fold,
+    get_folds,
+    load_emotion_dataset,
+    load_prefused_dataset,
+    make_synthetic_corpus,
+    preprocess_to_cache,
+    split_for_rank,
+)
 from .fusion import FUSION_STRATEGIES, frames_per_modality, fuse
 from .modeling_multimae_der import MultiMAEDERForVideoClassification, MultiMAEDERModel, MultiMAEDERPreTrainedModel
+from .pipeline import TASK, MultiMAEDERPipeline, add_pipeline_to_checkpoint, register_pipeline
 from .processing_multimae_der import MultiMAEDERProcessor, register_auto_processor
 from .video_io import MediaError, decode_clip, write_clip
 
@@ -24,16 +35,28 @@ MultiMAEDERModel.register_for_auto_class("AutoModel")
 MultiMAEDERForVideoClassification.register_for_auto_class("AutoModelForVideoClassification")
 register_auto_processor()
 MultiMAEDERProcessor.register_for_auto_class("AutoProcessor")
+register_pipeline()
 
 __all__ = [
     "FUSION_STRATEGIES",
+    "MultiMAEDERDataCollator",
     "MultiMAEDERConfig",
     "MultiMAEDERForVideoClassification",
     "MultiMAEDERModel",
     "MultiMAEDERPreTrainedModel",
+    "MultiMAEDERPipeline",
     "MultiMAEDERProcessor",
+    "TASK",
+    "add_pipeline_to_checkpoint",
     "MediaError",
     "decode_clip",
+    "get_fold",
+    "get_folds",
+    "load_emotion_dataset",
+    "load_prefused_dataset",
+    "make_synthetic_corpus",
+    "preprocess_to_cache",
+    "split_for_rank",
     "write_clip",
     "frames_per_modality",
     "fuse",

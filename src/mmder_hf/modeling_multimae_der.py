@@ -7,6 +7,7 @@ images separately, and :func:`~mmder_hf.fusion.fuse` lays them out on the model'
 
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 import torch
@@ -36,11 +37,23 @@ class MultiMAEDERPreTrainedModel(VideoMAEPreTrainedModel):
     main_input_name = "pixel_values"
 
     def save_pretrained(self, save_directory, *args, **kwargs):
-        """Save as usual; with remote code on, ``auto_map`` names both the encoder and the classifier."""
-        if getattr(self, "_auto_class", None) is not None:
-            module = MultiMAEDERModel.__module__.rsplit(".", 1)[-1]
-            self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), "AutoModel": f"{module}.MultiMAEDERModel"}
-        return super().save_pretrained(save_directory, *args, **kwargs)
+        """Save as usual; with remote code on, the folder is also self-contained for the Hub.
+
+        ``auto_map`` then names both the encoder and the classifier, and the folder carries the audio-visual
+        pipeline (``custom_pipelines`` + its code), so ``pipeline(model=folder, trust_remote_code=True)`` works for
+        every checkpoint this project writes: plain saves, Trainer checkpoints and pushes alike.
+        """
+        if getattr(self, "_auto_class", None) is None:
+            return super().save_pretrained(save_directory, *args, **kwargs)
+        module = MultiMAEDERModel.__module__.rsplit(".", 1)[-1]
+        self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), "AutoModel": f"{module}.MultiMAEDERModel"}
+        result = super().save_pretrained(save_directory, *args, **kwargs)
+        is_main_process = kwargs.get("is_main_process", True)
+        if is_main_process and os.path.isfile(os.path.join(save_directory, "config.json")):
+            from .pipeline import add_pipeline_to_checkpoint
+
+            add_pipeline_to_checkpoint(save_directory)
+        return result
 
 
 class MultiMAEDERModel(MultiMAEDERPreTrainedModel, VideoMAEModel):
