@@ -350,7 +350,7 @@ def preprocess_to_cache(
         columns = list(ds.features) if ds.features is not None else None
         if isinstance(ds, datasets.Dataset):
             out[split] = ds.map(process, batched=True, batch_size=batch_size, remove_columns=columns, num_proc=num_proc,
-                                desc=f"preprocess {split}")  # fmt: skip
+                                features=_cache_features(processor, ds, keep), desc=f"preprocess {split}")  # fmt: skip
         else:
 
             def generate(ds=ds):
@@ -367,6 +367,22 @@ def preprocess_to_cache(
     result = datasets.DatasetDict(out)
     result.save_to_disk(path)
     return datasets.load_from_disk(path).with_format("torch")
+
+
+def _cache_features(processor: Any, ds: "datasets.Dataset", keep: list[str]) -> Optional[datasets.Features]:
+    """Fixed-shape Array4D columns: read back as whole numpy blocks, not as nested Python lists (~100x faster)."""
+    size = getattr(processor, "image_size", None)
+    counts = (getattr(processor, "num_video_frames", None), getattr(processor, "num_audio_frames", None))
+    if size is None or None in counts:
+        return None
+    features = datasets.Features({"labels": datasets.Value("int64")})
+    for name, frames in zip(("pixel_values", "audio_values"), counts):
+        if frames:
+            features[name] = datasets.Array4D(shape=(frames, 3, size, size), dtype="float32")
+    for column in keep:
+        if ds.features is not None and column in ds.features:
+            features[column] = ds.features[column]
+    return features
 
 
 def _batch(rows: list[dict]) -> dict:
