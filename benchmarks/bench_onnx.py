@@ -4,7 +4,7 @@ Builds a randomly initialised model of the chosen size (the architecture, not th
 with ``mmder_hf.onnx_export.export_onnx``, checks that the logits agree, then times both back-to-back, alternating
 them, and reports medians after warm-up as one JSON line:
 
-    python benchmarks/bench_onnx.py --size small --batch-size 1 --threads 2 --repeats 10
+    python benchmarks/bench_onnx.py [--quick] --size small --batch-size 1 --threads 2 --repeats 10
 
 Sizes (16-frame fused clips): ``tiny`` (test config, 32 px), ``small`` (ViT-S/16, 160 px: MAE-DFER's input),
 ``base`` (ViT-B/16, 224 px), ``large`` (ViT-L/16, 224 px: the paper's backbone; slow to export).
@@ -24,6 +24,8 @@ import time
 import numpy as np
 import torch
 
+from common import time_interleaved
+
 SIZES = {
     "tiny": dict(image_size=32, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, num_frames=4),
     "small": dict(image_size=160, hidden_size=384, num_hidden_layers=12, num_attention_heads=6, intermediate_size=1536, num_frames=16),
@@ -32,22 +34,9 @@ SIZES = {
 }
 
 
-def time_interleaved(contenders: dict, repeats: int, warmup: int) -> dict:
-    """Median seconds per call of each contender, alternating them so that machine noise hits all alike."""
-    for _ in range(warmup):
-        for fn in contenders.values():
-            fn()
-    samples = {name: [] for name in contenders}
-    for _ in range(repeats):
-        for name, fn in contenders.items():
-            start = time.perf_counter()
-            fn()
-            samples[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in samples.items()}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="the small size with 5 repetitions (used by run.py)")
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
     parser.add_argument("--strategy", default="FSLF")
     parser.add_argument("--batch-size", type=int, default=1)
@@ -55,6 +44,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     args = parser.parse_args()
+    if args.quick:
+        args.size, args.repeats = "small", 5
 
     import onnxruntime
 

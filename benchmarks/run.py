@@ -24,7 +24,7 @@ BENCHMARKS = {
     "fusion_overhead": ("bench_fusion_overhead.py", {"fusion_overhead": "fusion_overhead"}),
     "feature_cache": ("bench_feature_cache.py", {"feature_cache_speedup": "feature_cache_speedup"}),
     "dataloader": ("bench_dataloader.py", {}),
-    "onnx": ("bench_onnx.py", {"onnx_vs_torch_latency": "onnx_vs_torch"}),
+    "onnx": ("bench_onnx.py", {"onnxruntime_vs_torch_latency": "ratio_onnxruntime_over_torch"}),
 }
 TARGETS = {
     "preprocess_vs_decode": ("<=", 1.5),
