@@ -188,6 +188,40 @@ def apply_recipe_defaults(parser: argparse.ArgumentParser, argv: Sequence[str], 
     return recipe
 
 
+# ------------------------------------------------------------------------------------------- model sizes
+#: Randomly initialised configurations for runs without a checkpoint (``--model_size``). ``small`` is the built-in
+#: default: it learns the synthetic corpus on a CPU in a minute or two. ``base`` / ``large`` are VideoMAE-B / -L.
+MODEL_SIZES: dict[str, dict] = {
+    "tiny": dict(image_size=32, patch_size=16, num_frames=4, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64),
+    "small": dict(image_size=32, patch_size=16, num_frames=8, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128),
+    "base": dict(image_size=224, patch_size=16, num_frames=16, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
+    "large": dict(image_size=224, patch_size=16, num_frames=16, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),
+}  # fmt: skip
+
+
+def parse_config_overrides(overrides: Optional[str]) -> dict[str, Any]:
+    """``"hidden_size=128,num_hidden_layers=4,hidden_act=gelu"`` -> ``{"hidden_size": 128, ...}`` (JSON values)."""
+    out: dict[str, Any] = {}
+    for item in filter(None, (overrides or "").split(",")):
+        key, _, value = item.partition("=")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value.strip()
+    return out
+
+
+def cache_processor_settings(num_video_frames: int, num_audio_frames: int) -> dict:
+    """Processor ``fusion_strategy`` / ``num_frames`` that produce ``n`` frames of *both* modalities.
+
+    The processor's output depends only on how many frames of each modality it returns, so one preprocessed
+    cache of ``n`` video frames and ``n`` audio images serves every strategy (and both single-modality baselines)
+    whose modalities use ``n`` frames: FSLF with ``num_frames=8``, ``video`` and ``audio`` with ``num_frames=4``.
+    """
+    n = max(num_video_frames, num_audio_frames)
+    return {"fusion_strategy": "FSLF", "num_frames": 2 * n}
+
+
 # ------------------------------------------------------------------------------------------ model surgery
 def freeze_backbone(model: nn.Module) -> nn.Module:
     """Freeze ``model.videomae`` (no gradients) and keep it in eval mode even when ``model.train()`` is called.
@@ -363,6 +397,32 @@ class MultiMAEDERTrainer(Trainer):
             self.card_writer(self.args.output_dir)
 
 
+# ------------------------------------------------------------------------------------------------- data
+def fixed_shape_arrays(dataset, columns: Sequence[str] = ("pixel_values", "audio_values")):
+    """Cast nested-list clip columns of a preprocessed dataset to fixed-shape ``Array4D`` and format it as numpy.
+
+    Nested ``List`` columns are read back element by element by the datasets formatters (seconds per batch of
+    small clips: datasets 5.2 retries a failing ``torchvision.io.VideoReader`` import for every number), while
+    ``Array4D`` columns come back as whole arrays. The cast result is cached by ``datasets`` like any map.
+    """
+    import datasets
+
+    features = dataset.features.copy()
+    changed = False
+    for column in columns:
+        feature = features.get(column)
+        if feature is None or isinstance(feature, datasets.Array4D) or len(dataset) == 0:
+            continue
+        shape = tuple(np.asarray(dataset.with_format(None)[0][column]).shape)
+        if len(shape) != 4:
+            continue
+        features[column] = datasets.Array4D(shape=shape, dtype="float32")
+        changed = True
+    if changed:
+        dataset = dataset.cast(features)
+    return dataset.with_format("numpy")
+
+
 # ------------------------------------------------------------------------------- frozen-backbone fast path
 def can_cache_features(model: nn.Module, recipe_args: RecipeArguments) -> bool:
     """Whether the head can train on cached encoder features with exactly the plain loop's result.
@@ -528,6 +588,7 @@ def save_confusion_matrix(
 
 
 __all__ = [
+    "MODEL_SIZES",
     "RECIPES",
     "WAR_UAR_METRIC_PATH",
     "MultiMAEDERTrainer",
@@ -536,13 +597,16 @@ __all__ = [
     "WarUarMetrics",
     "add_drop_path",
     "apply_recipe_defaults",
+    "cache_processor_settings",
     "can_cache_features",
     "compute_pooled_features",
     "feature_head_mode",
+    "fixed_shape_arrays",
     "freeze_backbone",
     "is_backbone_frozen",
     "layer_decay_parameter_groups",
     "layer_id",
     "load_war_uar",
+    "parse_config_overrides",
     "save_confusion_matrix",
 ]
