@@ -224,7 +224,9 @@ def corpus_for_card(data_args: DataArguments) -> str:
     from mmder_hf.data.corpora import normalize_corpus_name
 
     corpus = normalize_corpus_name(data_args.dataset_name)
-    return "synthetic" if corpus == "ravdess" and data_args.dataset_source is None else corpus
+    source = data_args.dataset_source
+    synthetic = source is None or os.path.isfile(os.path.join(str(source), "synthetic_corpus.json"))
+    return "synthetic" if corpus == "ravdess" and synthetic else corpus
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:

@@ -137,6 +137,7 @@ CORPUS_CARDS: dict[str, CorpusCardInfo] = {
     ),
 }
 
+_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 _NC_BACKBONE = re.compile(r"^MCG-NJU/videomae", re.IGNORECASE)
 
 
@@ -317,8 +318,9 @@ def render_model_card(
     strategy = getattr(config, "fusion_strategy", None)
     tags = ["multimae-der", "videomae", "emotion-recognition", "audio-visual", "video-classification", "mmder-hf"]
     tags += list(info.tags) + ([f"fusion-{strategy.lower()}"] if strategy else []) + list(extra_tags)
-    dataset_id = dataset_id or info.dataset_id
-    dataset_type = dataset_id or f"{corpus}"
+    if dataset_id and (os.path.exists(str(dataset_id)) or not _HUB_ID.match(str(dataset_id))):
+        dataset_id = None  # a local folder is no dataset id
+    dataset_type = dataset_id or info.dataset_id or corpus
     card_data = ModelCardData(
         model_name=model_id.split("/")[-1],
         license=licence["license"],
@@ -327,7 +329,7 @@ def render_model_card(
         library_name="transformers",
         pipeline_tag="video-classification",
         tags=list(dict.fromkeys(tags)),
-        datasets=[dataset_id] if dataset_id and "/" in dataset_id else None,
+        datasets=[dataset_id] if dataset_id else None,
         base_model=base_model if base_model and not os.path.isdir(str(base_model)) else None,
         metrics=["war", "uar"],
         eval_results=eval_results(fold_results, dataset_type, info.pretty_name) or None,

@@ -1,0 +1,211 @@
+"""Training helpers: the WAR/UAR metric module, recipes, freezing, layer decay, drop path, mixup, the feature cache."""
+
+import contextlib
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+from transformers import TrainingArguments
+
+from mmder_hf import MultiMAEDERConfig, MultiMAEDERForVideoClassification
+from mmder_hf.training import (
+    MODEL_SIZES,
+    RECIPES,
+    MultiMAEDERTrainer,
+    RecipeArguments,
+    WarUarMetrics,
+    add_drop_path,
+    can_cache_features,
+    compute_pooled_features,
+    feature_head_mode,
+    fixed_shape_arrays,
+    freeze_backbone,
+    layer_decay_parameter_groups,
+    layer_id,
+    load_war_uar,
+    save_confusion_matrix,
+)
+
+
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+
+
+def tiny_model(strategy="FSLF", num_labels=4, **kwargs):
+    torch.manual_seed(0)
+    config = MultiMAEDERConfig(fusion_strategy=strategy, num_labels=num_labels, **{**MODEL_SIZES["tiny"], **kwargs})
+    return MultiMAEDERForVideoClassification(config)
+
+
+@pytest.fixture(scope="module")
+def war_uar():
+    return load_war_uar()
+
+
+def test_war_uar_metric_module_offline(war_uar):
+    out = war_uar.compute(predictions=[0, 0, 1, 2, 2, 2], references=[0, 1, 1, 2, 2, 0])
+    assert out["war"] == pytest.approx(4 / 6)
+    assert out["per_class_recall"] == pytest.approx([0.5, 0.5, 1.0])
+    assert out["uar"] == pytest.approx(2 / 3)
+    assert out["confusion_matrix"] == [[1, 0, 1], [1, 1, 0], [0, 0, 2]]
+    # A class without references has no recall (NaN) and is left out of UAR.
+    out = war_uar.compute(predictions=[0, 3], references=[0, 1], num_labels=4)
+    assert out["uar"] == pytest.approx(0.5) and np.isnan(out["per_class_recall"][2])
+    assert np.asarray(out["confusion_matrix"]).shape == (4, 4)
+
+
+def test_compute_metrics_wrapper_and_confusion_png(tmp_path):
+    from transformers import EvalPrediction
+
+    metrics = WarUarMetrics(["neutral", "happy", "sad"])
+    logits = np.eye(3)[[0, 1, 1, 2]]
+    out = metrics(EvalPrediction(predictions=logits, label_ids=np.array([0, 1, 2, 2])))
+    assert out["war"] == pytest.approx(0.75) and out["uar"] == pytest.approx((1 + 1 + 0.5) / 3)
+    assert out["recall_sad"] == pytest.approx(0.5)
+    assert all(isinstance(v, float) for v in out.values())
+    path = save_confusion_matrix(metrics.last["confusion_matrix"], metrics.label_names, str(tmp_path / "cm.png"), "t")
+    assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((tmp_path / "cm.json").read_text())["confusion_matrix"] == [[1, 0, 0], [0, 1, 0], [0, 1, 1]]
+
+
+def test_recipes_are_defaults_that_flags_override():
+    sys.path.insert(0, EXAMPLES)
+    import finetune
+
+    model_args, data_args, recipe_args, args = finetune.parse_args(["--output_dir", "x", "--recipe", "paper", "--learning_rate", "0.5"])
+    assert recipe_args.recipe == "paper" and recipe_args.freeze_backbone and not recipe_args.augments
+    assert args.learning_rate == 0.5  # the flag wins
+    assert args.weight_decay == 0.05 and args.num_train_epochs == 100 and args.per_device_train_batch_size == 16
+    assert args.lr_scheduler_type == "constant" and args.remove_unused_columns is False
+    _, _, recipe_args, args = finetune.parse_args(["--output_dir", "x", "--recipe", "finetune", "--mixup_alpha", "0.8"])
+    assert (recipe_args.layer_decay, recipe_args.drop_path_rate, args.label_smoothing_factor) == (0.75, 0.1, 0.1)
+    assert args.lr_scheduler_type == "cosine" and args.warmup_steps == 0.05 and recipe_args.mixup_alpha == 0.8
+    model_args, data_args, recipe_args, args = finetune.parse_args(["--output_dir", "x"])
+    assert recipe_args.recipe == "quick" and model_args.model_name_or_path is None and data_args.dataset_source is None
+    assert set(RECIPES) == {"paper", "finetune", "quick"}
+
+
+def test_freeze_backbone_keeps_encoder_in_eval_mode():
+    model = freeze_backbone(tiny_model(hidden_dropout_prob=0.5))
+    model.train()
+    assert model.training and model.classifier.training and not model.videomae.training
+    assert not any(m.training for m in model.videomae.modules())
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {"fc_norm.weight", "fc_norm.bias", "classifier.weight", "classifier.bias"}
+
+
+def test_layer_decay_parameter_groups():
+    model = tiny_model()
+    assert layer_id("videomae.embeddings.patch_embeddings.projection.weight", 2) == 0
+    assert layer_id("videomae.encoder.layer.1.attention.attention.query.weight", 2) == 2
+    assert layer_id("classifier.weight", 2) == 3
+    decay = [n for n, _ in model.named_parameters() if n.endswith("weight") and "norm" not in n]
+    groups = layer_decay_parameter_groups(model, 1.0, 0.05, 0.5, decay)
+    lrs = {name: g["lr"] for g in groups for name in g["names"]}
+    assert lrs["classifier.weight"] == 1.0
+    assert lrs["videomae.encoder.layer.1.output.dense.weight"] == 0.5
+    assert lrs["videomae.encoder.layer.0.output.dense.weight"] == 0.25
+    assert lrs["videomae.embeddings.patch_embeddings.projection.weight"] == 0.125
+    wd = {name: g["weight_decay"] for g in groups for name in g["names"]}
+    assert wd["classifier.weight"] == 0.05 and wd["classifier.bias"] == 0.0
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+
+
+def test_drop_path_only_while_training():
+    model = tiny_model().eval()
+    inputs = {"pixel_values": torch.randn(4, 2, 3, 32, 32), "audio_values": torch.randn(4, 2, 3, 32, 32)}
+    with torch.no_grad():
+        reference = model(**inputs).logits
+        handles = add_drop_path(model, 0.5)
+        assert len(handles) == 2  # layer 0 has rate 0, layer 1 gets attention + MLP hooks
+        assert torch.equal(model(**inputs).logits, reference)
+        model.train()
+        torch.manual_seed(1)
+        assert not torch.allclose(model(**inputs).logits, reference)
+
+
+def _tensor_dataset(n=24, num_labels=4, seed=0):
+    import datasets
+
+    g = torch.Generator().manual_seed(seed)
+    data = {
+        "pixel_values": torch.randn(n, 2, 3, 32, 32, generator=g).numpy(),
+        "audio_values": torch.randn(n, 2, 3, 32, 32, generator=g).numpy(),
+        "labels": (torch.arange(n) % num_labels).numpy(),
+    }
+    return fixed_shape_arrays(datasets.Dataset.from_dict(data))
+
+
+def _collate(rows):
+    return {
+        "pixel_values": torch.stack([torch.as_tensor(r["pixel_values"]) for r in rows]),
+        "audio_values": torch.stack([torch.as_tensor(r["audio_values"]) for r in rows]),
+        "labels": torch.as_tensor([int(r["labels"]) for r in rows]),
+    }
+
+
+def _train(tmp_path, name, use_cache):
+    from transformers import default_data_collator
+
+    model = freeze_backbone(tiny_model())
+    recipe = RecipeArguments(recipe="paper", freeze_backbone=True, use_feature_cache=use_cache)
+    args = TrainingArguments(
+        output_dir=str(tmp_path / name), learning_rate=1e-2, weight_decay=0.05, num_train_epochs=3,
+        per_device_train_batch_size=8, per_device_eval_batch_size=5, lr_scheduler_type="constant", report_to="none",
+        save_strategy="no", eval_strategy="no", use_cpu=True, remove_unused_columns=False, disable_tqdm=True, seed=3,
+    )  # fmt: skip
+    train, evaluation = _tensor_dataset(24), _tensor_dataset(12, seed=1)
+    collator = _collate
+    if use_cache:
+        assert can_cache_features(model, recipe)
+        train = compute_pooled_features(model, train, _collate, batch_size=7)
+        evaluation = compute_pooled_features(model, evaluation, _collate, batch_size=7)
+        collator = default_data_collator
+    trainer = MultiMAEDERTrainer(
+        model=model, args=args, train_dataset=train, eval_dataset=evaluation, data_collator=collator,
+        compute_metrics=WarUarMetrics(["a", "b", "c", "d"]), recipe_args=recipe,
+    )  # fmt: skip
+    context = feature_head_mode(model) if use_cache else contextlib.nullcontext()
+    with context:
+        trainer.train()
+        metrics = trainer.evaluate()
+    return model, metrics
+
+
+def test_feature_cache_fast_path_matches_the_plain_loop(tmp_path):
+    plain_model, plain = _train(tmp_path, "plain", use_cache=False)
+    fast_model, fast = _train(tmp_path, "fast", use_cache=True)
+    for name in ("fc_norm.weight", "fc_norm.bias", "classifier.weight", "classifier.bias"):
+        a, b = plain_model.state_dict()[name], fast_model.state_dict()[name]
+        assert torch.allclose(a, b, atol=1e-5), (name, (a - b).abs().max())
+    for name, tensor in plain_model.videomae.state_dict().items():
+        assert torch.equal(tensor, fast_model.videomae.state_dict()[name])
+    assert plain["eval_war"] == fast["eval_war"] and plain["eval_uar"] == fast["eval_uar"]
+    assert plain["eval_loss"] == pytest.approx(fast["eval_loss"], abs=1e-5)
+    assert "forward" not in fast_model.__dict__  # the head mode is undone
+
+
+def test_feature_cache_is_refused_when_inputs_change():
+    model = freeze_backbone(tiny_model())
+    assert not can_cache_features(model, RecipeArguments(freeze_backbone=True, flip=True))
+    assert not can_cache_features(model, RecipeArguments(freeze_backbone=True, mixup_alpha=0.8))
+    assert not can_cache_features(tiny_model(), RecipeArguments())  # encoder trains
+    assert not can_cache_features(freeze_backbone(tiny_model("RFAS")), RecipeArguments(freeze_backbone=True))
+
+
+def test_mixup_flip_and_layer_decay_train(tmp_path):
+    model = tiny_model()
+    recipe = RecipeArguments(recipe="finetune", layer_decay=0.75, mixup_alpha=0.8, flip=True)
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "m"), max_steps=2, per_device_train_batch_size=4, label_smoothing_factor=0.1,
+        report_to="none", save_strategy="no", use_cpu=True, remove_unused_columns=False, disable_tqdm=True,
+    )  # fmt: skip
+    trainer = MultiMAEDERTrainer(model=model, args=args, train_dataset=_tensor_dataset(8), data_collator=_collate, recipe_args=recipe)
+    before = model.videomae.embeddings.patch_embeddings.projection.weight.clone()
+    trainer.train()
+    lrs = sorted({g["initial_lr"] for g in trainer.optimizer.param_groups})
+    assert len(lrs) == 4 and lrs[-1] == pytest.approx(args.learning_rate)  # embeddings, 2 layers, head
+    assert not torch.equal(before, model.videomae.embeddings.patch_embeddings.projection.weight)
+    assert np.isfinite(trainer.state.log_history[-1]["train_loss"])
