@@ -41,7 +41,7 @@ def main() -> None:
                 num_attention_heads=3, intermediate_size=768, num_labels=8)
     if not args.quick:
         size.update(image_size=112, num_frames=16, num_hidden_layers=12)
-    batch, repeats = (4, 15) if args.quick else (8, 25)
+    batch, repeats = (4, 41) if args.quick else (8, 61)
     torch.set_num_threads(1)  # one core each: less noise from whatever else the machine runs
 
     ours = MultiMAEDERForVideoClassification(MultiMAEDERConfig(fusion_strategy="FSLF", **size)).train()

@@ -18,13 +18,16 @@ import torch
 
 
 def time_interleaved(contenders: Dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> Dict[str, float]:
-    """Median seconds per call of each contender, alternating them so that drift hits all alike."""
+    """Median seconds per call of each contender, alternating them (ABBA) so that drift hits all alike."""
     for _ in range(warmup):
         for fn in contenders.values():
             fn()
     samples = {name: [] for name in contenders}
-    for _ in range(repeats):
-        for name, fn in contenders.items():
+    names = list(contenders)
+    for index in range(repeats):
+        # ABBA order: a contender is not always the one that runs right after the other (caches, clocks).
+        for name in names if index % 2 == 0 else reversed(names):
+            fn = contenders[name]
             start = time.perf_counter()
             fn()
             samples[name].append(time.perf_counter() - start)
