@@ -249,7 +249,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     if os.path.isdir(training_args.output_dir) and training_args.do_train:
         last_checkpoint = get_last_checkpoint(training_args.output_dir)
         if last_checkpoint is not None and training_args.resume_from_checkpoint is None:
-            logger.info("Resuming from %s", last_checkpoint)
+            logger.warning("Resuming from %s", last_checkpoint)
     set_seed(training_args.seed)
     threads = model_args.torch_num_threads
     if threads is None and "OMP_NUM_THREADS" not in os.environ and training_args.device.type == "cpu":
@@ -283,12 +283,12 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
             for key, value in cache_processor_settings(config.num_video_frames, config.num_audio_frames).items():
                 setattr(cache_proc, key, value)
         cache_root = os.path.join(data_args.cache_dir or os.path.expanduser("~/.cache/mmder_hf"), "preprocessed")
+        unused = [c for c in ("actor", "pixel_values" if not config.num_video_frames else None, "audio_values" if not config.num_audio_frames else None) if c]
         with training_args.main_process_first(desc="preprocessing"):
             data = preprocess_to_cache(raw, cache_proc, cache_root, num_proc=data_args.preprocessing_num_workers)
-        unused = [c for c in ("actor", "pixel_values" if not config.num_video_frames else None, "audio_values" if not config.num_audio_frames else None) if c]
-        data = datasets.DatasetDict(
-            {k: fixed_shape_arrays(v.remove_columns([c for c in unused if c in v.column_names])) for k, v in data.items()}
-        )
+            data = datasets.DatasetDict(
+                {k: fixed_shape_arrays(v.remove_columns([c for c in unused if c in v.column_names])) for k, v in data.items()}
+            )
     else:
         data = raw
     if streaming and training_args.max_steps <= 0:

@@ -209,3 +209,25 @@ def test_mixup_flip_and_layer_decay_train(tmp_path):
     assert len(lrs) == 4 and lrs[-1] == pytest.approx(args.learning_rate)  # embeddings, 2 layers, head
     assert not torch.equal(before, model.videomae.embeddings.patch_embeddings.projection.weight)
     assert np.isfinite(trainer.state.log_history[-1]["train_loss"])
+
+
+def test_checkpoint_key_renaming_restores_every_tensor(tmp_path):
+    """The Trainer's resume path loads raw safetensors; transformers 5 saves VideoMAE's q/v biases renamed."""
+    from safetensors.torch import load_file
+
+    from mmder_hf.training import checkpoint_key_renaming
+
+    source = tiny_model()
+    with torch.no_grad():
+        for param in source.parameters():
+            param.add_(torch.randn_like(param))
+    source.save_pretrained(tmp_path)
+    state = load_file(tmp_path / "model.safetensors")
+    target = tiny_model()
+    assert target.load_state_dict(state, False).missing_keys  # what Trainer did without the renaming
+    with checkpoint_key_renaming(target):
+        result = target.load_state_dict(state, False)
+    assert not result.missing_keys and not result.unexpected_keys
+    for name, tensor in source.state_dict().items():
+        assert torch.equal(tensor, target.state_dict()[name]), name
+    assert "load_state_dict" not in target.__dict__

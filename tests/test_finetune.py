@@ -1,0 +1,238 @@
+"""examples/finetune.py end to end on a tiny synthetic corpus: offline push that loads back as remote code and
+reproduces the logged metrics, resume after a hard kill, and two real CPU processes (gloo) under accelerate.
+
+Every run happens in a subprocess started from ``RUNNER`` below, which patches ``HfApi`` at class level (no network:
+each upload is copied aside at upload time) and can SIGKILL the run at a given step.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from mmder_hf.data.corpora import RAVDESS_EMOTIONS, parse_ravdess_filename
+
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+RUNNER = textwrap.dedent(
+    """
+    import json, os, shutil, signal, sys, types, concurrent.futures
+    sys.path.insert(0, os.environ["MMDER_EXAMPLES"])
+    from huggingface_hub import HfApi
+    import finetune
+    from transformers import TrainerCallback
+
+    UPLOADS = os.environ["MMDER_TEST_UPLOADS"]
+    RANK = os.environ.get("RANK", "0")
+
+    def create_repo(self, repo_id, **kwargs):
+        return types.SimpleNamespace(repo_id=repo_id, url=f"https://huggingface.co/{repo_id}")
+
+    def upload_folder(self, *, repo_id, folder_path, path_in_repo=None, ignore_patterns=None, run_as_future=False, **kwargs):
+        os.makedirs(UPLOADS, exist_ok=True)
+        dest = os.path.join(UPLOADS, f"{len(os.listdir(UPLOADS)):03d}-rank{RANK}-{(path_in_repo or 'root').replace('/', '_')}")
+        shutil.copytree(folder_path, dest, ignore=shutil.ignore_patterns(*(ignore_patterns or [])))
+        future = concurrent.futures.Future()
+        future.set_result(types.SimpleNamespace(commit_url=f"{repo_id}@fake"))
+        return future if run_as_future else future.result()
+
+    def refuse(self, *args, **kwargs):
+        raise RuntimeError("unexpected Hub call")
+
+    HfApi.create_repo, HfApi.upload_folder = create_repo, upload_folder
+    HfApi.create_commit = HfApi.preupload_lfs_files = HfApi.upload_file = HfApi.model_info = refuse
+
+    class Spy(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if str(state.global_step) == os.environ.get("MMDER_TEST_KILL_AT_STEP"):
+                os.kill(os.getpid(), signal.SIGKILL)  # a hard kill, mid-way between two checkpoints
+
+    class SpyTrainer(finetune.MultiMAEDERTrainer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.add_callback(Spy())
+
+        def compute_loss(self, model, inputs, *args, **kwargs):
+            if model.training and os.environ.get("MMDER_TEST_SEEN"):
+                with open(os.path.join(os.environ["MMDER_TEST_SEEN"], f"rank{RANK}.jsonl"), "a") as f:
+                    sums = inputs["pixel_values"].double().sum((1, 2, 3, 4)).tolist()
+                    f.write(json.dumps({"epoch": int(self.state.epoch or 0), "clips": [round(s, 3) for s in sums]}) + "\\n")
+            return super().compute_loss(model, inputs, *args, **kwargs)
+
+    finetune.MultiMAEDERTrainer = SpyTrainer
+    finetune.main(sys.argv[1:])
+    """
+)
+
+REMOTE = textwrap.dedent(
+    """
+    import importlib.abc, json, sys
+    class BlockMmderHf(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name == "mmder_hf" or name.startswith("mmder_hf."):
+                raise ImportError("mmder_hf is not installed here")
+    sys.meta_path.insert(0, BlockMmderHf())
+    try:
+        import mmder_hf
+        raise SystemExit("mmder_hf is importable: the test would prove nothing")
+    except ImportError:
+        pass
+    from transformers import AutoModelForVideoClassification, pipeline
+    final, intermediate, clips = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    early = AutoModelForVideoClassification.from_pretrained(intermediate, trust_remote_code=True)
+    assert type(early).__module__.startswith("transformers_modules"), type(early).__module__
+    classifier = pipeline(model=final, trust_remote_code=True)
+    assert type(classifier.model).__module__.startswith("transformers_modules")
+    labels = classifier.model.config.label2id
+    predictions = [labels[classifier(path, top_k=1)[0]["label"]] for path, _ in clips]
+    references = [labels[label] for _, label in clips]
+    recalls = [sum(p == c for p, r in zip(predictions, references) if r == c) / references.count(c) for c in sorted(set(references))]
+    print(json.dumps({"war": sum(p == r for p, r in zip(predictions, references)) / len(references), "uar": sum(recalls) / len(recalls)}))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """10 actors x 8 clips: fold 1 tests on actors 1-4 (32 clips), validates on 5-6, trains on 7-10 (32 clips)."""
+    from mmder_hf.data import make_synthetic_corpus
+
+    return make_synthetic_corpus(str(tmp_path_factory.mktemp("corpus")), num_actors=10, clips_per_actor=8, num_workers=0)
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("cache"))
+
+
+def finetune_args(corpus, cache_dir, output_dir, *extra):
+    return [
+        "--output_dir", str(output_dir), "--dataset_source", corpus, "--cache_dir", cache_dir, "--model_size", "tiny",
+        "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "16", "--learning_rate", "3e-3",
+        "--disable_tqdm", "true", "--dataloader_pin_memory", "false", "--seed", "7", *extra,
+    ]  # fmt: skip
+
+
+def run(args, tmp_path, launcher=(sys.executable, "-c", RUNNER), env=None, timeout=600):
+    env = {
+        **os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "MMDER_EXAMPLES": str(EXAMPLES),
+        "MMDER_TEST_UPLOADS": str(tmp_path / "uploads"), **(env or {}),
+    }  # fmt: skip
+    return subprocess.run([*launcher, *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def test_push_to_hub_uploads_a_model_that_loads_offline_and_reproduces_the_metrics(corpus, cache_dir, tmp_path):
+    out = tmp_path / "run"
+    result = run(
+        finetune_args(corpus, cache_dir, out, "--num_train_epochs", "2", "--save_strategy", "epoch", "--eval_strategy", "epoch",
+                      "--push_to_hub", "--hub_model_id", "me/multimae-der-synthetic"),
+        tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    uploads = sorted((tmp_path / "uploads").iterdir())
+    assert len(uploads) >= 3, [u.name for u in uploads]  # epoch 1, epoch 2, ..., final push_to_hub
+    code = {"config.json", "model.safetensors", "configuration_multimae_der.py", "modeling_multimae_der.py", "fusion.py",
+            "processing_multimae_der.py", "pipeline.py", "preprocessor_config.json"}  # fmt: skip
+    for upload in uploads:
+        names = set(os.listdir(upload))
+        assert code <= names, (upload.name, code - names)
+        assert not any(n.startswith("checkpoint-") for n in names)
+    final = uploads[-1]
+    assert {"README.md", "confusion_matrix.png", "all_results.json", "eval_results.json", "test_results.json"} <= set(os.listdir(final))
+    card = (final / "README.md").read_text()
+    assert "library_name: transformers" in card and "license: apache-2.0" in card and "model-index" in card
+    # The final push holds the trained weights.
+    trained = load_file(out / "model.safetensors")
+    assert all(torch.equal(t, load_file(final / "model.safetensors")[k]) for k, t in trained.items())
+
+    # Every test clip through the pushed pipeline, in a process where mmder_hf cannot be imported.
+    clips_dir = tmp_path / "clips"
+    clips_dir.mkdir()
+    clips = []
+    for actor in (1, 2, 3, 4):
+        with zipfile.ZipFile(Path(corpus) / f"Video_Speech_Actor_{actor:02d}.zip") as zf:
+            for member in zf.namelist():
+                meta = parse_ravdess_filename(member)
+                if meta["modality"] == "audio-visual":
+                    path = clips_dir / meta["file"]
+                    path.write_bytes(zf.read(member))
+                    clips.append((str(path), RAVDESS_EMOTIONS[meta["emotion_code"] - 1]))
+    assert len(clips) == 32
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": ""}
+    remote = subprocess.run([sys.executable, "-c", REMOTE, str(final), str(uploads[0]), json.dumps(clips)],
+                            capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
+    assert remote.returncode == 0, remote.stderr[-4000:]
+    reproduced = json.loads(remote.stdout.strip().splitlines()[-1])
+    logged = json.loads((final / "test_results.json").read_text())
+    assert reproduced["war"] == pytest.approx(logged["test_war"], abs=1e-9)
+    assert reproduced["uar"] == pytest.approx(logged["test_uar"], abs=1e-9)
+
+
+def test_killed_run_resumes_from_its_last_checkpoint_with_the_same_result(corpus, cache_dir, tmp_path):
+    common = ("--num_train_epochs", "3", "--save_strategy", "steps", "--save_steps", "4", "--eval_strategy", "epoch")
+    straight = run(finetune_args(corpus, cache_dir, tmp_path / "straight", *common), tmp_path)
+    assert straight.returncode == 0, straight.stderr[-4000:]
+
+    killed = run(finetune_args(corpus, cache_dir, tmp_path / "killed", *common), tmp_path, env={"MMDER_TEST_KILL_AT_STEP": "6"})
+    assert killed.returncode == -9, (killed.returncode, killed.stderr[-2000:])
+    assert sorted(p.name for p in (tmp_path / "killed").glob("checkpoint-*")) == ["checkpoint-4"]
+    assert not (tmp_path / "killed" / "all_results.json").exists()
+
+    resumed = run(finetune_args(corpus, cache_dir, tmp_path / "killed", *common), tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+    assert "Resuming from" in resumed.stdout + resumed.stderr
+
+    a = json.loads((tmp_path / "straight" / "all_results.json").read_text())
+    b = json.loads((tmp_path / "killed" / "all_results.json").read_text())
+    for key in ("eval_war", "eval_uar", "test_war", "test_uar"):
+        assert a[key] == b[key], key
+    for key in ("eval_loss", "test_loss"):
+        assert a[key] == pytest.approx(b[key], abs=1e-5), key
+    wa, wb = load_file(tmp_path / "straight" / "model.safetensors"), load_file(tmp_path / "killed" / "model.safetensors")
+    for name, tensor in wa.items():
+        assert torch.allclose(tensor, wb[name], atol=1e-5), name
+    state = json.loads((tmp_path / "killed" / "trainer_state.json").read_text())
+    assert state["global_step"] == 12
+
+
+def test_two_cpu_processes_train_evaluate_and_only_the_main_one_pushes(corpus, cache_dir, tmp_path):
+    runner = tmp_path / "runner.py"
+    runner.write_text(RUNNER)
+    launcher = (sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+                str(EXAMPLES / "accelerate_configs" / "cpu_2proc.yaml"), "--main_process_port", "29731", str(runner))  # fmt: skip
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    result = run(
+        finetune_args(corpus, cache_dir, tmp_path / "ddp", "--use_cpu", "true", "--num_train_epochs", "2",
+                      "--per_device_train_batch_size", "4", "--eval_strategy", "epoch", "--save_strategy", "epoch",
+                      "--push_to_hub", "--hub_model_id", "me/ddp"),
+        tmp_path, launcher=launcher, env={"GLOO_SOCKET_IFNAME": "lo", "MMDER_TEST_SEEN": str(seen)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-6000:]
+    uploads = sorted(p.name for p in (tmp_path / "uploads").iterdir())
+    assert uploads and all("-rank0-" in name for name in uploads), uploads
+    # Each rank trained on its own clips: per epoch, the two ranks' clips are disjoint and cover the training split.
+    per_rank = {}
+    for rank in (0, 1):
+        for line in (seen / f"rank{rank}.jsonl").read_text().splitlines():
+            row = json.loads(line)
+            per_rank.setdefault(rank, {}).setdefault(row["epoch"], []).extend(row["clips"])
+    for epoch in per_rank[0]:
+        a, b = per_rank[0][epoch], per_rank[1][epoch]
+        assert len(a) == len(b) == 16 and not set(a) & set(b), epoch
+    state = json.loads((tmp_path / "ddp" / "trainer_state.json").read_text())
+    assert state["global_step"] == 8  # 32 clips / (2 processes x 4) per epoch, 2 epochs
+    results = json.loads((tmp_path / "ddp" / "all_results.json").read_text())
+    assert {"eval_war", "eval_uar", "test_war", "test_uar"} <= set(results)
+    assert (tmp_path / "ddp" / "confusion_matrix.png").is_file() and (tmp_path / "ddp" / "README.md").is_file()
