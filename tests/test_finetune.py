@@ -41,7 +41,8 @@ RUNNER = textwrap.dedent(
 
     def upload_folder(self, *, repo_id, folder_path, path_in_repo=None, ignore_patterns=None, run_as_future=False, **kwargs):
         os.makedirs(UPLOADS, exist_ok=True)
-        dest = os.path.join(UPLOADS, f"{len(os.listdir(UPLOADS)):03d}-rank{RANK}-{(path_in_repo or 'root').replace('/', '_')}")
+        name = f"{len(os.listdir(UPLOADS)):03d}-rank{RANK}-{repo_id.replace('/', '__')}-{(path_in_repo or 'root').replace('/', '_')}"
+        dest = os.path.join(UPLOADS, name)
         shutil.copytree(folder_path, dest, ignore=shutil.ignore_patterns(*(ignore_patterns or [])))
         future = concurrent.futures.Future()
         future.set_result(types.SimpleNamespace(commit_url=f"{repo_id}@fake"))
@@ -71,7 +72,11 @@ RUNNER = textwrap.dedent(
             return super().compute_loss(model, inputs, *args, **kwargs)
 
     finetune.MultiMAEDERTrainer = SpyTrainer
-    finetune.main(sys.argv[1:])
+    if os.environ.get("MMDER_TEST_SCRIPT") == "cross_validate":
+        import cross_validate
+        cross_validate.main(sys.argv[1:])
+    else:
+        finetune.main(sys.argv[1:])
     """
 )
 
@@ -236,3 +241,34 @@ def test_two_cpu_processes_train_evaluate_and_only_the_main_one_pushes(corpus, c
     results = json.loads((tmp_path / "ddp" / "all_results.json").read_text())
     assert {"eval_war", "eval_uar", "test_war", "test_uar"} <= set(results)
     assert (tmp_path / "ddp" / "confusion_matrix.png").is_file() and (tmp_path / "ddp" / "README.md").is_file()
+
+
+def test_cross_validation_skips_finished_folds_and_pushes_folds_and_aggregate(corpus, cache_dir, tmp_path):
+    out = tmp_path / "cv"
+    env = {"MMDER_TEST_SCRIPT": "cross_validate"}
+    common = finetune_args(corpus, cache_dir, out, "--num_train_epochs", "1", "--save_strategy", "no", "--eval_strategy", "no")
+    first = run([*common, "--folds", "1"], tmp_path, env=env)
+    assert first.returncode == 0, first.stderr[-4000:]
+    stamp = (out / "fold_1" / "all_results.json").stat().st_mtime_ns
+
+    second = run([*common, "--push_to_hub", "--hub_model_id", "me/multimae-der-cv"], tmp_path, env=env)
+    assert second.returncode == 0, second.stderr[-4000:]
+    assert (out / "fold_1" / "all_results.json").stat().st_mtime_ns == stamp  # finished fold skipped
+    summary = json.loads((out / "cv_results.json").read_text())
+    assert sorted(summary["folds"]) == ["1", "2", "3"]  # 10 actors: ceil(10 / 4) folds
+    wars = [summary["folds"][k]["test_war"] for k in ("1", "2", "3")]
+    assert summary["mean"]["test_war"] == pytest.approx(sum(wars) / 3)
+    assert "mean ± std" in (out / "cv_results.md").read_text()
+    assert (out / "cv_folds.png").read_bytes()[:4] == b"\x89PNG"
+
+    uploads = sorted(p.name for p in (tmp_path / "uploads").iterdir())
+    assert uploads[-1].endswith("-me__multimae-der-cv-root")
+    aggregate = tmp_path / "uploads" / uploads[-1]
+    assert {"README.md", "cv_results.json", "cv_results.md", "cv_folds.png"} <= set(os.listdir(aggregate))
+    assert not any(name.startswith("fold_") for name in os.listdir(aggregate))
+    card = (aggregate / "README.md").read_text()
+    assert "config: mean-of-3-folds" in card and "me/multimae-der-cv-fold2" in card and "cross-validation" in card
+    for fold in (2, 3):  # trained in this run: pushed with their models; fold 1 was trained without --push_to_hub
+        pushed = [u for u in uploads if f"-me__multimae-der-cv-fold{fold}-" in u]
+        assert pushed and (tmp_path / "uploads" / pushed[-1] / "model.safetensors").is_file(), fold
+    assert not any("-fold1-" in u for u in uploads)

@@ -468,10 +468,12 @@ def push_folder(
     token: Optional[str] = None,
     path_in_repo: Optional[str] = None,
     revision: Optional[str] = None,
+    ignore_patterns: Sequence[str] = (),
 ):
     """Create ``repo_id`` if needed and upload ``folder`` (model, code files, processor, card, metrics, PNGs).
 
-    Checkpoint folders and private files (``_*``) are left out, as `Trainer.push_to_hub` does.
+    Checkpoint folders and private files (``_*``) are left out, as `Trainer.push_to_hub` does, plus
+    ``ignore_patterns``.
     """
     api = HfApi(token=token)
     repo_url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
@@ -480,7 +482,7 @@ def push_folder(
         folder_path=str(folder),
         path_in_repo=path_in_repo,
         commit_message=commit_message,
-        ignore_patterns=PUSH_IGNORE_PATTERNS,
+        ignore_patterns=PUSH_IGNORE_PATTERNS + list(ignore_patterns),
         revision=revision,
     )
 
