@@ -244,6 +244,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     logger.info("Recipe %r: %s", recipe_args.recipe, RECIPES[recipe_args.recipe].description)
     # Each rank reads its own clips; accelerate must not decode on rank 0 and broadcast.
     training_args.accelerator_config.dispatch_batches = False
+    if training_args.device.type == "cpu":
+        training_args.dataloader_pin_memory = False  # nothing to pin for (and a warning every epoch)
 
     last_checkpoint = None
     if os.path.isdir(training_args.output_dir) and training_args.do_train:
