@@ -211,11 +211,9 @@ def test_mixup_flip_and_layer_decay_train(tmp_path):
     assert np.isfinite(trainer.state.log_history[-1]["train_loss"])
 
 
-def test_checkpoint_key_renaming_restores_every_tensor(tmp_path):
+def test_raw_checkpoint_tensors_load_into_the_model(tmp_path):
     """The Trainer's resume path loads raw safetensors; transformers 5 saves VideoMAE's q/v biases renamed."""
     from safetensors.torch import load_file
-
-    from mmder_hf.training import checkpoint_key_renaming
 
     source = tiny_model()
     with torch.no_grad():
@@ -223,11 +221,9 @@ def test_checkpoint_key_renaming_restores_every_tensor(tmp_path):
             param.add_(torch.randn_like(param))
     source.save_pretrained(tmp_path)
     state = load_file(tmp_path / "model.safetensors")
+    assert any(key.endswith("q_bias") for key in state)
     target = tiny_model()
-    assert target.load_state_dict(state, False).missing_keys  # what Trainer did without the renaming
-    with checkpoint_key_renaming(target):
-        result = target.load_state_dict(state, False)
+    result = target.load_state_dict(state, strict=False)
     assert not result.missing_keys and not result.unexpected_keys
     for name, tensor in source.state_dict().items():
         assert torch.equal(tensor, target.state_dict()[name]), name
-    assert "load_state_dict" not in target.__dict__

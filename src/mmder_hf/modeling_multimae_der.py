@@ -28,6 +28,22 @@ register_checkpoint_conversion_mapping(
 )
 
 
+# Saved VideoMAE checkpoints keep the original key names of the query/value biases.
+_SAVED_KEY_NAMES = ((".attention.attention.q_bias", ".attention.attention.query.bias"),
+                    (".attention.attention.v_bias", ".attention.attention.value.bias"))  # fmt: skip
+
+
+def _module_key_names(state_dict):
+    """Map saved checkpoint key names (``q_bias`` / ``v_bias``) to this module's parameter names."""
+    renamed = type(state_dict)() if isinstance(state_dict, dict) else {}
+    for key, value in state_dict.items():
+        for saved, module in _SAVED_KEY_NAMES:
+            if key.endswith(saved):
+                key = key[: -len(saved)] + module
+        renamed[key] = value
+    return renamed
+
+
 class MultiMAEDERPreTrainedModel(VideoMAEPreTrainedModel):
     """Shares VideoMAE's weight init and capabilities (sdpa, flex attention, checkpointing, device_map)."""
 
@@ -35,6 +51,15 @@ class MultiMAEDERPreTrainedModel(VideoMAEPreTrainedModel):
     config: MultiMAEDERConfig
     base_model_prefix = "videomae"
     main_input_name = "pixel_values"
+
+    def load_state_dict(self, state_dict, *args, **kwargs):
+        """Also accept a saved checkpoint's raw tensors (``q_bias`` / ``v_bias`` key names).
+
+        ``save_pretrained`` writes VideoMAE's query/value biases under their checkpoint names and ``from_pretrained``
+        renames them back, but code that loads the raw file with ``load_state_dict`` (the `Trainer` resuming from a
+        checkpoint, for one) does not: without this those biases would silently keep their old values.
+        """
+        return super().load_state_dict(_module_key_names(state_dict), *args, **kwargs)
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         """Save as usual; with remote code on, the folder is also self-contained for the Hub.

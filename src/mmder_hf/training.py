@@ -321,49 +321,6 @@ def add_drop_path(model: nn.Module, drop_path_rate: float) -> list:
     return handles
 
 
-# ------------------------------------------------------------------------------------------ checkpoints
-def rename_checkpoint_keys(state_dict: dict, model_type: str) -> dict:
-    """Apply the key renamings transformers registers for ``model_type`` (VideoMAE: ``q_bias`` -> ``query.bias``).
-
-    transformers 5 renames VideoMAE's ``q_bias`` / ``v_bias`` back to their checkpoint names when saving, and
-    ``from_pretrained`` renames them on load; the `Trainer`'s resume path (``load_state_dict(..., strict=False)``)
-    does not, so without this the query and value biases silently keep their pre-resume values.
-    """
-    import re
-
-    from transformers.conversion_mapping import get_checkpoint_conversion_mapping
-
-    pairs = []
-    for rule in get_checkpoint_conversion_mapping(model_type) or []:
-        sources, targets = getattr(rule, "source_patterns", None), getattr(rule, "target_patterns", None)
-        if sources and targets and len(sources) == len(targets) == 1:
-            pairs.append((re.compile(sources[0]), targets[0]))
-    if not pairs:
-        return state_dict
-    out = {}
-    for key, value in state_dict.items():
-        for pattern, target in pairs:
-            key = pattern.sub(target, key)
-        out[key] = value
-    return out
-
-
-@contextlib.contextmanager
-def checkpoint_key_renaming(model: nn.Module) -> Iterator[nn.Module]:
-    """Within the block, ``model.load_state_dict`` first applies :func:`rename_checkpoint_keys`."""
-    original = model.load_state_dict
-    model_type = model.config.model_type
-
-    def load_state_dict(state_dict, *args, **kwargs):
-        return original(rename_checkpoint_keys(state_dict, model_type), *args, **kwargs)
-
-    model.load_state_dict = load_state_dict
-    try:
-        yield model
-    finally:
-        del model.load_state_dict
-
-
 # ------------------------------------------------------------------------------------------------- trainer
 class MultiMAEDERTrainer(Trainer):
     """`Trainer` with layer-wise lr decay, mixup and face flips, and a model-card hook.
@@ -432,14 +389,6 @@ class MultiMAEDERTrainer(Trainer):
         else:
             loss = loss / labels.numel()
         return (loss, outputs) if return_outputs else loss
-
-    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
-        with checkpoint_key_renaming(model if model is not None else self.model):
-            return super()._load_from_checkpoint(resume_from_checkpoint, model)
-
-    def _load_best_model(self):
-        with checkpoint_key_renaming(self.model):
-            return super()._load_best_model()
 
     def create_model_card(self, **kwargs):
         if self.card_writer is None:
@@ -650,7 +599,6 @@ __all__ = [
     "apply_recipe_defaults",
     "cache_processor_settings",
     "can_cache_features",
-    "checkpoint_key_renaming",
     "compute_pooled_features",
     "feature_head_mode",
     "fixed_shape_arrays",
@@ -660,6 +608,5 @@ __all__ = [
     "layer_id",
     "load_war_uar",
     "parse_config_overrides",
-    "rename_checkpoint_keys",
     "save_confusion_matrix",
 ]
