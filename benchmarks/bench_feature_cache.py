@@ -41,6 +41,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small model and data")
     args = parser.parse_args()
+    torch.set_num_threads(1)  # one core for both paths: tiny head steps otherwise pay thread hand-offs
     size = dict(image_size=64, patch_size=16, num_frames=8, hidden_size=192, num_hidden_layers=4,
                 num_attention_heads=3, intermediate_size=768, num_labels=8)
     clips, epochs, batch_size = (32, 100, 16) if args.quick else (128, 100, 16)
@@ -70,7 +71,7 @@ def main() -> None:
     start = time.perf_counter()
     cached = compute_pooled_features(fast, data, collate, batch_size=batch_size)
     encode_s = time.perf_counter() - start
-    features, labels = cached["features"], cached["labels"]
+    features, labels = torch.as_tensor(cached["features"][:]), torch.as_tensor(cached["labels"][:])
 
     def fast_batches(epoch):
         order = torch.tensor(orders[epoch])

@@ -17,6 +17,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from inference_helpers import run_without_mmder_hf
 from mmder_hf.data.corpora import RAVDESS_EMOTIONS, parse_ravdess_filename
 
 
@@ -82,17 +83,7 @@ RUNNER = textwrap.dedent(
 
 REMOTE = textwrap.dedent(
     """
-    import importlib.abc, json, sys
-    class BlockMmderHf(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path, target=None):
-            if name == "mmder_hf" or name.startswith("mmder_hf."):
-                raise ImportError("mmder_hf is not installed here")
-    sys.meta_path.insert(0, BlockMmderHf())
-    try:
-        import mmder_hf
-        raise SystemExit("mmder_hf is importable: the test would prove nothing")
-    except ImportError:
-        pass
+    import json, sys
     from transformers import AutoModelForVideoClassification, pipeline
     final, intermediate, clips = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
     early = AutoModelForVideoClassification.from_pretrained(intermediate, trust_remote_code=True)
@@ -174,11 +165,8 @@ def test_push_to_hub_uploads_a_model_that_loads_offline_and_reproduces_the_metri
                     path.write_bytes(zf.read(member))
                     clips.append((str(path), RAVDESS_EMOTIONS[meta["emotion_code"] - 1]))
     assert len(clips) == 32
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": ""}
-    remote = subprocess.run([sys.executable, "-c", REMOTE, str(final), str(uploads[0]), json.dumps(clips)],
-                            capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
-    assert remote.returncode == 0, remote.stderr[-4000:]
-    reproduced = json.loads(remote.stdout.strip().splitlines()[-1])
+    stdout = run_without_mmder_hf(REMOTE, final, uploads[0], json.dumps(clips), timeout=600)
+    reproduced = json.loads(stdout.strip().splitlines()[-1])
     logged = json.loads((final / "test_results.json").read_text())
     assert reproduced["war"] == pytest.approx(logged["test_war"], abs=1e-9)
     assert reproduced["uar"] == pytest.approx(logged["test_uar"], abs=1e-9)

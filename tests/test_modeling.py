@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -20,6 +18,7 @@ from transformers import (
 )
 from transformers.modeling_outputs import ImageClassifierOutput
 
+from inference_helpers import run_without_mmder_hf
 from mmder_hf import MultiMAEDERConfig, MultiMAEDERForVideoClassification, MultiMAEDERModel
 
 TINY = dict(
@@ -180,17 +179,7 @@ def test_every_backbone_tensor_transfers_from_a_videomae_checkpoint(tmp_path, so
 
 REMOTE_SCRIPT = textwrap.dedent(
     """
-    import importlib.abc, sys
-    class BlockMmderHf(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path, target=None):
-            if name == "mmder_hf" or name.startswith("mmder_hf."):
-                raise ImportError("mmder_hf is not installed here")
-    sys.meta_path.insert(0, BlockMmderHf())
-    try:
-        import mmder_hf
-        raise SystemExit("mmder_hf is importable: the test would prove nothing")
-    except ImportError:
-        pass
+    import sys
     import torch
     from transformers import AutoModelForVideoClassification, AutoModel
     folder, reference, inputs = sys.argv[1:4]
@@ -208,15 +197,6 @@ REMOTE_SCRIPT = textwrap.dedent(
     print("REMOTE OK")
     """
 )
-
-
-def run_without_mmder_hf(script: str, *args) -> str:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}
-    result = subprocess.run(
-        [sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True, env=env, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
 
 
 @pytest.mark.parametrize("strategy", ["FSLF", "RFAS"])
@@ -280,8 +260,9 @@ def test_bfloat16_and_device_map(tmp_path):
     assert torch.allclose(logits.float(), reference, atol=0.1)
 
 
-PROCESSOR_REMOTE_SCRIPT = REMOTE_SCRIPT.split("import torch")[0] + textwrap.dedent(
+PROCESSOR_REMOTE_SCRIPT = textwrap.dedent(
     """
+    import sys
     import torch
     from transformers import AutoModelForVideoClassification, AutoProcessor
     folder, clip, expected = sys.argv[1:4]
