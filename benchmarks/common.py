@@ -48,8 +48,19 @@ def machine() -> dict:
     return info
 
 
+def peak_memory() -> dict:
+    """Peak resident memory of this benchmark process (and peak CUDA memory when a GPU was used), in MiB."""
+    import resource
+
+    peak = {"process_peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if torch.cuda.is_available() and torch.cuda.max_memory_allocated():
+        peak["cuda_peak_allocated_mib"] = torch.cuda.max_memory_allocated() / 2**20
+    return peak
+
+
 def emit(result: dict) -> None:
     """Print the result as ONE JSON line, last, so that run.py can collect it."""
     result.setdefault("machine", machine())
+    result.setdefault("peak_memory", peak_memory())
     result.setdefault("command", " ".join([os.path.basename(sys.executable)] + sys.argv))
     print(json.dumps(result))
