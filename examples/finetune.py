@@ -24,6 +24,7 @@ import copy
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -308,12 +309,14 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     compute_metrics = WarUarMetrics(label_names)
     hub_id = training_args.hub_model_id or os.path.basename(os.path.abspath(training_args.output_dir))
 
+    widget: list = []
+
     def card_writer(output_dir: str) -> None:
         write_model_card(
             output_dir, corpus_for_card(data_args), model_id=hub_id, fold=data_args.fold, config=model.config,
             base_model=model_args.model_name_or_path, dataset_id=data_args.dataset_source, label_set=data_args.label_set,
             recipe=recipe_args.recipe, recipe_description=RECIPES[recipe_args.recipe].description,
-            hyperparameters=hyperparameters(training_args, recipe_args),
+            hyperparameters=hyperparameters(training_args, recipe_args), widget=widget,
         )  # fmt: skip
 
     trainer = MultiMAEDERTrainer(
@@ -365,10 +368,45 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
                  "feature_cache": use_cache, "versions": {"torch": torch.__version__, "transformers": transformers.__version__}},
                 f, indent=1, default=str,
             )  # fmt: skip
+        if "test" in raw and not streaming and model.config.fusion_strategy != "prefused":
+            widget.extend(widget_examples_from_split(raw["test"], training_args.output_dir, training_args.hub_model_id))
         card_writer(training_args.output_dir)
     if training_args.push_to_hub:
         trainer.push_to_hub(commit_message=f"MultiMAE-DER {model.config.fusion_strategy}, fold {data_args.fold}")
     return results
+
+
+def widget_examples_from_split(split: datasets.Dataset, output_dir: str, hub_model_id: Optional[str], count: int = 2) -> list:
+    """Copy ``count`` test clips of different emotions next to the card and precompute the model's outputs on them.
+
+    The clips go to ``<output_dir>/examples/`` (pushed with the model), and the card's ``widget`` entries point at
+    their Hub URLs (or at the relative path when no ``--hub_model_id`` is given).
+    """
+    from mmder_hf.widget import widget_examples
+
+    raw = split.cast_column("video", datasets.Video(decode=False)).select_columns(["video", "emotion"])
+    names = split.features["emotion"].names
+    examples, seen = [], set()
+    os.makedirs(os.path.join(output_dir, "examples"), exist_ok=True)
+    for row in raw:
+        media = row["video"]
+        if row["emotion"] in seen or not (media.get("bytes") or media.get("path")):
+            continue
+        seen.add(row["emotion"])
+        name = f"{names[row['emotion']]}_{os.path.basename(media.get('path') or 'clip.mp4')}"
+        target = os.path.join(output_dir, "examples", name)
+        if media.get("bytes"):
+            with open(target, "wb") as f:
+                f.write(media["bytes"])
+        else:
+            shutil.copyfile(media["path"], target)
+        src = f"examples/{name}"
+        if hub_model_id:
+            src = f"https://huggingface.co/{hub_model_id}/resolve/main/{src}"
+        examples.append({"path": target, "src": src, "example_title": f"{names[row['emotion']]} (test clip)"})
+        if len(examples) == count:
+            break
+    return widget_examples(output_dir, examples, top_k=3)
 
 
 def hyperparameters(training_args: TrainingArguments, recipe_args: RecipeArguments) -> dict:

@@ -148,6 +148,16 @@ def test_push_to_hub_uploads_a_model_that_loads_offline_and_reproduces_the_metri
     assert {"README.md", "confusion_matrix.png", "all_results.json", "eval_results.json", "test_results.json"} <= set(os.listdir(final))
     card = (final / "README.md").read_text()
     assert "library_name: transformers" in card and "license: apache-2.0" in card and "model-index" in card
+    # Widget examples: the clips travel with the push, and the card holds the model's outputs on them.
+    from huggingface_hub import ModelCard
+
+    widget = ModelCard.load(final / "README.md").data.widget
+    assert len(widget) == 2 and {w["example_title"] for w in widget} == {"neutral (test clip)", "calm (test clip)"}
+    for entry in widget:
+        prefix = "https://huggingface.co/me/multimae-der-synthetic/resolve/main/"
+        assert entry["src"].startswith(prefix) and (final / entry["src"][len(prefix):]).is_file()
+        scores = [o["score"] for o in entry["output"]]
+        assert len(scores) == 3 and scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1.0001
     # The final push holds the trained weights.
     trained = load_file(out / "model.safetensors")
     assert all(torch.equal(t, load_file(final / "model.safetensors")[k]) for k, t in trained.items())

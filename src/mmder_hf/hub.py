@@ -296,6 +296,7 @@ def render_model_card(
     confusion_matrix_file: Optional[str] = None,
     extra_tags: Sequence[str] = (),
     templates_dir: Union[str, os.PathLike, None] = None,
+    widget: Optional[list] = None,
     **template_kwargs,
 ) -> ModelCard:
     """Render the card of a model (one fold) or of a cross-validation (several folds) from its template.
@@ -309,6 +310,9 @@ def render_model_card(
         dataset_id (`str`, *optional*): Hub dataset id of the training data (metadata ``datasets``).
         recipe / recipe_description / hyperparameters: the training recipe, shown in the card.
         confusion_matrix_file (`str`, *optional*): file name of the confusion-matrix PNG in the repository.
+        widget (`list[dict]`, *optional*): example clips with precomputed outputs
+            (:func:`mmder_hf.widget.widget_examples`); the hosted widget cannot run custom code, so they are shown
+            as they are.
         **template_kwargs: more variables for the template.
     """
     info = CORPUS_CARDS[corpus]
@@ -333,6 +337,7 @@ def render_model_card(
         base_model=base_model if base_model and not os.path.isdir(str(base_model)) else None,
         metrics=["war", "uar"],
         eval_results=eval_results(fold_results, dataset_type, info.pretty_name) or None,
+        widget=widget or None,
     )
     folds = sorted(fold_results)
     single = fold_results[folds[0]] if len(folds) == 1 else {}
