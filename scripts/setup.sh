@@ -18,8 +18,12 @@ fi
 
 PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
+pip_install() {
+    # Quiet, but keep real errors; drop the notes pip prints for configured package folders that do not exist.
+    .venv/bin/python -m pip install -q "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+}
+pip_install --upgrade pip
 # torchaudio/torchcodec releases are built against one torch release each: pin the known-good set.
-.venv/bin/python -m pip install -q "torch==2.14.1" "torchvision==0.29.1" "torchaudio==2.11.0" "torchcodec==0.17.0"
-.venv/bin/python -m pip install -q -e ".${extras}"
+pip_install "torch==2.14.1" "torchvision==0.29.1" "torchaudio==2.11.0" "torchcodec==0.17.0"
+pip_install -e ".${extras}"
 echo "Environment ready in .venv/"
