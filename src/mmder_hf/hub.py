@@ -225,6 +225,20 @@ def eval_results(
     """`EvalResult` entries (model-index) for WAR and UAR on each fold's test split, plus their mean."""
     out = []
     wars, uars = [], []
+
+    def result(key: str, config: str, name: str, value: float) -> EvalResult:
+        return EvalResult(
+            task_type="video-classification",
+            task_name="Audio-visual emotion recognition",
+            dataset_type=dataset_type,
+            dataset_name=dataset_name,
+            dataset_config=config,
+            dataset_split=prefix,
+            metric_type=key,
+            metric_name=name,
+            metric_value=round(value, 4),
+        )
+
     for fold in sorted(fold_results):
         metrics = fold_results[fold]
         for key, label, bucket in (("war", "WAR", wars), ("uar", "UAR", uars)):
@@ -232,34 +246,10 @@ def eval_results(
             if value is None:
                 continue
             bucket.append(value)
-            out.append(
-                EvalResult(
-                    task_type="video-classification",
-                    task_name="Audio-visual emotion recognition",
-                    dataset_type=dataset_type,
-                    dataset_name=dataset_name,
-                    dataset_config=f"fold{fold}",
-                    dataset_split=prefix,
-                    metric_type=key,
-                    metric_name=f"{label} (fold {fold})",
-                    metric_value=round(value, 4),
-                )
-            )
+            out.append(result(key, f"fold{fold}", f"{label} (fold {fold})", value))
     if len(fold_results) > 1 and wars and uars:
         for key, label, bucket in (("war", "WAR", wars), ("uar", "UAR", uars)):
-            out.append(
-                EvalResult(
-                    task_type="video-classification",
-                    task_name="Audio-visual emotion recognition",
-                    dataset_type=dataset_type,
-                    dataset_name=dataset_name,
-                    dataset_config=f"mean-of-{len(bucket)}-folds",
-                    dataset_split=prefix,
-                    metric_type=key,
-                    metric_name=f"{label} (mean of {len(bucket)} folds)",
-                    metric_value=round(mean_std(bucket)[0], 4),
-                )
-            )
+            out.append(result(key, f"mean-of-{len(bucket)}-folds", f"{label} (mean of {len(bucket)} folds)", mean_std(bucket)[0]))
     return out
 
 
