@@ -18,18 +18,8 @@ from transformers import (
 )
 from transformers.modeling_outputs import ImageClassifierOutput
 
-from inference_helpers import run_without_mmder_hf
+from inference_helpers import TINY, run_without_mmder_hf
 from mmder_hf import MultiMAEDERConfig, MultiMAEDERForVideoClassification, MultiMAEDERModel
-
-TINY = dict(
-    image_size=32,
-    patch_size=16,
-    num_frames=4,
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    intermediate_size=64,
-)
 STRATEGIES = ["FSLF", "FFLS", "OFOS", "RFAS", "CFAS", "SFAS", "video", "audio", "prefused"]
 
 
