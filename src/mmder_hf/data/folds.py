@@ -64,6 +64,16 @@ def _check_disjoint(fold: Fold) -> Fold:
     return fold
 
 
+def _cyclic_folds(corpus: str, blocks: list[list[int]], actors: list[int], num_validation: int, rule: str) -> list[Fold]:
+    """Fold k tests block k, validates on the first ``num_validation`` actors of block k+1 (cyclic), trains on the rest."""
+    folds = []
+    for k, block in enumerate(blocks):
+        validation = blocks[(k + 1) % len(blocks)][:num_validation]
+        train = [a for a in actors if a not in block and a not in validation]
+        folds.append(_check_disjoint(Fold(corpus, k + 1, tuple(train), tuple(validation), tuple(block), rule)))
+    return folds
+
+
 def ravdess_folds(actors: Optional[Iterable[int]] = None) -> list[Fold]:
     """RAVDESS folds over ``actors`` (default: the 24 RAVDESS actors): see the module docstring.
 
@@ -74,38 +84,16 @@ def ravdess_folds(actors: Optional[Iterable[int]] = None) -> list[Fold]:
     if len(actors) < 5:
         raise ValueError(f"RAVDESS folds need at least 5 actors, got {actors}")
     blocks = [actors[i : i + 4] for i in range(0, len(actors), 4)]
-    folds = []
-    for k, block in enumerate(blocks):
-        validation = blocks[(k + 1) % len(blocks)][:2]
-        train = [a for a in actors if a not in block and a not in validation]
-        folds.append(
-            _check_disjoint(
-                Fold(
-                    "ravdess", k + 1, tuple(train), tuple(validation), tuple(block),
-                    "test: block k of 4 consecutive actors; validation: first 2 actors of block k+1 (cyclic)",
-                )
-            )
-        )  # fmt: skip
-    return folds
+    rule = "test: block k of 4 consecutive actors; validation: first 2 actors of block k+1 (cyclic)"
+    return _cyclic_folds("ravdess", blocks, actors, 2, rule)
 
 
 def crema_d_folds(actors: Optional[Iterable[int]] = None) -> list[Fold]:
     """CREMA-D's 5 folds by actor range, restricted to ``actors`` when given (see the module docstring)."""
     present = set(CREMA_D_ACTORS if actors is None else actors)
     ranges = [[a for a in range(lo, hi + 1) if a in present] for lo, hi in CREMA_D_FOLD_RANGES]
-    folds = []
-    for k, block in enumerate(ranges):
-        validation = ranges[(k + 1) % len(ranges)][:4]
-        train = [a for a in sorted(present) if a not in block and a not in validation]
-        folds.append(
-            _check_disjoint(
-                Fold(
-                    "crema_d", k + 1, tuple(train), tuple(validation), tuple(block),
-                    "test: actor range k; validation: first 4 actor ids of range k+1 (cyclic)",
-                )
-            )
-        )  # fmt: skip
-    return folds
+    rule = "test: actor range k; validation: first 4 actor ids of range k+1 (cyclic)"
+    return _cyclic_folds("crema_d", ranges, sorted(present), 4, rule)
 
 
 def iemocap_folds(sessions: Sequence[int] = IEMOCAP_SESSIONS) -> list[Fold]:
