@@ -6,24 +6,38 @@ process, alternating the contenders, and summarised by the median.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import platform
 import statistics
 import sys
 import time
-from typing import Callable, Dict
+from typing import Callable, Dict, List
 
 import torch
 
 
 def time_interleaved(contenders: Dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> Dict[str, float]:
     """Median seconds per call of each contender, alternating them (ABBA) so that drift hits all alike."""
+    samples = interleaved_samples(contenders, repeats, warmup)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def paired_ratio(samples: Dict[str, List[float]], numerator: str, denominator: str) -> float:
+    """Median of the per-round ratios: each round's two timings ran back to back, so a slow spell of the
+    machine (another process, a clock change) scales both and cancels, where a ratio of medians keeps it."""
+    return statistics.median(a / b for a, b in zip(samples[numerator], samples[denominator]))
+
+
+def interleaved_samples(contenders: Dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> Dict[str, List[float]]:
+    """Seconds of every call of each contender, ``repeats`` rounds in ABBA order after ``warmup`` rounds."""
     for _ in range(warmup):
         for fn in contenders.values():
             fn()
     samples = {name: [] for name in contenders}
     names = list(contenders)
+    gc.collect()
     for index in range(repeats):
         # ABBA order: a contender is not always the one that runs right after the other (caches, clocks).
         for name in names if index % 2 == 0 else reversed(names):
@@ -31,7 +45,7 @@ def time_interleaved(contenders: Dict[str, Callable[[], object]], repeats: int, 
             start = time.perf_counter()
             fn()
             samples[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in samples.items()}
+    return samples
 
 
 def machine() -> dict:
@@ -62,5 +76,6 @@ def emit(result: dict) -> None:
     """Print the result as ONE JSON line, last, so that run.py can collect it."""
     result.setdefault("machine", machine())
     result.setdefault("peak_memory", peak_memory())
-    result.setdefault("command", " ".join([os.path.basename(sys.executable)] + sys.argv))
+    script = os.path.relpath(sys.argv[0]) if sys.argv[0] else ""
+    result.setdefault("command", " ".join(["python", script] + sys.argv[1:]))
     print(json.dumps(result))
