@@ -2,6 +2,9 @@
 
     python benchmarks/run.py --quick          # all of them at small sizes (~15 min on 2 CPU cores)
     python benchmarks/run.py --only preprocess fusion_overhead
+    python benchmarks/run.py --only gpu       # on a CUDA machine: ViT-B / ViT-L bf16 throughput, MFU, data pipeline
+
+The ``gpu`` benchmark runs only where a CUDA device is visible; elsewhere it is recorded as skipped.
 
 Each bench_<name>.py runs in its own process (clean memory, own thread settings) and prints its result as its
 last line; the full results are also written to benchmarks/results.json (or --output).
@@ -16,6 +19,8 @@ import subprocess
 import sys
 import time
 
+import torch
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 # (script, ratios it provides: name in the summary -> key in the script's JSON)
 BENCHMARKS = {
@@ -25,6 +30,7 @@ BENCHMARKS = {
     "feature_cache": ("bench_feature_cache.py", {"feature_cache_speedup": "feature_cache_speedup"}),
     "dataloader": ("bench_dataloader.py", {}),
     "onnx": ("bench_onnx.py", {"onnxruntime_vs_torch_latency": "ratio_onnxruntime_over_torch"}),
+    "gpu": ("bench_gpu.py", {}),  # CUDA only: ViT-B/L bf16 throughput, MFU, whether the data pipeline keeps up
 }
 TARGETS = {
     "preprocess_vs_decode": ("<=", 1.5),
@@ -36,6 +42,8 @@ TARGETS = {
 
 def run_one(name: str, quick: bool) -> dict:
     script, _ = BENCHMARKS[name]
+    if name == "gpu" and not torch.cuda.is_available():
+        return {"skipped": "no CUDA device visible (see bench_gpu.py --device cpu --quick to check the script)"}
     command = [sys.executable, os.path.join(HERE, script)] + (["--quick"] if quick else [])
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": HERE + os.pathsep + os.environ.get("PYTHONPATH", "")}
     start = time.perf_counter()
@@ -62,6 +70,10 @@ def main() -> None:
         for label, key in BENCHMARKS[name][1].items():
             if key in results[name]:
                 summary[label] = results[name][key]
+    for size, figures in results.get("gpu", {}).get("models", {}).items():
+        for phase in ("train", "inference"):
+            summary[f"gpu_{size}_{phase}_clips_per_s"] = figures[phase]["clips_per_s"]
+            summary[f"gpu_{size}_{phase}_mfu"] = figures[phase]["mfu"]
     summary["targets_met"] = {
         label: (summary[label] <= bound if op == "<=" else summary[label] >= bound)
         for label, (op, bound) in TARGETS.items()
