@@ -24,8 +24,13 @@ from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 
 logger = logging.getLogger(__name__)
 
-#: Folder holding the card templates (``<corpus>.md``), at the repository root.
-MODEL_CARDS_DIR = Path(__file__).resolve().parents[2] / "model_cards"
+#: Folder holding the card templates (``<corpus>.md``): ``model_cards/`` at the repository root, which a built
+#: wheel ships as ``mmder_hf/model_cards/`` (see pyproject.toml).
+MODEL_CARDS_DIR = next(
+    (path for path in (Path(__file__).resolve().parent / "model_cards", Path(__file__).resolve().parents[2] / "model_cards")
+     if path.is_dir()),
+    Path(__file__).resolve().parent / "model_cards",
+)  # fmt: skip
 BEGIN_MARKER = "<!-- mmder-hf:card:begin -->"
 END_MARKER = "<!-- mmder-hf:card:end -->"
 

@@ -24,13 +24,14 @@ from typing import Any, Optional
 
 import datasets
 
+from ..hub import MODEL_CARDS_DIR
 from .corpora import get_label_set, normalize_corpus_name
 from .folds import export_folds, fold_table_markdown
 
 
 logger = logging.getLogger(__name__)
 
-CARD_TEMPLATE = os.path.join(os.path.dirname(__file__), "..", "..", "..", "model_cards", "dataset_card.md")
+CARD_TEMPLATE = str(MODEL_CARDS_DIR / "dataset_card.md")
 
 CORPUS_INFO = {
     "ravdess": {
