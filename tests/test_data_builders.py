@@ -218,6 +218,21 @@ def test_preprocess_cache_is_reused(synthetic_ravdess_dir, hf_cache_dir, tiny_pr
     assert batch["pixel_values"].shape == (2, 2, 3, 32, 32) and batch["labels"].shape == (2,)
 
 
+def test_streaming_cache_is_keyed_by_what_the_split_reads(synthetic_ravdess_dir, hf_cache_dir, tiny_processor, tmp_path):
+    # two folds of the same corpus share description and shard count: they must not share a cache entry
+    actors = {}
+    for fold in (1, 2):
+        stream = load_emotion_dataset("ravdess", source=synthetic_ravdess_dir, fold=fold, streaming=True,
+                                      cache_dir=hf_cache_dir)  # fmt: skip
+        stream = datasets.IterableDatasetDict({"validation": stream["validation"]})
+        cached = preprocess_to_cache(stream, tiny_processor, str(tmp_path), batch_size=4)
+        actors[fold] = sorted(set(int(a) for a in cached["validation"]["actor"]))
+        mapped = load_emotion_dataset("ravdess", source=synthetic_ravdess_dir, fold=fold, cache_dir=hf_cache_dir)
+        assert actors[fold] == sorted(set(mapped["validation"]["actor"]))
+    assert not set(actors[1]) & set(actors[2])
+    assert len(os.listdir(tmp_path)) >= 2
+
+
 @pytest.mark.parametrize("streaming", [True, False])
 def test_two_ranks_cover_every_example_once(synthetic_ravdess_dir, hf_cache_dir, streaming):
     ds = load_emotion_dataset("ravdess", source=synthetic_ravdess_dir, fold=2, streaming=streaming,

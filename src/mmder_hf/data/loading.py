@@ -305,8 +305,8 @@ def preprocess_to_cache(
 
     Decoding and drawing audio images dominate the cost of an epoch; doing it once turns later epochs (and
     later runs with the same processor settings) into plain tensor reads. The cache key is the dataset's
-    fingerprint (or, for streaming splits, their description) plus the processor's settings, so changing
-    either recomputes it.
+    fingerprint (for streaming splits, their builder's config: source, fold, label set and data fingerprint) plus
+    the processor's settings, so changing either recomputes it.
 
     Args:
         dataset: the output of :func:`load_emotion_dataset` (map-style or streaming).
@@ -323,12 +323,8 @@ def preprocess_to_cache(
     from .collate import MultiMAEDERDataCollator
 
     settings = processor.to_dict() if hasattr(processor, "to_dict") else repr(processor)
-    parts = {}
-    for split, ds in dataset.items():
-        ident = ds._fingerprint if isinstance(ds, datasets.Dataset) else repr(ds.info.description) + repr(
-            getattr(ds, "_ex_iterable", None).__class__.__name__
-        ) + str(getattr(ds, "n_shards", ""))
-        parts[split] = ident
+    parts = {split: ds._fingerprint if isinstance(ds, datasets.Dataset) else _streaming_identity(ds)
+             for split, ds in dataset.items()}  # fmt: skip
     key = hashlib.sha1(json.dumps([settings, parts], sort_keys=True, default=str).encode()).hexdigest()[:16]
     path = os.path.join(cache_dir, key)
     if os.path.exists(os.path.join(path, "dataset_dict.json")):
@@ -367,6 +363,26 @@ def preprocess_to_cache(
     result = datasets.DatasetDict(out)
     result.save_to_disk(path)
     return datasets.load_from_disk(path).with_format("torch")
+
+
+def _streaming_identity(ds: datasets.IterableDataset) -> str:
+    """What a streaming split reads, for the cache key: the builder's config (source, fold, label set, data
+    fingerprint or data files), the split and the chain of transforms. Streaming splits have no fingerprint."""
+    chain, iterable, config = [], getattr(ds, "_ex_iterable", None), None
+    while iterable is not None:
+        chain.append(type(iterable).__name__)
+        builder = getattr(getattr(iterable, "generate_examples_fn", None), "__self__", None)
+        if builder is not None and getattr(builder, "config", None) is not None:
+            config = (type(builder).__name__, sorted((k, repr(v)) for k, v in vars(builder.config).items()))
+        iterable = getattr(iterable, "ex_iterable", None)
+    if config is None:
+        logger.warning(
+            "Cannot tell what the streaming split %r reads (no dataset builder behind it): its preprocess cache is "
+            "keyed by description and shard count only, so delete the cache folder when its data change.",
+            ds.split,
+        )
+        config = (repr(ds.info.description), getattr(ds, "n_shards", None))
+    return json.dumps([config, str(ds.split), chain], default=str)
 
 
 def _cache_features(processor: Any, ds: "datasets.Dataset", keep: list[str]) -> Optional[datasets.Features]:
