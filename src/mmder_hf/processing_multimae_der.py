@@ -426,8 +426,10 @@ class MultiMAEDERProcessor(FeatureExtractionMixin):
         audio_out = self._audio_images(waveform) if n_audio > 0 else None
         return video_out, audio_out
 
-    def _to_pixel_values(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 (or 0..255 float) images -> rescaled and normalised float32."""
+    def rescale_and_normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (or 0..255 float) images of any leading shape ``(..., 3, height, width)`` -> the model's float32
+        inputs, exactly as ``__call__`` makes them. Also applied to the 8-bit clips that
+        :func:`~mmder_hf.data.preprocess_to_cache` stores, when they are collated."""
         # One fused multiply-add per pixel: (x * rescale - mean) / std == x * (rescale / std) - mean / std.
         scale = torch.full((3, 1, 1), self.rescale_factor if self.do_rescale else 1.0, dtype=torch.float64)
         shift = torch.zeros((3, 1, 1), dtype=torch.float64)
@@ -499,9 +501,9 @@ class MultiMAEDERProcessor(FeatureExtractionMixin):
 
         data = {}
         if self.num_video_frames > 0:
-            data["pixel_values"] = self._to_pixel_values(torch.stack(video_out))
+            data["pixel_values"] = self.rescale_and_normalize(torch.stack(video_out))
         if self.num_audio_frames > 0:
-            data["audio_values"] = self._to_pixel_values(torch.stack(audio_out))
+            data["audio_values"] = self.rescale_and_normalize(torch.stack(audio_out))
         return BatchFeature(data=data, tensor_type=return_tensors)
 
 

@@ -420,7 +420,7 @@ def fixed_shape_arrays(dataset, columns: Sequence[str] = ("pixel_values", "audio
         changed = True
     if changed:
         dataset = dataset.cast(features)
-    return dataset.with_format("numpy")
+    return dataset.with_format("numpy", dtype=None)  # dtype=None: uint8 clips stay uint8 (not widened to int64)
 
 
 # ------------------------------------------------------------------------------- frozen-backbone fast path

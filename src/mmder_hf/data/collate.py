@@ -3,7 +3,8 @@
 Use the collator as ``DataLoader(collate_fn=...)`` / ``Trainer(data_collator=...)``: decoding and audio
 images then happen in the workers, in parallel, and the main process only receives tensors. Rows already
 preprocessed (``pixel_values`` / ``audio_values`` present, e.g. from
-:func:`~mmder_hf.data.preprocess_to_cache`) are only stacked.
+:func:`~mmder_hf.data.preprocess_to_cache`) are only stacked, and rescaled and normalised when they hold
+8-bit images.
 """
 
 from __future__ import annotations
@@ -80,11 +81,13 @@ class MultiMAEDERDataCollator:
             raise ValueError("empty batch")
         first = rows[0]
         if "pixel_values" in first or "audio_values" in first:
-            batch = {
-                key: torch.stack([torch.as_tensor(r[key]) for r in rows])
-                for key in ("pixel_values", "audio_values")
-                if key in first
-            }
+            batch = {}
+            for key in ("pixel_values", "audio_values"):
+                if key in first:
+                    stacked = torch.stack([torch.as_tensor(r[key]) for r in rows])
+                    if not stacked.is_floating_point():  # 8-bit clips from the preprocess cache: normalise here
+                        stacked = self.processor.rescale_and_normalize(stacked)
+                    batch[key] = stacked
         else:
             batch = dict(self.processor(**self._processor_inputs(rows), return_tensors="pt"))
         label_key = "labels" if "labels" in first else self.label_column
