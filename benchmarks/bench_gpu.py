@@ -155,8 +155,10 @@ def pipeline_rates(quick: bool, image_size: int) -> dict:
     """Clips/s on one CPU core: on-the-fly preprocessing of a 720p clip, and reads from the Arrow cache."""
     import datasets
 
+    from torch.utils.data import DataLoader
+
     from bench_preprocess import make_clip
-    from mmder_hf import MultiMAEDERProcessor, preprocess_to_cache
+    from mmder_hf import MultiMAEDERDataCollator, MultiMAEDERProcessor, preprocess_to_cache
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -169,10 +171,11 @@ def pipeline_rates(quick: bool, image_size: int) -> dict:
             rows = 16 if quick else 64
             raw = datasets.DatasetDict({"train": datasets.Dataset.from_dict({"video": [path] * rows, "emotion": [0] * rows})})
             cached = preprocess_to_cache(raw, processor, os.path.join(tmp, "cache"))["train"]
+            # the collator stacks the cached 8-bit clips and rescales / normalises them, as in training
+            loader = DataLoader(cached, batch_size=8, collate_fn=MultiMAEDERDataCollator(processor))
 
             def read_all():
-                for index in range(0, rows, 8):
-                    batch = cached[index : index + 8]
+                for batch in loader:
                     assert batch["pixel_values"].shape[1:] == (8, 3, image_size, image_size)
 
             cache_s = median_seconds(read_all, torch.device("cpu"), repeats=3, warmup=1)
