@@ -24,13 +24,10 @@ from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 
 logger = logging.getLogger(__name__)
 
-#: Folder holding the card templates (``<corpus>.md``): ``model_cards/`` at the repository root, which a built
-#: wheel ships as ``mmder_hf/model_cards/`` (see pyproject.toml).
-MODEL_CARDS_DIR = next(
-    (path for path in (Path(__file__).resolve().parent / "model_cards", Path(__file__).resolve().parents[2] / "model_cards")
-     if path.is_dir()),
-    Path(__file__).resolve().parent / "model_cards",
-)  # fmt: skip
+_PACKAGED_CARDS = Path(__file__).resolve().parent / "model_cards"  # where a built wheel puts them (pyproject.toml)
+#: Folder holding the card templates (``<corpus>.md``): ``model_cards/`` at the repository root, shipped inside
+#: the wheel as ``mmder_hf/model_cards/``.
+MODEL_CARDS_DIR = _PACKAGED_CARDS if _PACKAGED_CARDS.is_dir() else Path(__file__).resolve().parents[2] / "model_cards"
 BEGIN_MARKER = "<!-- mmder-hf:card:begin -->"
 END_MARKER = "<!-- mmder-hf:card:end -->"
 
