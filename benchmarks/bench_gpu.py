@@ -123,6 +123,7 @@ def bench_size(name: str, device: torch.device, batch: int, repeats: int, warmup
     train_s = median_seconds(train_step, device, repeats, warmup)
     train_peak = peak_mib(device)
     del optimizer
+    model.zero_grad(set_to_none=True)  # free the gradients before measuring inference memory
 
     # Inference: bf16 weights and inputs.
     model = model.eval().to(torch.bfloat16)
