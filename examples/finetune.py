@@ -52,7 +52,6 @@ from mmder_hf.training import (
     can_cache_features,
     compute_pooled_features,
     feature_head_mode,
-    fixed_shape_arrays,
     freeze_backbone,
     parse_config_overrides,
     save_confusion_matrix,
@@ -289,9 +288,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         unused = [c for c in ("actor", "pixel_values" if not config.num_video_frames else None, "audio_values" if not config.num_audio_frames else None) if c]
         with training_args.main_process_first(desc="preprocessing"):
             data = preprocess_to_cache(raw, cache_proc, cache_root, num_proc=data_args.preprocessing_num_workers)
-            data = datasets.DatasetDict(
-                {k: fixed_shape_arrays(v.remove_columns([c for c in unused if c in v.column_names])) for k, v in data.items()}
-            )
+            data = datasets.DatasetDict({k: v.remove_columns([c for c in unused if c in v.column_names]) for k, v in data.items()})
     else:
         data = raw
     if streaming and training_args.max_steps <= 0:
