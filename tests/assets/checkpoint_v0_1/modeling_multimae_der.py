@@ -1,0 +1,201 @@
+"""MultiMAE-DER: one VideoMAE encoder over a clip in which face frames and audio images are fused.
+
+The model reuses transformers' VideoMAE encoder unchanged (same parameter names, so every VideoMAE checkpoint
+loads into it) and adds the fusion step in front of it: the processor returns the video frames and the audio
+images separately, and :func:`~mmder_hf.fusion.fuse` lays them out on the model's device inside ``forward``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import torch
+from torch import nn
+from transformers.conversion_mapping import get_checkpoint_conversion_mapping, register_checkpoint_conversion_mapping
+from transformers.modeling_outputs import BaseModelOutput, ImageClassifierOutput
+from transformers.models.videomae.modeling_videomae import VideoMAEModel, VideoMAEPreTrainedModel
+
+from .configuration_multimae_der import MultiMAEDERConfig
+from .fusion import fuse
+
+
+# transformers 5 renames VideoMAE's `q_bias` / `v_bias` checkpoint keys while loading (and back while saving),
+# but registers the renaming for model_type "videomae" only. Without this line those tensors would be dropped
+# silently when a VideoMAE checkpoint is loaded into MultiMAE-DER (they show up as "missing", nothing fails).
+register_checkpoint_conversion_mapping(
+    MultiMAEDERConfig.model_type, get_checkpoint_conversion_mapping("videomae"), overwrite=True
+)
+
+
+# Saved VideoMAE checkpoints keep the original key names of the query/value biases.
+_SAVED_KEY_NAMES = ((".attention.attention.q_bias", ".attention.attention.query.bias"),
+                    (".attention.attention.v_bias", ".attention.attention.value.bias"))  # fmt: skip
+
+
+def _module_key_names(state_dict):
+    """Map saved checkpoint key names (``q_bias`` / ``v_bias``) to this module's parameter names."""
+    renamed = type(state_dict)() if isinstance(state_dict, dict) else {}
+    for key, value in state_dict.items():
+        for saved, module in _SAVED_KEY_NAMES:
+            if key.endswith(saved):
+                key = key[: -len(saved)] + module
+        renamed[key] = value
+    return renamed
+
+
+class MultiMAEDERPreTrainedModel(VideoMAEPreTrainedModel):
+    """Shares VideoMAE's weight init and capabilities (sdpa, flex attention, checkpointing, device_map)."""
+
+    config_class = MultiMAEDERConfig
+    config: MultiMAEDERConfig
+    base_model_prefix = "videomae"
+    main_input_name = "pixel_values"
+
+    def load_state_dict(self, state_dict, *args, **kwargs):
+        """Also accept a saved checkpoint's raw tensors (``q_bias`` / ``v_bias`` key names).
+
+        ``save_pretrained`` writes VideoMAE's query/value biases under their checkpoint names and ``from_pretrained``
+        renames them back, but code that loads the raw file with ``load_state_dict`` (the `Trainer` resuming from a
+        checkpoint, for one) does not: without this those biases would silently keep their old values.
+        """
+        return super().load_state_dict(_module_key_names(state_dict), *args, **kwargs)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """Save as usual; with remote code on, the folder is also self-contained for the Hub.
+
+        ``auto_map`` then names both the encoder and the classifier, and the folder carries the audio-visual
+        pipeline (``custom_pipelines`` + its code), so ``pipeline(model=folder, trust_remote_code=True)`` works for
+        every checkpoint this project writes: plain saves, Trainer checkpoints and pushes alike.
+        """
+        if getattr(self, "_auto_class", None) is None:
+            return super().save_pretrained(save_directory, *args, **kwargs)
+        module = MultiMAEDERModel.__module__.rsplit(".", 1)[-1]
+        self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), "AutoModel": f"{module}.MultiMAEDERModel"}
+        result = super().save_pretrained(save_directory, *args, **kwargs)
+        is_main_process = kwargs.get("is_main_process", True)
+        if is_main_process and os.path.isfile(os.path.join(save_directory, "config.json")):
+            from .pipeline import add_pipeline_to_checkpoint
+
+            add_pipeline_to_checkpoint(save_directory)
+        return result
+
+
+class MultiMAEDERModel(MultiMAEDERPreTrainedModel, VideoMAEModel):
+    r"""
+    The VideoMAE encoder of MultiMAE-DER, with the fusion of video frames and audio images in front of it.
+
+    Parameters keep VideoMAEModel's names (``embeddings.*``, ``encoder.*``), so any VideoMAE checkpoint loads.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from mmder_hf import MultiMAEDERConfig, MultiMAEDERModel
+    >>> config = MultiMAEDERConfig(image_size=32, patch_size=16, num_frames=4, hidden_size=32,
+    ...     num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    >>> model = MultiMAEDERModel(config)
+    >>> out = model(pixel_values=torch.randn(1, 2, 3, 32, 32), audio_values=torch.randn(1, 2, 3, 32, 32))
+    >>> list(out.last_hidden_state.shape)
+    [1, 8, 32]
+    ```
+    """
+
+    def fuse(self, pixel_values: Optional[torch.Tensor], audio_values: Optional[torch.Tensor]) -> torch.Tensor:
+        """Lay out the two modalities as the config's ``fusion_strategy`` says (see :func:`mmder_hf.fuse`)."""
+        generator = None
+        if self.config.fusion_strategy == "RFAS" and not self.training:
+            # Evaluation must not depend on the global RNG: same batch, same permutations.
+            generator = torch.Generator().manual_seed(self.config.rfas_seed)
+        return fuse(
+            pixel_values,
+            audio_values,
+            self.config.fusion_strategy,
+            num_frames=self.config.num_frames,
+            generator=generator,
+        )
+
+    def forward(
+        self,
+        pixel_values: Optional[torch.Tensor] = None,
+        audio_values: Optional[torch.Tensor] = None,
+        bool_masked_pos: Optional[torch.BoolTensor] = None,
+        **kwargs,
+    ) -> BaseModelOutput:
+        r"""
+        pixel_values (`torch.FloatTensor` of shape `(batch_size, num_video_frames, num_channels, height, width)`):
+            Video (face) frames; for ``fusion_strategy="prefused"`` the already fused clip. Not used by ``audio``.
+        audio_values (`torch.FloatTensor` of shape `(batch_size, num_audio_frames, num_channels, height, width)`):
+            Audio images (MFCC or log-mel pictures). Not used by ``video`` and ``prefused``.
+        bool_masked_pos (`torch.BoolTensor` of shape `(batch_size, sequence_length)`, *optional*):
+            Masked tubelets, as in VideoMAEModel.
+        """
+        clip = self.fuse(pixel_values, audio_values)
+        return super().forward(clip, bool_masked_pos=bool_masked_pos, **kwargs)
+
+
+class MultiMAEDERForVideoClassification(MultiMAEDERPreTrainedModel):
+    r"""
+    MultiMAE-DER with the paper's head: mean over tokens -> LayerNorm (``fc_norm``) -> Linear (``classifier``).
+
+    The head and the encoder use the parameter names of transformers' ``VideoMAEForVideoClassification``, so a
+    fine-tuned VideoMAE classifier (for example ``MCG-NJU/videomae-large-finetuned-kinetics``) transfers every
+    backbone tensor; pass ``ignore_mismatched_sizes=True`` when ``num_labels`` differs.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from mmder_hf import MultiMAEDERConfig, MultiMAEDERForVideoClassification
+    >>> config = MultiMAEDERConfig(fusion_strategy="FSLF", image_size=32, patch_size=16, num_frames=4,
+    ...     hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, num_labels=8)
+    >>> model = MultiMAEDERForVideoClassification(config)
+    >>> video, audio = torch.randn(2, 2, 3, 32, 32), torch.randn(2, 2, 3, 32, 32)
+    >>> out = model(pixel_values=video, audio_values=audio, labels=torch.tensor([0, 3]))
+    >>> list(out.logits.shape), out.loss.ndim
+    ([2, 8], 0)
+    ```
+    """
+
+    def __init__(self, config: MultiMAEDERConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.videomae = MultiMAEDERModel(config)
+        self.fc_norm = nn.LayerNorm(config.hidden_size)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels) if config.num_labels > 0 else nn.Identity()
+        self.post_init()
+
+    def pooled_features(
+        self, pixel_values: Optional[torch.Tensor] = None, audio_values: Optional[torch.Tensor] = None, **kwargs
+    ) -> torch.Tensor:
+        """Mean-pooled encoder tokens, before ``fc_norm``: what a frozen-backbone linear probe trains on."""
+        outputs = self.videomae(pixel_values=pixel_values, audio_values=audio_values, **kwargs)
+        return outputs.last_hidden_state.mean(1)
+
+    def forward(
+        self,
+        pixel_values: Optional[torch.Tensor] = None,
+        audio_values: Optional[torch.Tensor] = None,
+        labels: Optional[torch.LongTensor] = None,
+        **kwargs,
+    ) -> ImageClassifierOutput:
+        r"""
+        pixel_values (`torch.FloatTensor` of shape `(batch_size, num_video_frames, num_channels, height, width)`):
+            Video (face) frames, as returned by `MultiMAEDERProcessor`; the fused clip for ``prefused``.
+        audio_values (`torch.FloatTensor` of shape `(batch_size, num_audio_frames, num_channels, height, width)`):
+            Audio images, as returned by `MultiMAEDERProcessor`.
+        labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
+            Emotion class indices; when given, the output holds the cross-entropy loss.
+        """
+        outputs = self.videomae(pixel_values=pixel_values, audio_values=audio_values, **kwargs)
+        pooled = self.fc_norm(outputs.last_hidden_state.mean(1))
+        logits = self.classifier(pooled)
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(labels, logits, self.config, **kwargs)
+        return ImageClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
+
+__all__ = ["MultiMAEDERForVideoClassification", "MultiMAEDERModel", "MultiMAEDERPreTrainedModel"]

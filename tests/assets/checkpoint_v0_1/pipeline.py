@@ -1,0 +1,496 @@
+"""The audio-visual emotion recognition pipeline: a video (or frames + audio) in, ``[{"label", "score"}]`` out.
+
+This file is shipped with every saved model as remote code (``custom_pipelines`` in ``config.json`` points at
+``pipeline.MultiMAEDERPipeline``), so that
+
+```python
+>>> from transformers import pipeline
+>>> pipe = pipeline(model="path/or/hub-id", trust_remote_code=True)  # doctest: +SKIP
+>>> pipe("clip.mp4")  # doctest: +SKIP
+[{'label': 'happy', 'score': 0.91}, ...]
+```
+
+works where ``mmder_hf`` is not installed. It may therefore import only the other shipped files (relatively) and
+runtime dependencies (torch, transformers, numpy, torchcodec).
+
+Long videos: with ``window`` (seconds) the pipeline slides a window over the file (``stride`` seconds apart), decodes
+each window on its own through seeking decoders (the whole video is never decoded or held in memory), batches the
+windows (``batch_size``) and returns a timeline ``[{"start", "end", "label", "score", "scores": {label: p}}]``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional, Union
+
+import numpy as np
+import torch
+from transformers.pipelines.base import ChunkPipeline, no_collate_fn
+from transformers.pipelines.pt_utils import PipelineChunkIterator, PipelineIterator, PipelinePackIterator
+
+from .processing_multimae_der import MultiMAEDERProcessor
+from .video_io import MediaError, open_audio_decoder, open_video_decoder, source_name
+
+
+logger = logging.getLogger(__name__)
+
+#: The task name under which the pipeline is registered (no such task exists in transformers). Model cards keep the
+#: Hub's ``pipeline_tag: video-classification``.
+TASK = "audio-visual-emotion-recognition"
+
+_URL_PREFIXES = ("http://", "https://")
+_METADATA_KEYS = ("start", "end", "is_last")
+
+
+def _download(url: str, timeout: float = 60.0) -> bytes:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            data = response.read()
+    except Exception as error:  # noqa: BLE001 - any network problem is reported the same way
+        raise MediaError(url, f"could not be downloaded: {error}") from error
+    if not data:
+        raise MediaError(url, "downloaded an empty file")
+    return data
+
+
+def _is_decoder(obj: Any) -> bool:
+    return type(obj).__name__ in ("VideoDecoder", "AudioDecoder")
+
+
+def _stream_span(video_decoder: Any, audio_decoder: Any, name: str) -> tuple[float, float]:
+    """``(begin, end)`` seconds of the clip: the video stream's when there is one, else the audio stream's."""
+    for decoder in (video_decoder, audio_decoder):
+        if decoder is None:
+            continue
+        meta = decoder.metadata
+        begin = float(getattr(meta, "begin_stream_seconds", None) or 0.0)
+        end = getattr(meta, "end_stream_seconds", None)
+        if end is None and getattr(meta, "duration_seconds", None):
+            end = begin + float(meta.duration_seconds)
+        if end is None and getattr(meta, "num_frames", None) and getattr(meta, "average_fps", None):
+            end = begin + meta.num_frames / meta.average_fps
+        if end is not None and float(end) > begin:
+            return begin, float(end)
+    raise MediaError(name, "cannot determine the duration of the clip (broken or truncated file?)")
+
+
+def sliding_windows(start: float, end: float, window: float, stride: float) -> list[tuple[float, float]]:
+    """Windows ``[s, s + window)`` every ``stride`` seconds covering ``[start, end)``.
+
+    A clip shorter than ``window`` gives one window over the whole clip; when the last regular window stops short of
+    ``end``, one more window ``[end - window, end)`` covers the tail.
+    """
+    if not window > 0 or not stride > 0:
+        raise ValueError(f"window and stride must be positive, got window={window}, stride={stride}")
+    duration = end - start
+    if duration <= window + 1e-6:
+        return [(start, end)]
+    count = int(math.floor((duration - window) / stride + 1e-6)) + 1
+    windows = [(start + i * stride, start + i * stride + window) for i in range(count)]
+    if windows[-1][1] < end - 1e-3:
+        windows.append((end - window, end))
+    return windows
+
+
+class MultiMAEDERPipeline(ChunkPipeline):
+    r"""
+    Audio-visual emotion recognition with a MultiMAE-DER classifier.
+
+    Inputs (one, or a list for a batch):
+
+    - a media file: path (`str` / `os.PathLike`), URL (``http(s)://``, downloaded), or its bytes;
+    - a torchcodec ``VideoDecoder`` (what a ``datasets`` Video column returns);
+    - decoded data as a dict: ``{"video": frames, "audio": waveform, "sampling_rate": sr}`` with frames
+      ``(T, H, W, 3)`` uint8 and a waveform ``(samples,)`` or ``(channels, samples)``; add ``"fps"`` to compute a
+      timeline over decoded data.
+
+    Call parameters:
+        top_k (`int`, *optional*, defaults to 5):
+            Number of labels returned, best first (at most the model's number of labels).
+        window (`float`, *optional*):
+            Window length in seconds: return an emotion timeline instead of one prediction.
+        stride (`float`, *optional*):
+            Seconds between window starts; defaults to ``window / 2``.
+        clip_start (`float`, *optional*), clip_end (`float`, *optional*):
+            Use only this time range of a file (seconds).
+        batch_size (`int`, *optional*, defaults to 1):
+            Clips (or timeline windows) per forward pass.
+        window_callback (`Callable[[int, int], None]`, *optional*):
+            Called as ``window_callback(done, total)`` after each timeline window is decoded (progress bars).
+
+    Returns:
+        For one clip: `list[dict]` of ``{"label": str, "score": float}`` sorted by score. With ``window``: a timeline,
+        `list[dict]` of ``{"start": float, "end": float, "label": str, "score": float, "scores": {label: float}}``
+        (``label``/``score``: the window's top emotion; ``scores``: every label). For a list of inputs, a list of
+        those.
+
+    Raises:
+        [`~video_io.MediaError`] (a `ValueError`): a missing, empty, unreadable or truncated input, or one lacking a
+        stream the model needs; the message names the input.
+
+    Example:
+
+    ```python
+    >>> from transformers import pipeline
+    >>> pipe = pipeline(model="path/to/multimae-der-ravdess", trust_remote_code=True)  # doctest: +SKIP
+    >>> pipe("clip.mp4", top_k=2)  # doctest: +SKIP
+    [{'label': 'happy', 'score': 0.83}, {'label': 'surprised', 'score': 0.07}]
+    >>> pipe("interview.mp4", window=3.0, stride=1.0, batch_size=8)[0]  # doctest: +SKIP
+    {'start': 0.0, 'end': 3.0, 'label': 'neutral', 'score': 0.61, 'scores': {...}}
+    ```
+    """
+
+    # Components are resolved here, not by `pipeline()`: the processor is a FeatureExtractionMixin saved beside the
+    # model, loaded with the class shipped next to this file (works with and without mmder_hf installed).
+    _load_processor = False
+    _load_image_processor = False
+    _load_video_processor = False
+    _load_feature_extractor = False
+    _load_tokenizer = False
+
+    def __init__(self, model, processor: Optional[MultiMAEDERProcessor] = None, **kwargs):
+        feature_extractor = kwargs.pop("feature_extractor", None)
+        super().__init__(model=model, processor=None, **kwargs)
+        self.processor = processor if processor is not None else feature_extractor
+        if self.processor is None:
+            self.processor = self._load_processor_for(model)
+        self.model.eval()
+
+    @staticmethod
+    def _load_processor_for(model) -> MultiMAEDERProcessor:
+        source = getattr(model, "name_or_path", None) or getattr(model.config, "_name_or_path", None)
+        if source:
+            try:
+                return MultiMAEDERProcessor.from_pretrained(source)
+            except Exception as error:  # noqa: BLE001 - a model saved without its processor
+                logger.warning(
+                    "No MultiMAE-DER processor found at %s (%s); using default settings matching the model config.",
+                    source,
+                    str(error).splitlines()[0] if str(error) else type(error).__name__,
+                )
+        return MultiMAEDERProcessor.from_model_config(model.config)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Parameters
+
+    def _sanitize_parameters(
+        self,
+        top_k: Optional[int] = None,
+        window: Optional[float] = None,
+        stride: Optional[float] = None,
+        clip_start: Optional[float] = None,
+        clip_end: Optional[float] = None,
+        window_callback: Optional[Callable[[int, int], None]] = None,
+        **kwargs,
+    ):
+        if kwargs:
+            raise TypeError(f"{type(self).__name__} got unexpected arguments: {', '.join(sorted(kwargs))}")
+        preprocess, postprocess = {}, {}
+        if window is not None:
+            window = float(window)
+            stride = float(stride) if stride is not None else window / 2
+            if not window > 0 or not stride > 0:
+                raise ValueError(f"window and stride must be positive seconds, got window={window}, stride={stride}")
+            preprocess.update(window=window, stride=stride)
+            postprocess["timeline"] = True
+        elif stride is not None:
+            raise ValueError("stride is only used together with window")
+        if clip_start is not None:
+            preprocess["clip_start"] = float(clip_start)
+        if clip_end is not None:
+            preprocess["clip_end"] = float(clip_end)
+        if window_callback is not None:
+            preprocess["window_callback"] = window_callback
+        if top_k is not None:
+            if int(top_k) < 1:
+                raise ValueError(f"top_k must be >= 1, got {top_k}")
+            postprocess["top_k"] = int(top_k)
+        return preprocess, {}, postprocess
+
+    def __call__(self, inputs: Any, **kwargs: Any) -> Any:
+        """Predict emotions for one input or a list of inputs (see the class docstring)."""
+        return super().__call__(inputs, **kwargs)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Preprocessing
+
+    def _resolve_input(self, item: Any) -> tuple[dict, str]:
+        """Normalise one input to processor keyword arguments and a display name."""
+        if isinstance(item, Path):
+            item = os.fspath(item)
+        if isinstance(item, str):
+            if item.startswith(_URL_PREFIXES):
+                return {"videos": _download(item)}, item
+            return {"videos": item}, item
+        if isinstance(item, os.PathLike):
+            return {"videos": os.fspath(item)}, os.fspath(item)
+        if isinstance(item, (bytes, bytearray, memoryview)):
+            return {"videos": bytes(item)}, source_name(item)
+        if _is_decoder(item):
+            key = "audio" if type(item).__name__ == "AudioDecoder" else "videos"
+            return {key: item}, source_name(item)
+        if isinstance(item, dict):
+            unknown = set(item) - {"video", "videos", "frames", "audio", "sampling_rate", "fps"}
+            if unknown:
+                raise ValueError(f"unknown keys in input dict: {', '.join(sorted(unknown))}")
+            video = next((item[k] for k in ("video", "videos", "frames") if item.get(k) is not None), None)
+            if isinstance(video, Path):
+                video = os.fspath(video)
+            if isinstance(video, str) and video.startswith(_URL_PREFIXES):
+                video = _download(video)
+            kwargs = {"videos": video, "audio": item.get("audio"), "sampling_rate": item.get("sampling_rate")}
+            if item.get("fps") is not None:
+                kwargs["fps"] = float(item["fps"])
+            name = source_name(video) if video is not None and not isinstance(video, (np.ndarray, torch.Tensor)) else "<decoded clip>"
+            return kwargs, name
+        if isinstance(item, (np.ndarray, torch.Tensor)):
+            return {"videos": item}, "<decoded frames>"
+        raise TypeError(
+            f"Unsupported input of type {type(item).__name__}: pass a path, URL, bytes, a torchcodec decoder, or "
+            "a dict {'video': frames, 'audio': waveform, 'sampling_rate': sr}"
+        )
+
+    def _process(self, name: str, **kwargs) -> dict:
+        try:
+            features = self.processor(return_tensors="pt", **kwargs)
+        except MediaError as error:
+            if error.source != name and error.source.startswith("<"):
+                raise MediaError(name, error.problem) from error
+            raise
+        return dict(features)
+
+    def preprocess(
+        self,
+        inputs: Any,
+        window: Optional[float] = None,
+        stride: Optional[float] = None,
+        clip_start: Optional[float] = None,
+        clip_end: Optional[float] = None,
+        window_callback: Optional[Callable[[int, int], None]] = None,
+    ) -> Iterator[dict]:
+        kwargs, name = self._resolve_input(inputs)
+        fps = kwargs.pop("fps", None)
+        if window is None:
+            if clip_start is not None or clip_end is not None:
+                kwargs.update(clip_start=clip_start, clip_end=clip_end)
+            features = self._process(name, **kwargs)
+            yield {**features, "start": clip_start, "end": clip_end, "is_last": True}
+            return
+        video = kwargs.get("videos")
+        if isinstance(video, (np.ndarray, torch.Tensor, list, tuple)) or isinstance(kwargs.get("audio"), (np.ndarray, torch.Tensor)):
+            yield from self._decoded_windows(kwargs, fps, name, window, stride, clip_start, clip_end, window_callback)
+        else:
+            yield from self._preprocess_windows(kwargs, name, window, stride, clip_start, clip_end, window_callback)
+
+    def _preprocess_windows(self, kwargs, name, window, stride, clip_start, clip_end, window_callback):
+        video, audio = kwargs.get("videos"), kwargs.get("audio")
+        processor = self.processor
+        needs_video, needs_audio = processor.num_video_frames > 0, processor.num_audio_frames > 0
+
+        # Open each stream ONCE (the exact seek mode scans the packet index, it decodes nothing); every window then
+        # seeks and decodes only its own frames and samples.
+        source = video if video is not None else audio
+        video_decoder = audio_decoder = None
+        if needs_video:
+            if video is None:
+                raise ValueError(f"fusion_strategy {processor.fusion_strategy} needs video")
+            video_decoder = (
+                video
+                if type(video).__name__ == "VideoDecoder"
+                else open_video_decoder(video, seek_mode=processor.seek_mode, num_threads=processor.num_decoder_threads, name=name)
+            )
+        if needs_audio:
+            audio_input = audio if audio is not None else video
+            if isinstance(audio_input, (np.ndarray, torch.Tensor)):
+                raise ValueError("timelines need the audio as a file, bytes or decoder (or a dict with 'fps')")
+            if type(audio_input).__name__ == "AudioDecoder":
+                audio_decoder = audio_input
+            elif type(audio_input).__name__ == "VideoDecoder":
+                audio_decoder = None  # the processor finds the decoder's file itself
+            else:
+                audio_decoder = open_audio_decoder(audio_input, name=name if audio is None else None)
+        begin, end = _stream_span(video_decoder, audio_decoder, name if source is not None else "<input>")
+        begin = max(begin, clip_start) if clip_start is not None else begin
+        end = min(end, clip_end) if clip_end is not None else end
+        if not end > begin:
+            raise MediaError(name, f"empty time range [{begin:.3f} s, {end:.3f} s)")
+        spans = sliding_windows(begin, end, window, stride)
+        for index, (start, stop) in enumerate(spans):
+            window_kwargs = {"clip_start": start, "clip_end": stop}
+            if video_decoder is not None:
+                window_kwargs["videos"] = video_decoder
+            if audio_decoder is not None:
+                window_kwargs["audio"] = audio_decoder
+            elif needs_audio and video_decoder is None:
+                window_kwargs["audio"] = audio
+            features = self._process(name, **window_kwargs)
+            if window_callback is not None:
+                window_callback(index + 1, len(spans))
+            yield {**features, "start": start, "end": stop, "is_last": index == len(spans) - 1}
+
+    def _decoded_windows(self, kwargs, fps, name, window, stride, clip_start, clip_end, window_callback):
+        """Timeline over already decoded frames (needs ``fps``) and/or waveform (needs ``sampling_rate``)."""
+        video, audio, rate = kwargs.get("videos"), kwargs.get("audio"), kwargs.get("sampling_rate")
+        if isinstance(video, (list, tuple)):
+            video = np.stack([np.asarray(frame) for frame in video])
+        if video is not None and fps is None:
+            raise ValueError(f"{name}: a timeline over decoded frames needs the frame rate: add 'fps' to the input dict")
+        if audio is not None and not isinstance(audio, (np.ndarray, torch.Tensor)):
+            raise ValueError(f"{name}: with decoded frames, pass the audio as a decoded waveform too")
+        if audio is not None and rate is None:
+            raise ValueError(f"{name}: a decoded waveform needs 'sampling_rate'")
+        duration = video.shape[0] / fps if video is not None else audio.shape[-1] / rate
+        begin = clip_start or 0.0
+        end = min(duration, clip_end) if clip_end is not None else duration
+        if not end > begin:
+            raise ValueError(f"{name}: empty time range [{begin:.3f} s, {end:.3f} s)")
+        spans = sliding_windows(begin, end, window, stride)
+        for index, (start, stop) in enumerate(spans):
+            window_kwargs = {}
+            if video is not None:
+                first = min(int(round(start * fps)), video.shape[0] - 1)
+                window_kwargs["videos"] = video[first : max(first + 1, int(round(stop * fps)))]
+            if audio is not None:
+                window_kwargs["audio"] = audio[..., int(round(start * rate)) : max(int(round(start * rate)) + 1, int(round(stop * rate)))]
+                window_kwargs["sampling_rate"] = rate
+            features = self._process(name, **window_kwargs)
+            if window_callback is not None:
+                window_callback(index + 1, len(spans))
+            yield {**features, "start": start, "end": stop, "is_last": index == len(spans) - 1}
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Batching, forward, postprocessing
+
+    @staticmethod
+    def _collate(items: list[dict]) -> dict:
+        batch = {}
+        for key in items[0]:
+            values = [item[key] for item in items]
+            batch[key] = torch.cat(values, dim=0) if isinstance(values[0], torch.Tensor) else values
+        return batch
+
+    def get_iterator(self, inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params):
+        # ChunkPipeline's iterator pads with a tokenizer/feature extractor; clips have fixed shapes, so batches
+        # are plain concatenations, with the window metadata kept as lists.
+        if num_workers and num_workers > 1:
+            logger.warning("num_workers > 1 is not supported by this pipeline; using 1")
+            num_workers = 1
+        dataset = PipelineChunkIterator(inputs, self.preprocess, preprocess_params)
+        collate = no_collate_fn if batch_size == 1 else self._collate
+        dataloader = torch.utils.data.DataLoader(dataset, num_workers=num_workers, batch_size=batch_size, collate_fn=collate)
+        model_iterator = PipelinePackIterator(dataloader, self.forward, forward_params, loader_batch_size=batch_size)
+        return PipelineIterator(model_iterator, self.postprocess, postprocess_params)
+
+    def _forward(self, model_inputs: dict) -> dict:
+        metadata = {key: model_inputs.pop(key) for key in _METADATA_KEYS}
+        dtype = self.model.dtype
+        inputs = {k: v.to(dtype) if torch.is_floating_point(v) else v for k, v in model_inputs.items()}
+        logits = self.model(**inputs).logits
+        return {"logits": logits.float(), **metadata}
+
+    def postprocess(self, model_outputs: list[dict], top_k: int = 5, timeline: bool = False) -> list[dict]:
+        id2label = self.model.config.id2label
+        logits = torch.cat([output["logits"] for output in model_outputs], dim=0)
+        probs = logits.softmax(dim=-1)
+        if not timeline:
+            scores, indices = probs[0].topk(min(top_k, probs.shape[-1]))
+            return [{"label": id2label[int(i)], "score": float(s)} for s, i in zip(scores, indices)]
+        entries = []
+        for output, row in zip(model_outputs, probs):
+            best = int(row.argmax())
+            entries.append(
+                {
+                    "start": round(float(output["start"]), 6),
+                    "end": round(float(output["end"]), 6),
+                    "label": id2label[best],
+                    "score": float(row[best]),
+                    "scores": {id2label[i]: float(p) for i, p in enumerate(row.tolist())},
+                }
+            )
+        return entries
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Saving
+
+    def save_pretrained(self, save_directory: Union[str, os.PathLike], **kwargs: Any) -> None:
+        """Save model, processor and this pipeline's code, so ``pipeline(model=save_directory, trust_remote_code=True)``
+        rebuilds the pipeline anywhere (``push_to_hub`` uses this too)."""
+        os.makedirs(save_directory, exist_ok=True)
+        self.model.config.custom_pipelines = custom_pipelines_entry()
+        self.model.save_pretrained(save_directory, **kwargs)
+        self.processor.save_pretrained(save_directory)
+        add_pipeline_to_checkpoint(save_directory)
+
+
+def custom_pipelines_entry() -> dict:
+    """The ``custom_pipelines`` value of ``config.json`` that points ``pipeline()`` at this file's pipeline."""
+    module = MultiMAEDERPipeline.__module__.rsplit(".", 1)[-1]
+    return {
+        TASK: {
+            "impl": f"{module}.{MultiMAEDERPipeline.__name__}",
+            "pt": ["AutoModelForVideoClassification"],
+            "type": "multimodal",
+        }
+    }
+
+
+def add_pipeline_to_checkpoint(save_directory: Union[str, os.PathLike]) -> list[str]:
+    """Make a saved model folder loadable with ``pipeline(model=save_directory, trust_remote_code=True)``.
+
+    Writes ``custom_pipelines`` into the folder's ``config.json`` and copies this file with every file it imports
+    relatively (processor, audio features, video I/O, configuration, fusion). Idempotent; call it after
+    ``model.save_pretrained`` / ``trainer.save_model`` and before uploading the folder. The folder should also hold
+    the processor (``processor.save_pretrained``); without it the pipeline falls back to default settings.
+
+    Args:
+        save_directory (`str` or `os.PathLike`): a folder written by ``save_pretrained`` (with ``config.json``).
+
+    Returns:
+        `list[str]`: the code files copied.
+    """
+    from transformers.dynamic_module_utils import custom_object_save
+
+    folder = Path(save_directory)
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{config_path} not found: save the model first")
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config["custom_pipelines"] = {**(config.get("custom_pipelines") or {}), **custom_pipelines_entry()}
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    copied = custom_object_save(MultiMAEDERPipeline, folder) or []
+    return sorted({os.fspath(path) for path in copied})
+
+
+def register_pipeline() -> None:
+    """Register :class:`MultiMAEDERPipeline` as the ``"audio-visual-emotion-recognition"`` task of ``transformers``.
+
+    After this, ``pipeline("audio-visual-emotion-recognition", model=...)`` works in-process and
+    ``pipe.save_pretrained`` records the pipeline in the saved config. Safe to call more than once.
+    """
+    from transformers import AutoModelForVideoClassification
+    from transformers.pipelines import PIPELINE_REGISTRY
+
+    existing = PIPELINE_REGISTRY.supported_tasks.get(TASK)
+    if existing is not None and existing.get("impl") is MultiMAEDERPipeline:
+        return
+    PIPELINE_REGISTRY.register_pipeline(
+        TASK,
+        pipeline_class=MultiMAEDERPipeline,
+        pt_model=AutoModelForVideoClassification,
+        type="multimodal",
+    )
+
+
+__all__ = [
+    "TASK",
+    "MultiMAEDERPipeline",
+    "add_pipeline_to_checkpoint",
+    "custom_pipelines_entry",
+    "register_pipeline",
+    "sliding_windows",
+]

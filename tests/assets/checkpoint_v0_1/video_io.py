@@ -1,0 +1,484 @@
+"""Reading and writing audio-visual media files.
+
+Writing is used by the synthetic corpus and the tests (H.264 + AAC mp4 through PyAV, which bundles its own
+FFmpeg with both encoders). Reading (:func:`decode_clip`) goes through torchcodec and decodes only what the
+processor needs: the sampled video frames (by timestamp, so variable frame rates are handled) and the audio
+track of the requested time range, downmixed to mono and resampled. Every problem with an input is raised as a
+:class:`MediaError` that names the input.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass
+from typing import Any, Optional, Union
+
+import numpy as np
+import torch
+
+
+def write_clip(
+    path: Union[str, os.PathLike],
+    frames: np.ndarray,
+    fps: float,
+    audio: Optional[np.ndarray] = None,
+    sample_rate: int = 48000,
+    video_codec: str = "libx264",
+    audio_codec: str = "aac",
+    crf: int = 23,
+) -> str:
+    """Encode ``frames`` (``(T, H, W, 3)`` uint8 RGB) and an optional waveform into a media file.
+
+    Args:
+        path: output file; the container is chosen from its extension (``.mp4``, ``.mkv``, ``.flv``...).
+        frames: RGB frames. H.264 with yuv420p needs even sizes, so odd sizes are padded by one pixel.
+        fps: frame rate.
+        audio: waveform in [-1, 1], shaped ``(channels, samples)`` or ``(samples,)``; ``None`` writes no
+            audio track.
+        sample_rate: audio sampling rate in Hz.
+    """
+    try:  # imported lazily (and guarded, so remote-code loading does not require PyAV): decoding does not need it
+        import av
+    except ImportError as error:
+        raise ImportError("write_clip needs PyAV: pip install av") from error
+    from fractions import Fraction
+
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 of shape (T, H, W, 3), got {frames.dtype} {frames.shape}")
+    pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2
+    if pad_h or pad_w:
+        frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    path = os.fspath(path)
+    with av.open(path, mode="w") as container:
+        rate = Fraction(fps).limit_denominator(1001)
+        vstream = container.add_stream(video_codec, rate=rate)
+        vstream.width, vstream.height = frames.shape[2], frames.shape[1]
+        vstream.pix_fmt = "yuv420p"
+        if video_codec == "libx264":
+            vstream.options = {"crf": str(crf), "preset": "veryfast"}
+        astream = None
+        if audio is not None:
+            audio = np.asarray(audio, dtype=np.float32)
+            if audio.ndim == 1:
+                audio = audio[None]
+            layout = {1: "mono", 2: "stereo"}.get(audio.shape[0])
+            if layout is None:
+                raise ValueError(f"audio must have 1 or 2 channels, got {audio.shape[0]}")
+            astream = container.add_stream(audio_codec, rate=sample_rate, layout=layout)
+        for image in frames:
+            for packet in vstream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in vstream.encode():
+            container.mux(packet)
+        if astream is not None:
+            chunk = 1024
+            samples = np.clip(audio, -1.0, 1.0)
+            for start in range(0, samples.shape[1], chunk):
+                block = np.ascontiguousarray(samples[:, start : start + chunk])
+                frame = av.AudioFrame.from_ndarray(block, format="fltp", layout=astream.layout.name)
+                frame.sample_rate = sample_rate
+                frame.pts = start
+                for packet in astream.encode(frame):
+                    container.mux(packet)
+            for packet in astream.encode():
+                container.mux(packet)
+    return path
+
+
+logger = logging.getLogger(__name__)
+
+#: What a media input may be: a path, the encoded bytes of a file, or a torchcodec decoder (as ``datasets`` returns).
+MediaSource = Union[str, os.PathLike, bytes, bytearray, Any]
+
+FRAME_SAMPLINGS = ("aligned", "original")
+# Nudge for sampling times so that a time falling exactly on a frame boundary (up to rounding) picks the frame that
+# starts there, as the integer formula used for decoded frames does. Far below any frame duration.
+_TIME_EPS = 1e-6
+
+
+class MediaError(ValueError):
+    """An input video or audio that cannot be used: the message names the input and the problem.
+
+    Attributes:
+        source (`str`): the input's name (path, ``<N bytes>`` or the decoder's path).
+        problem (`str`): what is wrong with it.
+    """
+
+    def __init__(self, source: str, problem: str):
+        self.source = source
+        self.problem = problem
+        super().__init__(f"{source}: {problem}")
+
+    def __reduce__(self):  # picklable across DataLoader workers
+        return (type(self), (self.source, self.problem))
+
+
+@dataclass
+class DecodedClip:
+    """What :func:`decode_clip` returns.
+
+    Attributes:
+        frames (`torch.Tensor` of shape `(num_video_frames, 3, height, width)`, uint8, or `None`): sampled RGB frames.
+        waveform (`torch.Tensor` of shape `(num_samples,)`, float32, or `None`): mono audio of ``[start, end)``.
+        sample_rate (`int` or `None`): rate of ``waveform``.
+        start (`float`), end (`float`): the time range in seconds that was sampled.
+        frame_times (`list[float]`): presentation time of each returned frame (seconds).
+        name (`str`): the input's name, for messages.
+    """
+
+    frames: Optional[torch.Tensor]
+    waveform: Optional[torch.Tensor]
+    sample_rate: Optional[int]
+    start: float
+    end: float
+    frame_times: list
+    name: str
+
+
+def source_name(source: MediaSource) -> str:
+    """A short human-readable name of a media input, used in error messages."""
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return f"<{len(source)} bytes of media>"
+    encoded = getattr(source, "_hf_encoded", None)  # decoders made by datasets.Video / datasets.Audio
+    if isinstance(encoded, dict) and encoded.get("path"):
+        return str(encoded["path"])
+    path = getattr(getattr(source, "metadata", None), "path", None)
+    if path:
+        return str(path)
+    return f"<{type(source).__name__}>"
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return (text[0] if text else type(error).__name__)[:300]
+
+
+def _check_source(source: MediaSource, name: str) -> Any:
+    """Validate a path / bytes input before FFmpeg sees it and return what torchcodec accepts."""
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if not os.path.exists(path):
+            raise MediaError(name, "file not found")
+        if os.path.isdir(path):
+            raise MediaError(name, "is a directory, not a media file")
+        if os.path.getsize(path) == 0:
+            raise MediaError(name, "file is empty")
+        return path
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) == 0:
+            raise MediaError(name, "empty bytes: no media data")
+        return bytes(source)
+    raise MediaError(name, f"unsupported media input of type {type(source).__name__}")
+
+
+def _explain_open_failure(source: Any, name: str, wanted: str, error: BaseException) -> MediaError:
+    """Turn a decoder's failure to open ``source`` into a clear message (missing stream vs not media at all)."""
+    from torchcodec.decoders import AudioDecoder, VideoDecoder
+
+    other = AudioDecoder if wanted == "video" else VideoDecoder
+    try:
+        other(source)
+    except Exception:
+        return MediaError(
+            name,
+            f"cannot be opened as media (not a media file, unsupported format, or truncated/corrupt): "
+            f"{_first_line(error)}",
+        )
+    return MediaError(name, f"has no {wanted} stream")
+
+
+def open_video_decoder(
+    source: MediaSource, seek_mode: str = "exact", num_threads: int = 1, name: Optional[str] = None
+) -> Any:
+    """Open a torchcodec ``VideoDecoder`` on a path or bytes, raising :class:`MediaError` on any problem.
+
+    Args:
+        source (`str`, `os.PathLike` or `bytes`): the media file.
+        seek_mode (`str`, *optional*, defaults to `"exact"`): torchcodec's seek mode; ``"exact"`` scans the file's
+            packets once (cheap, no decoding) so that timestamps and frame counts are exact even for variable frame
+            rates; ``"approximate"`` trusts the header (opens long files faster, but fails on variable frame rates).
+        num_threads (`int`, *optional*, defaults to 1): FFmpeg decoding threads (0: automatic).
+    """
+    from torchcodec.decoders import VideoDecoder
+
+    name = name or source_name(source)
+    data = _check_source(source, name)
+    try:
+        return VideoDecoder(data, seek_mode=seek_mode, num_ffmpeg_threads=num_threads)
+    except Exception as error:
+        raise _explain_open_failure(data, name, "video", error) from error
+
+
+def open_audio_decoder(source: MediaSource, name: Optional[str] = None) -> Any:
+    """Open a torchcodec ``AudioDecoder`` on a path or bytes, raising :class:`MediaError` on any problem."""
+    from torchcodec.decoders import AudioDecoder
+
+    name = name or source_name(source)
+    data = _check_source(source, name)
+    try:
+        return AudioDecoder(data)
+    except Exception as error:
+        raise _explain_open_failure(data, name, "audio", error) from error
+
+
+def _is_video_decoder(obj: Any) -> bool:
+    return type(obj).__name__ == "VideoDecoder" and hasattr(obj, "get_frames_played_at")
+
+
+def _is_audio_decoder(obj: Any) -> bool:
+    return type(obj).__name__ == "AudioDecoder" and hasattr(obj, "get_samples_played_in_range")
+
+
+def uniform_frame_times(start: float, end: float, num_frames: int) -> list[float]:
+    """The ``aligned`` sampling times: ``start + (k + 1) / (num_frames + 1) * (end - start)`` for ``k < num_frames``.
+
+    These are the centres of the audio windows when the clip has as many video frames as audio images (see
+    ``audio_features.window_bounds``), and the frame times of the paper's timing figure (``k T / 17``) for 16.
+    """
+    return [start + (k + 1) / (num_frames + 1) * (end - start) for k in range(num_frames)]
+
+
+def aligned_frame_indices(total_frames: int, num_frames: int) -> list[int]:
+    """``aligned`` sampling over ``total_frames`` evenly timed frames: ``floor((k + 1) * total / (num_frames + 1))``.
+
+    Index form of :func:`uniform_frame_times`, used for already decoded frames; a clip with fewer frames than
+    requested repeats frames.
+    """
+    if total_frames < 1:
+        raise ValueError("the clip has no video frames")
+    return [min(total_frames - 1, (k + 1) * total_frames // (num_frames + 1)) for k in range(num_frames)]
+
+
+def original_frame_indices(
+    total_frames: int, num_frames: int, stride: Optional[int] = None, first: int = 0
+) -> list[int]:
+    """The original code's sampling: ``first + k * stride``, clamped to the last frame (which then repeats).
+
+    Args:
+        total_frames (`int`): frames in the clip (indices ``first .. total_frames - 1`` are usable).
+        num_frames (`int`): frames to sample.
+        stride (`int`, *optional*): defaults to ``48 // num_frames`` (6 for 8 frames, 3 for 16, as the original).
+    """
+    if total_frames < 1:
+        raise ValueError("the clip has no video frames")
+    stride = stride if stride else max(1, 48 // max(1, num_frames))
+    return [min(total_frames - 1, first + k * stride) for k in range(num_frames)]
+
+
+def _video_range(decoder: Any, name: str) -> tuple[float, float, float]:
+    """``(begin, end, fps)`` of a video stream from whatever metadata the decoder has."""
+    meta = decoder.metadata
+    begin = meta.begin_stream_seconds if meta.begin_stream_seconds is not None else 0.0
+    end = meta.end_stream_seconds
+    fps = meta.average_fps
+    if end is None and meta.duration_seconds is not None:
+        end = begin + meta.duration_seconds
+    if end is None and meta.num_frames and fps:
+        end = begin + meta.num_frames / fps
+    if end is None or not end > begin:
+        raise MediaError(name, "cannot determine the video's duration (broken or truncated file?)")
+    if not fps:
+        fps = (meta.num_frames or 1) / (end - begin)
+    return float(begin), float(end), float(fps)
+
+
+def _decode_frames(
+    decoder: Any,
+    name: str,
+    num_frames: int,
+    start: float,
+    end: float,
+    frame_sampling: str,
+    frame_stride: Optional[int],
+) -> tuple[torch.Tensor, list[float]]:
+    if frame_sampling not in FRAME_SAMPLINGS:
+        raise ValueError(f"frame_sampling must be one of {FRAME_SAMPLINGS}, got {frame_sampling!r}")
+    begin, stream_end, fps = _video_range(decoder, name)
+    last_time = stream_end - _TIME_EPS
+    try:
+        if frame_sampling == "aligned":
+            times = [min(max(t + _TIME_EPS, begin), last_time) for t in uniform_frame_times(start, end, num_frames)]
+            batch = decoder.get_frames_played_at(times)
+        else:
+            total = len(decoder)
+            first = 0 if start <= begin else min(total - 1, math.ceil((start - begin) * fps - 1e-3))
+            last = min(total - 1, max(first, math.ceil((end - begin) * fps - 1e-3) - 1))
+            batch = decoder.get_frames_at(original_frame_indices(last + 1, num_frames, frame_stride, first=first))
+    except Exception as error:
+        raise MediaError(
+            name, f"could not decode the video frames (truncated or corrupt file?): {_first_line(error)}"
+        ) from error
+    frames = batch.data
+    meta = decoder.metadata
+    if frames.ndim == 4 and frames.shape[1] not in (1, 3) and frames.shape[-1] in (1, 3):
+        frames = frames.permute(0, 3, 1, 2)  # decoder opened with dimension_order="NHWC"
+    elif frames.ndim == 4 and meta.height and frames.shape[1:3] == (meta.height, meta.width) and frames.shape[1] != 3:
+        frames = frames.permute(0, 3, 1, 2)
+    if frames.shape[1] == 1:
+        frames = frames.expand(-1, 3, -1, -1)
+    # torchcodec's NCHW frames are a view of packed RGB (channels-last) memory: keep it, resizing is fastest there.
+    return frames, [float(t) for t in batch.pts_seconds]
+
+
+def _decode_audio(
+    decoder: Any,
+    name: str,
+    start: Optional[float],
+    end: Optional[float],
+    sample_rate: int,
+    pad_to_range: bool,
+) -> torch.Tensor:
+    from .audio_features import prepare_waveform
+
+    try:
+        if start is None and end is None:
+            samples = decoder.get_all_samples()
+        else:
+            begin = decoder.metadata.begin_stream_seconds or 0.0
+            samples = decoder.get_samples_played_in_range(max(start or 0.0, begin), end)
+    except Exception as error:
+        raise MediaError(
+            name, f"could not decode the audio track (truncated or corrupt file?): {_first_line(error)}"
+        ) from error
+    data, rate = samples.data, int(samples.sample_rate)
+    if data.numel() == 0:
+        raise MediaError(name, f"no audio samples in the requested range [{start or 0.0:.3f} s, {end} s)")
+    if not bool(torch.isfinite(data).all()):
+        raise MediaError(name, "the audio track decodes to NaN or infinite samples")
+    if pad_to_range and start is not None and end is not None:
+        # Place the samples on the clip's timeline so audio windows stay aligned with the video frames even when
+        # the audio track starts late or ends early (missing parts are silence).
+        length = max(1, round((end - start) * rate))
+        offset = max(0, round((float(samples.pts_seconds) - start) * rate))
+        placed = data.new_zeros(data.shape[0], length)
+        count = max(0, min(data.shape[1], length - offset))
+        placed[:, offset : offset + count] = data[:, :count]
+        data = placed
+    return prepare_waveform(data, rate, sample_rate)
+
+
+def decode_clip(
+    source: MediaSource,
+    num_video_frames: int,
+    audio_sample_rate: Optional[int] = 16000,
+    frame_sampling: str = "aligned",
+    frame_stride: Optional[int] = None,
+    clip_start: Optional[float] = None,
+    clip_end: Optional[float] = None,
+    audio_source: Optional[MediaSource] = None,
+    seek_mode: str = "exact",
+    num_threads: int = 1,
+) -> DecodedClip:
+    """Decode what MultiMAE-DER needs from one clip: ``num_video_frames`` sampled frames and the mono audio track.
+
+    Only the sampled frames are converted to RGB (FFmpeg still decodes the frames they depend on), and the audio is
+    decoded only for the requested range.
+
+    Args:
+        source (`str`, `os.PathLike`, `bytes` or torchcodec `VideoDecoder`/`AudioDecoder`): the clip. A
+            ``VideoDecoder`` made by ``datasets.Video`` remembers its file, so its audio track is found too.
+        num_video_frames (`int`): frames to sample; 0 decodes no video (audio-only inputs are then accepted).
+        audio_sample_rate (`int`, *optional*, defaults to 16000): rate of the returned waveform; `None` decodes no
+            audio (video-only inputs are then accepted).
+        frame_sampling (`str`, *optional*, defaults to `"aligned"`): ``"aligned"``: frames played at times
+            ``start + (k + 1) / (n + 1) * (end - start)`` (the audio window centres when counts match), by timestamp,
+            so variable frame rates are handled; ``"original"``: frame indices ``k * stride`` from the first frame of
+            the range (the original code), clamped to the last frame.
+        frame_stride (`int`, *optional*): stride of ``"original"`` sampling, defaults to ``48 // num_video_frames``.
+        clip_start (`float`, *optional*), clip_end (`float`, *optional*): time range in seconds to use instead of
+            the whole clip (e.g. one segment of a long video); only that range is decoded.
+        audio_source (*optional*): where to read the audio from when it is not ``source`` (e.g. an ``AudioDecoder``).
+        seek_mode (`str`, *optional*, defaults to `"exact"`), num_threads (`int`, *optional*, defaults to 1): passed
+            to torchcodec when it opens a path or bytes.
+
+    Returns:
+        [`DecodedClip`]: frames ``(num_video_frames, 3, H, W)`` uint8 and waveform ``(num_samples,)`` float32.
+        Clips shorter than ``num_video_frames`` frames repeat frames.
+
+    Raises:
+        [`MediaError`]: missing, empty, non-media or truncated input, missing stream, or empty time range.
+    """
+    name = source_name(source)
+    need_video = num_video_frames > 0
+    need_audio = audio_sample_rate is not None
+    if clip_start is not None and clip_end is not None and not clip_end > clip_start:
+        raise MediaError(name, f"clip_end ({clip_end}) must be greater than clip_start ({clip_start})")
+    if clip_start is not None and clip_start < 0:
+        raise MediaError(name, f"clip_start must be >= 0, got {clip_start}")
+
+    video_decoder = audio_decoder = None
+    if need_video:
+        if _is_video_decoder(source):
+            video_decoder = source
+        elif _is_audio_decoder(source):
+            raise MediaError(name, "an AudioDecoder has no video stream; pass the video (path, bytes or VideoDecoder)")
+        else:
+            video_decoder = open_video_decoder(source, seek_mode=seek_mode, num_threads=num_threads, name=name)
+    if need_audio:
+        audio_input = audio_source if audio_source is not None else source
+        audio_name = source_name(audio_input)
+        if _is_audio_decoder(audio_input):
+            audio_decoder = audio_input
+        elif _is_video_decoder(audio_input):
+            encoded = getattr(audio_input, "_hf_encoded", None) or {}
+            audio_input = encoded.get("bytes") or encoded.get("path") or getattr(audio_input.metadata, "path", None)
+            if audio_input is None:
+                raise MediaError(
+                    audio_name,
+                    "a torchcodec VideoDecoder does not expose its audio track; pass audio= (an AudioDecoder, a "
+                    "waveform with sampling_rate, or the file path/bytes) or use a video-only fusion strategy",
+                )
+            audio_decoder = open_audio_decoder(audio_input, name=audio_name)
+        else:
+            audio_decoder = open_audio_decoder(audio_input, name=audio_name)
+
+    # The clip's timeline: the video stream's when there is video, else the audio stream's.
+    if video_decoder is not None:
+        begin, stream_end, _ = _video_range(video_decoder, name)
+    else:
+        meta = audio_decoder.metadata
+        begin = float(meta.begin_stream_seconds or 0.0)
+        stream_end = begin + float(meta.duration_seconds) if meta.duration_seconds else None
+    start = begin if clip_start is None else max(begin, float(clip_start))
+    end = stream_end if clip_end is None else (float(clip_end) if stream_end is None else min(stream_end, clip_end))
+    if stream_end is not None and start >= stream_end:
+        raise MediaError(name, f"clip_start ({clip_start} s) is at or past the end of the clip ({stream_end:.3f} s)")
+
+    frames, times = None, []
+    if video_decoder is not None:
+        frames, times = _decode_frames(video_decoder, name, num_video_frames, start, end, frame_sampling, frame_stride)
+    waveform = None
+    if audio_decoder is not None:
+        ranged = clip_start is not None or clip_end is not None or video_decoder is not None
+        waveform = _decode_audio(
+            audio_decoder,
+            source_name(audio_source) if audio_source is not None else name,
+            start if ranged else None,
+            end if ranged else None,
+            audio_sample_rate,
+            pad_to_range=video_decoder is not None and end is not None,
+        )
+        if end is None:
+            end = start + waveform.shape[0] / audio_sample_rate
+    return DecodedClip(frames, waveform, audio_sample_rate if need_audio else None, start, end, times, name)
+
+
+__all__ = [
+    "FRAME_SAMPLINGS",
+    "DecodedClip",
+    "MediaError",
+    "MediaSource",
+    "aligned_frame_indices",
+    "decode_clip",
+    "open_audio_decoder",
+    "open_video_decoder",
+    "original_frame_indices",
+    "source_name",
+    "uniform_frame_times",
+    "write_clip",
+]
