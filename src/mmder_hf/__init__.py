@@ -1,14 +1,14 @@
 """MultiMAE-DER for the Hugging Face ecosystem: audio-visual emotion recognition with one VideoMAE encoder.
 
 Importing the package registers the model with transformers' auto classes (``AutoConfig``, ``AutoModel``,
-``AutoModelForVideoClassification``, ``AutoProcessor``) and marks the classes for ``register_for_auto_class``, so that
-``save_pretrained`` writes the code files and ``auto_map`` that let anyone load a checkpoint with
-``trust_remote_code=True`` without installing this package.
+``AutoModelForVideoClassification``, ``AutoProcessor``) and its pipeline, and marks the classes for
+``register_for_auto_class``, so that ``save_pretrained`` writes the code files and ``auto_map`` that let anyone load a
+checkpoint with ``trust_remote_code=True`` without installing this package.
+
+Layout: ``models/multimae_der/`` holds exactly what ships with every checkpoint; ``data/`` the corpora, folds,
+caches and publishing; ``training/`` recipes, the trainer, the feature cache and metrics; ``cards/`` model cards.
 """
 
-from transformers import AutoConfig, AutoModel, AutoModelForVideoClassification
-
-from .configuration_multimae_der import MultiMAEDERConfig
 from .data import (
     MultiMAEDERDataCollator,
     get_fold,
@@ -19,37 +19,44 @@ from .data import (
     preprocess_to_cache,
     split_for_rank,
 )
-from .fusion import FUSION_STRATEGIES, frames_per_modality, fuse
-from .modeling_multimae_der import MultiMAEDERForVideoClassification, MultiMAEDERModel, MultiMAEDERPreTrainedModel
-from .pipeline import TASK, MultiMAEDERPipeline, add_pipeline_to_checkpoint, register_pipeline
-from .processing_multimae_der import MultiMAEDERProcessor, register_auto_processor
-from .video_io import MediaError, decode_clip, write_clip
+from .data.media_writing import write_clip
+from .models.multimae_der import (
+    FUSION_STRATEGIES,
+    TASK,
+    MediaError,
+    MultiMAEDERConfig,
+    MultiMAEDERForVideoClassification,
+    MultiMAEDERModel,
+    MultiMAEDERPipeline,
+    MultiMAEDERPreTrainedModel,
+    MultiMAEDERProcessor,
+    add_remote_code,
+    decode_clip,
+    frames_per_modality,
+    fuse,
+    register,
+)
+
 
 __version__ = "0.1.0"
 
-AutoConfig.register(MultiMAEDERConfig.model_type, MultiMAEDERConfig, exist_ok=True)
-AutoModel.register(MultiMAEDERConfig, MultiMAEDERModel, exist_ok=True)
-AutoModelForVideoClassification.register(MultiMAEDERConfig, MultiMAEDERForVideoClassification, exist_ok=True)
-MultiMAEDERConfig.register_for_auto_class()
-MultiMAEDERModel.register_for_auto_class("AutoModel")
-MultiMAEDERForVideoClassification.register_for_auto_class("AutoModelForVideoClassification")
-register_auto_processor()
-MultiMAEDERProcessor.register_for_auto_class("AutoProcessor")
-register_pipeline()
+register()
 
 __all__ = [
     "FUSION_STRATEGIES",
-    "MultiMAEDERDataCollator",
+    "TASK",
+    "MediaError",
     "MultiMAEDERConfig",
+    "MultiMAEDERDataCollator",
     "MultiMAEDERForVideoClassification",
     "MultiMAEDERModel",
-    "MultiMAEDERPreTrainedModel",
     "MultiMAEDERPipeline",
+    "MultiMAEDERPreTrainedModel",
     "MultiMAEDERProcessor",
-    "TASK",
-    "add_pipeline_to_checkpoint",
-    "MediaError",
+    "add_remote_code",
     "decode_clip",
+    "frames_per_modality",
+    "fuse",
     "get_fold",
     "get_folds",
     "load_emotion_dataset",
@@ -58,6 +65,4 @@ __all__ = [
     "preprocess_to_cache",
     "split_for_rank",
     "write_clip",
-    "frames_per_modality",
-    "fuse",
 ]

@@ -22,6 +22,8 @@ from typing import Optional, Sequence
 
 from transformers import HfArgumentParser
 
+from .timeline import DEFAULT_STRIDE, DEFAULT_WINDOW
+
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +52,8 @@ class PredictArguments(ModelArguments):
 
 @dataclass
 class TimelineArguments(ModelArguments):
-    window: float = field(default=3.0, metadata={"help": "Window length in seconds."})
-    stride: float = field(default=1.0, metadata={"help": "Seconds between window starts."})
+    window: float = field(default=DEFAULT_WINDOW, metadata={"help": "Window length in seconds."})
+    stride: float = field(default=DEFAULT_STRIDE, metadata={"help": "Seconds between window starts."})
     batch_size: int = field(default=8, metadata={"help": "Windows per forward pass.", "aliases": ["--batch-size"]})
     plot: Optional[str] = field(default=None, metadata={"help": "Save a PNG plot of the timeline here."})
     csv: Optional[str] = field(default=None, metadata={"help": "Save the timeline as CSV here."})
@@ -131,7 +133,7 @@ def _load_model(args: ModelArguments):
 
 
 def _load_pipeline(args: ModelArguments):
-    from .pipeline import MultiMAEDERPipeline
+    from .models.multimae_der import MultiMAEDERPipeline
 
     model = _load_model(args)
     kwargs = {"device": args.device} if args.device else {}

@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .models.multimae_der.fusion import interleave, reorder
+
 
 logger = logging.getLogger(__name__)
 
@@ -64,11 +66,8 @@ class _ExportableClassifier(nn.Module):
         self, pixel_values: Optional[torch.Tensor] = None, audio_values: Optional[torch.Tensor] = None
     ) -> torch.Tensor:
         if self.strategy == "RFAS":
-            video, audio = pixel_values, audio_values
-            batch, frames = video.shape[:2]
-            clip = torch.stack((video, audio), dim=2).reshape(batch, 2 * frames, *video.shape[2:])
-            order = self.rfas_order[:batch].view(batch, 2 * frames, 1, 1, 1).expand_as(clip)
-            return self.model(pixel_values=clip.gather(1, order)).logits
+            clip = interleave(pixel_values, audio_values)
+            return self.model(pixel_values=reorder(clip, self.rfas_order[: clip.shape[0]])).logits
         return self.model(pixel_values=pixel_values, audio_values=audio_values).logits
 
 

@@ -1,6 +1,6 @@
 """Emotion timelines of long videos: compute (sliding windows through the pipeline), summarise, save as CSV, plot.
 
-A timeline is a plain list of windows, as :class:`~mmder_hf.pipeline.MultiMAEDERPipeline` returns it with
+A timeline is a plain list of windows, as :class:`~mmder_hf.MultiMAEDERPipeline` returns it with
 ``window=``: ``[{"start": s, "end": e, "label": top, "score": p, "scores": {label: p, ...}}, ...]``.
 """
 
@@ -10,43 +10,14 @@ import csv
 import logging
 import os
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence, Union
-
-from .pipeline import MultiMAEDERPipeline
+from typing import Any, Optional, Sequence, Union
 
 
 logger = logging.getLogger(__name__)
 
-#: Defaults of the CLI and the Space: 3 s windows (a RAVDESS utterance lasts about 3.7 s), one per second.
+#: Defaults of the CLI and the Space (one place): 3 s windows (a RAVDESS utterance lasts about 3.7 s), one per second.
 DEFAULT_WINDOW = 3.0
 DEFAULT_STRIDE = 1.0
-
-
-def emotion_timeline(
-    pipe: MultiMAEDERPipeline,
-    video: Any,
-    window: float = DEFAULT_WINDOW,
-    stride: Optional[float] = DEFAULT_STRIDE,
-    batch_size: int = 8,
-    progress: Optional[Callable[[int, int], None]] = None,
-) -> list[dict]:
-    """Per-window emotion scores over a (long) video, decoding one window at a time.
-
-    Args:
-        pipe ([`MultiMAEDERPipeline`]): the pipeline (in-library or loaded with ``trust_remote_code``).
-        video (`str`, `os.PathLike`, `bytes` or decoder): the media file.
-        window (`float`, *optional*, defaults to 3.0): window length in seconds.
-        stride (`float`, *optional*, defaults to 1.0): seconds between window starts (``window / 2`` if `None`).
-        batch_size (`int`, *optional*, defaults to 8): windows per forward pass.
-        progress (`Callable[[int, int], None]`, *optional*): called with ``(windows_done, windows_total)``.
-
-    Returns:
-        `list[dict]`: ``{"start", "end", "label", "score", "scores"}`` per window, in time order.
-    """
-    kwargs = {"window": window, "stride": stride, "batch_size": batch_size}
-    if progress is not None:
-        kwargs["window_callback"] = progress
-    return pipe(video, **kwargs)
 
 
 def timeline_labels(timeline: Sequence[dict]) -> list[str]:
@@ -84,23 +55,6 @@ def write_timeline_csv(timeline: Sequence[dict], path: Union[str, os.PathLike]) 
     return path
 
 
-def read_timeline_csv(path: Union[str, os.PathLike]) -> list[dict]:
-    """Read a CSV written by :func:`write_timeline_csv` back into a timeline."""
-    with Path(path).open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    fixed = {"start", "end", "label", "score"}
-    return [
-        {
-            "start": float(row["start"]),
-            "end": float(row["end"]),
-            "label": row["label"],
-            "score": float(row["score"]),
-            "scores": {k: float(v) for k, v in row.items() if k not in fixed},
-        }
-        for row in rows
-    ]
-
-
 def plot_timeline(
     timeline: Sequence[dict],
     path: Optional[Union[str, os.PathLike]] = None,
@@ -110,7 +64,7 @@ def plot_timeline(
     """Plot the timeline: one stacked band per emotion (probabilities at each window's centre) and the top emotion.
 
     Args:
-        timeline (`list[dict]`): as returned by :func:`emotion_timeline`.
+        timeline (`list[dict]`): as the pipeline returns it with ``window=``.
         path (`str` or `os.PathLike`, *optional*): where to save the figure (PNG by extension); the figure is
             closed after saving.
         title (`str`, *optional*): figure title.
@@ -171,9 +125,7 @@ def plot_timeline(
 __all__ = [
     "DEFAULT_STRIDE",
     "DEFAULT_WINDOW",
-    "emotion_timeline",
     "plot_timeline",
-    "read_timeline_csv",
     "summarize_timeline",
     "timeline_labels",
     "write_timeline_csv",

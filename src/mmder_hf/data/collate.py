@@ -14,13 +14,15 @@ from typing import Any, Optional
 
 import torch
 
+from ..models.multimae_der.media import encoded_media
+
 
 logger = logging.getLogger(__name__)
 
 
 def _encoded_source(obj: Any) -> Any:
     """What a value points at: a path / bytes, or the ``{"path", "bytes"}`` a datasets decoder remembers."""
-    encoded = getattr(obj, "_hf_encoded", None)
+    encoded = encoded_media(obj)
     if encoded is not None:
         return encoded.get("path"), len(encoded.get("bytes") or b"")
     if isinstance(obj, dict):

@@ -24,7 +24,7 @@ from typing import Any, Optional
 
 import datasets
 
-from ..hub import MODEL_CARDS_DIR
+from ..cards import MODEL_CARDS_DIR
 from .corpora import get_label_set, normalize_corpus_name
 from .folds import export_folds, fold_table_markdown
 
@@ -115,7 +115,7 @@ def cut_segment(video_path: str, start: float, end: float) -> bytes:
 
     from torchcodec.decoders import VideoDecoder
 
-    from ..video_io import write_clip
+    from .media_writing import write_clip
 
     decoder = VideoDecoder(video_path, dimension_order="NHWC")
     frames = decoder.get_frames_played_in_range(start, end).data.numpy()

@@ -136,7 +136,7 @@ def render_clip(
 
 
 def _encode(config: SyntheticCorpusConfig, actor: int, codes: tuple, with_audio: bool, tmpdir: str) -> bytes:
-    from ..video_io import write_clip
+    from .media_writing import write_clip
 
     frames, wave = render_clip(config, actor, *codes)
     path = os.path.join(tmpdir, "clip.mp4")

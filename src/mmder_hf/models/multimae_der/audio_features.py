@@ -24,7 +24,8 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from typing import Literal
+from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import torch
@@ -33,7 +34,6 @@ import torch.nn.functional as F
 
 logger = logging.getLogger(__name__)
 
-AudioRepresentation = Literal["mfcc", "log-mel"]
 AUDIO_REPRESENTATIONS = ("mfcc", "log-mel")
 COLORMAPS = ("viridis", "gray")
 
@@ -338,24 +338,86 @@ def feature_image(
     return rgb[0]
 
 
+_REPRESENTATION_ALIASES = {"mfcc": "mfcc", "log-mel": "log-mel", "log_mel": "log-mel", "logmel": "log-mel"}
+
+
+@dataclass(frozen=True)
+class AudioImageSettings:
+    r"""
+    How a waveform becomes audio pictures: the processor's audio settings in one validated group.
+
+    Args:
+        representation (`str`, *optional*, defaults to `"mfcc"`):
+            ``"mfcc"`` (:func:`mfcc`, the paper's MFCC pictures) or ``"log-mel"`` (:func:`log_mel`, as HiCMAE).
+        do_peak_normalize (`bool`, *optional*, defaults to `True`):
+            Divide the clip's waveform by its peak first (guarded for silence, see :func:`peak_normalize`).
+        pre_emphasis, frame_length_ms, hop_length_ms, n_fft, num_mel_filters, num_mfcc, cepstral_lifter:
+            The MFCC parameters of :func:`mfcc` (frame length and hop also serve ``log-mel``).
+        num_log_mel_bins (`int`, *optional*, defaults to 128):
+            Mel bins of the ``"log-mel"`` representation.
+        colormap (`str`, *optional*, defaults to `"viridis"`), origin (`str`, *optional*, defaults to `"lower"`),
+        interpolation (`str`, *optional*, defaults to `"nearest"`):
+            How the matrix is drawn, see :func:`feature_image`.
+    """
+
+    representation: str = "mfcc"
+    do_peak_normalize: bool = True
+    pre_emphasis: float = 0.97
+    frame_length_ms: float = 25.0
+    hop_length_ms: float = 10.0
+    n_fft: int = 512
+    num_mel_filters: int = 40
+    num_mfcc: int = 13
+    cepstral_lifter: float = 22.0
+    num_log_mel_bins: int = 128
+    colormap: str = "viridis"
+    origin: str = "lower"
+    interpolation: str = "nearest"
+
+    def __post_init__(self):
+        representation = _REPRESENTATION_ALIASES.get(str(self.representation).lower())
+        if representation is None:
+            raise ValueError(
+                f"audio_representation must be one of {AUDIO_REPRESENTATIONS}, got {self.representation!r}"
+            )
+        object.__setattr__(self, "representation", representation)
+        for name, value, allowed in (
+            ("audio_colormap", self.colormap, COLORMAPS),
+            ("audio_image_origin", self.origin, ("lower", "upper")),
+            ("audio_image_interpolation", self.interpolation, ("nearest", "bilinear")),
+        ):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+
+    def features(self, window: torch.Tensor, sample_rate: int) -> torch.Tensor:
+        """The ``(num_frames, num_features)`` matrix of one audio window."""
+        if self.representation == "mfcc":
+            return mfcc(
+                window,
+                sample_rate,
+                pre_emphasis=self.pre_emphasis,
+                frame_length_ms=self.frame_length_ms,
+                hop_length_ms=self.hop_length_ms,
+                n_fft=self.n_fft,
+                num_mel_filters=self.num_mel_filters,
+                num_mfcc=self.num_mfcc,
+                cepstral_lifter=self.cepstral_lifter,
+            )
+        return log_mel(
+            window,
+            sample_rate,
+            num_mel_bins=self.num_log_mel_bins,
+            frame_length_ms=self.frame_length_ms,
+            hop_length_ms=self.hop_length_ms,
+        )
+
+
 def audio_images(
     waveform: torch.Tensor,
     sample_rate: int,
     num_windows: int,
     image_size: int = 224,
-    representation: str = "mfcc",
-    do_peak_normalize: bool = True,
-    pre_emphasis: float = 0.97,
-    frame_length_ms: float = 25.0,
-    hop_length_ms: float = 10.0,
-    n_fft: int = 512,
-    num_mel_filters: int = 40,
-    num_mfcc: int = 13,
-    cepstral_lifter: float = 22.0,
-    num_log_mel_bins: int = 128,
-    colormap: str = "viridis",
-    origin: str = "lower",
-    interpolation: str = "nearest",
+    settings: Optional[AudioImageSettings] = None,
 ) -> torch.Tensor:
     """Turn a mono waveform into ``num_windows`` audio images (the ``S_i`` of the paper).
 
@@ -364,11 +426,7 @@ def audio_images(
         sample_rate (`int`): its sampling rate in Hz.
         num_windows (`int`): number of images (see :func:`window_bounds`).
         image_size (`int`, *optional*, defaults to 224): side of each image.
-        representation (`str`, *optional*, defaults to `"mfcc"`): ``"mfcc"`` (:func:`mfcc`, the paper's MFCC
-            pictures) or ``"log-mel"`` (:func:`log_mel`).
-        do_peak_normalize (`bool`, *optional*, defaults to `True`): divide by the clip's peak first (guarded for
-            silence, see :func:`peak_normalize`).
-        The remaining arguments are those of :func:`mfcc`, :func:`log_mel` and :func:`feature_image`.
+        settings ([`AudioImageSettings`], *optional*): how the pictures are made (defaults: the paper's MFCC).
 
     Returns:
         `torch.Tensor` of shape `(num_windows, 3, image_size, image_size)`, uint8.
@@ -377,53 +435,35 @@ def audio_images(
 
     ```python
     >>> import torch
-    >>> from mmder_hf.audio_features import audio_images
+    >>> from mmder_hf.models.multimae_der.audio_features import audio_images
     >>> wave = torch.sin(torch.linspace(0, 2000, 16000))
     >>> audio_images(wave, 16000, num_windows=8, image_size=32).shape
     torch.Size([8, 3, 32, 32])
     ```
     """
-    if representation not in AUDIO_REPRESENTATIONS:
-        raise ValueError(
-            f"Unknown audio representation {representation!r}; expected one of {', '.join(AUDIO_REPRESENTATIONS)}"
-        )
+    settings = settings or AudioImageSettings()
     waveform = torch.as_tensor(waveform)
     if waveform.ndim != 1:
         raise ValueError(f"waveform must be mono, shaped (num_samples,), got {tuple(waveform.shape)}")
-    if do_peak_normalize:
+    if settings.do_peak_normalize:
         waveform = peak_normalize(waveform)
-    images = []
-    for window in split_windows(waveform, num_windows):
-        if representation == "mfcc":
-            features = mfcc(
-                window,
-                sample_rate,
-                pre_emphasis=pre_emphasis,
-                frame_length_ms=frame_length_ms,
-                hop_length_ms=hop_length_ms,
-                n_fft=n_fft,
-                num_mel_filters=num_mel_filters,
-                num_mfcc=num_mfcc,
-                cepstral_lifter=cepstral_lifter,
-            )
-        else:
-            features = log_mel(
-                window,
-                sample_rate,
-                num_mel_bins=num_log_mel_bins,
-                frame_length_ms=frame_length_ms,
-                hop_length_ms=hop_length_ms,
-            )
-        images.append(
-            feature_image(features, image_size, colormap=colormap, origin=origin, interpolation=interpolation)
+    images = [
+        feature_image(
+            settings.features(window, sample_rate),
+            image_size,
+            colormap=settings.colormap,
+            origin=settings.origin,
+            interpolation=settings.interpolation,
         )
+        for window in split_windows(waveform, num_windows)
+    ]
     return torch.stack(images)
 
 
 __all__ = [
     "AUDIO_REPRESENTATIONS",
     "COLORMAPS",
-    "AudioRepresentation",
+    "AudioImageSettings",
     "audio_images",
     "colorize",
     "colormap_table",

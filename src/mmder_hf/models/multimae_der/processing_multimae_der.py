@@ -1,13 +1,14 @@
 """MultiMAE-DER processor: media or decoded data -> ``pixel_values`` (face frames) + ``audio_values`` (audio images).
 
 One processor serves every fusion strategy: it returns the two modalities separately, with as many frames as the
-strategy consumes, and the model fuses them (see ``fusion.py``).
+strategy consumes, and the model fuses them (see ``fusion.py``). Reading media goes through ``media.py``; audio
+pictures come from ``audio_features.py``.
 """
 
 from __future__ import annotations
 
 import logging
-import os
+from dataclasses import fields
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
@@ -15,32 +16,32 @@ import torch
 import torch.nn.functional as F
 from transformers.feature_extraction_utils import BatchFeature, FeatureExtractionMixin
 
-from .audio_features import AUDIO_REPRESENTATIONS, COLORMAPS, audio_images, prepare_waveform
+from .audio_features import AudioImageSettings, audio_images, prepare_waveform
 from .configuration_multimae_der import MultiMAEDERConfig
 from .fusion import frames_per_modality, normalize_strategy
-from .video_io import (
+from .media import (
     FRAME_SAMPLINGS,
+    DecodedClip,
     MediaError,
     aligned_frame_indices,
     decode_clip,
+    is_media_source,
     original_frame_indices,
 )
 
 
 logger = logging.getLogger(__name__)
 
-#: ImageNet mean and the original MultiMAE-DER std (0.225 on every channel).
-DEFAULT_IMAGE_MEAN = (0.485, 0.456, 0.406)
-DEFAULT_IMAGE_STD = (0.225, 0.225, 0.225)
-
-_REPRESENTATION_ALIASES = {"mfcc": "mfcc", "log-mel": "log-mel", "log_mel": "log-mel", "logmel": "log-mel"}
-
-
-def _is_media_source(obj: Any) -> bool:
-    """A path, encoded bytes, or a torchcodec decoder (what ``datasets`` Video/Audio columns return)."""
-    if isinstance(obj, (str, os.PathLike, bytes, bytearray, memoryview)):
-        return True
-    return type(obj).__name__ in ("VideoDecoder", "AudioDecoder")
+#: Processor attribute -> :class:`AudioImageSettings` field, for the settings whose saved names say "audio".
+_AUDIO_IMAGE_ATTRIBUTES = {
+    "audio_representation": "representation",
+    "audio_colormap": "colormap",
+    "audio_image_origin": "origin",
+    "audio_image_interpolation": "interpolation",
+}
+_AUDIO_IMAGE_ATTRIBUTES.update(
+    {f.name: f.name for f in fields(AudioImageSettings) if f.name not in _AUDIO_IMAGE_ATTRIBUTES.values()}
+)
 
 
 def _is_array(obj: Any) -> bool:
@@ -126,81 +127,66 @@ class MultiMAEDERProcessor(FeatureExtractionMixin):
 
     model_input_names = ["pixel_values", "audio_values"]
 
-    def __init__(
-        self,
-        fusion_strategy: str = "FSLF",
-        num_frames: int = 16,
-        image_size: int = 224,
-        frame_sampling: str = "aligned",
-        original_frame_stride: Optional[int] = None,
-        do_rescale: bool = True,
-        rescale_factor: float = 1 / 255,
-        do_normalize: bool = True,
-        image_mean: Sequence[float] = DEFAULT_IMAGE_MEAN,
-        image_std: Sequence[float] = DEFAULT_IMAGE_STD,
-        audio_sample_rate: int = 16000,
-        audio_representation: str = "mfcc",
-        do_peak_normalize: bool = True,
-        pre_emphasis: float = 0.97,
-        frame_length_ms: float = 25.0,
-        hop_length_ms: float = 10.0,
-        n_fft: int = 512,
-        num_mel_filters: int = 40,
-        num_mfcc: int = 13,
-        cepstral_lifter: float = 22.0,
-        num_log_mel_bins: int = 128,
-        audio_colormap: str = "viridis",
-        audio_image_origin: str = "lower",
-        audio_image_interpolation: str = "nearest",
-        seek_mode: str = "exact",
-        num_decoder_threads: int = 1,
-        **kwargs,
-    ):
+    # Defaults, as transformers' processors declare them; every one is saved in preprocessor_config.json.
+    fusion_strategy: str = "FSLF"
+    num_frames: int = 16
+    image_size: int = 224
+    frame_sampling: str = "aligned"
+    original_frame_stride: Optional[int] = None
+    do_rescale: bool = True
+    rescale_factor: float = 1 / 255
+    do_normalize: bool = True
+    image_mean: tuple = (0.485, 0.456, 0.406)  # ImageNet mean
+    image_std: tuple = (0.225, 0.225, 0.225)  # the original MultiMAE-DER std, on every channel
+    audio_sample_rate: int = 16000
+    # Audio pictures (grouped and validated as an AudioImageSettings, see `audio_settings`).
+    audio_representation: str = AudioImageSettings.representation
+    do_peak_normalize: bool = AudioImageSettings.do_peak_normalize
+    pre_emphasis: float = AudioImageSettings.pre_emphasis
+    frame_length_ms: float = AudioImageSettings.frame_length_ms
+    hop_length_ms: float = AudioImageSettings.hop_length_ms
+    n_fft: int = AudioImageSettings.n_fft
+    num_mel_filters: int = AudioImageSettings.num_mel_filters
+    num_mfcc: int = AudioImageSettings.num_mfcc
+    cepstral_lifter: float = AudioImageSettings.cepstral_lifter
+    num_log_mel_bins: int = AudioImageSettings.num_log_mel_bins
+    audio_colormap: str = AudioImageSettings.colormap
+    audio_image_origin: str = AudioImageSettings.origin
+    audio_image_interpolation: str = AudioImageSettings.interpolation
+    # torchcodec, when opening paths and bytes.
+    seek_mode: str = "exact"
+    num_decoder_threads: int = 1
+
+    _SETTINGS = (
+        "fusion_strategy", "num_frames", "image_size", "frame_sampling", "original_frame_stride", "do_rescale",
+        "rescale_factor", "do_normalize", "image_mean", "image_std", "audio_sample_rate", *_AUDIO_IMAGE_ATTRIBUTES,
+        "seek_mode", "num_decoder_threads",
+    )  # fmt: skip
+
+    def __init__(self, **kwargs):
         kwargs.pop("feature_extractor_type", None)
+        settings = {name: kwargs.pop(name, getattr(type(self), name)) for name in self._SETTINGS}
         super().__init__(**kwargs)
-        self.fusion_strategy = normalize_strategy(fusion_strategy)
-        self.num_frames = int(num_frames)
+        for name, value in settings.items():
+            setattr(self, name, value)
+        self.fusion_strategy = normalize_strategy(self.fusion_strategy)
+        self.num_frames = int(self.num_frames)
         frames_per_modality(self.fusion_strategy, self.num_frames)  # validates the pair
-        self.image_size = int(image_size)
-        if frame_sampling not in FRAME_SAMPLINGS:
-            raise ValueError(f"frame_sampling must be one of {FRAME_SAMPLINGS}, got {frame_sampling!r}")
-        self.frame_sampling = frame_sampling
-        self.original_frame_stride = original_frame_stride
-        self.do_rescale = do_rescale
-        self.rescale_factor = rescale_factor
-        self.do_normalize = do_normalize
-        self.image_mean = [float(v) for v in image_mean]
-        self.image_std = [float(v) for v in image_std]
+        self.image_size = int(self.image_size)
+        if self.frame_sampling not in FRAME_SAMPLINGS:
+            raise ValueError(f"frame_sampling must be one of {FRAME_SAMPLINGS}, got {self.frame_sampling!r}")
+        self.image_mean = [float(v) for v in self.image_mean]
+        self.image_std = [float(v) for v in self.image_std]
         if len(self.image_mean) != 3 or len(self.image_std) != 3 or min(self.image_std) <= 0:
             raise ValueError("image_mean and image_std must hold 3 values each, with a positive std")
-        self.audio_sample_rate = int(audio_sample_rate)
-        if str(audio_representation).lower() not in _REPRESENTATION_ALIASES:
-            raise ValueError(
-                f"audio_representation must be one of {AUDIO_REPRESENTATIONS}, got {audio_representation!r}"
-            )
-        self.audio_representation = _REPRESENTATION_ALIASES[str(audio_representation).lower()]
-        self.do_peak_normalize = do_peak_normalize
-        self.pre_emphasis = pre_emphasis
-        self.frame_length_ms = frame_length_ms
-        self.hop_length_ms = hop_length_ms
-        self.n_fft = n_fft
-        self.num_mel_filters = num_mel_filters
-        self.num_mfcc = num_mfcc
-        self.cepstral_lifter = cepstral_lifter
-        self.num_log_mel_bins = num_log_mel_bins
-        if audio_colormap not in COLORMAPS:
-            raise ValueError(f"audio_colormap must be one of {COLORMAPS}, got {audio_colormap!r}")
-        self.audio_colormap = audio_colormap
-        if audio_image_origin not in ("lower", "upper"):
-            raise ValueError(f"audio_image_origin must be 'lower' or 'upper', got {audio_image_origin!r}")
-        self.audio_image_origin = audio_image_origin
-        if audio_image_interpolation not in ("nearest", "bilinear"):
-            raise ValueError(
-                f"audio_image_interpolation must be 'nearest' or 'bilinear', got {audio_image_interpolation!r}"
-            )
-        self.audio_image_interpolation = audio_image_interpolation
-        self.seek_mode = seek_mode
-        self.num_decoder_threads = int(num_decoder_threads)
+        self.audio_sample_rate = int(self.audio_sample_rate)
+        self.audio_representation = self.audio_settings.representation  # validates the group, canonical spelling
+        self.num_decoder_threads = int(self.num_decoder_threads)
+
+    @property
+    def audio_settings(self) -> AudioImageSettings:
+        """The settings that turn a waveform into audio pictures, as one validated group."""
+        return AudioImageSettings(**{field: getattr(self, name) for name, field in _AUDIO_IMAGE_ATTRIBUTES.items()})
 
     @classmethod
     def from_model_config(cls, config: MultiMAEDERConfig, **kwargs) -> "MultiMAEDERProcessor":
@@ -237,7 +223,7 @@ class MultiMAEDERProcessor(FeatureExtractionMixin):
         """Split ``videos`` into a list of per-clip inputs, or ``None``."""
         if videos is None:
             return None
-        if _is_media_source(videos):
+        if is_media_source(videos):
             return [videos]
         if _is_array(videos):
             if videos.ndim == 5:
@@ -257,7 +243,7 @@ class MultiMAEDERProcessor(FeatureExtractionMixin):
     def _as_audio_batch(audio: Any, batch_size: Optional[int]) -> Optional[list]:
         if audio is None:
             return None
-        if _is_media_source(audio):
+        if is_media_source(audio):
             items = [audio]
         elif _is_array(audio):
             if audio.ndim in (1, 2):
@@ -329,111 +315,83 @@ class MultiMAEDERProcessor(FeatureExtractionMixin):
             frames = frames.contiguous(memory_format=torch.channels_last)
         return F.interpolate(frames, size=size, mode="bilinear", align_corners=False, antialias=True)
 
-    def _audio_images(self, waveform: torch.Tensor) -> torch.Tensor:
-        return audio_images(
-            waveform,
-            self.audio_sample_rate,
-            self.num_audio_frames,
-            image_size=self.image_size,
-            representation=self.audio_representation,
-            do_peak_normalize=self.do_peak_normalize,
-            pre_emphasis=self.pre_emphasis,
-            frame_length_ms=self.frame_length_ms,
-            hop_length_ms=self.hop_length_ms,
-            n_fft=self.n_fft,
-            num_mel_filters=self.num_mel_filters,
-            num_mfcc=self.num_mfcc,
-            cepstral_lifter=self.cepstral_lifter,
-            num_log_mel_bins=self.num_log_mel_bins,
-            colormap=self.audio_colormap,
-            origin=self.audio_image_origin,
-            interpolation=self.audio_image_interpolation,
-        )
-
-    def _sample_decoded_frames(self, frames: torch.Tensor) -> torch.Tensor:
-        total = frames.shape[0]
+    def _sample_decoded_frames(self, frames: torch.Tensor, count: int) -> torch.Tensor:
         if self.frame_sampling == "aligned":
-            indices = aligned_frame_indices(total, self.num_video_frames)
+            indices = aligned_frame_indices(frames.shape[0], count)
         else:
-            indices = original_frame_indices(total, self.num_video_frames, self.original_frame_stride)
+            indices = original_frame_indices(frames.shape[0], count, self.original_frame_stride)
         return frames[indices]
 
-    def _process_one(
-        self,
-        video: Any,
-        audio: Any,
-        sampling_rate: Optional[int],
-        clip_start: Optional[float],
-        clip_end: Optional[float],
-    ) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
-        n_video, n_audio = self.num_video_frames, self.num_audio_frames
-        frames = waveform = None
-        ranged = clip_start is not None or clip_end is not None
+    def _decode(self, source: Any, num_video_frames: int, with_audio: bool, audio_source: Any, start, end) -> DecodedClip:
+        return decode_clip(
+            source,
+            num_video_frames=num_video_frames,
+            audio_sample_rate=self.audio_sample_rate if with_audio else None,
+            frame_sampling=self.frame_sampling,
+            frame_stride=self.original_frame_stride,
+            clip_start=start,
+            clip_end=end,
+            audio_source=audio_source,
+            seek_mode=self.seek_mode,
+            num_threads=self.num_decoder_threads,
+        )
 
-        if video is not None and _is_media_source(video):
-            # Audio comes from the same file unless given explicitly as a waveform.
-            audio_from_file = n_audio > 0 and (audio is None or _is_media_source(audio))
-            clip = decode_clip(
-                video,
-                num_video_frames=n_video,
-                audio_sample_rate=self.audio_sample_rate if audio_from_file else None,
-                frame_sampling=self.frame_sampling,
-                frame_stride=self.original_frame_stride,
-                clip_start=clip_start,
-                clip_end=clip_end,
-                audio_source=audio if audio_from_file else None,
-                seek_mode=self.seek_mode,
-                num_threads=self.num_decoder_threads,
+    def _waveform(self, audio: Any, video: Any, sampling_rate: Optional[int], start, end) -> torch.Tensor:
+        """The clip's mono waveform at ``audio_sample_rate`` when it does not come from the video file."""
+        if audio is None:
+            if video is None:
+                raise ValueError(f"fusion_strategy {self.fusion_strategy} needs audio: pass audio= or videos=")
+            raise ValueError(
+                f"fusion_strategy {self.fusion_strategy} needs audio: with decoded frames, pass the waveform as "
+                "audio= together with sampling_rate= (or pass the media file as videos=)"
             )
+        if is_media_source(audio):
+            return self._decode(audio, 0, True, None, start, end).waveform
+        if (start is not None or end is not None) and video is None:
+            raise ValueError("clip_start / clip_end need a file, bytes or decoder input, not a waveform")
+        if sampling_rate is None:
+            raise ValueError(
+                f"sampling_rate= is required with a decoded waveform (it is resampled to {self.audio_sample_rate} Hz)"
+            )
+        return prepare_waveform(audio, sampling_rate, self.audio_sample_rate)
+
+    def _process_one(
+        self, video: Any, audio: Any, sampling_rate: Optional[int], start, end, counts: tuple[int, int]
+    ) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+        """One clip -> ``(frames, audio images)``, uint8 (or 0..255 float for decoded float frames), unnormalised."""
+        n_video, n_audio = counts
+        frames = waveform = None
+        if video is not None and is_media_source(video):
+            # Audio comes from the same file unless given explicitly as a waveform.
+            audio_from_file = n_audio > 0 and (audio is None or is_media_source(audio))
+            clip = self._decode(video, n_video, audio_from_file, audio if audio_from_file else None, start, end)
             frames, waveform = clip.frames, clip.waveform
         elif video is not None and n_video > 0:
-            if ranged:
+            if start is not None or end is not None:
                 raise ValueError("clip_start / clip_end need a file, bytes or decoder input, not decoded frames")
-            frames = self._sample_decoded_frames(self._frames_to_tensor(video))
-
+            frames = self._sample_decoded_frames(self._frames_to_tensor(video), n_video)
         if n_video > 0 and frames is None:
             raise ValueError(f"fusion_strategy {self.fusion_strategy} needs video: pass videos=")
-
         if n_audio > 0 and waveform is None:
-            if audio is None:
-                if video is None:
-                    raise ValueError(f"fusion_strategy {self.fusion_strategy} needs audio: pass audio= or videos=")
-                raise ValueError(
-                    f"fusion_strategy {self.fusion_strategy} needs audio: with decoded frames, pass the waveform as "
-                    "audio= together with sampling_rate= (or pass the media file as videos=)"
-                )
-            if _is_media_source(audio):
-                waveform = decode_clip(
-                    audio,
-                    num_video_frames=0,
-                    audio_sample_rate=self.audio_sample_rate,
-                    clip_start=clip_start,
-                    clip_end=clip_end,
-                    seek_mode=self.seek_mode,
-                    num_threads=self.num_decoder_threads,
-                ).waveform
-            else:
-                if ranged and video is None:
-                    raise ValueError("clip_start / clip_end need a file, bytes or decoder input, not a waveform")
-                if sampling_rate is None:
-                    raise ValueError(
-                        "sampling_rate= is required with a decoded waveform (it is resampled to "
-                        f"{self.audio_sample_rate} Hz)"
-                    )
-                waveform = prepare_waveform(audio, sampling_rate, self.audio_sample_rate)
-
+            waveform = self._waveform(audio, video, sampling_rate, start, end)
         video_out = self._resize(frames) if n_video > 0 else None
-        audio_out = self._audio_images(waveform) if n_audio > 0 else None
+        audio_out = None
+        if n_audio > 0:
+            audio_out = audio_images(waveform, self.audio_sample_rate, n_audio, self.image_size, self.audio_settings)
         return video_out, audio_out
 
-    def rescale_and_normalize(self, images: torch.Tensor) -> torch.Tensor:
+    def rescale_and_normalize(
+        self, images: torch.Tensor, do_rescale: Optional[bool] = None, do_normalize: Optional[bool] = None
+    ) -> torch.Tensor:
         """uint8 (or 0..255 float) images of any leading shape ``(..., 3, height, width)`` -> the model's float32
         inputs, exactly as ``__call__`` makes them. Also applied to the 8-bit clips that
         :func:`~mmder_hf.data.preprocess_to_cache` stores, when they are collated."""
+        do_rescale = self.do_rescale if do_rescale is None else do_rescale
+        do_normalize = self.do_normalize if do_normalize is None else do_normalize
         # One fused multiply-add per pixel: (x * rescale - mean) / std == x * (rescale / std) - mean / std.
-        scale = torch.full((3, 1, 1), self.rescale_factor if self.do_rescale else 1.0, dtype=torch.float64)
+        scale = torch.full((3, 1, 1), self.rescale_factor if do_rescale else 1.0, dtype=torch.float64)
         shift = torch.zeros((3, 1, 1), dtype=torch.float64)
-        if self.do_normalize:
+        if do_normalize:
             std = torch.tensor(self.image_std, dtype=torch.float64).view(3, 1, 1)
             scale = scale / std
             shift = torch.tensor(self.image_mean, dtype=torch.float64).view(3, 1, 1) / std
@@ -448,6 +406,10 @@ class MultiMAEDERProcessor(FeatureExtractionMixin):
         return_tensors: Optional[str] = "pt",
         clip_start: Optional[Union[float, Sequence[Optional[float]]]] = None,
         clip_end: Optional[Union[float, Sequence[Optional[float]]]] = None,
+        do_rescale: Optional[bool] = None,
+        do_normalize: Optional[bool] = None,
+        num_video_frames: Optional[int] = None,
+        num_audio_frames: Optional[int] = None,
         **kwargs,
     ) -> BatchFeature:
         """Turn one clip or a batch into model inputs.
@@ -470,6 +432,12 @@ class MultiMAEDERProcessor(FeatureExtractionMixin):
             clip_start (`float`, *optional*), clip_end (`float`, *optional*):
                 Process only this time range (seconds) of a file or decoder input, decoding nothing else (e.g. one
                 segment of a long video); per-clip lists are accepted for batches.
+            do_rescale (`bool`, *optional*), do_normalize (`bool`, *optional*):
+                Override the saved settings for this call. With both off the frames and audio images come back as
+                the 8-bit images they are (what :func:`~mmder_hf.data.preprocess_to_cache` stores).
+            num_video_frames (`int`, *optional*), num_audio_frames (`int`, *optional*):
+                Frames of each modality, instead of what ``fusion_strategy`` consumes (0 leaves a modality out).
+                The preprocess cache uses this so that one cache serves every strategy with the same frame counts.
 
         Returns:
             [`BatchFeature`] with ``pixel_values`` (`(batch, num_video_frames, 3, image_size, image_size)`) and/or
@@ -477,7 +445,7 @@ class MultiMAEDERProcessor(FeatureExtractionMixin):
             strategy needs.
 
         Raises:
-            [`~video_io.MediaError`]: (a `ValueError`) when a media input is missing, not media, truncated, lacks a
+            [`~media.MediaError`]: (a `ValueError`) when a media input is missing, not media, truncated, lacks a
                 needed stream, or the time range is empty; the message names the input.
         """
         if kwargs:
@@ -493,25 +461,18 @@ class MultiMAEDERProcessor(FeatureExtractionMixin):
         starts = self._per_item(clip_start, batch_size, "clip_start")
         ends = self._per_item(clip_end, batch_size, "clip_end")
 
-        video_out, audio_out = [], []
-        for video, wave, rate, start, end in zip(video_items, audio_items, rates, starts, ends):
-            frames, images = self._process_one(video, wave, rate, start, end)
-            video_out.append(frames)
-            audio_out.append(images)
-
+        counts = (
+            self.num_video_frames if num_video_frames is None else int(num_video_frames),
+            self.num_audio_frames if num_audio_frames is None else int(num_audio_frames),
+        )
+        outputs = [self._process_one(*item, counts) for item in zip(video_items, audio_items, rates, starts, ends)]
+        keep_8bit = do_rescale is False and do_normalize is False
         data = {}
-        if self.num_video_frames > 0:
-            data["pixel_values"] = self.rescale_and_normalize(torch.stack(video_out))
-        if self.num_audio_frames > 0:
-            data["audio_values"] = self.rescale_and_normalize(torch.stack(audio_out))
+        for key, count, images in zip(self.model_input_names, counts, zip(*outputs)):
+            if count > 0:
+                stacked = torch.stack(images)
+                data[key] = stacked if keep_8bit else self.rescale_and_normalize(stacked, do_rescale, do_normalize)
         return BatchFeature(data=data, tensor_type=return_tensors)
 
 
-def register_auto_processor(exist_ok: bool = True) -> None:
-    """Register :class:`MultiMAEDERProcessor` for :class:`MultiMAEDERConfig` with ``transformers.AutoProcessor``."""
-    from transformers import AutoProcessor
-
-    AutoProcessor.register(MultiMAEDERConfig, MultiMAEDERProcessor, exist_ok=exist_ok)
-
-
-__all__ = ["DEFAULT_IMAGE_MEAN", "DEFAULT_IMAGE_STD", "MediaError", "MultiMAEDERProcessor", "register_auto_processor"]
+__all__ = ["MultiMAEDERProcessor"]

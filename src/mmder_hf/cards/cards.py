@@ -24,10 +24,10 @@ from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 
 logger = logging.getLogger(__name__)
 
-_PACKAGED_CARDS = Path(__file__).resolve().parent / "model_cards"  # where a built wheel puts them (pyproject.toml)
+
 #: Folder holding the card templates (``<corpus>.md``): ``model_cards/`` at the repository root, shipped inside
 #: the wheel as ``mmder_hf/model_cards/``.
-MODEL_CARDS_DIR = _PACKAGED_CARDS if _PACKAGED_CARDS.is_dir() else Path(__file__).resolve().parents[2] / "model_cards"
+MODEL_CARDS_DIR = Path(__file__).resolve().parent / "templates"
 BEGIN_MARKER = "<!-- mmder-hf:card:begin -->"
 END_MARKER = "<!-- mmder-hf:card:end -->"
 
@@ -439,7 +439,7 @@ def write_model_card(
     output_dir = Path(output_dir)
     results = results if results is not None else load_results(output_dir)
     if config is None and (output_dir / "config.json").is_file():
-        from .configuration_multimae_der import MultiMAEDERConfig
+        from ..models.multimae_der import MultiMAEDERConfig
 
         config = MultiMAEDERConfig.from_pretrained(output_dir)
     if "confusion_matrix_file" not in kwargs and (output_dir / "confusion_matrix.png").is_file():

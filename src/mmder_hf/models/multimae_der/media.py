@@ -1,10 +1,10 @@
-"""Reading and writing audio-visual media files.
+"""Reading audio-visual media: the one place that opens decoders, checks sources and reads time ranges.
 
-Writing is used by the synthetic corpus and the tests (H.264 + AAC mp4 through PyAV, which bundles its own
-FFmpeg with both encoders). Reading (:func:`decode_clip`) goes through torchcodec and decodes only what the
-processor needs: the sampled video frames (by timestamp, so variable frame rates are handled) and the audio
-track of the requested time range, downmixed to mono and resampled. Every problem with an input is raised as a
-:class:`MediaError` that names the input.
+The processor, the pipeline and the CLI all go through this module. :func:`decode_clip` uses torchcodec and decodes
+only what the processor needs: the sampled video frames (by timestamp, so variable frame rates are handled) and the
+audio track of the requested time range, downmixed to mono and resampled. Every problem with an input is raised as
+a :class:`MediaError` that names the input. (Writing media, for the synthetic corpus and the tests, lives in
+``mmder_hf.data.media_writing``: it does not ship with checkpoints.)
 """
 
 from __future__ import annotations
@@ -17,75 +17,6 @@ from typing import Any, Optional, Union
 
 import numpy as np
 import torch
-
-
-def write_clip(
-    path: Union[str, os.PathLike],
-    frames: np.ndarray,
-    fps: float,
-    audio: Optional[np.ndarray] = None,
-    sample_rate: int = 48000,
-    video_codec: str = "libx264",
-    audio_codec: str = "aac",
-    crf: int = 23,
-) -> str:
-    """Encode ``frames`` (``(T, H, W, 3)`` uint8 RGB) and an optional waveform into a media file.
-
-    Args:
-        path: output file; the container is chosen from its extension (``.mp4``, ``.mkv``, ``.flv``...).
-        frames: RGB frames. H.264 with yuv420p needs even sizes, so odd sizes are padded by one pixel.
-        fps: frame rate.
-        audio: waveform in [-1, 1], shaped ``(channels, samples)`` or ``(samples,)``; ``None`` writes no
-            audio track.
-        sample_rate: audio sampling rate in Hz.
-    """
-    try:  # imported lazily (and guarded, so remote-code loading does not require PyAV): decoding does not need it
-        import av
-    except ImportError as error:
-        raise ImportError("write_clip needs PyAV: pip install av") from error
-    from fractions import Fraction
-
-    frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"frames must be uint8 of shape (T, H, W, 3), got {frames.dtype} {frames.shape}")
-    pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2
-    if pad_h or pad_w:
-        frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-    path = os.fspath(path)
-    with av.open(path, mode="w") as container:
-        rate = Fraction(fps).limit_denominator(1001)
-        vstream = container.add_stream(video_codec, rate=rate)
-        vstream.width, vstream.height = frames.shape[2], frames.shape[1]
-        vstream.pix_fmt = "yuv420p"
-        if video_codec == "libx264":
-            vstream.options = {"crf": str(crf), "preset": "veryfast"}
-        astream = None
-        if audio is not None:
-            audio = np.asarray(audio, dtype=np.float32)
-            if audio.ndim == 1:
-                audio = audio[None]
-            layout = {1: "mono", 2: "stereo"}.get(audio.shape[0])
-            if layout is None:
-                raise ValueError(f"audio must have 1 or 2 channels, got {audio.shape[0]}")
-            astream = container.add_stream(audio_codec, rate=sample_rate, layout=layout)
-        for image in frames:
-            for packet in vstream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in vstream.encode():
-            container.mux(packet)
-        if astream is not None:
-            chunk = 1024
-            samples = np.clip(audio, -1.0, 1.0)
-            for start in range(0, samples.shape[1], chunk):
-                block = np.ascontiguousarray(samples[:, start : start + chunk])
-                frame = av.AudioFrame.from_ndarray(block, format="fltp", layout=astream.layout.name)
-                frame.sample_rate = sample_rate
-                frame.pts = start
-                for packet in astream.encode(frame):
-                    container.mux(packet)
-            for packet in astream.encode():
-                container.mux(packet)
-    return path
 
 
 logger = logging.getLogger(__name__)
@@ -138,14 +69,47 @@ class DecodedClip:
     name: str
 
 
+def is_video_decoder(obj: Any) -> bool:
+    """A torchcodec ``VideoDecoder`` (what a ``datasets`` Video column returns)."""
+    from torchcodec.decoders import VideoDecoder
+
+    return isinstance(obj, VideoDecoder)
+
+
+def is_audio_decoder(obj: Any) -> bool:
+    """A torchcodec ``AudioDecoder`` (what a ``datasets`` Audio column returns)."""
+    from torchcodec.decoders import AudioDecoder
+
+    return isinstance(obj, AudioDecoder)
+
+
+def is_decoder(obj: Any) -> bool:
+    """A torchcodec video or audio decoder."""
+    return is_video_decoder(obj) or is_audio_decoder(obj)
+
+
+def is_media_source(obj: Any) -> bool:
+    """What :func:`decode_clip` reads: a path, encoded bytes, or a torchcodec decoder."""
+    return isinstance(obj, (str, os.PathLike, bytes, bytearray, memoryview)) or is_decoder(obj)
+
+
+def encoded_media(obj: Any) -> Optional[dict]:
+    """The ``{"path", "bytes"}`` a ``datasets`` Video/Audio decoder was made from (``None`` for other objects).
+
+    ``datasets`` keeps it on the decoders it returns; this is the only place that reads that attribute.
+    """
+    encoded = getattr(obj, "_hf_encoded", None)
+    return encoded if isinstance(encoded, dict) else None
+
+
 def source_name(source: MediaSource) -> str:
     """A short human-readable name of a media input, used in error messages."""
     if isinstance(source, (str, os.PathLike)):
         return os.fspath(source)
     if isinstance(source, (bytes, bytearray, memoryview)):
         return f"<{len(source)} bytes of media>"
-    encoded = getattr(source, "_hf_encoded", None)  # decoders made by datasets.Video / datasets.Audio
-    if isinstance(encoded, dict) and encoded.get("path"):
+    encoded = encoded_media(source)
+    if encoded and encoded.get("path"):
         return str(encoded["path"])
     path = getattr(getattr(source, "metadata", None), "path", None)
     if path:
@@ -158,8 +122,13 @@ def _first_line(error: BaseException) -> str:
     return (text[0] if text else type(error).__name__)[:300]
 
 
-def _check_source(source: MediaSource, name: str) -> Any:
-    """Validate a path / bytes input before FFmpeg sees it and return what torchcodec accepts."""
+def check_source(source: MediaSource, name: Optional[str] = None) -> Any:
+    """Validate a path / bytes input before FFmpeg sees it and return what torchcodec accepts.
+
+    Raises:
+        [`MediaError`]: a missing, empty or directory path, empty bytes, or an unsupported type.
+    """
+    name = name or source_name(source)
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         if not os.path.exists(path):
@@ -207,7 +176,7 @@ def open_video_decoder(
     from torchcodec.decoders import VideoDecoder
 
     name = name or source_name(source)
-    data = _check_source(source, name)
+    data = check_source(source, name)
     try:
         return VideoDecoder(data, seek_mode=seek_mode, num_ffmpeg_threads=num_threads)
     except Exception as error:
@@ -219,19 +188,11 @@ def open_audio_decoder(source: MediaSource, name: Optional[str] = None) -> Any:
     from torchcodec.decoders import AudioDecoder
 
     name = name or source_name(source)
-    data = _check_source(source, name)
+    data = check_source(source, name)
     try:
         return AudioDecoder(data)
     except Exception as error:
         raise _explain_open_failure(data, name, "audio", error) from error
-
-
-def _is_video_decoder(obj: Any) -> bool:
-    return type(obj).__name__ == "VideoDecoder" and hasattr(obj, "get_frames_played_at")
-
-
-def _is_audio_decoder(obj: Any) -> bool:
-    return type(obj).__name__ == "AudioDecoder" and hasattr(obj, "get_samples_played_in_range")
 
 
 def uniform_frame_times(start: float, end: float, num_frames: int) -> list[float]:
@@ -285,6 +246,29 @@ def _video_range(decoder: Any, name: str) -> tuple[float, float, float]:
     if not fps:
         fps = (meta.num_frames or 1) / (end - begin)
     return float(begin), float(end), float(fps)
+
+
+def _audio_range(decoder: Any) -> tuple[float, Optional[float]]:
+    """``(begin, end)`` of an audio stream; ``end`` is ``None`` when the header does not say."""
+    meta = decoder.metadata
+    begin = float(meta.begin_stream_seconds or 0.0)
+    return begin, (begin + float(meta.duration_seconds) if meta.duration_seconds else None)
+
+
+def stream_span(video_decoder: Any = None, audio_decoder: Any = None, name: str = "<input>") -> tuple[float, float]:
+    """``(begin, end)`` seconds of a clip: its video stream's when there is one, else its audio stream's.
+
+    Raises:
+        [`MediaError`]: when neither stream tells its duration.
+    """
+    if video_decoder is not None:
+        begin, end, _ = _video_range(video_decoder, name)
+        return begin, end
+    if audio_decoder is not None:
+        begin, end = _audio_range(audio_decoder)
+        if end is not None and end > begin:
+            return begin, end
+    raise MediaError(name, "cannot determine the duration of the clip (broken or truncated file?)")
 
 
 def _decode_frames(
@@ -413,19 +397,19 @@ def decode_clip(
 
     video_decoder = audio_decoder = None
     if need_video:
-        if _is_video_decoder(source):
+        if is_video_decoder(source):
             video_decoder = source
-        elif _is_audio_decoder(source):
+        elif is_audio_decoder(source):
             raise MediaError(name, "an AudioDecoder has no video stream; pass the video (path, bytes or VideoDecoder)")
         else:
             video_decoder = open_video_decoder(source, seek_mode=seek_mode, num_threads=num_threads, name=name)
     if need_audio:
         audio_input = audio_source if audio_source is not None else source
         audio_name = source_name(audio_input)
-        if _is_audio_decoder(audio_input):
+        if is_audio_decoder(audio_input):
             audio_decoder = audio_input
-        elif _is_video_decoder(audio_input):
-            encoded = getattr(audio_input, "_hf_encoded", None) or {}
+        elif is_video_decoder(audio_input):
+            encoded = encoded_media(audio_input) or {}
             audio_input = encoded.get("bytes") or encoded.get("path") or getattr(audio_input.metadata, "path", None)
             if audio_input is None:
                 raise MediaError(
@@ -441,9 +425,7 @@ def decode_clip(
     if video_decoder is not None:
         begin, stream_end, _ = _video_range(video_decoder, name)
     else:
-        meta = audio_decoder.metadata
-        begin = float(meta.begin_stream_seconds or 0.0)
-        stream_end = begin + float(meta.duration_seconds) if meta.duration_seconds else None
+        begin, stream_end = _audio_range(audio_decoder)
     start = begin if clip_start is None else max(begin, float(clip_start))
     end = stream_end if clip_end is None else (float(clip_end) if stream_end is None else min(stream_end, clip_end))
     if stream_end is not None and start >= stream_end:
@@ -480,5 +462,11 @@ __all__ = [
     "original_frame_indices",
     "source_name",
     "uniform_frame_times",
-    "write_clip",
+    "check_source",
+    "encoded_media",
+    "is_audio_decoder",
+    "is_decoder",
+    "is_media_source",
+    "is_video_decoder",
+    "stream_span",
 ]

@@ -8,13 +8,11 @@ happens inside the model and one processor output serves every strategy.
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
-
-FusionStrategy = Literal["FSLF", "FFLS", "OFOS", "RFAS", "CFAS", "SFAS", "video", "audio", "prefused"]
 
 #: Strategies that put video and audio frames one after the other in time (num_frames / 2 of each).
 TEMPORAL_STRATEGIES = ("FSLF", "FFLS", "OFOS", "RFAS")
@@ -85,9 +83,13 @@ def random_order(clip: torch.Tensor, generator: Optional[torch.Generator] = None
     generator gives the same order on every device.
     """
     batch, frames = clip.shape[:2]
-    keys = torch.rand(batch, frames, generator=generator)
-    order = keys.argsort(dim=1).to(clip.device)
-    index = order.view(batch, frames, *([1] * (clip.ndim - 2))).expand_as(clip)
+    return reorder(clip, torch.rand(batch, frames, generator=generator).argsort(dim=1))
+
+
+def reorder(clip: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+    """Frame ``j`` of clip ``b`` becomes frame ``order[b, j]`` of the input (``order``: ``(batch, frames)`` indices)."""
+    batch, frames = clip.shape[:2]
+    index = order.to(clip.device).view(batch, frames, *([1] * (clip.ndim - 2))).expand_as(clip)
     return clip.gather(1, index)
 
 
@@ -177,11 +179,11 @@ __all__ = [
     "SINGLE_INPUT_STRATEGIES",
     "SPATIAL_STRATEGIES",
     "TEMPORAL_STRATEGIES",
-    "FusionStrategy",
     "frames_per_modality",
     "fuse",
     "interleave",
     "normalize_strategy",
     "random_order",
+    "reorder",
     "stack_and_resize",
 ]

@@ -20,7 +20,6 @@ windows (``batch_size``) and returns a timeline ``[{"start", "end", "label", "sc
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -33,15 +32,21 @@ import torch
 from transformers.pipelines.base import ChunkPipeline, no_collate_fn
 from transformers.pipelines.pt_utils import PipelineChunkIterator, PipelineIterator, PipelinePackIterator
 
+from .media import (
+    MediaError,
+    is_audio_decoder,
+    is_decoder,
+    is_video_decoder,
+    open_audio_decoder,
+    open_video_decoder,
+    source_name,
+    stream_span,
+)
+from .modeling_multimae_der import TASK
 from .processing_multimae_der import MultiMAEDERProcessor
-from .video_io import MediaError, open_audio_decoder, open_video_decoder, source_name
 
 
 logger = logging.getLogger(__name__)
-
-#: The task name under which the pipeline is registered (no such task exists in transformers). Model cards keep the
-#: Hub's ``pipeline_tag: video-classification``.
-TASK = "audio-visual-emotion-recognition"
 
 _URL_PREFIXES = ("http://", "https://")
 _METADATA_KEYS = ("start", "end", "is_last")
@@ -56,27 +61,6 @@ def _download(url: str, timeout: float = 60.0) -> bytes:
     if not data:
         raise MediaError(url, "downloaded an empty file")
     return data
-
-
-def _is_decoder(obj: Any) -> bool:
-    return type(obj).__name__ in ("VideoDecoder", "AudioDecoder")
-
-
-def _stream_span(video_decoder: Any, audio_decoder: Any, name: str) -> tuple[float, float]:
-    """``(begin, end)`` seconds of the clip: the video stream's when there is one, else the audio stream's."""
-    for decoder in (video_decoder, audio_decoder):
-        if decoder is None:
-            continue
-        meta = decoder.metadata
-        begin = float(getattr(meta, "begin_stream_seconds", None) or 0.0)
-        end = getattr(meta, "end_stream_seconds", None)
-        if end is None and getattr(meta, "duration_seconds", None):
-            end = begin + float(meta.duration_seconds)
-        if end is None and getattr(meta, "num_frames", None) and getattr(meta, "average_fps", None):
-            end = begin + meta.num_frames / meta.average_fps
-        if end is not None and float(end) > begin:
-            return begin, float(end)
-    raise MediaError(name, "cannot determine the duration of the clip (broken or truncated file?)")
 
 
 def sliding_windows(start: float, end: float, window: float, stride: float) -> list[tuple[float, float]]:
@@ -130,7 +114,7 @@ class MultiMAEDERPipeline(ChunkPipeline):
         those.
 
     Raises:
-        [`~video_io.MediaError`] (a `ValueError`): a missing, empty, unreadable or truncated input, or one lacking a
+        [`~media.MediaError`] (a `ValueError`): a missing, empty, unreadable or truncated input, or one lacking a
         stream the model needs; the message names the input.
 
     Example:
@@ -212,10 +196,6 @@ class MultiMAEDERPipeline(ChunkPipeline):
             postprocess["top_k"] = int(top_k)
         return preprocess, {}, postprocess
 
-    def __call__(self, inputs: Any, **kwargs: Any) -> Any:
-        """Predict emotions for one input or a list of inputs (see the class docstring)."""
-        return super().__call__(inputs, **kwargs)
-
     # ------------------------------------------------------------------------------------------------------------
     # Preprocessing
 
@@ -231,8 +211,8 @@ class MultiMAEDERPipeline(ChunkPipeline):
             return {"videos": os.fspath(item)}, os.fspath(item)
         if isinstance(item, (bytes, bytearray, memoryview)):
             return {"videos": bytes(item)}, source_name(item)
-        if _is_decoder(item):
-            key = "audio" if type(item).__name__ == "AudioDecoder" else "videos"
+        if is_decoder(item):
+            key = "audio" if is_audio_decoder(item) else "videos"
             return {key: item}, source_name(item)
         if isinstance(item, dict):
             unknown = set(item) - {"video", "videos", "frames", "audio", "sampling_rate", "fps"}
@@ -299,22 +279,20 @@ class MultiMAEDERPipeline(ChunkPipeline):
         if needs_video:
             if video is None:
                 raise ValueError(f"fusion_strategy {processor.fusion_strategy} needs video")
-            video_decoder = (
-                video
-                if type(video).__name__ == "VideoDecoder"
-                else open_video_decoder(video, seek_mode=processor.seek_mode, num_threads=processor.num_decoder_threads, name=name)
+            video_decoder = video if is_video_decoder(video) else open_video_decoder(
+                video, seek_mode=processor.seek_mode, num_threads=processor.num_decoder_threads, name=name
             )
         if needs_audio:
             audio_input = audio if audio is not None else video
             if isinstance(audio_input, (np.ndarray, torch.Tensor)):
                 raise ValueError("timelines need the audio as a file, bytes or decoder (or a dict with 'fps')")
-            if type(audio_input).__name__ == "AudioDecoder":
+            if is_audio_decoder(audio_input):
                 audio_decoder = audio_input
-            elif type(audio_input).__name__ == "VideoDecoder":
+            elif is_video_decoder(audio_input):
                 audio_decoder = None  # the processor finds the decoder's file itself
             else:
                 audio_decoder = open_audio_decoder(audio_input, name=name if audio is None else None)
-        begin, end = _stream_span(video_decoder, audio_decoder, name if source is not None else "<input>")
+        begin, end = stream_span(video_decoder, audio_decoder, name if source is not None else "<input>")
         begin = max(begin, clip_start) if clip_start is not None else begin
         end = min(end, clip_end) if clip_end is not None else end
         if not end > begin:
@@ -418,79 +396,11 @@ class MultiMAEDERPipeline(ChunkPipeline):
     # Saving
 
     def save_pretrained(self, save_directory: Union[str, os.PathLike], **kwargs: Any) -> None:
-        """Save model, processor and this pipeline's code, so ``pipeline(model=save_directory, trust_remote_code=True)``
-        rebuilds the pipeline anywhere (``push_to_hub`` uses this too)."""
+        """Save model and processor, so ``pipeline(model=save_directory, trust_remote_code=True)`` rebuilds this
+        pipeline anywhere (the model's ``save_pretrained`` writes the code files; ``push_to_hub`` uses this too)."""
         os.makedirs(save_directory, exist_ok=True)
-        self.model.config.custom_pipelines = custom_pipelines_entry()
         self.model.save_pretrained(save_directory, **kwargs)
         self.processor.save_pretrained(save_directory)
-        add_pipeline_to_checkpoint(save_directory)
 
 
-def custom_pipelines_entry() -> dict:
-    """The ``custom_pipelines`` value of ``config.json`` that points ``pipeline()`` at this file's pipeline."""
-    module = MultiMAEDERPipeline.__module__.rsplit(".", 1)[-1]
-    return {
-        TASK: {
-            "impl": f"{module}.{MultiMAEDERPipeline.__name__}",
-            "pt": ["AutoModelForVideoClassification"],
-            "type": "multimodal",
-        }
-    }
-
-
-def add_pipeline_to_checkpoint(save_directory: Union[str, os.PathLike]) -> list[str]:
-    """Make a saved model folder loadable with ``pipeline(model=save_directory, trust_remote_code=True)``.
-
-    Writes ``custom_pipelines`` into the folder's ``config.json`` and copies this file with every file it imports
-    relatively (processor, audio features, video I/O, configuration, fusion). Idempotent; call it after
-    ``model.save_pretrained`` / ``trainer.save_model`` and before uploading the folder. The folder should also hold
-    the processor (``processor.save_pretrained``); without it the pipeline falls back to default settings.
-
-    Args:
-        save_directory (`str` or `os.PathLike`): a folder written by ``save_pretrained`` (with ``config.json``).
-
-    Returns:
-        `list[str]`: the code files copied.
-    """
-    from transformers.dynamic_module_utils import custom_object_save
-
-    folder = Path(save_directory)
-    config_path = folder / "config.json"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{config_path} not found: save the model first")
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    config["custom_pipelines"] = {**(config.get("custom_pipelines") or {}), **custom_pipelines_entry()}
-    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    copied = custom_object_save(MultiMAEDERPipeline, folder) or []
-    return sorted({os.fspath(path) for path in copied})
-
-
-def register_pipeline() -> None:
-    """Register :class:`MultiMAEDERPipeline` as the ``"audio-visual-emotion-recognition"`` task of ``transformers``.
-
-    After this, ``pipeline("audio-visual-emotion-recognition", model=...)`` works in-process and
-    ``pipe.save_pretrained`` records the pipeline in the saved config. Safe to call more than once.
-    """
-    from transformers import AutoModelForVideoClassification
-    from transformers.pipelines import PIPELINE_REGISTRY
-
-    existing = PIPELINE_REGISTRY.supported_tasks.get(TASK)
-    if existing is not None and existing.get("impl") is MultiMAEDERPipeline:
-        return
-    PIPELINE_REGISTRY.register_pipeline(
-        TASK,
-        pipeline_class=MultiMAEDERPipeline,
-        pt_model=AutoModelForVideoClassification,
-        type="multimodal",
-    )
-
-
-__all__ = [
-    "TASK",
-    "MultiMAEDERPipeline",
-    "add_pipeline_to_checkpoint",
-    "custom_pipelines_entry",
-    "register_pipeline",
-    "sliding_windows",
-]
+__all__ = ["MultiMAEDERPipeline", "sliding_windows"]

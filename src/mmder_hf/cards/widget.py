@@ -2,21 +2,14 @@
 
 The Hub's hosted widget does not run models that need custom code, but a card can still show example inputs with
 their outputs. :func:`widget_examples` runs the pipeline on local copies of the example clips and returns the card's
-``widget:`` entries; ``pipeline_tag`` stays ``video-classification`` (:data:`PIPELINE_TAG`).
+``widget:`` entries (``ModelCardData(widget=...)``); ``pipeline_tag`` stays ``video-classification``.
 
 ```python
->>> from mmder_hf.widget import widget_examples, widget_yaml
->>> entries = widget_examples("path/to/model", [  # doctest: +SKIP
+>>> from mmder_hf.cards.widget import widget_examples
+>>> widget_examples("path/to/model", [  # doctest: +SKIP
 ...     {"path": "examples/happy.mp4", "src": "https://huggingface.co/org/model/resolve/main/examples/happy.mp4",
 ...      "example_title": "Happy"}])
->>> print(widget_yaml(entries))  # doctest: +SKIP
-widget:
-- example_title: Happy
-  src: https://huggingface.co/org/model/resolve/main/examples/happy.mp4
-  output:
-  - label: happy
-    score: 0.91
-  ...
+[{'example_title': 'Happy', 'src': 'https://...', 'output': [{'label': 'happy', 'score': 0.91}, ...]}]
 ```
 """
 
@@ -24,10 +17,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
-
-#: The Hub task shown on cards (no audio-visual emotion task exists on the Hub).
-PIPELINE_TAG = "video-classification"
+from typing import Any, Sequence, Union
 
 
 def widget_examples(
@@ -50,9 +40,9 @@ def widget_examples(
 
     Returns:
         `list[dict]`: ``[{"example_title", "src", "output": [{"label", "score"}, ...]}, ...]``, ready for
-        ``ModelCardData(widget=...)`` or :func:`widget_yaml`.
+        ``ModelCardData(widget=...)``.
     """
-    from .pipeline import MultiMAEDERPipeline
+    from ..models.multimae_der import MultiMAEDERPipeline
 
     if isinstance(model, MultiMAEDERPipeline):
         pipe = model
@@ -80,15 +70,4 @@ def widget_examples(
     return entries
 
 
-def widget_yaml(entries: Sequence[dict], pipeline_tag: Optional[str] = PIPELINE_TAG) -> str:
-    """The YAML lines of a card's metadata for ``pipeline_tag`` and ``widget`` (to merge into the card header)."""
-    import yaml
-
-    data: dict = {}
-    if pipeline_tag:
-        data["pipeline_tag"] = pipeline_tag
-    data["widget"] = [dict(entry) for entry in entries]
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
-
-
-__all__ = ["PIPELINE_TAG", "widget_examples", "widget_yaml"]
+__all__ = ["widget_examples"]

@@ -7,7 +7,10 @@ images separately, and :func:`~mmder_hf.fusion.fuse` lays them out on the model'
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+from pathlib import Path
 from typing import Optional
 
 import torch
@@ -62,23 +65,46 @@ class MultiMAEDERPreTrainedModel(VideoMAEPreTrainedModel):
         return super().load_state_dict(_module_key_names(state_dict), *args, **kwargs)
 
     def save_pretrained(self, save_directory, *args, **kwargs):
-        """Save as usual; with remote code on, the folder is also self-contained for the Hub.
+        """Save as usual; with remote code on, the folder also loads anywhere (see :func:`add_remote_code`).
 
-        ``auto_map`` then names both the encoder and the classifier, and the folder carries the audio-visual
-        pipeline (``custom_pipelines`` + its code), so ``pipeline(model=folder, trust_remote_code=True)`` works for
-        every checkpoint this project writes: plain saves, Trainer checkpoints and pushes alike.
+        This is the one save path of the project: plain saves, `Trainer` checkpoints and pushes all come here.
         """
-        if getattr(self, "_auto_class", None) is None:
-            return super().save_pretrained(save_directory, *args, **kwargs)
-        module = MultiMAEDERModel.__module__.rsplit(".", 1)[-1]
-        self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), "AutoModel": f"{module}.MultiMAEDERModel"}
         result = super().save_pretrained(save_directory, *args, **kwargs)
-        is_main_process = kwargs.get("is_main_process", True)
-        if is_main_process and os.path.isfile(os.path.join(save_directory, "config.json")):
-            from .pipeline import add_pipeline_to_checkpoint
-
-            add_pipeline_to_checkpoint(save_directory)
+        if getattr(self, "_auto_class", None) is not None and kwargs.get("is_main_process", True):
+            add_remote_code(save_directory)
         return result
+
+
+#: The task under which the audio-visual pipeline is registered (transformers has no such task); model cards keep
+#: the Hub's ``pipeline_tag: video-classification``.
+TASK = "audio-visual-emotion-recognition"
+_CODE_DIR = Path(__file__).resolve().parent
+
+
+def add_remote_code(save_directory: "str | os.PathLike") -> list[str]:
+    """Make a folder saved by ``save_pretrained`` load anywhere with ``trust_remote_code=True``.
+
+    Copies every file of this folder (the files that ship with checkpoints: configuration, modeling, processing,
+    fusion, audio features, media reading, pipeline) and records in ``config.json`` the encoder under ``auto_map``
+    and the pipeline under ``custom_pipelines``, so that ``AutoModel``, ``AutoModelForVideoClassification``,
+    ``AutoProcessor`` and ``pipeline(model=folder, trust_remote_code=True)`` all work without this package.
+    Idempotent. Returns the code files written.
+    """
+    folder = Path(save_directory)
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{config_path} not found: save the model first")
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    modeling = Path(__file__).stem
+    config["auto_map"] = {**(config.get("auto_map") or {}), "AutoModel": f"{modeling}.MultiMAEDERModel"}
+    pipeline = {"impl": "pipeline.MultiMAEDERPipeline", "pt": ["AutoModelForVideoClassification"], "type": "multimodal"}
+    config["custom_pipelines"] = {**(config.get("custom_pipelines") or {}), TASK: pipeline}
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    written = []
+    for path in sorted(_CODE_DIR.glob("*.py")):
+        if path.name != "__init__.py":
+            written.append(shutil.copyfile(path, folder / path.name))
+    return [os.fspath(path) for path in written]
 
 
 class MultiMAEDERModel(MultiMAEDERPreTrainedModel, VideoMAEModel):
@@ -163,20 +189,42 @@ class MultiMAEDERForVideoClassification(MultiMAEDERPreTrainedModel):
         self.videomae = MultiMAEDERModel(config)
         self.fc_norm = nn.LayerNorm(config.hidden_size)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels) if config.num_labels > 0 else nn.Identity()
+        self._backbone_frozen = False
         self.post_init()
+
+    def freeze_backbone(self) -> "MultiMAEDERForVideoClassification":
+        """Freeze the encoder (no gradients) and keep it in eval mode even when ``train()`` is called.
+
+        A frozen encoder then behaves the same in training and evaluation (no dropout, no drop path, fixed RFAS
+        permutations), as in the original Keras code where a non-trainable layer runs in inference mode. Only
+        ``fc_norm`` and ``classifier`` train: the paper's linear probe.
+        """
+        self.videomae.requires_grad_(False)
+        self._backbone_frozen = True
+        return self.train(self.training)
+
+    def train(self, mode: bool = True) -> "MultiMAEDERForVideoClassification":
+        super().train(mode)
+        if self._backbone_frozen:
+            self.videomae.eval()
+        return self
 
     def pooled_features(
         self, pixel_values: Optional[torch.Tensor] = None, audio_values: Optional[torch.Tensor] = None, **kwargs
     ) -> torch.Tensor:
         """Mean-pooled encoder tokens, before ``fc_norm``: what a frozen-backbone linear probe trains on."""
+        return self._encode(pixel_values, audio_values, **kwargs)[0]
+
+    def _encode(self, pixel_values, audio_values, **kwargs) -> tuple[torch.Tensor, BaseModelOutput]:
         outputs = self.videomae(pixel_values=pixel_values, audio_values=audio_values, **kwargs)
-        return outputs.last_hidden_state.mean(1)
+        return outputs.last_hidden_state.mean(1), outputs
 
     def forward(
         self,
         pixel_values: Optional[torch.Tensor] = None,
         audio_values: Optional[torch.Tensor] = None,
         labels: Optional[torch.LongTensor] = None,
+        features: Optional[torch.Tensor] = None,
         **kwargs,
     ) -> ImageClassifierOutput:
         r"""
@@ -186,16 +234,25 @@ class MultiMAEDERForVideoClassification(MultiMAEDERPreTrainedModel):
             Audio images, as returned by `MultiMAEDERProcessor`.
         labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
             Emotion class indices; when given, the output holds the cross-entropy loss.
+        features (`torch.FloatTensor` of shape `(batch_size, hidden_size)`, *optional*):
+            Precomputed :meth:`pooled_features` instead of clips: the encoder is skipped and only the head runs
+            (the frozen-backbone fast path trains on these).
         """
-        outputs = self.videomae(pixel_values=pixel_values, audio_values=audio_values, **kwargs)
-        pooled = self.fc_norm(outputs.last_hidden_state.mean(1))
-        logits = self.classifier(pooled)
+        hidden_states = attentions = None
+        if features is None:
+            features, outputs = self._encode(pixel_values, audio_values, **kwargs)
+            hidden_states, attentions = outputs.hidden_states, outputs.attentions
+        logits = self.classifier(self.fc_norm(features))
         loss = None
         if labels is not None:
             loss = self.loss_function(labels, logits, self.config, **kwargs)
-        return ImageClassifierOutput(
-            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
-        )
+        return ImageClassifierOutput(loss=loss, logits=logits, hidden_states=hidden_states, attentions=attentions)
 
 
-__all__ = ["MultiMAEDERForVideoClassification", "MultiMAEDERModel", "MultiMAEDERPreTrainedModel"]
+__all__ = [
+    "TASK",
+    "MultiMAEDERForVideoClassification",
+    "MultiMAEDERModel",
+    "MultiMAEDERPreTrainedModel",
+    "add_remote_code",
+]

@@ -1,0 +1,81 @@
+"""Writing audio-visual media files: the synthetic corpus, publishing and the tests encode clips here.
+
+H.264 + AAC mp4 through PyAV, which bundles its own FFmpeg with both encoders. Reading lives in the shipped
+``models/multimae_der/media.py``; writing never ships with a checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from typing import Optional, Union
+
+import av
+import numpy as np
+
+
+def write_clip(
+    path: Union[str, os.PathLike],
+    frames: np.ndarray,
+    fps: float,
+    audio: Optional[np.ndarray] = None,
+    sample_rate: int = 48000,
+    video_codec: str = "libx264",
+    audio_codec: str = "aac",
+    crf: int = 23,
+) -> str:
+    """Encode ``frames`` (``(T, H, W, 3)`` uint8 RGB) and an optional waveform into a media file.
+
+    Args:
+        path: output file; the container is chosen from its extension (``.mp4``, ``.mkv``, ``.flv``...).
+        frames: RGB frames. H.264 with yuv420p needs even sizes, so odd sizes are padded by one pixel.
+        fps: frame rate.
+        audio: waveform in [-1, 1], shaped ``(channels, samples)`` or ``(samples,)``; ``None`` writes no
+            audio track.
+        sample_rate: audio sampling rate in Hz.
+    """
+
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 of shape (T, H, W, 3), got {frames.dtype} {frames.shape}")
+    pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2
+    if pad_h or pad_w:
+        frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    path = os.fspath(path)
+    with av.open(path, mode="w") as container:
+        rate = Fraction(fps).limit_denominator(1001)
+        vstream = container.add_stream(video_codec, rate=rate)
+        vstream.width, vstream.height = frames.shape[2], frames.shape[1]
+        vstream.pix_fmt = "yuv420p"
+        if video_codec == "libx264":
+            vstream.options = {"crf": str(crf), "preset": "veryfast"}
+        astream = None
+        if audio is not None:
+            audio = np.asarray(audio, dtype=np.float32)
+            if audio.ndim == 1:
+                audio = audio[None]
+            layout = {1: "mono", 2: "stereo"}.get(audio.shape[0])
+            if layout is None:
+                raise ValueError(f"audio must have 1 or 2 channels, got {audio.shape[0]}")
+            astream = container.add_stream(audio_codec, rate=sample_rate, layout=layout)
+        for image in frames:
+            for packet in vstream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in vstream.encode():
+            container.mux(packet)
+        if astream is not None:
+            chunk = 1024
+            samples = np.clip(audio, -1.0, 1.0)
+            for start in range(0, samples.shape[1], chunk):
+                block = np.ascontiguousarray(samples[:, start : start + chunk])
+                frame = av.AudioFrame.from_ndarray(block, format="fltp", layout=astream.layout.name)
+                frame.sample_rate = sample_rate
+                frame.pts = start
+                for packet in astream.encode(frame):
+                    container.mux(packet)
+            for packet in astream.encode():
+                container.mux(packet)
+    return path
+
+
+__all__ = ["write_clip"]

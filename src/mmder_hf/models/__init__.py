@@ -1,0 +1,1 @@
+"""The shipped model folders (one per model, as transformers' ``models/<name>/``)."""

@@ -1,0 +1,63 @@
+"""MultiMAE-DER: the files in this folder ship with every checkpoint.
+
+They import only each other (relatively) and runtime dependencies (torch, transformers, numpy, torchcodec), so a
+saved folder or Hub repo loads with ``trust_remote_code=True`` where this package is not installed.
+"""
+
+from .configuration_multimae_der import MultiMAEDERConfig
+from .fusion import FUSION_STRATEGIES, frames_per_modality, fuse
+from .media import MediaError, decode_clip
+from .modeling_multimae_der import (
+    TASK,
+    MultiMAEDERForVideoClassification,
+    MultiMAEDERModel,
+    MultiMAEDERPreTrainedModel,
+    add_remote_code,
+)
+from .pipeline import MultiMAEDERPipeline
+from .processing_multimae_der import MultiMAEDERProcessor
+
+
+def register() -> None:
+    """Register MultiMAE-DER with transformers' auto classes and pipelines, and mark it for remote-code saving.
+
+    After this, ``AutoConfig`` / ``AutoModel`` / ``AutoModelForVideoClassification`` / ``AutoProcessor`` and
+    ``pipeline("audio-visual-emotion-recognition", model=...)`` know the model, and ``save_pretrained`` writes the
+    code files and ``auto_map`` that let anyone load a checkpoint without this package. Safe to call again.
+    """
+    from transformers import AutoConfig, AutoModel, AutoModelForVideoClassification, AutoProcessor
+    from transformers.pipelines import PIPELINE_REGISTRY
+
+    AutoConfig.register(MultiMAEDERConfig.model_type, MultiMAEDERConfig, exist_ok=True)
+    AutoModel.register(MultiMAEDERConfig, MultiMAEDERModel, exist_ok=True)
+    AutoModelForVideoClassification.register(MultiMAEDERConfig, MultiMAEDERForVideoClassification, exist_ok=True)
+    AutoProcessor.register(MultiMAEDERConfig, MultiMAEDERProcessor, exist_ok=True)
+    MultiMAEDERConfig.register_for_auto_class()
+    MultiMAEDERModel.register_for_auto_class("AutoModel")
+    MultiMAEDERForVideoClassification.register_for_auto_class("AutoModelForVideoClassification")
+    MultiMAEDERProcessor.register_for_auto_class("AutoProcessor")
+    if PIPELINE_REGISTRY.supported_tasks.get(TASK, {}).get("impl") is not MultiMAEDERPipeline:
+        PIPELINE_REGISTRY.register_pipeline(
+            TASK,
+            pipeline_class=MultiMAEDERPipeline,
+            pt_model=AutoModelForVideoClassification,
+            type="multimodal",
+        )
+
+
+__all__ = [
+    "FUSION_STRATEGIES",
+    "TASK",
+    "MediaError",
+    "MultiMAEDERConfig",
+    "MultiMAEDERForVideoClassification",
+    "MultiMAEDERModel",
+    "MultiMAEDERPipeline",
+    "MultiMAEDERPreTrainedModel",
+    "MultiMAEDERProcessor",
+    "add_remote_code",
+    "decode_clip",
+    "frames_per_modality",
+    "fuse",
+    "register",
+]

@@ -1,0 +1,188 @@
+"""The `Trainer` of MultiMAE-DER and the model changes a recipe asks for: layer-wise lr decay, drop path, mixup, flips."""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import Trainer
+
+from .recipes import RecipeArguments
+
+
+logger = logging.getLogger(__name__)
+
+
+def layer_id(name: str, num_layers: int) -> int:
+    """Depth of parameter ``name`` for layer-wise lr decay: embeddings 0, encoder layer i -> i + 1, head L + 1."""
+    if ".embeddings." in f".{name}":
+        return 0
+    marker = "encoder.layer."
+    if marker in name:
+        return int(name.split(marker, 1)[1].split(".", 1)[0]) + 1
+    return num_layers + 1
+
+
+def layer_decay_parameter_groups(
+    model: nn.Module, learning_rate: float, weight_decay: float, layer_decay: float, decay_parameters: Sequence[str]
+) -> list[dict]:
+    """AdamW parameter groups with layer-wise lr decay (BEiT / MAE-DFER style) and the usual no-decay split.
+
+    Group ``(depth, decay)`` gets ``lr = learning_rate * layer_decay ** (L + 1 - depth)``; biases and norms get no
+    weight decay (``decay_parameters`` lists those that do, as `Trainer.get_decay_parameter_names` returns them).
+    """
+    num_layers = model.config.num_hidden_layers
+    decay_parameters = set(decay_parameters)
+    groups: dict[tuple[int, bool], dict] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        depth = layer_id(name, num_layers)
+        decays = name in decay_parameters
+        key = (depth, decays)
+        if key not in groups:
+            groups[key] = {
+                "params": [],
+                "names": [],
+                "weight_decay": weight_decay if decays else 0.0,
+                "lr": learning_rate * layer_decay ** (num_layers + 1 - depth),
+            }
+        groups[key]["params"].append(param)
+        groups[key]["names"].append(name)
+    return [groups[key] for key in sorted(groups)]
+
+
+def _drop_path(x: torch.Tensor, rate: float) -> torch.Tensor:
+    keep = 1.0 - rate
+    mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+    return x * mask / keep
+
+
+def add_drop_path(model: nn.Module, drop_path_rate: float) -> list:
+    """Add stochastic depth to every encoder layer (rate growing linearly to ``drop_path_rate``), with hooks.
+
+    transformers' VideoMAE has no drop path; the hooks drop the attention branch and the MLP branch of each
+    residual block per sample while the module is training, as timm's ``DropPath`` does. Returns the handles.
+    """
+    handles = []
+    if drop_path_rate <= 0:
+        return handles
+    layers = model.videomae.encoder.layer
+    rates = np.linspace(0, drop_path_rate, len(layers)).tolist()
+    for layer, rate in zip(layers, rates):
+        if rate <= 0:
+            continue
+
+        def attention_hook(module, args, output, rate=rate):
+            return _drop_path(output, rate) if module.training else output
+
+        def mlp_hook(module, args, output, rate=rate):
+            # VideoMAEOutput adds its residual (args[1]) itself: drop only the branch.
+            if not module.training:
+                return output
+            residual = args[1]
+            return residual + _drop_path(output - residual, rate)
+
+        handles.append(layer.attention.register_forward_hook(attention_hook))
+        handles.append(layer.output.register_forward_hook(mlp_hook))
+    return handles
+
+
+class SoftTargetCrossEntropy:
+    """Cross-entropy against hard (class index) or soft (``(batch, num_labels)`` probability) labels, for
+    `Trainer`'s ``compute_loss_func``: summed over the batch and divided by ``num_items_in_batch`` when the `Trainer`
+    gives it (training), else averaged. Label smoothing mixes each target with the uniform distribution.
+
+    Cross-entropy is linear in the target, so mixup's ``lam * CE(y_a) + (1 - lam) * CE(y_b)`` equals this loss on
+    the soft label ``lam * onehot(y_a) + (1 - lam) * onehot(y_b)``.
+    """
+
+    def __init__(self, label_smoothing: float = 0.0):
+        self.label_smoothing = float(label_smoothing)
+
+    def __call__(self, outputs, labels: torch.Tensor, num_items_in_batch=None) -> torch.Tensor:
+        logits = (outputs["logits"] if isinstance(outputs, dict) else outputs[0]).float()
+        if not labels.is_floating_point():
+            labels = F.one_hot(labels, logits.shape[-1]).float()
+        if self.label_smoothing > 0:
+            labels = (1 - self.label_smoothing) * labels + self.label_smoothing / logits.shape[-1]
+        loss = -(labels.to(logits.device) * logits.log_softmax(-1)).sum()
+        if num_items_in_batch is None:
+            return loss / logits.shape[0]
+        return loss / num_items_in_batch
+
+
+class MultiMAEDERTrainer(Trainer):
+    """`Trainer` with layer-wise lr decay, mixup and face flips, and a model-card hook.
+
+    Mixup gives soft labels, so the loss is then :class:`SoftTargetCrossEntropy` (as `Trainer`'s
+    ``compute_loss_func``: the `Trainer` keeps its own normalisation across batches, accumulation and devices).
+
+    Args:
+        recipe_args (:class:`RecipeArguments`, *optional*): ``layer_decay``, ``mixup_alpha`` and ``flip`` are used.
+        card_writer (`Callable[[str], Any]`, *optional*): called with the output folder instead of `Trainer`'s own
+            card writer (``push_to_hub`` calls it before uploading), so the pushed README is this project's card.
+        All other arguments are `Trainer`'s.
+    """
+
+    def __init__(self, *args, recipe_args: Optional[RecipeArguments] = None, card_writer: Optional[Callable] = None, **kwargs):
+        self.recipe_args = recipe_args or RecipeArguments()
+        self.card_writer = card_writer
+        super().__init__(*args, **kwargs)
+        if self.recipe_args.mixup_alpha > 0 and self.compute_loss_func is None:
+            # Mixed clips have soft labels; Trainer's label smoother takes class indices only.
+            self.compute_loss_func = SoftTargetCrossEntropy(self.args.label_smoothing_factor)
+
+    def create_optimizer(self, model=None):
+        if self.optimizer is None and self.recipe_args.layer_decay != 1.0:
+            opt_model = self.model if model is None else model
+            optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
+            optimizer_kwargs.pop("lr", None)
+            groups = layer_decay_parameter_groups(
+                opt_model,
+                self.args.learning_rate,
+                self.args.weight_decay,
+                self.recipe_args.layer_decay,
+                self.get_decay_parameter_names(opt_model),
+            )
+            for group in groups:
+                group.pop("names")
+            self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
+            return self.optimizer
+        return super().create_optimizer(model)
+
+    def _augment(self, inputs: dict) -> dict:
+        """Random face flips, and mixup of the clips with soft labels (the mixture of the two one-hot targets)."""
+        inputs = dict(inputs)
+        if self.recipe_args.flip and inputs.get("pixel_values") is not None:
+            video = inputs["pixel_values"]
+            flip = torch.rand(video.shape[0], device=video.device) < 0.5
+            inputs["pixel_values"] = torch.where(flip.view(-1, 1, 1, 1, 1), video.flip(-1), video)
+        if self.recipe_args.mixup_alpha > 0:
+            labels = inputs["labels"]
+            lam = float(np.random.beta(self.recipe_args.mixup_alpha, self.recipe_args.mixup_alpha))
+            perm = torch.randperm(labels.shape[0], device=labels.device)
+            for key in ("pixel_values", "audio_values"):
+                if inputs.get(key) is not None:
+                    inputs[key] = lam * inputs[key] + (1 - lam) * inputs[key][perm]
+            one_hot = F.one_hot(labels, self.model.config.num_labels).float()
+            inputs["labels"] = lam * one_hot + (1 - lam) * one_hot[perm]
+        return inputs
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if model.training and self.recipe_args.augments and "labels" in inputs:
+            inputs = self._augment(inputs)
+        return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+
+    def create_model_card(self, **kwargs):
+        if self.card_writer is None:
+            return super().create_model_card(**kwargs)
+        if self.is_world_process_zero():
+            self.card_writer(self.args.output_dir)
+
+
+__all__ = ["MultiMAEDERTrainer", "SoftTargetCrossEntropy", "add_drop_path", "layer_decay_parameter_groups", "layer_id"]
