@@ -19,11 +19,16 @@ import tempfile
 import time
 
 import datasets
+from common import emit
 from torch.utils.data import DataLoader
 
-from common import emit
-from mmder_hf import MultiMAEDERDataCollator, MultiMAEDERProcessor, load_emotion_dataset, make_synthetic_corpus
-from mmder_hf import preprocess_to_cache
+from mmder_hf import (
+    MultiMAEDERDataCollator,
+    MultiMAEDERProcessor,
+    load_emotion_dataset,
+    make_synthetic_corpus,
+    preprocess_to_cache,
+)
 
 
 def clips_per_second(loader, passes: int = 3) -> float:
@@ -41,8 +46,13 @@ def clips_per_second(loader, passes: int = 3) -> float:
 def float32_copy(cached, collator, path: str):
     """The cached split as normalised float32 Array4D columns, saved and reloaded like the cache itself."""
     batch = collator([cached[i] for i in range(len(cached))])
-    features = datasets.Features({key: datasets.Array4D(shape=tuple(value.shape[1:]), dtype="float32")
-                                  for key, value in batch.items() if key != "labels"})  # fmt: skip
+    features = datasets.Features(
+        {
+            key: datasets.Array4D(shape=tuple(value.shape[1:]), dtype="float32")
+            for key, value in batch.items()
+            if key != "labels"
+        }
+    )
     features["labels"] = datasets.Value("int64")
     datasets.Dataset.from_dict({k: v.numpy() for k, v in batch.items()}, features=features).save_to_disk(path)
     return datasets.load_from_disk(path).with_format("torch")
@@ -68,20 +78,35 @@ def main() -> None:
         train = ds["train"]
         results = {}
         for workers in (0, 1, 2):
-            loader = DataLoader(train, batch_size=8, collate_fn=collator, num_workers=workers, persistent_workers=workers > 0)
+            loader = DataLoader(
+                train, batch_size=8, collate_fn=collator, num_workers=workers, persistent_workers=workers > 0
+            )
             results[f"map_workers_{workers}"] = clips_per_second(loader)
-        streaming = load_emotion_dataset("ravdess", source=corpus, fold=1, streaming=True, cache_dir=os.path.join(tmp, "hf"))
-        results["streaming_workers_0"] = clips_per_second(DataLoader(streaming["train"], batch_size=8, collate_fn=collator))
+        streaming = load_emotion_dataset(
+            "ravdess", source=corpus, fold=1, streaming=True, cache_dir=os.path.join(tmp, "hf")
+        )
+        results["streaming_workers_0"] = clips_per_second(
+            DataLoader(streaming["train"], batch_size=8, collate_fn=collator)
+        )
         start = time.perf_counter()
         cached = preprocess_to_cache(ds, processor, os.path.join(tmp, "cache"))
         build_s = time.perf_counter() - start
         # the collator stacks the cached 8-bit clips and rescales / normalises them, as in training
-        results["preprocessed_cache"] = clips_per_second(DataLoader(cached["train"], batch_size=8, collate_fn=collator))
+        results["preprocessed_cache"] = clips_per_second(
+            DataLoader(cached["train"], batch_size=8, collate_fn=collator)
+        )
         # the same cache stored as normalised float32 (what it held before 8-bit storage), read the same way
         float32 = float32_copy(cached["train"], collator, os.path.join(tmp, "float32"))
-        results["preprocessed_cache_float32"] = clips_per_second(DataLoader(float32, batch_size=8, collate_fn=collator))
-        sizes = {name: folder_bytes(path) for name, path in (("uint8", cached["train"].cache_files[0]["filename"]),
-                                                              ("float32", float32.cache_files[0]["filename"]))}  # fmt: skip
+        results["preprocessed_cache_float32"] = clips_per_second(
+            DataLoader(float32, batch_size=8, collate_fn=collator)
+        )
+        sizes = {
+            name: folder_bytes(path)
+            for name, path in (
+                ("uint8", cached["train"].cache_files[0]["filename"]),
+                ("float32", float32.cache_files[0]["filename"]),
+            )
+        }
         emit(
             {
                 "benchmark": "dataloader",
@@ -91,7 +116,8 @@ def main() -> None:
                 "worker_scaling_2_vs_0": results["map_workers_2"] / results["map_workers_0"],
                 "cache_vs_decode": results["preprocessed_cache"] / results["map_workers_0"],
                 "cache_build_s": build_s,
-                "cache_uint8_vs_float32_read_speedup": results["preprocessed_cache"] / results["preprocessed_cache_float32"],
+                "cache_uint8_vs_float32_read_speedup": results["preprocessed_cache"]
+                / results["preprocessed_cache_float32"],
                 "cache_bytes": sizes,
                 "clips_per_s_per_core": results["map_workers_0"],
             }

@@ -13,9 +13,9 @@ import argparse
 import statistics
 
 import torch
+from common import emit, interleaved_samples, paired_ratio, time_interleaved
 from transformers import VideoMAEConfig, VideoMAEForVideoClassification
 
-from common import emit, interleaved_samples, paired_ratio, time_interleaved
 from mmder_hf import MultiMAEDERConfig, MultiMAEDERForVideoClassification
 
 
@@ -38,8 +38,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small model, few repetitions")
     args = parser.parse_args()
     torch.manual_seed(0)
-    size = dict(image_size=64, patch_size=16, num_frames=8, hidden_size=192, num_hidden_layers=4,
-                num_attention_heads=3, intermediate_size=768, num_labels=8)
+    size = dict(
+        image_size=64,
+        patch_size=16,
+        num_frames=8,
+        hidden_size=192,
+        num_hidden_layers=4,
+        num_attention_heads=3,
+        intermediate_size=768,
+        num_labels=8,
+    )
     if not args.quick:
         size.update(image_size=112, num_frames=16, num_hidden_layers=12)
     batch, repeats = (4, 81) if args.quick else (8, 81)
@@ -70,7 +78,9 @@ def main() -> None:
     )
     times = {name: statistics.median(values) for name, values in samples.items()}
     ours.set_attn_implementation("eager")
-    eager = time_interleaved({"eager": lambda: step(ours, opt_ours, pixel_values=video, audio_values=audio)}, repeats=max(3, repeats // 2))
+    eager = time_interleaved(
+        {"eager": lambda: step(ours, opt_ours, pixel_values=video, audio_values=audio)}, repeats=max(3, repeats // 2)
+    )
     ours.set_attn_implementation("sdpa")
     inputs = dict(pixel_values=video, audio_values=audio, labels=labels)
     plain_bytes = saved_activation_bytes(ours, inputs)

@@ -25,9 +25,10 @@ import time
 from typing import Callable, Optional
 
 import torch
-
 from common import emit
+
 from mmder_hf import MultiMAEDERConfig, MultiMAEDERForVideoClassification
+
 
 # ViT sizes of the VideoMAE checkpoints the paper starts from (16 frames, tubelet 2, patch 16 -> 1568 tokens).
 SIZES = {
@@ -94,19 +95,33 @@ def peak_mib(device: torch.device) -> Optional[float]:
     return torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
 
 
-def bench_size(name: str, device: torch.device, batch: int, repeats: int, warmup: int, image_size: int,
-               peak: Optional[float]) -> dict:  # fmt: skip
+def bench_size(
+    name: str, device: torch.device, batch: int, repeats: int, warmup: int, image_size: int, peak: Optional[float]
+) -> dict:
     """Training and inference clips/s, peak memory and MFU of one model size."""
     torch.manual_seed(0)
-    config = MultiMAEDERConfig(fusion_strategy="FSLF", num_frames=16, image_size=image_size, num_labels=8,
-                               attn_implementation="sdpa", **SIZES[name])  # fmt: skip
+    config = MultiMAEDERConfig(
+        fusion_strategy="FSLF",
+        num_frames=16,
+        image_size=image_size,
+        num_labels=8,
+        attn_implementation="sdpa",
+        **SIZES[name],
+    )
     half = config.num_frames // 2
     shape = (batch, half, 3, image_size, image_size)
     video = torch.randn(shape, device=device)
     audio = torch.randn(shape, device=device)
     labels = torch.randint(0, config.num_labels, (batch,), device=device)
-    result = {"config": {**SIZES[name], "num_frames": 16, "image_size": image_size, "batch": batch,
-                         "tokens": (16 // config.tubelet_size) * (image_size // config.patch_size) ** 2}}  # fmt: skip
+    result = {
+        "config": {
+            **SIZES[name],
+            "num_frames": 16,
+            "image_size": image_size,
+            "batch": batch,
+            "tokens": (16 // config.tubelet_size) * (image_size // config.patch_size) ** 2,
+        }
+    }
 
     # Training: fp32 master weights, bf16 autocast, fused AdamW where the device has it.
     model = MultiMAEDERForVideoClassification(config).to(device).train()
@@ -122,7 +137,7 @@ def bench_size(name: str, device: torch.device, batch: int, repeats: int, warmup
     reset_peak(device)
     train_s = median_seconds(train_step, device, repeats, warmup)
     train_peak = peak_mib(device)
-    del optimizer
+    optimizer = None  # free the optimizer state before measuring inference memory
     model.zero_grad(set_to_none=True)  # free the gradients before measuring inference memory
 
     # Inference: bf16 weights and inputs.
@@ -136,7 +151,7 @@ def bench_size(name: str, device: torch.device, batch: int, repeats: int, warmup
     reset_peak(device)
     infer_s = median_seconds(infer, device, repeats, warmup)
     infer_peak = peak_mib(device)
-    del model
+    model = None
 
     flops = {"train": model_flops_per_clip(config, True), "inference": model_flops_per_clip(config, False)}
     for phase, seconds, peak_memory in (("train", train_s, train_peak), ("inference", infer_s, infer_peak)):
@@ -155,10 +170,9 @@ def bench_size(name: str, device: torch.device, batch: int, repeats: int, warmup
 def pipeline_rates(quick: bool, image_size: int) -> dict:
     """Clips/s on one CPU core: on-the-fly preprocessing of a 720p clip, and reads from the Arrow cache."""
     import datasets
-
+    from bench_preprocess import make_clip
     from torch.utils.data import DataLoader
 
-    from bench_preprocess import make_clip
     from mmder_hf import MultiMAEDERDataCollator, MultiMAEDERProcessor, preprocess_to_cache
 
     threads = torch.get_num_threads()
@@ -167,10 +181,16 @@ def pipeline_rates(quick: bool, image_size: int) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             path = make_clip(os.path.join(tmp, "clip_720p.mp4"))
             processor = MultiMAEDERProcessor(num_frames=16, image_size=image_size)
-            decode_s = median_seconds(lambda: processor(videos=path, return_tensors="pt"), torch.device("cpu"),
-                                      repeats=3 if quick else 9, warmup=1)  # fmt: skip
+            decode_s = median_seconds(
+                lambda: processor(videos=path, return_tensors="pt"),
+                torch.device("cpu"),
+                repeats=3 if quick else 9,
+                warmup=1,
+            )
             rows = 16 if quick else 64
-            raw = datasets.DatasetDict({"train": datasets.Dataset.from_dict({"video": [path] * rows, "emotion": [0] * rows})})
+            raw = datasets.DatasetDict(
+                {"train": datasets.Dataset.from_dict({"video": [path] * rows, "emotion": [0] * rows})}
+            )
             cached = preprocess_to_cache(raw, processor, os.path.join(tmp, "cache"))["train"]
             # the collator stacks the cached 8-bit clips and rescales / normalises them, as in training
             loader = DataLoader(cached, batch_size=8, collate_fn=MultiMAEDERDataCollator(processor))
@@ -188,10 +208,14 @@ def pipeline_rates(quick: bool, image_size: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--sizes", nargs="*", choices=sorted(SIZES), help="default: vit-b vit-l (tiny with --quick on CPU)")
+    parser.add_argument(
+        "--sizes", nargs="*", choices=sorted(SIZES), help="default: vit-b vit-l (tiny with --quick on CPU)"
+    )
     parser.add_argument("--batch", type=int, help="clips per step (default: 32 for vit-b, 16 for vit-l, 2 on CPU)")
     parser.add_argument("--repeats", type=int, default=None, help="timed steps per phase (default 20, 3 with --quick)")
-    parser.add_argument("--peak_tflops", type=float, help="dense bf16 peak of the device, TFLOP/s (overrides the table)")
+    parser.add_argument(
+        "--peak_tflops", type=float, help="dense bf16 peak of the device, TFLOP/s (overrides the table)"
+    )
     parser.add_argument("--quick", action="store_true", help="few repetitions; on CPU a tiny model at 32 x 32")
     args = parser.parse_args()
 
@@ -211,8 +235,9 @@ def main() -> None:
     models = {}
     for name in sizes:
         batch = args.batch or (2 if on_cpu else (32 if name != "vit-l" else 16))
-        models[name] = bench_size(name, device, batch, repeats, warmup=1 if args.quick else 5,
-                                  image_size=image_size, peak=peak)  # fmt: skip
+        models[name] = bench_size(
+            name, device, batch, repeats, warmup=1 if args.quick else 5, image_size=image_size, peak=peak
+        )
 
     per_core = pipeline_rates(args.quick, image_size)
     cores = os.cpu_count() or 1

@@ -16,21 +16,43 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
 
 import numpy as np
 import torch
-
 from common import time_interleaved
 
+
 SIZES = {
-    "tiny": dict(image_size=32, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, num_frames=4),
-    "small": dict(image_size=160, hidden_size=384, num_hidden_layers=12, num_attention_heads=6, intermediate_size=1536, num_frames=16),
-    "base": dict(image_size=224, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072, num_frames=16),
-    "large": dict(image_size=224, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096, num_frames=16),
+    "tiny": dict(
+        image_size=32, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, num_frames=4
+    ),
+    "small": dict(
+        image_size=160,
+        hidden_size=384,
+        num_hidden_layers=12,
+        num_attention_heads=6,
+        intermediate_size=1536,
+        num_frames=16,
+    ),
+    "base": dict(
+        image_size=224,
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        num_frames=16,
+    ),
+    "large": dict(
+        image_size=224,
+        hidden_size=1024,
+        num_hidden_layers=24,
+        num_attention_heads=16,
+        intermediate_size=4096,
+        num_frames=16,
+    ),
 }
 
 
@@ -40,7 +62,9 @@ def main() -> None:
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
     parser.add_argument("--strategy", default="FSLF")
     parser.add_argument("--batch-size", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads and onnxruntime intra_op_num_threads")
+    parser.add_argument(
+        "--threads", type=int, default=2, help="torch intra-op threads and onnxruntime intra_op_num_threads"
+    )
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     args = parser.parse_args()

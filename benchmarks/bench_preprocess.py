@@ -17,12 +17,12 @@ import tempfile
 
 import numpy as np
 import torch
+from common import emit, time_interleaved
+from original_audio import original_audio_images
 from torchcodec.decoders import AudioDecoder, VideoDecoder
 
-from common import emit, time_interleaved
 from mmder_hf import MultiMAEDERProcessor
-from mmder_hf.video_io import write_clip
-from original_audio import original_audio_images
+from mmder_hf.data.media_writing import write_clip
 
 
 def make_clip(path: str, seconds: float = 3.7, fps: int = 30, size=(720, 1280), sample_rate: int = 48000) -> str:

@@ -30,7 +30,9 @@ def paired_ratio(samples: Dict[str, List[float]], numerator: str, denominator: s
     return statistics.median(a / b for a, b in zip(samples[numerator], samples[denominator]))
 
 
-def interleaved_samples(contenders: Dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> Dict[str, List[float]]:
+def interleaved_samples(
+    contenders: Dict[str, Callable[[], object]], repeats: int, warmup: int = 1
+) -> Dict[str, List[float]]:
     """Seconds of every call of each contender, ``repeats`` rounds in ABBA order after ``warmup`` rounds."""
     for _ in range(warmup):
         for fn in contenders.values():

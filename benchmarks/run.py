@@ -21,11 +21,14 @@ import time
 
 import torch
 
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 # (script, ratios it provides: name in the summary -> key in the script's JSON)
 BENCHMARKS = {
-    "preprocess": ("bench_preprocess.py", {"preprocess_vs_decode": "preprocess_vs_decode",
-                                           "preprocess_vs_original": "preprocess_vs_original"}),
+    "preprocess": (
+        "bench_preprocess.py",
+        {"preprocess_vs_decode": "preprocess_vs_decode", "preprocess_vs_original": "preprocess_vs_original"},
+    ),
     "fusion_overhead": ("bench_fusion_overhead.py", {"fusion_overhead": "fusion_overhead"}),
     "feature_cache": ("bench_feature_cache.py", {"feature_cache_speedup": "feature_cache_speedup"}),
     "dataloader": ("bench_dataloader.py", {}),

@@ -1,6 +1,6 @@
 """Convert crema_d to Parquet shards with embedded media + dataset card, and push it to a Hub dataset repo.
 
-    python dataset_scripts/publish_crema_d.py --source <folder or Hub repo> --repo_id <user>/<name> [--private] [--no_push]
+python dataset_scripts/publish_crema_d.py --source <folder or Hub repo> --repo_id <user>/<name> [--private] [--no_push]
 
 """
 

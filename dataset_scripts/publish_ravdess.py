@@ -1,6 +1,6 @@
 """Convert ravdess to Parquet shards with embedded media + dataset card, and push it to a Hub dataset repo.
 
-    python dataset_scripts/publish_ravdess.py --source <folder or Hub repo> --repo_id <user>/<name> [--private] [--no_push]
+python dataset_scripts/publish_ravdess.py --source <folder or Hub repo> --repo_id <user>/<name> [--private] [--no_push]
 
 """
 

@@ -19,14 +19,14 @@ import json
 import logging
 import math
 import os
-import sys
 from typing import Optional, Sequence
 
+import finetune  # examples/finetune.py, beside this script (the script's folder is on sys.path)
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import finetune  # noqa: E402
-
-from mmder_hf.hub import mean_std, push_folder, render_model_card, results_table, update_model_card  # noqa: E402
+from mmder_hf.cards import mean_std, push_folder, render_model_card, results_table, update_model_card
+from mmder_hf.models.multimae_der import MultiMAEDERConfig
+from mmder_hf.training import RECIPES
+from mmder_hf.training.finetune import DataArguments, corpus_for_card
 
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,9 @@ def parse_args(argv: Optional[Sequence[str]] = None):
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--dataset_name", "--corpus", default="ravdess")
     parser.add_argument("--dataset_source", default=None)
-    parser.add_argument("--folds", default=None, help="Comma-separated fold numbers (default: every fold of the corpus).")
+    parser.add_argument(
+        "--folds", default=None, help="Comma-separated fold numbers (default: every fold of the corpus)."
+    )
     parser.add_argument("--push_to_hub", action="store_true", help="Push each fold's model and the aggregate card.")
     parser.add_argument("--hub_model_id", default=None, help="Aggregate repo id; folds go to <id>-fold<k>.")
     parser.add_argument("--hub_private_repo", action="store_true")
@@ -98,10 +100,18 @@ def save_fold_chart(fold_results: dict[int, dict], path: str, title: str) -> str
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     args, passthrough = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%H:%M:%S"
+    )
     os.makedirs(args.output_dir, exist_ok=True)
-    folds = [int(k) for k in args.folds.split(",")] if args.folds else default_folds(args.dataset_name, args.dataset_source)
-    data_flags = ["--dataset_name", args.dataset_name] + (["--dataset_source", args.dataset_source] if args.dataset_source else [])
+    folds = (
+        [int(k) for k in args.folds.split(",")]
+        if args.folds
+        else default_folds(args.dataset_name, args.dataset_source)
+    )
+    data_flags = ["--dataset_name", args.dataset_name] + (
+        ["--dataset_source", args.dataset_source] if args.dataset_source else []
+    )
 
     fold_results: dict[int, dict] = {}
     for fold in folds:
@@ -131,32 +141,42 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
             summary["mean"][key], summary["std"][key] = mean_std(values)
     with open(os.path.join(args.output_dir, "cv_results.json"), "w") as f:
         json.dump(summary, f, indent=1)
-    corpus = finetune.corpus_for_card(finetune.DataArguments(dataset_name=args.dataset_name, dataset_source=args.dataset_source))
+    corpus = corpus_for_card(DataArguments(dataset_name=args.dataset_name, dataset_source=args.dataset_source))
     table = results_table(complete)
     with open(os.path.join(args.output_dir, "cv_results.md"), "w") as f:
         f.write(f"# {corpus}: {len(complete)}-fold cross-validation (test split of each fold)\n\n{table}\n")
     save_fold_chart(complete, os.path.join(args.output_dir, "cv_folds.png"), f"{corpus}: test WAR / UAR per fold")
 
     first = os.path.join(args.output_dir, f"fold_{min(complete)}")
-    from mmder_hf import MultiMAEDERConfig
-
     config = MultiMAEDERConfig.from_pretrained(first)
     with open(os.path.join(first, "run_args.json")) as f:
         run = json.load(f)
     hub_id = args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir))
     card = render_model_card(
-        corpus, hub_id, complete, config=config, base_model=run["model"]["model_name_or_path"],
-        dataset_id=args.dataset_source, label_set=run["data"]["label_set"], recipe=run["recipe"]["recipe"],
-        recipe_description=finetune.RECIPES[run["recipe"]["recipe"]].description,
+        corpus,
+        hub_id,
+        complete,
+        config=config,
+        base_model=run["model"]["model_name_or_path"],
+        dataset_id=args.dataset_source,
+        label_set=run["data"]["label_set"],
+        recipe=run["recipe"]["recipe"],
+        recipe_description=RECIPES[run["recipe"]["recipe"]].description,
         usage_model_id=f"{hub_id}-fold{min(complete)}" if args.push_to_hub else first,
         fold_repos=[(k, f"{hub_id}-fold{k}") for k in sorted(complete)] if args.push_to_hub else None,
-        confusion_matrix_file=None, extra_tags=["cross-validation"],
-    )  # fmt: skip
+        confusion_matrix_file=None,
+        extra_tags=["cross-validation"],
+    )
     update_model_card(os.path.join(args.output_dir, "README.md"), card)
     print(f"\n{len(complete)}-fold cross-validation on {corpus}:\n{table}")
     if args.push_to_hub:
-        push_folder(args.output_dir, hub_id, commit_message=f"Cross-validation over {len(complete)} folds",
-                    private=args.hub_private_repo or None, ignore_patterns=["fold_*", "fold_*/**"])  # fmt: skip
+        push_folder(
+            args.output_dir,
+            hub_id,
+            commit_message=f"Cross-validation over {len(complete)} folds",
+            private=args.hub_private_repo or None,
+            ignore_patterns=["fold_*", "fold_*/**"],
+        )
     return summary
 
 

@@ -21,24 +21,27 @@ import argparse
 import json
 import logging
 import os
-import sys
 import time
 import zipfile
 from typing import Optional, Sequence
 
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import finetune  # noqa: E402
+import finetune  # examples/finetune.py, beside this script (the script's folder is on sys.path)
 
 
 RUNS = (("FSLF", 8), ("video", 4), ("audio", 4))
 
 
 def parse_args(argv: Optional[Sequence[str]] = None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--output_dir", default="runs/demo", help="One sub-folder per model, plus comparison.json.")
-    parser.add_argument("--corpus_dir", default=None, help="Where the synthetic corpus is written (default: the cache).")
-    parser.add_argument("--cache_dir", default=None, help="datasets / preprocessing cache (default ~/.cache/mmder_hf).")
+    parser.add_argument(
+        "--corpus_dir", default=None, help="Where the synthetic corpus is written (default: the cache)."
+    )
+    parser.add_argument(
+        "--cache_dir", default=None, help="datasets / preprocessing cache (default ~/.cache/mmder_hf)."
+    )
     parser.add_argument("--num_actors", type=int, default=24)
     parser.add_argument("--clips_per_actor", type=int, default=16)
     return parser.parse_known_args(argv)
@@ -47,15 +50,18 @@ def parse_args(argv: Optional[Sequence[str]] = None):
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     args, extra = parse_args(argv)
     started = time.time()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%H:%M:%S"
+    )
     if "OMP_NUM_THREADS" not in os.environ:
         import torch
 
         torch.set_num_threads(1)  # tiny models: threads cost more than they give
 
     from mmder_hf.data import make_synthetic_corpus
+    from mmder_hf.data.loading import DEFAULT_CACHE_DIR
 
-    cache_dir = args.cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "mmder_hf")
+    cache_dir = args.cache_dir or DEFAULT_CACHE_DIR
     corpus = args.corpus_dir or os.path.join(cache_dir, f"synthetic_ravdess_{args.num_actors}x{args.clips_per_actor}")
     make_synthetic_corpus(corpus, num_actors=args.num_actors, clips_per_actor=args.clips_per_actor, num_workers=2)
 
@@ -63,9 +69,22 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     for strategy, num_frames in RUNS:
         out = os.path.join(args.output_dir, strategy.lower())
         run_argv = [
-            "--output_dir", out, "--dataset_source", corpus, "--cache_dir", cache_dir, "--fusion_strategy", strategy,
-            "--num_frames", str(num_frames), "--disable_tqdm", "true", "--save_total_limit", "1", *extra,
-        ]  # fmt: skip
+            "--output_dir",
+            out,
+            "--dataset_source",
+            corpus,
+            "--cache_dir",
+            cache_dir,
+            "--fusion_strategy",
+            strategy,
+            "--num_frames",
+            str(num_frames),
+            "--disable_tqdm",
+            "true",
+            "--save_total_limit",
+            "1",
+            *extra,
+        ]
         metrics = finetune.main(run_argv)
         results[strategy] = {k: metrics.get(k) for k in ("test_war", "test_uar", "eval_war", "eval_uar")}
         results[strategy]["output_dir"] = out
@@ -82,7 +101,13 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     prediction = classifier(clip, top_k=3)
 
     wall = time.time() - started
-    summary = {"results": results, "example_clip": clip, "true_label": "angry", "prediction": prediction, "wall_time_s": round(wall, 1)}
+    summary = {
+        "results": results,
+        "example_clip": clip,
+        "true_label": "angry",
+        "prediction": prediction,
+        "wall_time_s": round(wall, 1),
+    }
     with open(os.path.join(args.output_dir, "comparison.json"), "w") as f:
         json.dump(summary, f, indent=1)
 
@@ -92,8 +117,10 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         r = results[strategy]
         print(f"{strategy:<8} {r['test_war']:>7.3f} {r['test_uar']:>7.3f}")
     print(f"\nPrediction for {clip} (true: angry): " + ", ".join(f"{p['label']} {p['score']:.2f}" for p in prediction))
-    print(f"Model card: {os.path.join(results['FSLF']['output_dir'], 'README.md')}; confusion matrix: "
-          f"{os.path.join(results['FSLF']['output_dir'], 'confusion_matrix.png')}")  # fmt: skip
+    print(
+        f"Model card: {os.path.join(results['FSLF']['output_dir'], 'README.md')}; confusion matrix: "
+        f"{os.path.join(results['FSLF']['output_dir'], 'confusion_matrix.png')}"
+    )
     print(f"Total wall time: {wall:.0f} s")
     return summary
 

@@ -1,6 +1,7 @@
 """Shared pytest fixtures: tiny synthetic media written once per test session.
 
-Clips are H.264 + AAC mp4 files encoded by the tests themselves (``mmder_hf.video_io.write_clip``). Video frames
+Clips are H.264 + AAC mp4 files encoded by the tests themselves (``mmder_hf.data.media_writing.write_clip``). Video
+frames
 encode their own index in their colour (see :func:`index_colors` / :func:`decode_indices`), so tests can check
 which frames a sampler picked; audio tracks are tones of known frequency.
 """
@@ -68,8 +69,9 @@ def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> Path:
 
 def write_vfr_clip(path: Path, frames: np.ndarray, times: np.ndarray) -> Path:
     """An H.264 mp4 whose frame ``i`` is shown from ``times[i]`` seconds (variable frame rate), no audio."""
-    import av
     from fractions import Fraction
+
+    import av
 
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream("libx264", rate=30)
@@ -107,7 +109,7 @@ def make_clip(media_dir) -> Callable[..., Path]:
     audio_duration=None, silent=False, container="mp4")``; the audio lasts ``num_frames / fps`` seconds unless
     ``audio_duration``; ``container`` is the file extension (``"mkv"``, ``"flv"``...).
     """
-    from mmder_hf.video_io import write_clip
+    from mmder_hf.data.media_writing import write_clip
 
     cache: dict[str, Path] = {}
 

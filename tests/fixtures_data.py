@@ -13,8 +13,8 @@ import zipfile
 import numpy as np
 import pytest
 
+from mmder_hf.data.media_writing import write_clip
 from mmder_hf.data.synthetic import make_synthetic_corpus
-from mmder_hf.video_io import write_clip
 
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+
 LABELS = ["angry", "happy", "neutral", "sad", "surprised"]
 TINY = dict(
     image_size=32,
@@ -42,14 +43,12 @@ def tiny_classifier(strategy: str = "FSLF", seed: int = 0):
 
 
 def save_tiny_model(folder: Path, strategy: str = "FSLF") -> Path:
-    """model.save_pretrained + processor.save_pretrained + add_pipeline_to_checkpoint, as a project checkpoint."""
-    from mmder_hf.pipeline import add_pipeline_to_checkpoint
-    from mmder_hf.processing_multimae_der import MultiMAEDERProcessor
+    """model.save_pretrained + processor.save_pretrained, as a project checkpoint (with its code files)."""
+    from mmder_hf import MultiMAEDERProcessor
 
     model = tiny_classifier(strategy)
     model.save_pretrained(folder)
     MultiMAEDERProcessor.from_model_config(model.config, audio_sample_rate=16000).save_pretrained(folder)
-    add_pipeline_to_checkpoint(folder)
     return Path(folder)
 
 

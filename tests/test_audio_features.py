@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from mmder_hf.audio_features import (
+from mmder_hf.models.multimae_der.audio_features import (
+    AudioImageSettings,
     audio_images,
     colorize,
     colormap_table,
@@ -28,9 +29,10 @@ def reference_mfcc(signal: np.ndarray, sample_rate: int, hop_seconds: float) -> 
     frame_length, frame_step = int(round(0.025 * sample_rate)), int(round(hop_seconds * sample_rate))
     num_frames = int(np.ceil(float(np.abs(len(emphasized) - frame_length)) / frame_step))
     pad = np.append(emphasized, np.zeros(num_frames * frame_step + frame_length - len(emphasized)))
-    idx = np.tile(np.arange(frame_length), (num_frames, 1)) + np.tile(
-        np.arange(0, num_frames * frame_step, frame_step), (frame_length, 1)
-    ).T
+    idx = (
+        np.tile(np.arange(frame_length), (num_frames, 1))
+        + np.tile(np.arange(0, num_frames * frame_step, frame_step), (frame_length, 1)).T
+    )
     frames = pad[idx] * np.hamming(frame_length)
     power = (1.0 / 512) * np.abs(np.fft.rfft(frames, 512)) ** 2
     mel_high = 2595 * np.log10(1 + (sample_rate / 2) / 700)
@@ -58,7 +60,9 @@ def speech_like(num_samples: int, sample_rate: int, seed: int = 0) -> np.ndarray
     rng = np.random.default_rng(seed)
     t = np.arange(num_samples) / sample_rate
     voiced = sum(np.sin(2 * np.pi * f * t) / (i + 1) for i, f in enumerate((180, 360, 720, 1500, 3100)))
-    return (0.3 * voiced * (1 + np.sin(2 * np.pi * 3 * t)) + 0.02 * rng.standard_normal(num_samples)).astype(np.float64)
+    return (0.3 * voiced * (1 + np.sin(2 * np.pi * 3 * t)) + 0.02 * rng.standard_normal(num_samples)).astype(
+        np.float64
+    )
 
 
 @pytest.mark.parametrize("sample_rate,hop", [(16000, 0.010), (44100, 0.010), (16000, 0.0001)])
@@ -149,7 +153,9 @@ def test_audio_images_shapes_and_window_content(representation):
     # first half 300 Hz, second half 3 kHz: the first and last images must differ, windows in one half agree
     t = torch.arange(2 * sample_rate) / sample_rate
     wave = torch.where(t < 1.0, torch.sin(2 * math.pi * 300 * t), torch.sin(2 * math.pi * 3000 * t))
-    images = audio_images(wave, sample_rate, 8, image_size=32, representation=representation)
+    images = audio_images(
+        wave, sample_rate, 8, image_size=32, settings=AudioImageSettings(representation=representation)
+    )
     assert images.shape == (8, 3, 32, 32) and images.dtype == torch.uint8
     assert not torch.equal(images[0], images[-1])
     assert (images[0].float() - images[1].float()).abs().mean() < (images[0].float() - images[-1].float()).abs().mean()
@@ -173,6 +179,18 @@ def test_log_mel_matches_kaldi_fbank():
     got = log_mel(wave, 16000)
     assert got.shape == (48, 128)
     torch.testing.assert_close(got, expected)
+
+
+def test_audio_image_settings_are_validated_once_with_clear_messages():
+    assert AudioImageSettings(representation="LOG_MEL").representation == "log-mel"
+    for kwargs, field in (
+        ({"representation": "cqt"}, "audio_representation"),
+        ({"colormap": "jet"}, "audio_colormap"),
+        ({"origin": "middle"}, "audio_image_origin"),
+        ({"interpolation": "cubic"}, "audio_image_interpolation"),
+    ):
+        with pytest.raises(ValueError, match=field):
+            AudioImageSettings(**kwargs)
 
 
 def test_silent_audio_gives_uniform_images_without_nan(caplog):

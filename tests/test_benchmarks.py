@@ -12,6 +12,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from mmder_hf import MultiMAEDERConfig, MultiMAEDERForVideoClassification
 
+
 BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
 sys.path.insert(0, BENCHMARKS)
 
@@ -29,8 +30,14 @@ def _counted_flops(model, video, audio, labels, training):
 
 def test_model_flops_match_torch_flop_counter():
     # eager attention: its matmuls are plain bmm, which FlopCounterMode counts on CPU too
-    config = MultiMAEDERConfig(fusion_strategy="FSLF", num_frames=8, image_size=48, num_labels=8,
-                               attn_implementation="eager", **bench_gpu.SIZES["tiny"])
+    config = MultiMAEDERConfig(
+        fusion_strategy="FSLF",
+        num_frames=8,
+        image_size=48,
+        num_labels=8,
+        attn_implementation="eager",
+        **bench_gpu.SIZES["tiny"],
+    )
     model = MultiMAEDERForVideoClassification(config)
     batch = 3
     video, audio = torch.randn(batch, 4, 3, 48, 48), torch.randn(batch, 4, 3, 48, 48)
@@ -61,8 +68,9 @@ def test_paired_ratio_cancels_a_slow_spell():
 
 def test_interleaved_samples_runs_every_contender_in_abba_order():
     calls = []
-    samples = common.interleaved_samples({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
-                                         repeats=4, warmup=1)
+    samples = common.interleaved_samples(
+        {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeats=4, warmup=1
+    )
     assert calls == ["a", "b"] + ["a", "b", "b", "a", "a", "b", "b", "a"]
     assert {k: len(v) for k, v in samples.items()} == {"a": 4, "b": 4}
 
@@ -77,8 +85,22 @@ def test_run_py_records_the_gpu_benchmark_as_skipped_without_cuda():
 @pytest.mark.slow
 def test_bench_gpu_runs_on_cpu_and_reports_consistent_figures(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": BENCHMARKS}
-    done = subprocess.run([sys.executable, os.path.join(BENCHMARKS, "bench_gpu.py"), "--device", "cpu", "--quick",
-                           "--peak_tflops", "0.5"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(BENCHMARKS, "bench_gpu.py"),
+            "--device",
+            "cpu",
+            "--quick",
+            "--peak_tflops",
+            "0.5",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["benchmark"] == "gpu" and result["device"] == "cpu" and result["peak_bf16_tflops"] == 0.5
@@ -94,5 +116,7 @@ def test_bench_gpu_runs_on_cpu_and_reports_consistent_figures(tmp_path):
     rates = result["pipeline_clips_per_s_per_core"]
     assert rates["preprocessed_cache"] > rates["on_the_fly_720p"] > 0
     need = result["pipeline_keeps_up"]["tiny_train"]
-    assert need["cores_needed_on_the_fly_720p"] == pytest.approx(tiny["train"]["clips_per_s"] / rates["on_the_fly_720p"])
+    assert need["cores_needed_on_the_fly_720p"] == pytest.approx(
+        tiny["train"]["clips_per_s"] / rates["on_the_fly_720p"]
+    )
     assert need["keeps_up_on_the_fly_720p"] == (need["cores_needed_on_the_fly_720p"] <= result["cpu_cores"])

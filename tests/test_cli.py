@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 import pytest
-
 from inference_helpers import LABELS, save_tiny_model
+
 from mmder_hf.cli import main
 
 
@@ -79,7 +79,10 @@ def test_usage(capsys):
 def test_console_script_prints_one_line_not_a_traceback(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "mmder_hf.cli", "predict", str(tmp_path / "nope.mp4"), "--model", "unused"],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     assert result.returncode == 1
     assert result.stderr.strip() == f"mmder: error: {tmp_path / 'nope.mp4'}: file not found"

@@ -8,7 +8,6 @@ import datasets
 import numpy as np
 import pytest
 import torch
-
 from fixtures_data import (  # noqa: F401  (fixtures)
     CLIPS,
     NUM_ACTORS,
@@ -18,6 +17,7 @@ from fixtures_data import (  # noqa: F401  (fixtures)
     hf_cache_dir,
     synthetic_ravdess_dir,
 )
+
 from mmder_hf.data import (
     BadDataError,
     MultiMAEDERDataCollator,
@@ -39,7 +39,9 @@ def _no_leak(ds, corpus, fold, present):
     seen = {s: set(_actors(ds[s].select_columns(["actor"]))) for s in ("train", "validation", "test")}
     for s in seen:
         assert seen[s] == set(expected.actors(s)), s
-    assert not (seen["train"] & seen["test"] or seen["train"] & seen["validation"] or seen["validation"] & seen["test"])
+    assert not (
+        seen["train"] & seen["test"] or seen["train"] & seen["validation"] or seen["validation"] & seen["test"]
+    )
 
 
 def test_ravdess_builder_map_style(synthetic_ravdess_dir, hf_cache_dir):
@@ -70,11 +72,13 @@ def test_ravdess_builder_streaming_and_options(synthetic_ravdess_dir, hf_cache_d
     assert calm and all(names[r["emotion"]] == "neutral" for r in calm)
     assert rows[0]["video"].metadata.num_frames == 8
     _no_leak(ds, "ravdess", 2, range(1, NUM_ACTORS + 1))
-    song = load_emotion_dataset("ravdess", source=synthetic_ravdess_dir, fold=1, vocal_channel="song",
-                                cache_dir=hf_cache_dir)  # fmt: skip
+    song = load_emotion_dataset(
+        "ravdess", source=synthetic_ravdess_dir, fold=1, vocal_channel="song", cache_dir=hf_cache_dir
+    )
     assert set(song["test"]["vocal_channel"]) == {"song"} and len(song["test"]) == 4 * 8
-    both = load_emotion_dataset("ravdess", source=synthetic_ravdess_dir, fold=None, vocal_channel="both",
-                                cache_dir=hf_cache_dir)  # fmt: skip
+    both = load_emotion_dataset(
+        "ravdess", source=synthetic_ravdess_dir, fold=None, vocal_channel="both", cache_dir=hf_cache_dir
+    )
     assert list(both) == ["train"] and len(both["train"]) == NUM_ACTORS * 16
 
 
@@ -168,8 +172,9 @@ def test_iemocap_builder_and_segment_collation(fake_iemocap_dir, hf_cache_dir):
     class StandIn:  # records what the collator asks the processor for
         def __call__(self, videos=None, audio=None, clip_start=None, clip_end=None, return_tensors="pt"):
             self.kwargs = dict(videos=videos, audio=audio, clip_start=clip_start, clip_end=clip_end)
-            frames = [v.get_frames_played_in_range(s, e).data.float().mean() for v, s, e in
-                      zip(videos, clip_start, clip_end)]  # fmt: skip
+            frames = [
+                v.get_frames_played_in_range(s, e).data.float().mean() for v, s, e in zip(videos, clip_start, clip_end)
+            ]
             return {"pixel_values": torch.stack(frames)}
 
     proc = StandIn()
@@ -182,7 +187,7 @@ def test_iemocap_builder_and_segment_collation(fake_iemocap_dir, hf_cache_dir):
 
 @pytest.fixture(scope="module")
 def tiny_processor():
-    from mmder_hf.processing_multimae_der import MultiMAEDERProcessor
+    from mmder_hf.models.multimae_der.processing_multimae_der import MultiMAEDERProcessor
 
     return MultiMAEDERProcessor(image_size=32, num_frames=4)
 
@@ -225,12 +230,15 @@ def test_preprocess_cache_is_reused(synthetic_ravdess_dir, hf_cache_dir, tiny_pr
     assert batch["pixel_values"].shape == (2, 2, 3, 32, 32) and batch["labels"].shape == (2,)
 
 
-def test_streaming_cache_is_keyed_by_what_the_split_reads(synthetic_ravdess_dir, hf_cache_dir, tiny_processor, tmp_path):
+def test_streaming_cache_is_keyed_by_what_the_split_reads(
+    synthetic_ravdess_dir, hf_cache_dir, tiny_processor, tmp_path
+):
     # two folds of the same corpus share description and shard count: they must not share a cache entry
     actors = {}
     for fold in (1, 2):
-        stream = load_emotion_dataset("ravdess", source=synthetic_ravdess_dir, fold=fold, streaming=True,
-                                      cache_dir=hf_cache_dir)  # fmt: skip
+        stream = load_emotion_dataset(
+            "ravdess", source=synthetic_ravdess_dir, fold=fold, streaming=True, cache_dir=hf_cache_dir
+        )
         stream = datasets.IterableDatasetDict({"validation": stream["validation"]})
         cached = preprocess_to_cache(stream, tiny_processor, str(tmp_path), batch_size=4)
         actors[fold] = sorted(set(int(a) for a in cached["validation"]["actor"]))
@@ -242,8 +250,9 @@ def test_streaming_cache_is_keyed_by_what_the_split_reads(synthetic_ravdess_dir,
 
 @pytest.mark.parametrize("streaming", [True, False])
 def test_two_ranks_cover_every_example_once(synthetic_ravdess_dir, hf_cache_dir, streaming):
-    ds = load_emotion_dataset("ravdess", source=synthetic_ravdess_dir, fold=2, streaming=streaming,
-                              cache_dir=hf_cache_dir)["test"]  # fmt: skip
+    ds = load_emotion_dataset(
+        "ravdess", source=synthetic_ravdess_dir, fold=2, streaming=streaming, cache_dir=hf_cache_dir
+    )["test"]
     if not streaming:
         ds = ds.select_columns(["file", "actor"])
     else:

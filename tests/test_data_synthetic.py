@@ -7,8 +7,8 @@ from collections import Counter, defaultdict
 
 import numpy as np
 import pytest
-
 from fixtures_data import CLIPS, NUM_ACTORS, hf_cache_dir, synthetic_ravdess_dir  # noqa: F401
+
 from mmder_hf.data import load_emotion_dataset
 from mmder_hf.data.corpora import parse_ravdess_filename
 from mmder_hf.data.synthetic import CUE_COLOURS, CUE_FREQUENCIES, clip_codes, emotion_cues, main, make_synthetic_corpus
@@ -30,6 +30,7 @@ def test_layout_is_ravdess(synthetic_ravdess_dir):
 
 def test_single_modality_carries_at_most_half():
     """A perfect video-only (audio-only) classifier is right at most 50% (25%) of the time; both: 100%."""
+
     def best(codes, cue_index):
         groups = defaultdict(Counter)
         for emotion, *_ in codes:
@@ -69,8 +70,28 @@ def test_cues_are_in_the_media(synthetic_ravdess_dir, hf_cache_dir):
 def test_deterministic_and_cli(tmp_path):
     kw = dict(num_actors=5, clips_per_actor=2, duration=0.5, fps=8, width=32, height=18, video_only_per_actor=0)
     make_synthetic_corpus(str(tmp_path / "a"), seed=3, **kw)
-    main(["--output_dir", str(tmp_path / "b"), "--seed", "3", "--num_actors", "5", "--clips_per_actor", "2",
-          "--duration", "0.5", "--fps", "8", "--width", "32", "--height", "18", "--video_only_per_actor", "0"])  # fmt: skip
+    main(
+        [
+            "--output_dir",
+            str(tmp_path / "b"),
+            "--seed",
+            "3",
+            "--num_actors",
+            "5",
+            "--clips_per_actor",
+            "2",
+            "--duration",
+            "0.5",
+            "--fps",
+            "8",
+            "--width",
+            "32",
+            "--height",
+            "18",
+            "--video_only_per_actor",
+            "0",
+        ]
+    )
     make_synthetic_corpus(str(tmp_path / "c"), seed=4, **kw)
 
     def digest(folder, name="Video_Speech_Actor_05.zip"):

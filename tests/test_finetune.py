@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from inference_helpers import run_without_mmder_hf
 from safetensors.torch import load_file
 
-from inference_helpers import run_without_mmder_hf
 from mmder_hf.data.corpora import RAVDESS_EMOTIONS, parse_ravdess_filename
 
 
@@ -40,9 +40,12 @@ RUNNER = textwrap.dedent(
     def create_repo(self, repo_id, **kwargs):
         return types.SimpleNamespace(repo_id=repo_id, url=f"https://huggingface.co/{repo_id}")
 
-    def upload_folder(self, *, repo_id, folder_path, path_in_repo=None, ignore_patterns=None, run_as_future=False, **kwargs):
+    def upload_folder(
+        self, *, repo_id, folder_path, path_in_repo=None, ignore_patterns=None, run_as_future=False, **kwargs
+    ):
         os.makedirs(UPLOADS, exist_ok=True)
-        name = f"{len(os.listdir(UPLOADS)):03d}-rank{RANK}-{repo_id.replace('/', '__')}-{(path_in_repo or 'root').replace('/', '_')}"
+        where = (path_in_repo or 'root').replace('/', '_')
+        name = f"{len(os.listdir(UPLOADS)):03d}-rank{RANK}-{repo_id.replace('/', '__')}-{where}"
         dest = os.path.join(UPLOADS, name)
         shutil.copytree(folder_path, dest, ignore=shutil.ignore_patterns(*(ignore_patterns or [])))
         future = concurrent.futures.Future()
@@ -69,7 +72,8 @@ RUNNER = textwrap.dedent(
             if model.training and os.environ.get("MMDER_TEST_SEEN"):
                 with open(os.path.join(os.environ["MMDER_TEST_SEEN"], f"rank{RANK}.jsonl"), "a") as f:
                     sums = inputs["pixel_values"].double().sum((1, 2, 3, 4)).tolist()
-                    f.write(json.dumps({"epoch": int(self.state.epoch or 0), "clips": [round(s, 3) for s in sums]}) + "\\n")
+                    record = {"epoch": int(self.state.epoch or 0), "clips": [round(s, 3) for s in sums]}
+                    f.write(json.dumps(record) + "\\n")
             return super().compute_loss(model, inputs, *args, **kwargs)
 
     finetune.MultiMAEDERTrainer = SpyTrainer
@@ -93,8 +97,9 @@ REMOTE = textwrap.dedent(
     labels = classifier.model.config.label2id
     predictions = [labels[classifier(path, top_k=1)[0]["label"]] for path, _ in clips]
     references = [labels[label] for _, label in clips]
-    recalls = [sum(p == c for p, r in zip(predictions, references) if r == c) / references.count(c) for c in sorted(set(references))]
-    print(json.dumps({"war": sum(p == r for p, r in zip(predictions, references)) / len(references), "uar": sum(recalls) / len(recalls)}))
+    pairs = list(zip(predictions, references))
+    recalls = [sum(p == c for p, r in pairs if r == c) / references.count(c) for c in sorted(set(references))]
+    print(json.dumps({"war": sum(p == r for p, r in pairs) / len(references), "uar": sum(recalls) / len(recalls)}))
     """
 )
 
@@ -104,7 +109,9 @@ def corpus(tmp_path_factory):
     """10 actors x 8 clips: fold 1 tests on actors 1-4 (32 clips), validates on 5-6, trains on 7-10 (32 clips)."""
     from mmder_hf.data import make_synthetic_corpus
 
-    return make_synthetic_corpus(str(tmp_path_factory.mktemp("corpus")), num_actors=10, clips_per_actor=8, num_workers=0)
+    return make_synthetic_corpus(
+        str(tmp_path_factory.mktemp("corpus")), num_actors=10, clips_per_actor=8, num_workers=0
+    )
 
 
 @pytest.fixture(scope="module")
@@ -114,38 +121,82 @@ def cache_dir(tmp_path_factory):
 
 def finetune_args(corpus, cache_dir, output_dir, *extra):
     return [
-        "--output_dir", str(output_dir), "--dataset_source", corpus, "--cache_dir", cache_dir, "--model_size", "tiny",
-        "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "16", "--learning_rate", "3e-3",
-        "--disable_tqdm", "true", "--dataloader_pin_memory", "false", "--seed", "7", *extra,
-    ]  # fmt: skip
+        "--output_dir",
+        str(output_dir),
+        "--dataset_source",
+        corpus,
+        "--cache_dir",
+        cache_dir,
+        "--model_size",
+        "tiny",
+        "--per_device_train_batch_size",
+        "8",
+        "--per_device_eval_batch_size",
+        "16",
+        "--learning_rate",
+        "3e-3",
+        "--disable_tqdm",
+        "true",
+        "--dataloader_pin_memory",
+        "false",
+        "--seed",
+        "7",
+        *extra,
+    ]
 
 
 def run(args, tmp_path, launcher=(sys.executable, "-c", RUNNER), env=None, timeout=600):
     env = {
-        **os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "MMDER_EXAMPLES": str(EXAMPLES),
-        "MMDER_TEST_UPLOADS": str(tmp_path / "uploads"), **(env or {}),
-    }  # fmt: skip
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "MMDER_EXAMPLES": str(EXAMPLES),
+        "MMDER_TEST_UPLOADS": str(tmp_path / "uploads"),
+        **(env or {}),
+    }
     return subprocess.run([*launcher, *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout)
 
 
 def test_push_to_hub_uploads_a_model_that_loads_offline_and_reproduces_the_metrics(corpus, cache_dir, tmp_path):
     out = tmp_path / "run"
     result = run(
-        finetune_args(corpus, cache_dir, out, "--num_train_epochs", "2", "--save_strategy", "epoch", "--eval_strategy", "epoch",
-                      "--push_to_hub", "--hub_model_id", "me/multimae-der-synthetic"),
+        finetune_args(
+            corpus,
+            cache_dir,
+            out,
+            "--num_train_epochs",
+            "2",
+            "--save_strategy",
+            "epoch",
+            "--eval_strategy",
+            "epoch",
+            "--push_to_hub",
+            "--hub_model_id",
+            "me/multimae-der-synthetic",
+        ),
         tmp_path,
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     uploads = sorted((tmp_path / "uploads").iterdir())
     assert len(uploads) >= 3, [u.name for u in uploads]  # epoch 1, epoch 2, ..., final push_to_hub
-    code = {"config.json", "model.safetensors", "configuration_multimae_der.py", "modeling_multimae_der.py", "fusion.py",
-            "processing_multimae_der.py", "pipeline.py", "preprocessor_config.json"}  # fmt: skip
+    code = {
+        "config.json",
+        "model.safetensors",
+        "configuration_multimae_der.py",
+        "modeling_multimae_der.py",
+        "fusion.py",
+        "processing_multimae_der.py",
+        "pipeline.py",
+        "preprocessor_config.json",
+    }
     for upload in uploads:
         names = set(os.listdir(upload))
         assert code <= names, (upload.name, code - names)
         assert not any(n.startswith("checkpoint-") for n in names)
     final = uploads[-1]
-    assert {"README.md", "confusion_matrix.png", "all_results.json", "eval_results.json", "test_results.json"} <= set(os.listdir(final))
+    assert {"README.md", "confusion_matrix.png", "all_results.json", "eval_results.json", "test_results.json"} <= set(
+        os.listdir(final)
+    )
     card = (final / "README.md").read_text()
     assert "library_name: transformers" in card and "license: apache-2.0" in card and "model-index" in card
     # Widget examples: the clips travel with the push, and the card holds the model's outputs on them.
@@ -155,7 +206,7 @@ def test_push_to_hub_uploads_a_model_that_loads_offline_and_reproduces_the_metri
     assert len(widget) == 2 and {w["example_title"] for w in widget} == {"neutral (test clip)", "calm (test clip)"}
     for entry in widget:
         prefix = "https://huggingface.co/me/multimae-der-synthetic/resolve/main/"
-        assert entry["src"].startswith(prefix) and (final / entry["src"][len(prefix):]).is_file()
+        assert entry["src"].startswith(prefix) and (final / entry["src"][len(prefix) :]).is_file()
         scores = [o["score"] for o in entry["output"]]
         assert len(scores) == 3 and scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1.0001
     # The final push holds the trained weights.
@@ -187,7 +238,9 @@ def test_killed_run_resumes_from_its_last_checkpoint_with_the_same_result(corpus
     straight = run(finetune_args(corpus, cache_dir, tmp_path / "straight", *common), tmp_path)
     assert straight.returncode == 0, straight.stderr[-4000:]
 
-    killed = run(finetune_args(corpus, cache_dir, tmp_path / "killed", *common), tmp_path, env={"MMDER_TEST_KILL_AT_STEP": "6"})
+    killed = run(
+        finetune_args(corpus, cache_dir, tmp_path / "killed", *common), tmp_path, env={"MMDER_TEST_KILL_AT_STEP": "6"}
+    )
     assert killed.returncode == -9, (killed.returncode, killed.stderr[-2000:])
     assert sorted(p.name for p in (tmp_path / "killed").glob("checkpoint-*")) == ["checkpoint-4"]
     assert not (tmp_path / "killed" / "all_results.json").exists()
@@ -202,7 +255,10 @@ def test_killed_run_resumes_from_its_last_checkpoint_with_the_same_result(corpus
         assert a[key] == b[key], key
     for key in ("eval_loss", "test_loss"):
         assert a[key] == pytest.approx(b[key], abs=1e-5), key
-    wa, wb = load_file(tmp_path / "straight" / "model.safetensors"), load_file(tmp_path / "killed" / "model.safetensors")
+    wa, wb = (
+        load_file(tmp_path / "straight" / "model.safetensors"),
+        load_file(tmp_path / "killed" / "model.safetensors"),
+    )
     for name, tensor in wa.items():
         assert torch.allclose(tensor, wb[name], atol=1e-5), name
     state = json.loads((tmp_path / "killed" / "trainer_state.json").read_text())
@@ -212,16 +268,41 @@ def test_killed_run_resumes_from_its_last_checkpoint_with_the_same_result(corpus
 def test_two_cpu_processes_train_evaluate_and_only_the_main_one_pushes(corpus, cache_dir, tmp_path):
     runner = tmp_path / "runner.py"
     runner.write_text(RUNNER)
-    launcher = (sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-                str(EXAMPLES / "accelerate_configs" / "cpu_2proc.yaml"), "--main_process_port", "29731", str(runner))  # fmt: skip
+    launcher = (
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(EXAMPLES / "accelerate_configs" / "cpu_2proc.yaml"),
+        "--main_process_port",
+        "29731",
+        str(runner),
+    )
     seen = tmp_path / "seen"
     seen.mkdir()
     result = run(
-        finetune_args(corpus, cache_dir, tmp_path / "ddp", "--use_cpu", "true", "--num_train_epochs", "2",
-                      "--per_device_train_batch_size", "4", "--eval_strategy", "epoch", "--save_strategy", "epoch",
-                      "--push_to_hub", "--hub_model_id", "me/ddp"),
-        tmp_path, launcher=launcher, env={"GLOO_SOCKET_IFNAME": "lo", "MMDER_TEST_SEEN": str(seen)},
-    )  # fmt: skip
+        finetune_args(
+            corpus,
+            cache_dir,
+            tmp_path / "ddp",
+            "--use_cpu",
+            "true",
+            "--num_train_epochs",
+            "2",
+            "--per_device_train_batch_size",
+            "4",
+            "--eval_strategy",
+            "epoch",
+            "--save_strategy",
+            "epoch",
+            "--push_to_hub",
+            "--hub_model_id",
+            "me/ddp",
+        ),
+        tmp_path,
+        launcher=launcher,
+        env={"GLOO_SOCKET_IFNAME": "lo", "MMDER_TEST_SEEN": str(seen)},
+    )
     assert result.returncode == 0, result.stderr[-6000:]
     uploads = sorted(p.name for p in (tmp_path / "uploads").iterdir())
     assert uploads and all("-rank0-" in name for name in uploads), uploads
@@ -244,7 +325,9 @@ def test_two_cpu_processes_train_evaluate_and_only_the_main_one_pushes(corpus, c
 def test_cross_validation_skips_finished_folds_and_pushes_folds_and_aggregate(corpus, cache_dir, tmp_path):
     out = tmp_path / "cv"
     env = {"MMDER_TEST_SCRIPT": "cross_validate"}
-    common = finetune_args(corpus, cache_dir, out, "--num_train_epochs", "1", "--save_strategy", "no", "--eval_strategy", "no")
+    common = finetune_args(
+        corpus, cache_dir, out, "--num_train_epochs", "1", "--save_strategy", "no", "--eval_strategy", "no"
+    )
     first = run([*common, "--folds", "1"], tmp_path, env=env)
     assert first.returncode == 0, first.stderr[-4000:]
     stamp = (out / "fold_1" / "all_results.json").stat().st_mtime_ns

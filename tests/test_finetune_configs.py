@@ -22,7 +22,11 @@ CONFIGS = Path(__file__).resolve().parents[1] / "examples" / "accelerate_configs
 def test_accelerate_config(name, distributed_type, processes, machines, precision):
     config = ClusterConfig.from_yaml_file(str(CONFIGS / name))
     assert str(config.distributed_type).split(".")[-1] == distributed_type
-    assert (config.num_processes, config.num_machines, str(config.mixed_precision).split(".")[-1]) == (processes, machines, precision)
+    assert (config.num_processes, config.num_machines, str(config.mixed_precision).split(".")[-1]) == (
+        processes,
+        machines,
+        precision,
+    )
     if name == "fsdp.yaml":
         assert config.fsdp_config["fsdp_version"] == 2
         assert config.fsdp_config["fsdp_transformer_layer_cls_to_wrap"] == "VideoMAELayer"

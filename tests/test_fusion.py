@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mmder_hf.fusion import FUSION_STRATEGIES, frames_per_modality, fuse, normalize_strategy
+from mmder_hf.models.multimae_der.fusion import FUSION_STRATEGIES, frames_per_modality, fuse, normalize_strategy
 
 
 def markers(batch: int, frames: int, base: float, size: int = 8) -> torch.Tensor:
@@ -95,8 +95,15 @@ def test_gradients_reach_both_modalities(strategy):
 
 @pytest.mark.parametrize(
     "strategy, counts",
-    [("FSLF", (8, 8)), ("RFAS", (8, 8)), ("CFAS", (16, 16)), ("SFAS", (16, 16)), ("video", (16, 0)),
-     ("audio", (0, 16)), ("prefused", (16, 0))],
+    [
+        ("FSLF", (8, 8)),
+        ("RFAS", (8, 8)),
+        ("CFAS", (16, 16)),
+        ("SFAS", (16, 16)),
+        ("video", (16, 0)),
+        ("audio", (0, 16)),
+        ("prefused", (16, 0)),
+    ],
 )
 def test_frames_per_modality(strategy, counts):
     assert frames_per_modality(strategy, 16) == counts

@@ -6,13 +6,15 @@ import numpy as np
 import pytest
 import torch
 
+
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
 from inference_helpers import LABELS, save_tiny_model, tiny_classifier  # noqa: E402
+
 from mmder_hf.cli import main  # noqa: E402
+from mmder_hf.models.multimae_der.processing_multimae_der import MultiMAEDERProcessor  # noqa: E402
 from mmder_hf.onnx_export import OnnxClassifier, export_onnx  # noqa: E402
-from mmder_hf.processing_multimae_der import MultiMAEDERProcessor  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from mmder_hf.configuration_multimae_der import MultiMAEDERConfig
-from mmder_hf.processing_multimae_der import MultiMAEDERProcessor, register_auto_processor
-from mmder_hf.video_io import MediaError, decode_clip
+from mmder_hf.models.multimae_der import MultiMAEDERProcessor, register
+from mmder_hf.models.multimae_der.configuration_multimae_der import MultiMAEDERConfig
+from mmder_hf.models.multimae_der.media import MediaError, decode_clip
 
 
 def tiny(**kwargs) -> MultiMAEDERProcessor:
@@ -364,7 +364,7 @@ def test_save_load_round_trip_and_auto_processor(tmp_path, synthetic_clip_path):
         for key in expected:
             torch.testing.assert_close(output[key], expected[key], atol=0, rtol=0)
 
-    register_auto_processor()
+    register()
     auto = AutoProcessor.from_pretrained(tmp_path)
     assert type(auto) is MultiMAEDERProcessor and auto.to_dict() == processor.to_dict()
 
@@ -372,14 +372,15 @@ def test_save_load_round_trip_and_auto_processor(tmp_path, synthetic_clip_path):
 def test_remote_code_loads_without_the_package(tmp_path, synthetic_clip_path):
     processor = tiny(fusion_strategy="OFOS")
     folder = tmp_path / "saved"
+    previous = MultiMAEDERProcessor._auto_class
     try:
         MultiMAEDERProcessor.register_for_auto_class("AutoProcessor")
         processor.save_pretrained(folder)
     finally:
-        MultiMAEDERProcessor._auto_class = None
+        MultiMAEDERProcessor._auto_class = previous  # importing mmder_hf registered it: leave it as it was
     config = json.loads((folder / "preprocessor_config.json").read_text())
     assert config["auto_map"] == {"AutoProcessor": "processing_multimae_der.MultiMAEDERProcessor"}
-    for name in ("processing_multimae_der.py", "video_io.py", "audio_features.py", "fusion.py"):
+    for name in ("processing_multimae_der.py", "media.py", "audio_features.py", "fusion.py"):
         assert (folder / name).exists()
     expected = processor(videos=str(synthetic_clip_path))
 

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
+
 pytest.importorskip("gradio")
 pytest.importorskip("gradio_client")
 
 from inference_helpers import BLOCK_MMDER_HF, LABELS, save_tiny_model  # noqa: E402
+
 
 APP = Path(__file__).resolve().parents[1] / "examples" / "space" / "app.py"
 START_TIMEOUT_S = 150
@@ -32,10 +34,20 @@ def space(tmp_path_factory):
     model_dir = save_tiny_model(tmp_path_factory.mktemp("space_model"))
     port = free_port()
     log = tmp_path_factory.mktemp("space_log") / "app.log"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": "",
-           "MMDER_MODEL": str(model_dir), "MMDER_LONG_VIDEO_S": "4"}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "PYTHONPATH": "",
+        "MMDER_MODEL": str(model_dir),
+        "MMDER_LONG_VIDEO_S": "4",
+    }
     # The Space must work from the model folder's own code: mmder_hf is blocked in the server process.
-    script = BLOCK_MMDER_HF + f"import runpy, sys; sys.argv = [{str(APP)!r}, '--host', '127.0.0.1', '--port', '{port}']; runpy.run_path({str(APP)!r}, run_name='__main__')"
+    script = (
+        BLOCK_MMDER_HF
+        + f"import runpy, sys; sys.argv = [{str(APP)!r}, '--host', '127.0.0.1', '--port', '{port}']; "
+        + f"runpy.run_path({str(APP)!r}, run_name='__main__')"
+    )
     with log.open("w") as handle:
         process = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=handle, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"

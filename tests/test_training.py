@@ -1,6 +1,5 @@
 """Training helpers: the WAR/UAR metric module, recipes, freezing, layer decay, drop path, mixup, the feature cache."""
 
-import contextlib
 import json
 import os
 import sys
@@ -20,9 +19,6 @@ from mmder_hf.training import (
     add_drop_path,
     can_cache_features,
     compute_pooled_features,
-    feature_head_mode,
-    fixed_shape_arrays,
-    freeze_backbone,
     layer_decay_parameter_groups,
     layer_id,
     load_war_uar,
@@ -74,12 +70,16 @@ def test_recipes_are_defaults_that_flags_override():
     sys.path.insert(0, EXAMPLES)
     import finetune
 
-    model_args, data_args, recipe_args, args = finetune.parse_args(["--output_dir", "x", "--recipe", "paper", "--learning_rate", "0.5"])
+    model_args, data_args, recipe_args, args = finetune.parse_args(
+        ["--output_dir", "x", "--recipe", "paper", "--learning_rate", "0.5"]
+    )
     assert recipe_args.recipe == "paper" and recipe_args.freeze_backbone and not recipe_args.augments
     assert args.learning_rate == 0.5  # the flag wins
     assert args.weight_decay == 0.05 and args.num_train_epochs == 100 and args.per_device_train_batch_size == 16
     assert args.lr_scheduler_type == "constant" and args.remove_unused_columns is False
-    _, _, recipe_args, args = finetune.parse_args(["--output_dir", "x", "--recipe", "finetune", "--mixup_alpha", "0.8"])
+    _, _, recipe_args, args = finetune.parse_args(
+        ["--output_dir", "x", "--recipe", "finetune", "--mixup_alpha", "0.8"]
+    )
     assert (recipe_args.layer_decay, recipe_args.drop_path_rate, args.label_smoothing_factor) == (0.75, 0.1, 0.1)
     assert args.lr_scheduler_type == "cosine" and args.warmup_steps == 0.05 and recipe_args.mixup_alpha == 0.8
     model_args, data_args, recipe_args, args = finetune.parse_args(["--output_dir", "x"])
@@ -87,8 +87,39 @@ def test_recipes_are_defaults_that_flags_override():
     assert set(RECIPES) == {"paper", "finetune", "quick"}
 
 
+def test_recipe_defaults_also_apply_to_a_json_file(tmp_path):
+    sys.path.insert(0, EXAMPLES)
+    import finetune
+
+    path = tmp_path / "args.json"
+    path.write_text(json.dumps({"output_dir": "x", "recipe": "paper", "num_train_epochs": 3}))
+    _, _, recipe_args, args = finetune.parse_args([str(path)])
+    assert recipe_args.freeze_backbone and args.learning_rate == 1e-2 and args.num_train_epochs == 3
+    assert args.lr_scheduler_type == "constant" and args.remove_unused_columns is False
+
+
+def test_mixup_loss_is_the_mixture_of_the_two_cross_entropies():
+    from mmder_hf.training import SoftTargetCrossEntropy
+
+    g = torch.Generator().manual_seed(0)
+    logits, a, b, lam = (
+        torch.randn(6, 4, generator=g),
+        torch.tensor([0, 1, 2, 3, 0, 1]),
+        torch.tensor([3, 2, 1, 0, 1, 1]),
+        0.3,
+    )
+    soft = lam * torch.nn.functional.one_hot(a, 4).float() + (1 - lam) * torch.nn.functional.one_hot(b, 4).float()
+    loss_fn = SoftTargetCrossEntropy(label_smoothing=0.1)
+    ce = torch.nn.functional.cross_entropy
+    expected = lam * ce(logits, a, label_smoothing=0.1, reduction="sum") + (1 - lam) * ce(
+        logits, b, label_smoothing=0.1, reduction="sum"
+    )
+    assert loss_fn({"logits": logits}, soft, num_items_in_batch=12) == pytest.approx(float(expected) / 12, rel=1e-6)
+    assert loss_fn({"logits": logits}, a) == pytest.approx(float(ce(logits, a, label_smoothing=0.1)), rel=1e-6)
+
+
 def test_freeze_backbone_keeps_encoder_in_eval_mode():
-    model = freeze_backbone(tiny_model(hidden_dropout_prob=0.5))
+    model = tiny_model(hidden_dropout_prob=0.5).freeze_backbone()
     model.train()
     assert model.training and model.classifier.training and not model.videomae.training
     assert not any(m.training for m in model.videomae.modules())
@@ -135,7 +166,9 @@ def _tensor_dataset(n=24, num_labels=4, seed=0):
         "audio_values": torch.randn(n, 2, 3, 32, 32, generator=g).numpy(),
         "labels": (torch.arange(n) % num_labels).numpy(),
     }
-    return fixed_shape_arrays(datasets.Dataset.from_dict(data))
+    clip = datasets.Array4D(shape=(2, 3, 32, 32), dtype="float32")
+    features = datasets.Features({"pixel_values": clip, "audio_values": clip, "labels": datasets.Value("int64")})
+    return datasets.Dataset.from_dict(data, features=features).with_format("numpy")
 
 
 def _collate(rows):
@@ -149,13 +182,24 @@ def _collate(rows):
 def _train(tmp_path, name, use_cache):
     from transformers import default_data_collator
 
-    model = freeze_backbone(tiny_model())
+    model = tiny_model().freeze_backbone()
     recipe = RecipeArguments(recipe="paper", freeze_backbone=True, use_feature_cache=use_cache)
     args = TrainingArguments(
-        output_dir=str(tmp_path / name), learning_rate=1e-2, weight_decay=0.05, num_train_epochs=3,
-        per_device_train_batch_size=8, per_device_eval_batch_size=5, lr_scheduler_type="constant", report_to="none",
-        save_strategy="no", eval_strategy="no", use_cpu=True, remove_unused_columns=False, disable_tqdm=True, seed=3,
-    )  # fmt: skip
+        output_dir=str(tmp_path / name),
+        learning_rate=1e-2,
+        weight_decay=0.05,
+        num_train_epochs=3,
+        per_device_train_batch_size=8,
+        per_device_eval_batch_size=5,
+        lr_scheduler_type="constant",
+        report_to="none",
+        save_strategy="no",
+        eval_strategy="no",
+        use_cpu=True,
+        remove_unused_columns=False,
+        disable_tqdm=True,
+        seed=3,
+    )
     train, evaluation = _tensor_dataset(24), _tensor_dataset(12, seed=1)
     collator = _collate
     if use_cache:
@@ -164,13 +208,16 @@ def _train(tmp_path, name, use_cache):
         evaluation = compute_pooled_features(model, evaluation, _collate, batch_size=7)
         collator = default_data_collator
     trainer = MultiMAEDERTrainer(
-        model=model, args=args, train_dataset=train, eval_dataset=evaluation, data_collator=collator,
-        compute_metrics=WarUarMetrics(["a", "b", "c", "d"]), recipe_args=recipe,
-    )  # fmt: skip
-    context = feature_head_mode(model) if use_cache else contextlib.nullcontext()
-    with context:
-        trainer.train()
-        metrics = trainer.evaluate()
+        model=model,
+        args=args,
+        train_dataset=train,
+        eval_dataset=evaluation,
+        data_collator=collator,
+        compute_metrics=WarUarMetrics(["a", "b", "c", "d"]),
+        recipe_args=recipe,
+    )
+    trainer.train()
+    metrics = trainer.evaluate()
     return model, metrics
 
 
@@ -184,25 +231,34 @@ def test_feature_cache_fast_path_matches_the_plain_loop(tmp_path):
         assert torch.equal(tensor, fast_model.videomae.state_dict()[name])
     assert plain["eval_war"] == fast["eval_war"] and plain["eval_uar"] == fast["eval_uar"]
     assert plain["eval_loss"] == pytest.approx(fast["eval_loss"], abs=1e-5)
-    assert "forward" not in fast_model.__dict__  # the head mode is undone
+    assert "forward" not in fast_model.__dict__  # the model is never patched
 
 
 def test_feature_cache_is_refused_when_inputs_change():
-    model = freeze_backbone(tiny_model())
+    model = tiny_model().freeze_backbone()
     assert not can_cache_features(model, RecipeArguments(freeze_backbone=True, flip=True))
     assert not can_cache_features(model, RecipeArguments(freeze_backbone=True, mixup_alpha=0.8))
     assert not can_cache_features(tiny_model(), RecipeArguments())  # encoder trains
-    assert not can_cache_features(freeze_backbone(tiny_model("RFAS")), RecipeArguments(freeze_backbone=True))
+    assert not can_cache_features(tiny_model("RFAS").freeze_backbone(), RecipeArguments(freeze_backbone=True))
 
 
 def test_mixup_flip_and_layer_decay_train(tmp_path):
     model = tiny_model()
     recipe = RecipeArguments(recipe="finetune", layer_decay=0.75, mixup_alpha=0.8, flip=True)
     args = TrainingArguments(
-        output_dir=str(tmp_path / "m"), max_steps=2, per_device_train_batch_size=4, label_smoothing_factor=0.1,
-        report_to="none", save_strategy="no", use_cpu=True, remove_unused_columns=False, disable_tqdm=True,
-    )  # fmt: skip
-    trainer = MultiMAEDERTrainer(model=model, args=args, train_dataset=_tensor_dataset(8), data_collator=_collate, recipe_args=recipe)
+        output_dir=str(tmp_path / "m"),
+        max_steps=2,
+        per_device_train_batch_size=4,
+        label_smoothing_factor=0.1,
+        report_to="none",
+        save_strategy="no",
+        use_cpu=True,
+        remove_unused_columns=False,
+        disable_tqdm=True,
+    )
+    trainer = MultiMAEDERTrainer(
+        model=model, args=args, train_dataset=_tensor_dataset(8), data_collator=_collate, recipe_args=recipe
+    )
     before = model.videomae.embeddings.patch_embeddings.projection.weight.clone()
     trainer.train()
     lrs = sorted({g["initial_lr"] for g in trainer.optimizer.param_groups})

@@ -87,7 +87,9 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
                 button = gr.Button("Recognize emotions", variant="primary")
             with gr.Column():
                 bars = gr.BarPlot(x="emotion", y="score", y_lim=[0, 1], label="Emotion scores", sort="-y")
-                curve = gr.LinePlot(x="time (s)", y="probability", color="emotion", y_lim=[0, 1], label="Timeline", visible=False)
+                curve = gr.LinePlot(
+                    x="time (s)", y="probability", color="emotion", y_lim=[0, 1], label="Timeline", visible=False
+                )
                 details = gr.JSON(label="Raw output")
         button.click(analyze, inputs=[video, timeline_mode], outputs=[bars, curve, details], api_name="predict")
     return demo

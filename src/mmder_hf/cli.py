@@ -17,7 +17,7 @@ import json
 import logging
 import os
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 from transformers import HfArgumentParser
@@ -34,12 +34,18 @@ PROG = "mmder"
 class ModelArguments:
     """Shared by every sub-command."""
 
-    model: str = field(metadata={"help": "Model folder or Hub id (saved by this project's save_pretrained/push_to_hub)."})
+    model: str = field(
+        metadata={"help": "Model folder or Hub id (saved by this project's save_pretrained/push_to_hub)."}
+    )
     device: Optional[str] = field(
         default=None, metadata={"help": "'cpu', 'cuda', 'cuda:1'...; the first GPU if there is one, else the CPU."}
     )
     trust_remote_code: bool = field(
-        default=False, metadata={"help": "Run the model's own code from its folder/repo instead of mmder_hf's.", "aliases": ["--trust-remote-code"]}
+        default=False,
+        metadata={
+            "help": "Run the model's own code from its folder/repo instead of mmder_hf's.",
+            "aliases": ["--trust-remote-code"],
+        },
     )
     quiet: bool = field(default=False, metadata={"help": "No progress bar."})
 
@@ -63,7 +69,9 @@ class TimelineArguments(ModelArguments):
 @dataclass
 class ExportArguments(ModelArguments):
     format: str = field(default="onnx", metadata={"help": "Export format (only 'onnx').", "choices": ["onnx"]})
-    opset_version: Optional[int] = field(default=None, metadata={"help": "ONNX opset (exporter default if unset).", "aliases": ["--opset"]})
+    opset_version: Optional[int] = field(
+        default=None, metadata={"help": "ONNX opset (exporter default if unset).", "aliases": ["--opset"]}
+    )
     legacy_exporter: bool = field(
         default=False, metadata={"help": "Use the TorchScript exporter instead of the dynamo one (not for CFAS)."}
     )
@@ -124,10 +132,16 @@ def _load_model(args: ModelArguments):
 
     local = os.path.isabs(args.model) or args.model.startswith((".", "~")) or os.path.exists(args.model)
     if local and not os.path.isfile(os.path.join(os.path.expanduser(args.model), "config.json")):
-        problem = "folder not found" if not os.path.isdir(os.path.expanduser(args.model)) else "no config.json in this folder"
+        problem = (
+            "folder not found"
+            if not os.path.isdir(os.path.expanduser(args.model))
+            else "no config.json in this folder"
+        )
         raise CliError(f"cannot load model {args.model}: {problem}")
     try:
-        return AutoModelForVideoClassification.from_pretrained(os.path.expanduser(args.model), trust_remote_code=args.trust_remote_code)
+        return AutoModelForVideoClassification.from_pretrained(
+            os.path.expanduser(args.model), trust_remote_code=args.trust_remote_code
+        )
     except Exception as error:  # noqa: BLE001 - any loading problem is one line
         raise CliError(f"cannot load model {args.model!r}: {_first_line(error)}") from error
 
@@ -186,7 +200,9 @@ def run_predict(args: PredictArguments, files: Sequence[str]) -> int:
             else:
                 results.append({"file": path, "predictions": predictions})
                 if not args.json:
-                    bar.write(f"{path}: " + ", ".join(f"{p['label']} {p['score']:.3f}" for p in predictions), file=sys.stdout)
+                    bar.write(
+                        f"{path}: " + ", ".join(f"{p['label']} {p['score']:.3f}" for p in predictions), file=sys.stdout
+                    )
             bar.update(1)
     if args.json:
         print(json.dumps(results, indent=2))
@@ -218,7 +234,9 @@ def run_timeline(args: TimelineArguments, path: str) -> int:
         bar.refresh()
 
     try:
-        timeline = pipe(path, window=args.window, stride=args.stride, batch_size=args.batch_size, window_callback=progress)
+        timeline = pipe(
+            path, window=args.window, stride=args.stride, batch_size=args.batch_size, window_callback=progress
+        )
     except (ValueError, OSError, RuntimeError) as error:
         bar.close()
         _error(_media_message(error, path))
@@ -266,7 +284,10 @@ def run_export(args: ExportArguments, output: str) -> int:
         logits = torch.from_numpy(OnnxClassifier(output)(**inputs))
         difference = float((logits - reference).abs().max())
         same_top1 = bool((logits.argmax(-1) == reference.argmax(-1)).all())
-        print(f"verified with onnxruntime: max |logits difference| = {difference:.2e}, same top-1: {same_top1}", file=sys.stderr)
+        print(
+            f"verified with onnxruntime: max |logits difference| = {difference:.2e}, same top-1: {same_top1}",
+            file=sys.stderr,
+        )
         if difference > 1e-4 or not same_top1:
             raise CliError(f"{output}: onnxruntime disagrees with torch (max difference {difference:.2e})")
     print(output)

@@ -90,8 +90,15 @@ def plot_timeline(
     if len(timeline) == 1:
         bottom = 0.0
         for label, values, color in zip(labels, series, colors):
-            axes.bar(centres[0], values[0], width=timeline[0]["end"] - timeline[0]["start"], bottom=bottom,
-                     color=color, label=label, alpha=0.85)
+            axes.bar(
+                centres[0],
+                values[0],
+                width=timeline[0]["end"] - timeline[0]["start"],
+                bottom=bottom,
+                color=color,
+                label=label,
+                alpha=0.85,
+            )
             bottom += values[0]
     else:
         # Hold the first and last windows' values out to the clip's edges so the bands span the whole video.
@@ -107,8 +114,16 @@ def plot_timeline(
     previous = None
     for centre, entry in zip(centres, timeline):
         if entry["label"] != previous:
-            axes.annotate(entry["label"], (centre, 1.0), xytext=(0, 3), textcoords="offset points", fontsize=7,
-                          rotation=45, ha="left", va="bottom")
+            axes.annotate(
+                entry["label"],
+                (centre, 1.0),
+                xytext=(0, 3),
+                textcoords="offset points",
+                fontsize=7,
+                rotation=45,
+                ha="left",
+                va="bottom",
+            )
             previous = entry["label"]
     axes.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
     if title:

@@ -52,6 +52,8 @@ class MultiMAEDERDataCollator:
             class index column, returned as ``labels`` (int64). Missing -> no labels.
         start_column (`str`, defaults to `"start"`), end_column (`str`, defaults to `"end"`):
             optional segment times in seconds (IEMOCAP rows point at the dialog video).
+        processor_kwargs (`dict`, *optional*):
+            more arguments of every processor call (the preprocess cache asks for unnormalised 8-bit images).
 
     Example:
 
@@ -70,6 +72,7 @@ class MultiMAEDERDataCollator:
         label_column: Optional[str] = "emotion",
         start_column: str = "start",
         end_column: str = "end",
+        processor_kwargs: Optional[dict] = None,
     ) -> None:
         self.processor = processor
         self.video_column = video_column
@@ -77,6 +80,7 @@ class MultiMAEDERDataCollator:
         self.label_column = label_column
         self.start_column = start_column
         self.end_column = end_column
+        self.processor_kwargs = dict(processor_kwargs or {})
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
         if not rows:
@@ -91,7 +95,7 @@ class MultiMAEDERDataCollator:
                         stacked = self.processor.rescale_and_normalize(stacked)
                     batch[key] = stacked
         else:
-            batch = dict(self.processor(**self._processor_inputs(rows), return_tensors="pt"))
+            batch = dict(self.processor(**self._processor_inputs(rows), **self.processor_kwargs, return_tensors="pt"))
         label_key = "labels" if "labels" in first else self.label_column
         if label_key and label_key in first:
             batch["labels"] = torch.as_tensor([int(r[label_key]) for r in rows], dtype=torch.long)

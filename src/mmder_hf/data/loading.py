@@ -9,7 +9,6 @@ per-rank splitting for distributed training.
 
 from __future__ import annotations
 
-import copy
 import glob
 import hashlib
 import json
@@ -34,9 +33,14 @@ DEFAULT_CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "mmder_hf")
 PREFUSED_REPO_ID = "NoahMartinezXiang/RAVDESS"
 #: Folder names in the authors' pre-fused zips -> RAVDESS 7-class label names.
 PREFUSED_LABELS = {
-    "Angry": "angry", "Disgust": "disgust", "Fear": "fearful", "Happy": "happy",
-    "Neutral": "neutral", "Sad": "sad", "Surprised": "surprised",
-}  # fmt: skip
+    "Angry": "angry",
+    "Disgust": "disgust",
+    "Fear": "fearful",
+    "Happy": "happy",
+    "Neutral": "neutral",
+    "Sad": "sad",
+    "Surprised": "surprised",
+}
 _PREFUSED_SPLITS = {"train": "train", "val": "validation", "validation": "validation", "test": "test"}
 _SHARD_ACTOR = re.compile(r"actor_(\d+)")
 
@@ -81,7 +85,9 @@ def _load_published(
         return datasets.load_dataset("parquet", data_files={"train": files}, streaming=streaming, cache_dir=cache_dir)
     if by_actor is not None:
         folds = get_fold(corpus, fold, sorted(by_actor))
-        data_files = {s: [f for a in folds.actors(s) for f in by_actor.get(a, [])] for s in ("train", "validation", "test")}
+        data_files = {
+            s: [f for a in folds.actors(s) for f in by_actor.get(a, [])] for s in ("train", "validation", "test")
+        }
         empty = [s for s, v in data_files.items() if not v]
         if empty:
             raise ValueError(f"fold {fold} of {corpus} has no data for split(s) {empty}")
@@ -294,6 +300,20 @@ def load_prefused_dataset(
 
 
 # ------------------------------------------------------------------------------------------ cache
+def cache_frame_counts(processor: Any) -> tuple[int, int]:
+    """Frames of each modality the preprocess cache stores for ``processor``.
+
+    The processor's output depends only on how many frames of each modality it returns, so one cache of ``n`` video
+    frames and ``n`` audio images (``n`` the larger count the strategy uses) serves every strategy with that ``n``:
+    FSLF over 8 frames and the ``video`` and ``audio`` baselines over 4 share one cache. The pre-fused clips have
+    no audio track, so only their video frames are stored.
+    """
+    if processor.fusion_strategy == "prefused":
+        return processor.num_video_frames, 0
+    n = max(processor.num_video_frames, processor.num_audio_frames)
+    return n, n
+
+
 def preprocess_to_cache(
     dataset: DatasetDictType,
     processor: Any,
@@ -310,58 +330,76 @@ def preprocess_to_cache(
     fingerprint (for streaming splits, their builder's config: source, fold, label set and data fingerprint) plus
     the processor's settings, so changing either recomputes it.
 
-    Clips are stored as the 8-bit images they are before rescaling and normalisation (a quarter of float32's
-    size: about 2.4 MB instead of 9.6 MB per 16 x 224 x 224 clip), and
-    :class:`~mmder_hf.data.MultiMAEDERDataCollator` rescales and normalises them when it batches them, with the
-    processor's own arithmetic, so the model sees exactly the inputs the processor would have made.
+    Clips are stored as the 8-bit images the processor returns with rescaling and normalisation off (a quarter of
+    float32's size: about 2.4 MB instead of 9.6 MB per 16 x 224 x 224 clip), with the frame counts of
+    :func:`cache_frame_counts`; :class:`~mmder_hf.data.MultiMAEDERDataCollator` rescales and normalises them when
+    it batches them, with the processor's own arithmetic, so the model sees exactly the inputs the processor would
+    have made.
 
     Args:
         dataset: the output of :func:`load_emotion_dataset` (map-style or streaming).
-        processor: a :class:`~mmder_hf.MultiMAEDERProcessor` (anything with ``to_dict()`` and the same call).
+        processor: a :class:`~mmder_hf.MultiMAEDERProcessor`.
         cache_dir: folder for the cached splits (``<cache_dir>/<key>/``).
         batch_size: rows per processor call.
         keep_columns: metadata columns carried over (besides ``labels``).
         num_proc: processes for ``Dataset.map`` (map-style only).
 
     Returns:
-        A :class:`~datasets.DatasetDict` with ``pixel_values`` / ``audio_values`` (uint8 arrays; float32 for a
-        processor without ``rescale_and_normalize``), ``labels`` and ``keep_columns``, formatted as torch tensors
-        that keep their stored dtype (datasets' default would widen uint8 to int64, eight times the bytes). Batch
-        the rows with :class:`~mmder_hf.data.MultiMAEDERDataCollator`, which makes the model's float32 inputs.
+        A :class:`~datasets.DatasetDict` with ``pixel_values`` / ``audio_values`` (uint8 arrays), ``labels`` and
+        ``keep_columns``, formatted as torch tensors that keep their stored dtype (datasets' default would widen
+        uint8 to int64, eight times the bytes). Batch the rows with :class:`~mmder_hf.data.MultiMAEDERDataCollator`,
+        which makes the model's float32 inputs.
+
+    Raises:
+        `ValueError`: when the inputs are not 8-bit images (decoded float frames): decode the clips from media.
     """
     from .collate import MultiMAEDERDataCollator
 
-    store_8bit = hasattr(processor, "rescale_and_normalize") and hasattr(processor, "do_normalize")
-    settings = processor.to_dict() if hasattr(processor, "to_dict") else repr(processor)
-    settings = [settings, "uint8" if store_8bit else "float32"]
-    parts = {split: ds._fingerprint if isinstance(ds, datasets.Dataset) else _streaming_identity(ds)
-             for split, ds in dataset.items()}  # fmt: skip
+    counts = cache_frame_counts(processor)
+    settings = {k: v for k, v in processor.to_dict().items() if k not in ("fusion_strategy", "num_frames")}
+    settings = [settings, counts, "uint8"]
+    parts = {
+        split: ds._fingerprint if isinstance(ds, datasets.Dataset) else _streaming_identity(ds)
+        for split, ds in dataset.items()
+    }
     key = hashlib.sha1(json.dumps([settings, parts], sort_keys=True, default=str).encode()).hexdigest()[:16]
     path = os.path.join(cache_dir, key)
     if os.path.exists(os.path.join(path, "dataset_dict.json")):
         logger.info("Reusing preprocessed cache %s", path)
         return datasets.load_from_disk(path).with_format("torch", dtype=None)  # keep uint8: see Returns
-    source_processor = processor
-    if store_8bit:  # the same pipeline, stopped before rescaling and normalisation
-        source_processor = copy.deepcopy(processor)
-        source_processor.do_rescale = source_processor.do_normalize = False
-    collator = MultiMAEDERDataCollator(source_processor, label_column=label_column)
-    keep = [c for c in keep_columns]
+    calls = {"do_rescale": False, "do_normalize": False, "num_video_frames": counts[0], "num_audio_frames": counts[1]}
+    collator = MultiMAEDERDataCollator(processor, label_column=label_column, processor_kwargs=calls)
+    keep = list(keep_columns)
 
     def process(batch: dict, kept: list[str]) -> dict:
         rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
-        out = {k: (_as_8bit(v, k) if store_8bit and k != "labels" else v).numpy() for k, v in collator(rows).items()}
+        out = {}
+        for name, values in collator(rows).items():
+            if name != "labels" and values.dtype != torch.uint8:
+                raise ValueError(
+                    f"preprocess_to_cache: {name} is {values.dtype}, not 8-bit images (decoded float frames?); "
+                    "decode the clips from files, bytes or decoders"
+                )
+            out[name] = values.numpy()
         out.update({c: batch[c] for c in kept if c in batch})
         return out
 
     out = {}
     for split, ds in dataset.items():
         columns = list(ds.features) if ds.features is not None else None
-        features = _cache_features(processor, ds, keep, "uint8" if store_8bit else "float32")
-        kept = [c for c in keep if features is None or c in features]
+        features = _cache_features(processor.image_size, counts, ds, keep)
+        kept = [c for c in keep if c in features]
         if isinstance(ds, datasets.Dataset):
-            out[split] = ds.map(process, batched=True, batch_size=batch_size, remove_columns=columns, num_proc=num_proc,
-                                features=features, fn_kwargs={"kept": kept}, desc=f"preprocess {split}")  # fmt: skip
+            out[split] = ds.map(
+                process,
+                batched=True,
+                batch_size=batch_size,
+                remove_columns=columns,
+                num_proc=num_proc,
+                features=features,
+                fn_kwargs={"kept": kept},
+                desc=f"preprocess {split}",
+            )
         else:
 
             def generate(ds=ds, kept=kept):
@@ -374,7 +412,9 @@ def preprocess_to_cache(
                 if buffer:
                     yield from _unbatch(process(_batch(buffer), kept))
 
-            out[split] = datasets.Dataset.from_generator(generate, features=features, cache_dir=os.path.join(cache_dir, "tmp"))
+            out[split] = datasets.Dataset.from_generator(
+                generate, features=features, cache_dir=os.path.join(cache_dir, "tmp")
+            )
     result = datasets.DatasetDict(out)
     result.save_to_disk(path)
     return datasets.load_from_disk(path).with_format("torch", dtype=None)  # keep uint8: see Returns
@@ -400,27 +440,12 @@ def _streaming_identity(ds: datasets.IterableDataset) -> str:
     return json.dumps([config, str(ds.split), chain], default=str)
 
 
-def _as_8bit(values: torch.Tensor, name: str) -> torch.Tensor:
-    """Un-normalised processor output -> uint8, refusing anything an 8-bit image cannot hold exactly."""
-    if values.numel() and (values.min() < 0 or values.max() > 255 or not torch.equal(values, values.round())):
-        raise ValueError(
-            f"preprocess_to_cache: {name} holds values that are not 8-bit pixels before normalisation (float frames "
-            "or arrays given as media?); decode the clips from files or bytes, or pass a processor without "
-            "rescale_and_normalize to store float32."
-        )
-    return values.to(torch.uint8)
-
-
-def _cache_features(processor: Any, ds: Any, keep: list[str], dtype: str = "float32") -> Optional[datasets.Features]:
+def _cache_features(image_size: int, counts: tuple[int, int], ds: Any, keep: list[str]) -> datasets.Features:
     """Fixed-shape Array4D columns: read back as whole numpy blocks, not as nested Python lists (~100x faster)."""
-    size = getattr(processor, "image_size", None)
-    counts = (getattr(processor, "num_video_frames", None), getattr(processor, "num_audio_frames", None))
-    if size is None or None in counts:
-        return None
     features = datasets.Features({"labels": datasets.Value("int64")})
     for name, frames in zip(("pixel_values", "audio_values"), counts):
         if frames:
-            features[name] = datasets.Array4D(shape=(frames, 3, size, size), dtype=dtype)
+            features[name] = datasets.Array4D(shape=(frames, 3, image_size, image_size), dtype="uint8")
     for column in keep:
         if ds.features is not None and column in ds.features:
             features[column] = ds.features[column]
@@ -468,6 +493,7 @@ def split_for_rank(
 
 __all__ = [
     "DEFAULT_CACHE_DIR",
+    "cache_frame_counts",
     "PREFUSED_LABELS",
     "PREFUSED_REPO_ID",
     "default_synthetic_corpus",

@@ -6,12 +6,14 @@ tone: low ~300 Hz or high ~2.4 kHz). The video alone therefore leaves two candid
 video-only model reaches at most 50% WAR), the audio alone leaves four (at most 25% WAR), and the two together
 determine the label. These bounds are exact for balanced classes, i.e. ``clips_per_actor`` a multiple of 8 up
 to 32 (the default 16: every emotion twice); with all 60 RAVDESS combinations neutral has half as many clips
-(RAVDESS has no strong neutral), which lifts the video-only bound to 53.3%. Per-actor variation (background colour, square size and position, cue colour jitter,
-pitch factor, noise level) and per-frame noise keep it from being a lookup table.
+(RAVDESS has no strong neutral), which lifts the video-only bound to 53.3%. Per-actor variation (background
+colour, square size and position, cue colour jitter, pitch factor, noise level) and per-frame noise keep it from
+being a lookup table.
 
 The tree is the RAVDESS distribution layout, so :class:`~mmder_hf.data.builders.RavdessBuilder` reads it
 unchanged: ``Video_Speech_Actor_NN.zip`` holding ``Actor_NN/01-01-EE-II-SS-RR-AA.mp4`` (H.264 + AAC, 16 kHz
-mono by default; AAC encoding is the slowest step: 48 kHz stereo is 6x slower; `--sample_rate 48000` for RAVDESS's rate) plus a few video-only ``02-01-...`` files that the builder must skip. Frames are small (128x72 at
+mono by default; AAC encoding is the slowest step: 48 kHz stereo is 6x slower; `--sample_rate 48000` for RAVDESS's
+rate) plus a few video-only ``02-01-...`` files that the builder must skip. Frames are small (128x72 at
 15 fps, 2 s by default; RAVDESS is 1280x720 at 30 fps, ~3.5 s) so that the whole corpus is written in
 seconds and decoded quickly.
 
@@ -192,10 +194,13 @@ def make_synthetic_corpus(
     meta = {
         "config": asdict(config),
         "emotions": {
-            name: {"visual_cue_rgb": CUE_COLOURS[emotion_cues(i + 1)[0]], "audio_cue_hz": CUE_FREQUENCIES[emotion_cues(i + 1)[1]]}
+            name: {
+                "visual_cue_rgb": CUE_COLOURS[emotion_cues(i + 1)[0]],
+                "audio_cue_hz": CUE_FREQUENCIES[emotion_cues(i + 1)[1]],
+            }
             for i, name in enumerate(RAVDESS_EMOTIONS)
         },
-    }  # fmt: skip
+    }
     if not overwrite and os.path.exists(meta_path):
         with open(meta_path) as f:
             if json.load(f).get("config") == meta["config"]:
@@ -207,7 +212,9 @@ def make_synthetic_corpus(
     if num_workers and num_workers > 1:
         import multiprocessing
 
-        with multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn").Pool(num_workers) as pool:
+        with multiprocessing.get_context(
+            "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        ).Pool(num_workers) as pool:
             list(tqdm(pool.imap_unordered(_write_actor, jobs), total=len(jobs), desc="synthetic actors"))
     else:
         for job in tqdm(jobs, desc="synthetic actors"):

@@ -62,7 +62,9 @@ def compute_pooled_features(
     if world_size > 1 and hasattr(dataset, "__len__"):
         indices = list(range(rank, len(dataset), world_size))
         dataset = Subset(dataset, indices)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=data_collator, num_workers=num_workers)
+    loader = DataLoader(
+        dataset, batch_size=batch_size, shuffle=False, collate_fn=data_collator, num_workers=num_workers
+    )
     was_training = model.training
     model.eval()
     features, labels = [], []

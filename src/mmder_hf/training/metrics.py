@@ -77,7 +77,15 @@ def save_confusion_matrix(
     ax.set_ylabel("true")
     for i in range(n):
         for j in range(n):
-            ax.text(j, i, str(counts[i, j]), ha="center", va="center", color="white" if recall[i, j] > 0.5 else "black", fontsize=8)
+            ax.text(
+                j,
+                i,
+                str(counts[i, j]),
+                ha="center",
+                va="center",
+                color="white" if recall[i, j] > 0.5 else "black",
+                fontsize=8,
+            )
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()

@@ -70,7 +70,13 @@ RECIPES: dict[str, Recipe] = {
             "save_total_limit": 2,
             "logging_strategy": "epoch",
         },
-        recipe={"freeze_backbone": False, "layer_decay": 0.75, "drop_path_rate": 0.1, "mixup_alpha": 0.0, "flip": True},
+        recipe={
+            "freeze_backbone": False,
+            "layer_decay": 0.75,
+            "drop_path_rate": 0.1,
+            "mixup_alpha": 0.0,
+            "flip": True,
+        },
     ),
     "quick": Recipe(
         "quick",
@@ -92,7 +98,13 @@ RECIPES: dict[str, Recipe] = {
             "save_total_limit": 2,
             "logging_strategy": "epoch",
         },
-        recipe={"freeze_backbone": False, "layer_decay": 1.0, "drop_path_rate": 0.0, "mixup_alpha": 0.0, "flip": False},
+        recipe={
+            "freeze_backbone": False,
+            "layer_decay": 1.0,
+            "drop_path_rate": 0.0,
+            "mixup_alpha": 0.0,
+            "flip": False,
+        },
     ),
 }
 
@@ -104,12 +116,14 @@ class RecipeArguments:
     recipe: str = field(
         default="quick",
         metadata={
-            "help": "Preset of defaults that any flag overrides: " + "; ".join(f"'{r.name}': {r.description}" for r in RECIPES.values()),
+            "help": "Preset of defaults that any flag overrides: "
+            + "; ".join(f"'{r.name}': {r.description}" for r in RECIPES.values()),
             "choices": list(RECIPES),
         },
-    )  # fmt: skip
+    )
     freeze_backbone: bool = field(
-        default=False, metadata={"help": "Freeze the VideoMAE encoder (run in eval mode); train fc_norm + classifier only."}
+        default=False,
+        metadata={"help": "Freeze the VideoMAE encoder (run in eval mode); train fc_norm + classifier only."},
     )
     layer_decay: float = field(
         default=1.0,
@@ -141,7 +155,7 @@ class RecipeArguments:
 
 
 def recipe_defaults(name: str) -> dict[str, Any]:
-    """Every default recipe ``name`` sets (`TrainingArguments` and :class:`RecipeArguments` fields), ``recipe`` included."""
+    """Every default recipe ``name`` sets (`TrainingArguments` and :class:`RecipeArguments` fields, ``recipe`` too)."""
     if name not in RECIPES:
         raise ValueError(f"Unknown recipe {name!r}; expected one of {list(RECIPES)}")
     recipe = RECIPES[name]
@@ -152,11 +166,43 @@ def recipe_defaults(name: str) -> dict[str, Any]:
 #: Randomly initialised configurations for runs without a checkpoint (``--model_size``). ``small`` is the built-in
 #: default: it learns the synthetic corpus on a CPU in a minute or two. ``base`` / ``large`` are VideoMAE-B / -L.
 MODEL_SIZES: dict[str, dict] = {
-    "tiny": dict(image_size=32, patch_size=16, num_frames=4, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64),
-    "small": dict(image_size=32, patch_size=16, num_frames=8, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128),
-    "base": dict(image_size=224, patch_size=16, num_frames=16, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
-    "large": dict(image_size=224, patch_size=16, num_frames=16, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),
-}  # fmt: skip
+    "tiny": dict(
+        image_size=32,
+        patch_size=16,
+        num_frames=4,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+    ),
+    "small": dict(
+        image_size=32,
+        patch_size=16,
+        num_frames=8,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=128,
+    ),
+    "base": dict(
+        image_size=224,
+        patch_size=16,
+        num_frames=16,
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+    ),
+    "large": dict(
+        image_size=224,
+        patch_size=16,
+        num_frames=16,
+        hidden_size=1024,
+        num_hidden_layers=24,
+        num_attention_heads=16,
+        intermediate_size=4096,
+    ),
+}
 
 
 def parse_config_overrides(overrides: Optional[str]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The `Trainer` of MultiMAE-DER and the model changes a recipe asks for: layer-wise lr decay, drop path, mixup, flips."""
+"""The `Trainer` of MultiMAE-DER and what a recipe asks of it: layer-wise lr decay, drop path, mixup, flips."""
 
 from __future__ import annotations
 
@@ -129,7 +129,9 @@ class MultiMAEDERTrainer(Trainer):
         All other arguments are `Trainer`'s.
     """
 
-    def __init__(self, *args, recipe_args: Optional[RecipeArguments] = None, card_writer: Optional[Callable] = None, **kwargs):
+    def __init__(
+        self, *args, recipe_args: Optional[RecipeArguments] = None, card_writer: Optional[Callable] = None, **kwargs
+    ):
         self.recipe_args = recipe_args or RecipeArguments()
         self.card_writer = card_writer
         super().__init__(*args, **kwargs)
@@ -176,7 +178,9 @@ class MultiMAEDERTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if model.training and self.recipe_args.augments and "labels" in inputs:
             inputs = self._augment(inputs)
-        return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+        return super().compute_loss(
+            model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+        )
 
     def create_model_card(self, **kwargs):
         if self.card_writer is None:

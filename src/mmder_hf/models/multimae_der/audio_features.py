@@ -59,7 +59,7 @@ _VIRIDIS_HEX = (
 )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _colormap_table(name: str) -> torch.Tensor:
     if name == "viridis":
         table = np.frombuffer(bytes.fromhex(_VIRIDIS_HEX), dtype=np.uint8).reshape(256, 3)
@@ -112,9 +112,7 @@ def split_windows(waveform: torch.Tensor, num_windows: int) -> list[torch.Tensor
     return [waveform[start:end] for start, end in window_bounds(waveform.shape[0], num_windows)]
 
 
-def prepare_waveform(
-    waveform: "torch.Tensor | np.ndarray", sample_rate: int, target_sample_rate: int
-) -> torch.Tensor:
+def prepare_waveform(waveform: torch.Tensor | np.ndarray, sample_rate: int, target_sample_rate: int) -> torch.Tensor:
     """Downmix to mono (mean over channels) and resample to ``target_sample_rate``.
 
     Args:

@@ -87,7 +87,7 @@ def random_order(clip: torch.Tensor, generator: Optional[torch.Generator] = None
 
 
 def reorder(clip: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
-    """Frame ``j`` of clip ``b`` becomes frame ``order[b, j]`` of the input (``order``: ``(batch, frames)`` indices)."""
+    """Frame ``j`` of clip ``b`` becomes input frame ``order[b, j]`` (``order``: ``(batch, frames)`` indices)."""
     batch, frames = clip.shape[:2]
     index = order.to(clip.device).view(batch, frames, *([1] * (clip.ndim - 2))).expand_as(clip)
     return clip.gather(1, index)

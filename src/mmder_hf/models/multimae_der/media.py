@@ -15,7 +15,6 @@ import os
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
-import numpy as np
 import torch
 
 

@@ -2,7 +2,7 @@
 
 The model reuses transformers' VideoMAE encoder unchanged (same parameter names, so every VideoMAE checkpoint
 loads into it) and adds the fusion step in front of it: the processor returns the video frames and the audio
-images separately, and :func:`~mmder_hf.fusion.fuse` lays them out on the model's device inside ``forward``.
+images separately, and :func:`~mmder_hf.fuse` lays them out on the model's device inside ``forward``.
 """
 
 from __future__ import annotations
@@ -32,8 +32,10 @@ register_checkpoint_conversion_mapping(
 
 
 # Saved VideoMAE checkpoints keep the original key names of the query/value biases.
-_SAVED_KEY_NAMES = ((".attention.attention.q_bias", ".attention.attention.query.bias"),
-                    (".attention.attention.v_bias", ".attention.attention.value.bias"))  # fmt: skip
+_SAVED_KEY_NAMES = (
+    (".attention.attention.q_bias", ".attention.attention.query.bias"),
+    (".attention.attention.v_bias", ".attention.attention.value.bias"),
+)
 
 
 def _module_key_names(state_dict):
@@ -81,7 +83,7 @@ TASK = "audio-visual-emotion-recognition"
 _CODE_DIR = Path(__file__).resolve().parent
 
 
-def add_remote_code(save_directory: "str | os.PathLike") -> list[str]:
+def add_remote_code(save_directory: str | os.PathLike) -> list[str]:
     """Make a folder saved by ``save_pretrained`` load anywhere with ``trust_remote_code=True``.
 
     Copies every file of this folder (the files that ship with checkpoints: configuration, modeling, processing,
@@ -97,7 +99,11 @@ def add_remote_code(save_directory: "str | os.PathLike") -> list[str]:
     config = json.loads(config_path.read_text(encoding="utf-8"))
     modeling = Path(__file__).stem
     config["auto_map"] = {**(config.get("auto_map") or {}), "AutoModel": f"{modeling}.MultiMAEDERModel"}
-    pipeline = {"impl": "pipeline.MultiMAEDERPipeline", "pt": ["AutoModelForVideoClassification"], "type": "multimodal"}
+    pipeline = {
+        "impl": "pipeline.MultiMAEDERPipeline",
+        "pt": ["AutoModelForVideoClassification"],
+        "type": "multimodal",
+    }
     config["custom_pipelines"] = {**(config.get("custom_pipelines") or {}), TASK: pipeline}
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     written = []
@@ -192,7 +198,7 @@ class MultiMAEDERForVideoClassification(MultiMAEDERPreTrainedModel):
         self._backbone_frozen = False
         self.post_init()
 
-    def freeze_backbone(self) -> "MultiMAEDERForVideoClassification":
+    def freeze_backbone(self) -> MultiMAEDERForVideoClassification:
         """Freeze the encoder (no gradients) and keep it in eval mode even when ``train()`` is called.
 
         A frozen encoder then behaves the same in training and evaluation (no dropout, no drop path, fixed RFAS
@@ -203,7 +209,7 @@ class MultiMAEDERForVideoClassification(MultiMAEDERPreTrainedModel):
         self._backbone_frozen = True
         return self.train(self.training)
 
-    def train(self, mode: bool = True) -> "MultiMAEDERForVideoClassification":
+    def train(self, mode: bool = True) -> MultiMAEDERForVideoClassification:
         super().train(mode)
         if self._backbone_frozen:
             self.videomae.eval()

@@ -42,7 +42,6 @@ from .media import (
     source_name,
     stream_span,
 )
-from .modeling_multimae_der import TASK
 from .processing_multimae_der import MultiMAEDERProcessor
 
 
@@ -226,7 +225,11 @@ class MultiMAEDERPipeline(ChunkPipeline):
             kwargs = {"videos": video, "audio": item.get("audio"), "sampling_rate": item.get("sampling_rate")}
             if item.get("fps") is not None:
                 kwargs["fps"] = float(item["fps"])
-            name = source_name(video) if video is not None and not isinstance(video, (np.ndarray, torch.Tensor)) else "<decoded clip>"
+            name = (
+                source_name(video)
+                if video is not None and not isinstance(video, (np.ndarray, torch.Tensor))
+                else "<decoded clip>"
+            )
             return kwargs, name
         if isinstance(item, (np.ndarray, torch.Tensor)):
             return {"videos": item}, "<decoded frames>"
@@ -262,7 +265,9 @@ class MultiMAEDERPipeline(ChunkPipeline):
             yield {**features, "start": clip_start, "end": clip_end, "is_last": True}
             return
         video = kwargs.get("videos")
-        if isinstance(video, (np.ndarray, torch.Tensor, list, tuple)) or isinstance(kwargs.get("audio"), (np.ndarray, torch.Tensor)):
+        if isinstance(video, (np.ndarray, torch.Tensor, list, tuple)) or isinstance(
+            kwargs.get("audio"), (np.ndarray, torch.Tensor)
+        ):
             yield from self._decoded_windows(kwargs, fps, name, window, stride, clip_start, clip_end, window_callback)
         else:
             yield from self._preprocess_windows(kwargs, name, window, stride, clip_start, clip_end, window_callback)
@@ -279,8 +284,12 @@ class MultiMAEDERPipeline(ChunkPipeline):
         if needs_video:
             if video is None:
                 raise ValueError(f"fusion_strategy {processor.fusion_strategy} needs video")
-            video_decoder = video if is_video_decoder(video) else open_video_decoder(
-                video, seek_mode=processor.seek_mode, num_threads=processor.num_decoder_threads, name=name
+            video_decoder = (
+                video
+                if is_video_decoder(video)
+                else open_video_decoder(
+                    video, seek_mode=processor.seek_mode, num_threads=processor.num_decoder_threads, name=name
+                )
             )
         if needs_audio:
             audio_input = audio if audio is not None else video
@@ -317,7 +326,9 @@ class MultiMAEDERPipeline(ChunkPipeline):
         if isinstance(video, (list, tuple)):
             video = np.stack([np.asarray(frame) for frame in video])
         if video is not None and fps is None:
-            raise ValueError(f"{name}: a timeline over decoded frames needs the frame rate: add 'fps' to the input dict")
+            raise ValueError(
+                f"{name}: a timeline over decoded frames needs the frame rate: add 'fps' to the input dict"
+            )
         if audio is not None and not isinstance(audio, (np.ndarray, torch.Tensor)):
             raise ValueError(f"{name}: with decoded frames, pass the audio as a decoded waveform too")
         if audio is not None and rate is None:
@@ -334,7 +345,9 @@ class MultiMAEDERPipeline(ChunkPipeline):
                 first = min(int(round(start * fps)), video.shape[0] - 1)
                 window_kwargs["videos"] = video[first : max(first + 1, int(round(stop * fps)))]
             if audio is not None:
-                window_kwargs["audio"] = audio[..., int(round(start * rate)) : max(int(round(start * rate)) + 1, int(round(stop * rate)))]
+                window_kwargs["audio"] = audio[
+                    ..., int(round(start * rate)) : max(int(round(start * rate)) + 1, int(round(stop * rate)))
+                ]
                 window_kwargs["sampling_rate"] = rate
             features = self._process(name, **window_kwargs)
             if window_callback is not None:
@@ -360,7 +373,9 @@ class MultiMAEDERPipeline(ChunkPipeline):
             num_workers = 1
         dataset = PipelineChunkIterator(inputs, self.preprocess, preprocess_params)
         collate = no_collate_fn if batch_size == 1 else self._collate
-        dataloader = torch.utils.data.DataLoader(dataset, num_workers=num_workers, batch_size=batch_size, collate_fn=collate)
+        dataloader = torch.utils.data.DataLoader(
+            dataset, num_workers=num_workers, batch_size=batch_size, collate_fn=collate
+        )
         model_iterator = PipelinePackIterator(dataloader, self.forward, forward_params, loader_batch_size=batch_size)
         return PipelineIterator(model_iterator, self.postprocess, postprocess_params)
 

@@ -22,7 +22,6 @@ from .fusion import frames_per_modality, normalize_strategy
 from .media import (
     FRAME_SAMPLINGS,
     DecodedClip,
-    MediaError,
     aligned_frame_indices,
     decode_clip,
     is_media_source,
@@ -158,10 +157,21 @@ class MultiMAEDERProcessor(FeatureExtractionMixin):
     num_decoder_threads: int = 1
 
     _SETTINGS = (
-        "fusion_strategy", "num_frames", "image_size", "frame_sampling", "original_frame_stride", "do_rescale",
-        "rescale_factor", "do_normalize", "image_mean", "image_std", "audio_sample_rate", *_AUDIO_IMAGE_ATTRIBUTES,
-        "seek_mode", "num_decoder_threads",
-    )  # fmt: skip
+        "fusion_strategy",
+        "num_frames",
+        "image_size",
+        "frame_sampling",
+        "original_frame_stride",
+        "do_rescale",
+        "rescale_factor",
+        "do_normalize",
+        "image_mean",
+        "image_std",
+        "audio_sample_rate",
+        *_AUDIO_IMAGE_ATTRIBUTES,
+        "seek_mode",
+        "num_decoder_threads",
+    )
 
     def __init__(self, **kwargs):
         kwargs.pop("feature_extractor_type", None)
@@ -189,7 +199,7 @@ class MultiMAEDERProcessor(FeatureExtractionMixin):
         return AudioImageSettings(**{field: getattr(self, name) for name, field in _AUDIO_IMAGE_ATTRIBUTES.items()})
 
     @classmethod
-    def from_model_config(cls, config: MultiMAEDERConfig, **kwargs) -> "MultiMAEDERProcessor":
+    def from_model_config(cls, config: MultiMAEDERConfig, **kwargs) -> MultiMAEDERProcessor:
         """A processor matching ``config``'s fusion strategy, clip length and image size (``kwargs`` override)."""
         settings = {
             "fusion_strategy": config.fusion_strategy,
@@ -251,7 +261,7 @@ class MultiMAEDERProcessor(FeatureExtractionMixin):
             elif audio.ndim == 3:
                 items = list(audio)
             else:
-                raise ValueError(f"audio array must be (samples,), (channels, samples) or (batch, channels, samples)")
+                raise ValueError("audio array must be (samples,), (channels, samples) or (batch, channels, samples)")
         elif isinstance(audio, (list, tuple)):
             if len(audio) and isinstance(audio[0], (int, float, np.floating, np.integer)):
                 items = [np.asarray(audio, dtype=np.float32)]
@@ -322,7 +332,9 @@ class MultiMAEDERProcessor(FeatureExtractionMixin):
             indices = original_frame_indices(frames.shape[0], count, self.original_frame_stride)
         return frames[indices]
 
-    def _decode(self, source: Any, num_video_frames: int, with_audio: bool, audio_source: Any, start, end) -> DecodedClip:
+    def _decode(
+        self, source: Any, num_video_frames: int, with_audio: bool, audio_source: Any, start, end
+    ) -> DecodedClip:
         return decode_clip(
             source,
             num_video_frames=num_video_frames,

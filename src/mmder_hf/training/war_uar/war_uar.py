@@ -74,7 +74,9 @@ class WarUar(evaluate.Metric):
         references = np.asarray(references, dtype=np.int64)
         if num_labels is None:
             num_labels = int(max(predictions.max(initial=-1), references.max(initial=-1))) + 1
-        if predictions.size and (min(predictions.min(), references.min()) < 0 or max(predictions.max(), references.max()) >= num_labels):
+        if predictions.size and (
+            min(predictions.min(), references.min()) < 0 or max(predictions.max(), references.max()) >= num_labels
+        ):
             raise ValueError(f"Class indices must lie in [0, {num_labels})")
         confusion = np.zeros((num_labels, num_labels), dtype=np.int64)
         np.add.at(confusion, (references, predictions), 1)

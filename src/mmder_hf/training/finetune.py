@@ -1,0 +1,455 @@
+"""The pieces ``examples/finetune.py`` wires together: its arguments, data, model, processor, caches and card.
+
+``examples/finetune.py`` reads as a linear ``main()`` (parse -> data -> model -> Trainer -> train / evaluate /
+save_metrics -> card / push); everything it needs that is more than a line lives here, so that
+``examples/cross_validate.py`` and ``examples/demo.py`` run exactly the same code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Optional, Sequence
+
+import datasets
+import torch
+import transformers
+from transformers import HfArgumentParser, TrainingArguments
+
+from ..cards import write_model_card
+from ..cards.widget import widget_examples
+from ..data import MultiMAEDERDataCollator, load_emotion_dataset, load_prefused_dataset, preprocess_to_cache
+from ..data.corpora import normalize_corpus_name
+from ..data.loading import DEFAULT_CACHE_DIR
+from ..models.multimae_der import MultiMAEDERConfig, MultiMAEDERForVideoClassification, MultiMAEDERProcessor
+from .feature_cache import can_cache_features, compute_pooled_features
+from .recipes import MODEL_SIZES, RECIPES, RecipeArguments, parse_config_overrides, recipe_defaults
+from .trainer import add_drop_path
+
+
+logger = logging.getLogger(__name__)
+
+#: What finetune.py does unless told otherwise: media columns reach the collator, nothing is reported anywhere,
+#: and a run trains, then reports validation and test metrics (``--do_predict False``... to skip).
+RUN_DEFAULTS = {
+    "remove_unused_columns": False,
+    "report_to": "none",
+    "do_train": True,
+    "do_eval": True,
+    "do_predict": True,
+}
+
+
+@dataclass
+class ModelArguments:
+    """Which backbone to start from and how the model fuses the modalities."""
+
+    model_name_or_path: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "A VideoMAE checkpoint (Hub id such as MCG-NJU/videomae-base or a folder; pre-training or "
+            "classification), a MultiMAE-DER checkpoint, or nothing for a randomly initialised model of "
+            "--model_size."
+        },
+    )
+    model_size: str = field(
+        default="small",
+        metadata={"help": "Random model when no checkpoint is given.", "choices": list(MODEL_SIZES)},
+    )
+    config_overrides: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Config fields to change, e.g. 'hidden_size=128,num_hidden_layers=4,hidden_dropout_prob=0.1'."
+        },
+    )
+    fusion_strategy: str = field(
+        default="FSLF",
+        metadata={"help": "FSLF, FFLS, OFOS, RFAS, CFAS, SFAS; the baselines 'video' / 'audio'; or 'prefused'."},
+    )
+    num_frames: Optional[int] = field(
+        default=None, metadata={"help": "Length of the fused clip (default: the checkpoint's or --model_size's)."}
+    )
+    image_size: Optional[int] = field(
+        default=None, metadata={"help": "Frame side in pixels (default: the checkpoint's or --model_size's)."}
+    )
+    attn_implementation: Optional[str] = field(
+        default=None, metadata={"help": "'sdpa' (default), 'eager', 'flex_attention' or 'flash_attention_2'."}
+    )
+    trust_remote_code: bool = field(default=False, metadata={"help": "Allow code from the checkpoint repository."})
+    model_revision: str = field(default="main", metadata={"help": "Checkpoint revision (branch, tag or commit)."})
+    torch_num_threads: Optional[int] = field(
+        default=None,
+        metadata={
+            "help": "CPU threads for torch. Default: 1 when a tiny/small random model trains on the CPU (its "
+            "matrices are so small that threads cost more than they give, ~15x on a busy 2-core machine) and "
+            "OMP_NUM_THREADS is unset; otherwise torch's default."
+        },
+    )
+
+
+@dataclass
+class DataArguments:
+    """Which corpus, fold and labels, and how clips become model inputs."""
+
+    dataset_name: str = field(
+        default="ravdess", metadata={"help": "Corpus: ravdess, crema_d or iemocap.", "aliases": ["--corpus"]}
+    )
+    dataset_source: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Local folder of the distributed files, a Hub dataset id holding them, or a corpus published "
+            "with dataset_scripts/publish_<corpus>.py. Nothing (RAVDESS only): the built-in synthetic corpus."
+        },
+    )
+    fold: int = field(
+        default=1, metadata={"help": "Subject-independent fold (RAVDESS 1-6, CREMA-D 1-5, IEMOCAP 1-5)."}
+    )
+    label_set: Optional[str] = field(
+        default=None, metadata={"help": "RAVDESS 8class (default) or 7class; CREMA-D 6class; IEMOCAP 4class."}
+    )
+    prefused_layout: str = field(
+        default="FSLF",
+        metadata={"help": "With --fusion_strategy prefused: which of the authors' RAVDESS_<LAYOUT>.zip to read."},
+    )
+    audio_representation: str = field(
+        default="mfcc",
+        metadata={"help": "Audio pictures: 'mfcc' (the paper) or 'log-mel'.", "choices": ["mfcc", "log-mel"]},
+    )
+    frame_sampling: str = field(
+        default="aligned", metadata={"help": "'aligned' (frames at the audio windows' centres) or 'original'."}
+    )
+    streaming: bool = field(
+        default=False, metadata={"help": "Stream the corpus (needs --max_steps); decodes on the fly."}
+    )
+    preprocess_cache: bool = field(
+        default=True,
+        metadata={
+            "help": "Preprocess every clip once into an Arrow cache reused by later epochs and runs (map-style)."
+        },
+    )
+    preprocessing_num_workers: Optional[int] = field(
+        default=None, metadata={"help": "Processes for the preprocessing."}
+    )
+    cache_dir: Optional[str] = field(
+        default=None, metadata={"help": "Cache for datasets, the synthetic corpus and preprocessed clips."}
+    )
+    max_train_samples: Optional[int] = field(default=None, metadata={"help": "Keep only this many training clips."})
+    max_eval_samples: Optional[int] = field(
+        default=None, metadata={"help": "Keep only this many validation/test clips."}
+    )
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> tuple:
+    """``(ModelArguments, DataArguments, RecipeArguments, TrainingArguments)`` from flags or one JSON file.
+
+    The recipe named by ``--recipe`` (or the file's ``"recipe"``; default ``quick``) gives the defaults, and every
+    flag or key given overrides them.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    types = (ModelArguments, DataArguments, RecipeArguments, TrainingArguments)
+    parser = HfArgumentParser(types)
+    known = {f.name for dataclass_type in types for f in fields(dataclass_type)}
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        with open(argv[0]) as f:
+            given = json.load(f)
+        defaults = {**RUN_DEFAULTS, **recipe_defaults(given.get("recipe", "quick"))}
+        return parser.parse_dict({**{k: v for k, v in defaults.items() if k in known}, **given})
+    recipe, _ = HfArgumentParser(RecipeArguments).parse_known_args(argv)
+    defaults = {**RUN_DEFAULTS, **recipe_defaults(recipe.recipe)}
+    parser.set_defaults(**{k: v for k, v in defaults.items() if k in known})
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def setup_run(model_args: ModelArguments, training_args: TrainingArguments) -> None:
+    """Logging at the process's level, each rank reading its own clips, and the CPU thread count."""
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+        datefmt="%H:%M:%S",
+        handlers=[logging.StreamHandler(sys.stdout)],
+    )
+    log_level = training_args.get_process_log_level()
+    for name in (__name__, "mmder_hf", "__main__"):
+        logging.getLogger(name).setLevel(log_level)
+    datasets.utils.logging.set_verbosity(log_level)
+    transformers.utils.logging.set_verbosity(log_level)
+    # Each rank reads its own clips (split_for_rank): accelerate must not decode on rank 0 and broadcast.
+    training_args.accelerator_config.dispatch_batches = False
+    if training_args.device.type == "cpu":
+        training_args.dataloader_pin_memory = False  # nothing to pin for (and a warning every epoch)
+    threads = model_args.torch_num_threads
+    if threads is None and "OMP_NUM_THREADS" not in os.environ and training_args.device.type == "cpu":
+        threads = 1 if model_args.model_name_or_path is None and model_args.model_size in ("tiny", "small") else None
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def load_data(data_args: DataArguments, model_args: ModelArguments, training_args: TrainingArguments) -> Any:
+    """The fold's train / validation / test splits (the authors' pre-fused zips for ``prefused``), trimmed."""
+    with training_args.main_process_first(desc="loading the corpus"):
+        if model_args.fusion_strategy.lower() == "prefused":
+            raw = load_prefused_dataset(
+                data_args.dataset_source,
+                strategy=data_args.prefused_layout,
+                streaming=data_args.streaming,
+                cache_dir=data_args.cache_dir,
+            )
+        else:
+            raw = load_emotion_dataset(
+                data_args.dataset_name,
+                source=data_args.dataset_source,
+                fold=data_args.fold,
+                label_set=data_args.label_set,
+                streaming=data_args.streaming,
+                cache_dir=data_args.cache_dir,
+            )
+    for split, limit in (
+        ("train", data_args.max_train_samples),
+        ("validation", data_args.max_eval_samples),
+        ("test", data_args.max_eval_samples),
+    ):
+        if limit is not None and split in raw:
+            raw[split] = (
+                raw[split].take(limit)
+                if data_args.streaming
+                else raw[split].select(range(min(limit, len(raw[split]))))
+            )
+    return raw
+
+
+def build_model(
+    model_args: ModelArguments, recipe_args: RecipeArguments, label_names: list[str]
+) -> MultiMAEDERForVideoClassification:
+    """A random model of ``--model_size`` or a checkpoint, with the recipe's frozen backbone and drop path."""
+    labels = {"id2label": dict(enumerate(label_names)), "label2id": {name: i for i, name in enumerate(label_names)}}
+    overrides = parse_config_overrides(model_args.config_overrides)
+    for key in ("num_frames", "image_size"):
+        if getattr(model_args, key) is not None:
+            overrides[key] = getattr(model_args, key)
+    kwargs = {"attn_implementation": model_args.attn_implementation} if model_args.attn_implementation else {}
+    if model_args.model_name_or_path is None:
+        config = MultiMAEDERConfig(
+            **{**MODEL_SIZES[model_args.model_size], **overrides}, fusion_strategy=model_args.fusion_strategy, **labels
+        )
+        if model_args.attn_implementation:
+            config._attn_implementation = model_args.attn_implementation
+        model = MultiMAEDERForVideoClassification(config)
+    else:
+        # VideoMAE checkpoints (pre-training or classification) and MultiMAE-DER checkpoints both load here: the
+        # encoder and head keep VideoMAE's parameter names; a head of another size is re-initialised.
+        model = MultiMAEDERForVideoClassification.from_pretrained(
+            model_args.model_name_or_path,
+            fusion_strategy=model_args.fusion_strategy,
+            revision=model_args.model_revision,
+            trust_remote_code=model_args.trust_remote_code,
+            ignore_mismatched_sizes=True,
+            **labels,
+            **overrides,
+            **kwargs,
+        )
+    if recipe_args.freeze_backbone:
+        model.freeze_backbone()
+    add_drop_path(model, recipe_args.drop_path_rate)
+    return model
+
+
+def build_processor(
+    model_args: ModelArguments, data_args: DataArguments, config: MultiMAEDERConfig
+) -> MultiMAEDERProcessor:
+    """The checkpoint's processor when it has one (else the defaults), matched to ``config`` and the data flags."""
+    settings = {
+        "audio_representation": data_args.audio_representation,
+        "frame_sampling": data_args.frame_sampling,
+        "fusion_strategy": config.fusion_strategy,
+        "num_frames": config.num_frames,
+        "image_size": config.image_size,
+    }
+    source = model_args.model_name_or_path
+    if source is not None and os.path.isfile(os.path.join(source, "preprocessor_config.json")):
+        saved = MultiMAEDERProcessor.get_feature_extractor_dict(source)[0]
+        return MultiMAEDERProcessor(**{**saved, **settings})
+    return MultiMAEDERProcessor(**settings)
+
+
+def prepare_datasets(
+    raw: Any,
+    model: MultiMAEDERForVideoClassification,
+    processor: MultiMAEDERProcessor,
+    data_args: DataArguments,
+    recipe_args: RecipeArguments,
+    training_args: TrainingArguments,
+) -> tuple[dict, Any, bool]:
+    """The splits the `Trainer` reads, its collator, and whether the frozen-backbone feature cache is used.
+
+    Map-style corpora are preprocessed once into the 8-bit cache (``--preprocess_cache``); with a frozen encoder
+    and no augmentation, the encoder then runs once per clip and the head trains on the features.
+    """
+    from ..data import split_for_rank
+
+    streaming = data_args.streaming
+    if streaming and training_args.max_steps <= 0:
+        raise ValueError("--streaming needs --max_steps (an iterable dataset has no length)")
+    collator = MultiMAEDERDataCollator(processor)
+    data = raw
+    if streaming:
+        data = datasets.IterableDatasetDict({k: split_for_rank(v) if k == "train" else v for k, v in raw.items()})
+    elif data_args.preprocess_cache:
+        cache_root = os.path.join(data_args.cache_dir or DEFAULT_CACHE_DIR, "preprocessed")
+        config = model.config
+        unused = ["actor"] + [
+            c
+            for c, n in (("pixel_values", config.num_video_frames), ("audio_values", config.num_audio_frames))
+            if not n
+        ]
+        with training_args.main_process_first(desc="preprocessing"):
+            data = preprocess_to_cache(raw, processor, cache_root, num_proc=data_args.preprocessing_num_workers)
+        data = datasets.DatasetDict(
+            {k: v.remove_columns([c for c in unused if c in v.column_names]) for k, v in data.items()}
+        )
+    use_cache = can_cache_features(model, recipe_args)
+    if use_cache:
+        logger.info("Frozen backbone and no augmentation: encoding every clip once, then training the head")
+        model.to(training_args.device)
+        encode = dict(
+            data_collator=collator, batch_size=training_args.per_device_eval_batch_size, device=training_args.device
+        )
+        data = {
+            split: compute_pooled_features(model, ds, desc=f"encoder features ({split})", **encode)
+            for split, ds in data.items()
+        }
+        collator = transformers.default_data_collator
+    return data, collator, use_cache
+
+
+def corpus_for_card(data_args: DataArguments) -> str:
+    """The card template of a run: the corpus, or ``synthetic`` for the built-in synthetic corpus."""
+    corpus = normalize_corpus_name(data_args.dataset_name)
+    source = data_args.dataset_source
+    synthetic = source is None or os.path.isfile(os.path.join(str(source), "synthetic_corpus.json"))
+    return "synthetic" if corpus == "ravdess" and synthetic else corpus
+
+
+def hyperparameters(training_args: TrainingArguments, recipe_args: RecipeArguments) -> dict:
+    """The settings a model card shows."""
+    world = max(training_args.world_size, 1)
+    return {
+        "recipe": recipe_args.recipe,
+        "frozen backbone": recipe_args.freeze_backbone,
+        "optimizer": training_args.optim,
+        "learning rate": training_args.learning_rate,
+        "lr schedule": f"{training_args.lr_scheduler_type}, warmup {training_args.warmup_steps}",
+        "weight decay": training_args.weight_decay,
+        "layer-wise lr decay": recipe_args.layer_decay,
+        "drop path": recipe_args.drop_path_rate,
+        "label smoothing": training_args.label_smoothing_factor,
+        "mixup alpha": recipe_args.mixup_alpha,
+        "face flips": recipe_args.flip,
+        "batch size (total)": training_args.per_device_train_batch_size
+        * training_args.gradient_accumulation_steps
+        * world,
+        "epochs": training_args.num_train_epochs
+        if training_args.max_steps <= 0
+        else f"{training_args.max_steps} steps",
+        "seed": training_args.seed,
+        "precision": "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32",
+    }
+
+
+@dataclass
+class CardWriter:
+    """Writes a run's model card (also the `Trainer`'s hook before each push); ``widget`` is filled after testing."""
+
+    model_args: ModelArguments
+    data_args: DataArguments
+    recipe_args: RecipeArguments
+    training_args: TrainingArguments
+    config: MultiMAEDERConfig
+    widget: list = field(default_factory=list)
+
+    def __call__(self, output_dir: str) -> None:
+        args = self.training_args
+        write_model_card(
+            output_dir,
+            corpus_for_card(self.data_args),
+            config=self.config,
+            fold=self.data_args.fold,
+            model_id=args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir)),
+            base_model=self.model_args.model_name_or_path,
+            dataset_id=self.data_args.dataset_source,
+            label_set=self.data_args.label_set,
+            recipe=self.recipe_args.recipe,
+            recipe_description=RECIPES[self.recipe_args.recipe].description,
+            hyperparameters=hyperparameters(args, self.recipe_args),
+            widget=self.widget,
+        )
+
+
+def save_run_args(
+    output_dir: str, argv: Optional[Sequence[str]], all_args: Sequence[Any], started: float, **extra
+) -> str:
+    """``run_args.json``: the command, every argument, wall time and versions, beside the model."""
+    names = ("model", "data", "recipe", "training")
+    record = {"argv": list(sys.argv if argv is None else argv)}
+    record.update(
+        {name: args.to_dict() if hasattr(args, "to_dict") else asdict(args) for name, args in zip(names, all_args)}
+    )
+    record.update(wall_time_s=round(time.time() - started, 1), **extra)
+    record["versions"] = {"torch": torch.__version__, "transformers": transformers.__version__}
+    path = os.path.join(output_dir, "run_args.json")
+    with open(path, "w") as f:
+        json.dump(record, f, indent=1, default=str)
+    return path
+
+
+def widget_examples_from_split(
+    split: datasets.Dataset, output_dir: str, hub_model_id: Optional[str], count: int = 2
+) -> list:
+    """Copy ``count`` test clips of different emotions next to the card and precompute the model's outputs on them.
+
+    The clips go to ``<output_dir>/examples/`` (pushed with the model), and the card's ``widget`` entries point at
+    their Hub URLs (or at the relative path when no ``--hub_model_id`` is given).
+    """
+    raw = split.cast_column("video", datasets.Video(decode=False)).select_columns(["video", "emotion"])
+    names = split.features["emotion"].names
+    examples, seen = [], set()
+    os.makedirs(os.path.join(output_dir, "examples"), exist_ok=True)
+    for row in raw:
+        media = row["video"]
+        if row["emotion"] in seen or not (media.get("bytes") or media.get("path")):
+            continue
+        seen.add(row["emotion"])
+        name = f"{names[row['emotion']]}_{os.path.basename(media.get('path') or 'clip.mp4')}"
+        target = os.path.join(output_dir, "examples", name)
+        if media.get("bytes"):
+            with open(target, "wb") as f:
+                f.write(media["bytes"])
+        else:
+            shutil.copyfile(media["path"], target)
+        src = f"examples/{name}"
+        if hub_model_id:
+            src = f"https://huggingface.co/{hub_model_id}/resolve/main/{src}"
+        examples.append({"path": target, "src": src, "example_title": f"{names[row['emotion']]} (test clip)"})
+        if len(examples) == count:
+            break
+    return widget_examples(output_dir, examples, top_k=3)
+
+
+__all__ = [
+    "CardWriter",
+    "DataArguments",
+    "ModelArguments",
+    "build_model",
+    "build_processor",
+    "corpus_for_card",
+    "hyperparameters",
+    "load_data",
+    "parse_args",
+    "prepare_datasets",
+    "save_run_args",
+    "setup_run",
+    "widget_examples_from_split",
+]
