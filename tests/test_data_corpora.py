@@ -1,14 +1,19 @@
-"""Corpus parsers, label sets and fold definitions."""
+"""Corpus parsers, label sets, fold definitions and the one registry of corpus facts."""
 
+import ast
 import csv
 import json
 import os
+from pathlib import Path
 
 import pytest
 
 from mmder_hf.data.corpora import (
+    CORPORA,
+    CORPUS_INFO,
     CREMA_D_BROKEN,
     UnknownFileNameError,
+    get_corpus_info,
     get_label_set,
     parse_crema_d_filename,
     parse_iemocap_evaluation,
@@ -42,8 +47,15 @@ def test_parse_ravdess_every_field():
 
 
 @pytest.mark.parametrize(
-    "name", ["01-01-09-01-01-01-01.mp4", "01-01-01-02-01-01-01.mp4", "04-01-01-01-01-01-01.mp4", "clip.mp4",
-             "01-01-01-01-01-01.mp4", "01-01-03-01-03-01-01.mp4"]  # fmt: skip
+    "name",
+    [
+        "01-01-09-01-01-01-01.mp4",
+        "01-01-01-02-01-01-01.mp4",
+        "04-01-01-01-01-01-01.mp4",
+        "clip.mp4",
+        "01-01-01-01-01-01.mp4",
+        "01-01-03-01-03-01-01.mp4",
+    ],  # fmt: skip
 )
 def test_parse_ravdess_rejects_bad_names(name):
     with pytest.raises(UnknownFileNameError):
@@ -153,3 +165,89 @@ def test_exported_folds_match_code(tmp_path):
             rows = list(csv.DictReader(f))
         fold1 = get_fold(corpus, 1)
         assert sorted(int(r["actor"]) for r in rows if r["fold"] == "1" and r["split"] == "test") == list(fold1.test)
+
+
+SRC = Path(__file__).resolve().parent.parent / "src" / "mmder_hf"
+
+
+def test_registry_covers_every_corpus_and_alias():
+    assert set(CORPUS_INFO) == {*CORPORA, "synthetic"}
+    assert get_corpus_info("CREMA-D") is CORPUS_INFO["crema_d"]
+    assert get_corpus_info(" Synthetic ") is CORPUS_INFO["synthetic"]
+    with pytest.raises(ValueError):
+        get_corpus_info("voxceleb")
+    keys = {name: info.citation_key for name, info in CORPUS_INFO.items()}
+    assert keys == {"ravdess": "livingstone2018ravdess", "crema_d": "cao2014cremad", "iemocap": "busso2008iemocap",
+                    "synthetic": None}  # fmt: skip
+    for corpus in CORPORA:
+        info = CORPUS_INFO[corpus]
+        assert "doi     = {10." in info.citation and info.homepage.startswith("https://")
+        assert info.label_sets[0].corpus == corpus and get_label_set(corpus).name == info.default_label_set
+    assert CORPUS_INFO["synthetic"].license == "apache-2.0" and not CORPUS_INFO["iemocap"].redistributable
+
+
+@pytest.mark.parametrize("corpus", list(CORPUS_INFO))
+def test_cards_and_builders_state_the_registry_facts(corpus, tmp_path):
+    """One place: a model card, a published dataset card and a builder's DatasetInfo all show the registry's facts."""
+    from mmder_hf.cards import render_model_card
+    from mmder_hf.data.builders import BUILDERS
+    from mmder_hf.data.publish import render_dataset_card
+
+    info = CORPUS_INFO[corpus]
+    names = list(info.label_sets[0].names)
+    card = render_model_card(corpus, "me/m", {1: {"test_war": 0.5, "test_uar": 0.5}}, label_names=names)
+    assert card.data.license == info.license  # random initialisation: the data's licence
+    assert info.citation in card.text and info.license_name in card.text and info.protocol in card.text
+    assert set(info.tags) <= set(card.data.tags) and card.data.eval_results[0].dataset_name == info.pretty_name
+    if corpus == "synthetic":
+        return  # generated data: no builder of its own (RAVDESS's reads it) and never published as such
+    card = render_dataset_card(corpus, "me/x", names, {1: 2, 2: 3})
+    assert card.data.license == info.license and card.data.pretty_name == info.dataset_pretty_name
+    assert set(info.tags) <= set(card.data.tags)
+    for fact in (info.citation, info.homepage, info.protocol, info.redistribution):
+        assert fact in card.text
+    assert ("NO redistribution" in card.text) is (not info.redistributable)
+    builder = BUILDERS[corpus](cache_dir=str(tmp_path))
+    got = (builder.info.description, builder.info.citation, builder.info.homepage, builder.info.license)
+    assert got == (info.description, info.citation, info.homepage, info.license)
+    assert builder.info.features["emotion"].names == names
+
+
+def test_corpus_facts_are_written_nowhere_else():
+    """Citation keys, DOIs, homepages and licence names live in data/corpora.py only (code and templates)."""
+    facts = {}
+    for info in CORPUS_INFO.values():
+        doi = info.citation.split("doi     = {")[1].split("}")[0] if "doi" in info.citation else None
+        for fact in (info.citation_key, doi, info.homepage, info.license_name, info.license_link):
+            if fact:
+                facts[fact] = info.name
+    registry = SRC / "data" / "corpora.py"
+    for path in sorted([*SRC.rglob("*.py"), *SRC.rglob("*.md")]):
+        if path == registry:
+            continue
+        text = path.read_text(encoding="utf-8")
+        found = [fact for fact in facts if fact in text]
+        assert not found, f"{path.relative_to(SRC)} repeats {found}: read them from CORPUS_INFO"
+
+
+def _imported_modules(path: Path, package: str):
+    """Absolute names of every module ``path`` imports, at any depth (relative imports resolved)."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            parts = package.split(".")
+            base = ".".join(parts[: len(parts) - node.level + 1]) if node.level else ""
+            module = ".".join(x for x in (base, node.module) if x)
+            yield module
+            yield from (f"{module}.{alias.name}" for alias in node.names)
+
+
+def test_data_package_never_imports_cards():
+    """cards may import data (the registry), never the reverse: data must work without the card code."""
+    paths = sorted((SRC / "data").glob("*.py"))
+    assert any(p.name == "publish.py" for p in paths)
+    for path in paths:
+        modules = _imported_modules(path, "mmder_hf.data")
+        bad = [m for m in modules if m == "mmder_hf.cards" or m.startswith("mmder_hf.cards.")]
+        assert not bad, f"data/{path.name} imports {bad}"

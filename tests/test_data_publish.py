@@ -6,11 +6,11 @@ import zipfile
 import datasets
 import numpy as np
 import pytest
-
 from fixtures_data import CLIPS, NUM_ACTORS, fake_iemocap_dir, hf_cache_dir, synthetic_ravdess_dir  # noqa: F401
+
 from mmder_hf.data import load_emotion_dataset, load_prefused_dataset, split_for_rank
+from mmder_hf.data.media_writing import write_clip
 from mmder_hf.data.publish import RedistributionError, export_corpus_parquet, publish_main, push_corpus
-from mmder_hf.video_io import write_clip
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,9 @@ def fake_hub(monkeypatch):
     def upload_folder(self, folder_path, repo_id, repo_type=None, **kw):
         calls["upload_folder"] = dict(
             repo_id=repo_id, repo_type=repo_type,
-            files=sorted(os.path.relpath(os.path.join(r, f), folder_path) for r, _, fs in os.walk(folder_path) for f in fs),
+            files=sorted(
+                os.path.relpath(os.path.join(r, f), folder_path) for r, _, fs in os.walk(folder_path) for f in fs
+            ),
         )  # fmt: skip
         return "commit-url"
 
@@ -57,7 +59,8 @@ def test_publish_round_trip(published_dir, fake_hub):
     stream = datasets.load_dataset(published_dir, streaming=True)["train"]
     rows = list(stream)
     assert len(rows) == NUM_ACTORS * CLIPS
-    assert isinstance(stream.features["video"], datasets.Video) and isinstance(stream.features["emotion"], datasets.ClassLabel)
+    assert isinstance(stream.features["video"], datasets.Video)
+    assert isinstance(stream.features["emotion"], datasets.ClassLabel)
     assert rows[0]["video"].metadata.num_frames == 8
     assert rows[0]["audio"].get_all_samples().data.shape[-1] >= 16000
     table = datasets.load_dataset(published_dir, split="train").cast_column("video", datasets.Video(decode=False))
@@ -68,7 +71,8 @@ def test_published_corpus_splits_by_fold(published_dir, synthetic_ravdess_dir, h
     raw = load_emotion_dataset("ravdess", synthetic_ravdess_dir, fold=2, cache_dir=hf_cache_dir)
     pub = load_emotion_dataset("ravdess", published_dir, fold=2, cache_dir=hf_cache_dir)
     for split in ("train", "validation", "test"):
-        assert sorted(zip(pub[split]["file"], pub[split]["emotion"])) == sorted(zip(raw[split]["file"], raw[split]["emotion"]))
+        published = sorted(zip(pub[split]["file"], pub[split]["emotion"]))
+        assert published == sorted(zip(raw[split]["file"], raw[split]["emotion"]))
     stream = load_emotion_dataset("ravdess", published_dir, fold=1, streaming=True)
     assert stream["test"].n_shards == 4 and {r["actor"] for r in stream["test"]} == {1, 2, 3, 4}
     parts = [{r["file"] + str(r["actor"]) for r in split_for_rank(stream["test"], rank, 2)} for rank in (0, 1)]
@@ -90,7 +94,8 @@ def test_published_hub_repo_id(published_dir, monkeypatch, hf_cache_dir):
 
     def fake_load(path, data_files=None, **kw):  # hf:// cannot be reached offline: map back to the local copy
         seen.update(data_files)
-        local = {s: [f.replace("hf://datasets/me/ravdess-av", published_dir) for f in v] for s, v in data_files.items()}
+        prefix = "hf://datasets/me/ravdess-av"
+        local = {s: [f.replace(prefix, published_dir) for f in v] for s, v in data_files.items()}
         return real(path, data_files=local, **kw)
 
     monkeypatch.setattr(loading.datasets, "load_dataset", fake_load)
@@ -106,7 +111,8 @@ def test_iemocap_publish_private_only(fake_iemocap_dir, tmp_path, fake_hub):
     with pytest.raises(SystemExit):
         publish_main("iemocap", ["--source", fake_iemocap_dir, "--repo_id", "me/iemocap"])
     out = str(tmp_path / "iemo")
-    publish_main("iemocap", ["--source", fake_iemocap_dir, "--repo_id", "me/iemocap", "--private", "--output_dir", out])
+    argv = ["--source", fake_iemocap_dir, "--repo_id", "me/iemocap", "--private", "--output_dir", out]
+    publish_main("iemocap", argv)
     assert fake_hub["create_repo"]["private"] is True
     card = open(os.path.join(out, "README.md")).read()
     assert "NO redistribution" in card

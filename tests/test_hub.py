@@ -8,17 +8,18 @@ import yaml
 from huggingface_hub import HfApi, ModelCard
 
 from mmder_hf import MultiMAEDERConfig
-from mmder_hf.hub import (
+from mmder_hf.cards import (
     BEGIN_MARKER,
-    CORPUS_CARDS,
     END_MARKER,
     model_license,
     push_folder,
     render_model_card,
     results_table,
+    template_path,
     update_model_card,
     write_model_card,
 )
+from mmder_hf.data.corpora import CORPUS_INFO
 
 
 LABELS = ["neutral", "happy", "sad", "angry"]
@@ -27,7 +28,8 @@ LABELS = ["neutral", "happy", "sad", "angry"]
 def config(strategy="FSLF"):
     return MultiMAEDERConfig(
         fusion_strategy=strategy, image_size=32, patch_size=16, num_frames=8, hidden_size=32, num_hidden_layers=2,
-        num_attention_heads=2, intermediate_size=64, id2label=dict(enumerate(LABELS)), label2id={n: i for i, n in enumerate(LABELS)},
+        num_attention_heads=2, intermediate_size=64, id2label=dict(enumerate(LABELS)),
+        label2id={n: i for i, n in enumerate(LABELS)},
     )  # fmt: skip
 
 
@@ -54,7 +56,7 @@ def test_licence_respects_data_and_backbone(corpus, base_model, expected):
         assert meta["license_name"] and meta["license_link"]
 
 
-@pytest.mark.parametrize("corpus", list(CORPUS_CARDS))
+@pytest.mark.parametrize("corpus", list(CORPUS_INFO))
 def test_every_corpus_template_renders_a_complete_card(corpus):
     folds = {1: {"test_war": 0.8, "test_uar": 0.75}, 2: {"test_war": 0.7, "test_uar": 0.65}}
     card = render_model_card(
@@ -75,17 +77,30 @@ def test_every_corpus_template_renders_a_complete_card(corpus):
                    "## Limitations", "## Bias", "## Citation", "xiang2024multimaeder", "75.00 ± 5.00"):  # fmt: skip
         assert needed in text, needed
     if corpus != "synthetic":
-        assert CORPUS_CARDS[corpus].citation.split("{")[1].split(",")[0] in text  # dataset citation key
+        assert CORPUS_INFO[corpus].citation.split("{")[1].split(",")[0] in text  # dataset citation key
     assert "{{" not in text and "{%" not in text
 
 
 def test_single_fold_card_and_local_dataset_paths(tmp_path):
-    card = render_model_card("synthetic", "demo", {1: {"test_war": 1.0, "test_uar": 1.0, "eval_war": 0.9, "eval_uar": 0.8}},
-                             config=config(), dataset_id=str(tmp_path), confusion_matrix_file="confusion_matrix.png")  # fmt: skip
+    metrics = {"test_war": 1.0, "test_uar": 1.0, "eval_war": 0.9, "eval_uar": 0.8}
+    card = render_model_card(
+        "synthetic", "demo", {1: metrics}, config=config(), dataset_id=str(tmp_path),
+        confusion_matrix_file="confusion_matrix.png",
+    )  # fmt: skip
     meta = metadata(card)
     assert meta["license"] == "apache-2.0" and "datasets" not in meta and "base_model" not in meta
     assert "| test (fold 1) | 100.00 | 100.00 |" in card.text and "| validation | 90.00 | 80.00 |" in card.text
     assert "![Confusion matrix" in card.text
+
+
+def test_templates_dir_override(tmp_path):
+    packaged = template_path("ravdess").read_text(encoding="utf-8")
+    (tmp_path / "ravdess.md").write_text(packaged.replace("## Limitations", "## Limitations (custom)"))
+    card = render_model_card("ravdess", "m", {1: {"test_war": 0.5, "test_uar": 0.4}}, templates_dir=tmp_path)
+    assert "## Limitations (custom)" in card.text and "livingstone2018ravdess" in card.text
+    assert "(custom)" not in render_model_card("ravdess", "m", {1: {"test_war": 0.5, "test_uar": 0.4}}).text
+    with pytest.raises(FileNotFoundError):
+        template_path("crema_d", tmp_path)
 
 
 def test_update_keeps_user_text_and_tags(tmp_path):

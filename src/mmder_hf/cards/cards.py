@@ -1,33 +1,43 @@
 """Model cards and Hub pushes for fine-tuned MultiMAE-DER models.
 
-Cards are rendered from the Jinja templates in ``model_cards/`` (one per corpus) with huggingface_hub's
-`ModelCard.from_template`; the YAML metadata (licence, ``library_name``, ``pipeline_tag``, tags, datasets,
-``base_model`` and a ``model-index`` with WAR and UAR per fold and their mean) is built with `ModelCardData` and
-`EvalResult`. An existing ``README.md`` is updated, not overwritten: only the block between
-``<!-- mmder-hf:card:begin -->`` and ``<!-- mmder-hf:card:end -->`` is replaced, and existing tags and datasets are
-kept.
+Cards are rendered from the Jinja templates in ``templates/`` (one per corpus, shipped inside this package and
+found with ``importlib.resources``) with huggingface_hub's `ModelCard.from_template`; what a card states about
+the corpus (name, licence, protocol, citation, tags) is read from :data:`mmder_hf.data.corpora.CORPUS_INFO`,
+so model cards, dataset cards and the builders cannot disagree. The YAML metadata (licence, ``library_name``,
+``pipeline_tag``, tags, datasets, ``base_model`` and a ``model-index`` with WAR and UAR per fold and their mean) is
+built with `ModelCardData` and `EvalResult`. An existing ``README.md`` is updated, not overwritten: only the
+block between ``<!-- mmder-hf:card:begin -->`` and ``<!-- mmder-hf:card:end -->`` is replaced, and existing tags
+and datasets are kept.
 """
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import logging
 import math
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 
+from ..data.corpora import get_corpus_info
+
+
+if TYPE_CHECKING:
+    try:
+        from importlib.resources.abc import Traversable
+    except ImportError:  # Python 3.10
+        from importlib.abc import Traversable
 
 logger = logging.getLogger(__name__)
 
 
-#: Folder holding the card templates (``<corpus>.md``): ``model_cards/`` at the repository root, shipped inside
-#: the wheel as ``mmder_hf/model_cards/``.
-MODEL_CARDS_DIR = Path(__file__).resolve().parent / "templates"
+#: Folder holding the card templates (``<corpus>.md``, ``dataset_card.md``): ``mmder_hf/cards/templates/``, a
+#: package resource (a plain folder for a normal install, readable from a zip too).
+MODEL_CARDS_DIR: Traversable = importlib.resources.files("mmder_hf.cards") / "templates"
 BEGIN_MARKER = "<!-- mmder-hf:card:begin -->"
 END_MARKER = "<!-- mmder-hf:card:end -->"
 
@@ -49,95 +59,6 @@ VIDEOMAE_CITATION = """@inproceedings{tong2022videomae,
   year      = {2022}
 }"""
 
-
-@dataclass(frozen=True)
-class CorpusCardInfo:
-    """What a model card says about the corpus a model was trained on."""
-
-    name: str
-    pretty_name: str
-    dataset_id: Optional[str]
-    data_license: str
-    data_license_name: str
-    protocol: str
-    citation: str
-    tags: tuple[str, ...] = ()
-
-
-CORPUS_CARDS: dict[str, CorpusCardInfo] = {
-    "ravdess": CorpusCardInfo(
-        "ravdess",
-        "RAVDESS",
-        "ravdess-av",
-        "cc-by-nc-sa-4.0",
-        "CC BY-NC-SA 4.0",
-        "6 subject-independent folds of 4 consecutive actors (01-04, 05-08, ...); validation: the first two actors "
-        "of the next block; audio-visual speech clips (modality 01) only.",
-        """@article{livingstone2018ravdess,
-  title   = {The Ryerson Audio-Visual Database of Emotional Speech and Song (RAVDESS)},
-  author  = {Livingstone, Steven R. and Russo, Frank A.},
-  journal = {PLoS ONE},
-  volume  = {13},
-  number  = {5},
-  pages   = {e0196391},
-  year    = {2018},
-  doi     = {10.1371/journal.pone.0196391}
-}""",
-        ("ravdess",),
-    ),
-    "crema_d": CorpusCardInfo(
-        "crema_d",
-        "CREMA-D",
-        "crema-d-av",
-        "odbl",
-        "Open Database License (ODbL) v1.0, contents under DbCL v1.0",
-        "5 subject-independent folds by actor id (1001-1018, 1019-1036, 1037-1054, 1055-1072, 1073-1091); "
-        "validation: the first four actors of the next range; the known broken clips are excluded.",
-        """@article{cao2014cremad,
-  title   = {CREMA-D: Crowd-sourced Emotional Multimodal Actors Dataset},
-  author  = {Cao, Houwei and Cooper, David G. and Keutmann, Michael K. and Gur, Ruben C. and Nenkova, Ani and Verma, Ragini},
-  journal = {IEEE Transactions on Affective Computing},
-  volume  = {5},
-  number  = {4},
-  pages   = {377--390},
-  year    = {2014},
-  doi     = {10.1109/TAFFC.2014.2336244}
-}""",
-        ("crema-d",),
-    ),
-    "iemocap": CorpusCardInfo(
-        "iemocap",
-        "IEMOCAP",
-        None,
-        "other",
-        "USC IEMOCAP release agreement (research use, no redistribution)",
-        "Leave-one-session-out (5 folds); validation: the next session; 4 classes (neutral, happy + excited, "
-        "angry, sad).",
-        """@article{busso2008iemocap,
-  title   = {IEMOCAP: Interactive Emotional Dyadic Motion Capture Database},
-  author  = {Busso, Carlos and Bulut, Murtaza and Lee, Chi-Chun and Kazemzadeh, Abe and Mower, Emily and Kim, Samuel and Chang, Jeannette N. and Lee, Sungbok and Narayanan, Shrikanth S.},
-  journal = {Language Resources and Evaluation},
-  volume  = {42},
-  number  = {4},
-  pages   = {335--359},
-  year    = {2008},
-  doi     = {10.1007/s10579-008-9076-6}
-}""",
-        ("iemocap",),
-    ),
-    "synthetic": CorpusCardInfo(
-        "synthetic",
-        "synthetic RAVDESS-format corpus",
-        None,
-        "apache-2.0",
-        "Apache 2.0 (generated by mmder-hf)",
-        "RAVDESS-format fold 1 over the generated actors: test on a block of 4 actors, validate on 2 others, train "
-        "on the rest. The emotion is split into a visual cue (colour of a square: emotion % 4) and an audio cue "
-        "(pitch of a tone: emotion // 4): one modality alone leaves 2 (video) or 4 (audio) candidates.",
-        "",
-        ("synthetic-data",),
-    ),
-}
 
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 _NC_BACKBONE = re.compile(r"^MCG-NJU/videomae", re.IGNORECASE)
@@ -162,28 +83,26 @@ def model_license(corpus: str, base_model: Optional[str] = None, base_model_lice
     ``cc-by-nc-4.0`` from a non-commercial one; the synthetic corpus keeps the backbone's licence
     (``apache-2.0`` from a random initialisation).
     """
-    info = CORPUS_CARDS[corpus]
+    info = get_corpus_info(corpus)
     backbone = base_model_license or backbone_license(base_model)
     non_commercial = backbone is not None and "nc" in backbone
-    if corpus == "ravdess":
-        meta = {"license": "cc-by-nc-sa-4.0"}
-    elif corpus == "iemocap":
-        meta = {
-            "license": "other",
-            "license_name": "iemocap-release-agreement",
-            "license_link": "https://sail.usc.edu/iemocap/release_form.php",
-        }
-    elif corpus == "crema_d":
-        meta = {"license": "cc-by-nc-4.0" if non_commercial else "odbl"}
+    if info.name == "ravdess":  # share-alike: the data's licence whatever the backbone
+        meta = {"license": info.license}
+    elif info.name == "iemocap":
+        meta = {"license": info.license, "license_name": info.license_slug, "license_link": info.license_link}
+    elif info.name == "crema_d":
+        meta = {"license": "cc-by-nc-4.0" if non_commercial else info.license}
     else:
-        meta = {"license": backbone or "apache-2.0"}
-    parts = [f"Trained on {info.pretty_name} ({info.data_license_name})"]
+        meta = {"license": backbone or info.license}
+    parts = [f"Trained on {info.pretty_name} ({info.license_name})"]
     if base_model:
         parts.append(f"from the backbone `{base_model}`" + (f" ({backbone})" if backbone else ""))
     else:
         parts.append("from a random initialisation")
-    meta["note"] = ", ".join(parts) + f": released under `{meta['license']}`" + (
-        f" ({meta['license_name']})." if "license_name" in meta else "."
+    meta["note"] = (
+        ", ".join(parts)
+        + f": released under `{meta['license']}`"
+        + (f" ({meta['license_name']})." if "license_name" in meta else ".")
     )
     return meta
 
@@ -211,13 +130,16 @@ def results_table(fold_results: dict[int, dict], prefix: str = "test") -> str:
     for fold in sorted(fold_results):
         metrics = fold_results[fold]
         war, uar = _finite(metrics.get(f"{prefix}_war")), _finite(metrics.get(f"{prefix}_uar"))
-        lines.append(f"| {fold} | {war * 100:.2f} | {uar * 100:.2f} |" if war is not None and uar is not None else f"| {fold} | - | - |")
-        if war is not None and uar is not None:
-            wars.append(war)
-            uars.append(uar)
+        if war is None or uar is None:
+            lines.append(f"| {fold} | - | - |")
+            continue
+        lines.append(f"| {fold} | {war * 100:.2f} | {uar * 100:.2f} |")
+        wars.append(war)
+        uars.append(uar)
     if len(wars) > 1:
         (mw, sw), (mu, su) = mean_std(wars), mean_std(uars)
-        lines.append(f"| **mean ± std** | **{mw * 100:.2f} ± {sw * 100:.2f}** | **{mu * 100:.2f} ± {su * 100:.2f}** |")
+        mean_war, mean_uar = f"**{mw * 100:.2f} ± {sw * 100:.2f}**", f"**{mu * 100:.2f} ± {su * 100:.2f}**"
+        lines.append(f"| **mean ± std** | {mean_war} | {mean_uar} |")
     return "\n".join(lines)
 
 
@@ -251,7 +173,8 @@ def eval_results(
             out.append(result(key, f"fold{fold}", f"{label} (fold {fold})", value))
     if len(fold_results) > 1 and wars and uars:
         for key, label, bucket in (("war", "WAR", wars), ("uar", "UAR", uars)):
-            out.append(result(key, f"mean-of-{len(bucket)}-folds", f"{label} (mean of {len(bucket)} folds)", mean_std(bucket)[0]))
+            name = f"{label} (mean of {len(bucket)} folds)"
+            out.append(result(key, f"mean-of-{len(bucket)}-folds", name, mean_std(bucket)[0]))
     return out
 
 
@@ -264,9 +187,13 @@ def _hyperparameter_table(hyperparameters: dict) -> str:
 
 
 # ------------------------------------------------------------------------------------------------- cards
-def template_path(corpus: str, templates_dir: Union[str, os.PathLike, None] = None) -> Path:
-    """Path of the card template of ``corpus`` (``model_cards/<corpus>.md``)."""
-    path = Path(templates_dir or MODEL_CARDS_DIR) / f"{corpus}.md"
+def template_path(corpus: str, templates_dir: Union[str, os.PathLike, None] = None) -> Traversable:
+    """The card template of ``corpus``: ``<templates_dir>/<corpus>.md``, by default the packaged one.
+
+    The packaged template is a resource (:data:`MODEL_CARDS_DIR`), a `Path` for a normal install; read it with
+    ``read_text`` (or ``importlib.resources.as_file`` where a real file is needed).
+    """
+    path = (Path(templates_dir) if templates_dir else MODEL_CARDS_DIR) / f"{corpus}.md"
     if not path.is_file():
         raise FileNotFoundError(f"No model card template for {corpus!r} at {path}")
     return path
@@ -307,7 +234,8 @@ def render_model_card(
             as they are.
         **template_kwargs: more variables for the template.
     """
-    info = CORPUS_CARDS[corpus]
+    info = get_corpus_info(corpus)
+    corpus = info.name
     licence = model_license(corpus, base_model)
     if label_names is None and config is not None and getattr(config, "id2label", None):
         label_names = [config.id2label[i] for i in sorted(config.id2label)]
@@ -338,7 +266,7 @@ def render_model_card(
         "corpus": corpus,
         "corpus_pretty": info.pretty_name,
         "dataset_id": dataset_id,
-        "data_license_name": info.data_license_name,
+        "data_license_name": info.license_name,
         "license": licence["license"],
         "license_note": licence["note"],
         "protocol": info.protocol,
@@ -371,12 +299,15 @@ def render_model_card(
         "end_marker": END_MARKER,
         **template_kwargs,
     }
-    return ModelCard.from_template(card_data, template_path=str(template_path(corpus, templates_dir)), **context)
+    template = template_path(corpus, templates_dir).read_text(encoding="utf-8")
+    return ModelCard.from_template(card_data, template_str=template, **context)
 
 
 def _merge_list(old: Any, new: Any) -> Optional[list]:
-    items = [x for x in ([old] if isinstance(old, str) else (old or [])) + ([new] if isinstance(new, str) else (new or []))]
-    return list(dict.fromkeys(items)) or None
+    def as_list(value: Any) -> list:
+        return [value] if isinstance(value, str) else list(value or [])
+
+    return list(dict.fromkeys(as_list(old) + as_list(new))) or None
 
 
 def update_model_card(path: Union[str, os.PathLike], card: ModelCard) -> ModelCard:
@@ -486,11 +417,9 @@ def push_folder(
 
 __all__ = [
     "BEGIN_MARKER",
-    "CORPUS_CARDS",
     "END_MARKER",
     "MODEL_CARDS_DIR",
     "PAPER_CITATION",
-    "CorpusCardInfo",
     "backbone_license",
     "eval_results",
     "load_results",

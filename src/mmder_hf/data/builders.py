@@ -15,7 +15,8 @@ works when our code instantiates it (``download_and_prepare`` / ``as_dataset`` /
 
 Sources: a local folder, a list of local paths / URLs, or a Hub dataset repo id holding those files.
 Bad data (unknown names, corrupt or missing members, empty audio) is reported (count and names) and skipped,
-or raises :class:`BadDataError` with ``strict=True``; nothing is relabelled.
+or raises :class:`BadDataError` with ``strict=True``; nothing is relabelled. Each builder's ``DatasetInfo``
+(description, citation, homepage, licence) is read from :data:`mmder_hf.data.corpora.CORPUS_INFO`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from .corpora import (
     CREMA_D_BROKEN,
     IEMOCAP_EMOTIONS,
     UnknownFileNameError,
+    get_corpus_info,
     get_label_set,
     parse_crema_d_filename,
     parse_iemocap_evaluation,
@@ -253,7 +255,7 @@ class EmotionCorpusConfig(datasets.BuilderConfig):
 
 @dataclass
 class RavdessConfig(EmotionCorpusConfig):
-    """RAVDESS settings; ``vocal_channel`` is ``"speech"`` (default, the standard protocol), ``"song"`` or ``"both"``."""
+    """RAVDESS settings; ``vocal_channel``: ``"speech"`` (default, the standard protocol), ``"song"`` or ``"both"``."""
 
     vocal_channel: str = "speech"
 
@@ -271,6 +273,17 @@ class _EmotionBuilder(datasets.GeneratorBasedBuilder):
     @property
     def label_set(self):
         return get_label_set(self.corpus, self.config.label_set)
+
+    def _dataset_info(self, features: datasets.Features) -> datasets.DatasetInfo:
+        """``DatasetInfo`` whose description, citation, homepage and licence come from the corpus registry."""
+        info = get_corpus_info(self.corpus)
+        return datasets.DatasetInfo(
+            description=info.description,
+            features=features,
+            citation=info.citation,
+            homepage=info.homepage,
+            license=info.license,
+        )
 
     def _split_by_fold(self, actors: list[int], make_kwargs) -> list[datasets.SplitGenerator]:
         if self.config.fold is None:
@@ -304,9 +317,8 @@ class RavdessBuilder(_EmotionBuilder):
     BUILDER_CONFIGS = [RavdessConfig(name="default")]
 
     def _info(self) -> datasets.DatasetInfo:
-        return datasets.DatasetInfo(
-            description="RAVDESS audio-visual speech/song clips (modality 01) with parsed metadata.",
-            features=datasets.Features(
+        return self._dataset_info(
+            datasets.Features(
                 {
                     "video": datasets.Video(),
                     "audio": datasets.Audio(),
@@ -320,9 +332,7 @@ class RavdessBuilder(_EmotionBuilder):
                     "repetition": datasets.Value("int32"),
                     "vocal_channel": datasets.Value("string"),
                 }
-            ),
-            homepage="https://zenodo.org/records/1188976",
-            license="cc-by-nc-sa-4.0",
+            )
         )
 
     def _channels(self) -> tuple[str, ...]:
@@ -415,19 +425,22 @@ class RavdessBuilder(_EmotionBuilder):
                 if label is None:
                     continue
                 media = {"path": base, "bytes": data} if isinstance(data, bytes) else data
-                yield f"{archive_actor:02d}/{name}", {
-                    "video": media,
-                    "audio": media,
-                    "file": base,
-                    "actor": meta["actor"],
-                    "gender": meta["gender"],
-                    "emotion": label,
-                    "emotion_raw": meta["emotion"],
-                    "intensity": meta["intensity"],
-                    "statement": meta["statement"],
-                    "repetition": meta["repetition"],
-                    "vocal_channel": meta["vocal_channel"],
-                }
+                yield (
+                    f"{archive_actor:02d}/{name}",
+                    {
+                        "video": media,
+                        "audio": media,
+                        "file": base,
+                        "actor": meta["actor"],
+                        "gender": meta["gender"],
+                        "emotion": label,
+                        "emotion_raw": meta["emotion"],
+                        "intensity": meta["intensity"],
+                        "statement": meta["statement"],
+                        "repetition": meta["repetition"],
+                        "vocal_channel": meta["vocal_channel"],
+                    },
+                )
         self.report.log()
 
 
@@ -441,9 +454,8 @@ class CremaDBuilder(_EmotionBuilder):
     BUILDER_CONFIGS = [EmotionCorpusConfig(name="default")]
 
     def _info(self) -> datasets.DatasetInfo:
-        return datasets.DatasetInfo(
-            description="CREMA-D audio-visual clips with parsed metadata.",
-            features=datasets.Features(
+        return self._dataset_info(
+            datasets.Features(
                 {
                     "video": datasets.Video(),
                     "audio": datasets.Audio(),
@@ -456,9 +468,7 @@ class CremaDBuilder(_EmotionBuilder):
                     "emotion_raw": datasets.Value("string"),
                     "level": datasets.Value("string"),
                 }
-            ),
-            homepage="https://github.com/CheyneyComputerScience/CREMA-D",
-            license="odbl",
+            )
         )
 
     def _split_generators(self, dl_manager) -> list[datasets.SplitGenerator]:
@@ -518,18 +528,21 @@ class CremaDBuilder(_EmotionBuilder):
             label = label_set.map(meta["emotion"])
             if label is None:
                 continue
-            yield stem, {
-                "video": video,
-                "audio": audio,
-                "file": os.path.basename(video),
-                "clip_id": stem,
-                "actor": meta["actor"],
-                "gender": meta["gender"],
-                "sentence": meta["sentence"],
-                "emotion": label,
-                "emotion_raw": meta["emotion"],
-                "level": meta["level"],
-            }
+            yield (
+                stem,
+                {
+                    "video": video,
+                    "audio": audio,
+                    "file": os.path.basename(video),
+                    "clip_id": stem,
+                    "actor": meta["actor"],
+                    "gender": meta["gender"],
+                    "sentence": meta["sentence"],
+                    "emotion": label,
+                    "emotion_raw": meta["emotion"],
+                    "level": meta["level"],
+                },
+            )
         self.report.log()
 
 
@@ -548,9 +561,8 @@ class IemocapBuilder(_EmotionBuilder):
     BUILDER_CONFIGS = [EmotionCorpusConfig(name="default")]
 
     def _info(self) -> datasets.DatasetInfo:
-        return datasets.DatasetInfo(
-            description="IEMOCAP utterances (4-class protocol) with dialog video segments and utterance audio.",
-            features=datasets.Features(
+        return self._dataset_info(
+            datasets.Features(
                 {
                     "video": datasets.Video(),
                     "audio": datasets.Audio(),
@@ -567,9 +579,7 @@ class IemocapBuilder(_EmotionBuilder):
                     "emotion": datasets.ClassLabel(names=list(self.label_set.names)),
                     "emotion_raw": datasets.Value("string"),
                 }
-            ),
-            homepage="https://sail.usc.edu/iemocap/",
-            license="other",
+            )
         )
 
     def _find_release(self) -> str:
@@ -638,22 +648,25 @@ class IemocapBuilder(_EmotionBuilder):
                 if problem:
                     self._skip(utt, problem)
                     continue
-            yield utt, {
-                "video": row["video_path"],
-                "audio": row["audio_path"],
-                "file": os.path.basename(row["audio_path"]),
-                "utterance_id": utt,
-                "dialog": row["dialog"],
-                "session": row["session"],
-                "actor": row["actor"],
-                "speaker": row["speaker"],
-                "gender": row["gender"],
-                "improvised": row["improvised"],
-                "start": row["start"],
-                "end": row["end"],
-                "emotion": label,
-                "emotion_raw": emotion,
-            }
+            yield (
+                utt,
+                {
+                    "video": row["video_path"],
+                    "audio": row["audio_path"],
+                    "file": os.path.basename(row["audio_path"]),
+                    "utterance_id": utt,
+                    "dialog": row["dialog"],
+                    "session": row["session"],
+                    "actor": row["actor"],
+                    "speaker": row["speaker"],
+                    "gender": row["gender"],
+                    "improvised": row["improvised"],
+                    "start": row["start"],
+                    "end": row["end"],
+                    "emotion": label,
+                    "emotion_raw": emotion,
+                },
+            )
         self.report.log()
 
 

@@ -1,7 +1,9 @@
-"""Corpus knowledge: file-name parsers, label sets and known-broken files of RAVDESS, CREMA-D and IEMOCAP.
+"""Corpus knowledge: file-name parsers, label sets, known-broken files and the registry of corpus facts.
 
 Everything a researcher would otherwise re-derive from each corpus' README lives here, so the builders,
-the fold definitions and the publishing commands all agree on one reading of the metadata.
+the fold definitions, the publishing commands and the model cards all agree on one reading of the metadata.
+:data:`CORPUS_INFO` is the one place for what they *state* about a corpus (licence, homepage, citation,
+protocol, redistribution rule, tags, label sets): change a fact here and every card and builder follows.
 """
 
 from __future__ import annotations
@@ -34,16 +36,23 @@ class UnknownFileNameError(ValueError):
 
 
 def ravdess_archive_name(actor: int, vocal_channel: str = "speech") -> str:
-    """File name of the Zenodo archive holding one actor's audio-visual files (e.g. ``Video_Speech_Actor_01.zip``)."""
+    """Name of the Zenodo archive holding one actor's audio-visual files (e.g. ``Video_Speech_Actor_01.zip``)."""
     return f"Video_{vocal_channel.capitalize()}_Actor_{actor:02d}.zip"
 
 
 def ravdess_file_name(
-    emotion: int, intensity: int, statement: int, repetition: int, actor: int, modality: int = 1, vocal_channel: int = 1
+    emotion: int,
+    intensity: int,
+    statement: int,
+    repetition: int,
+    actor: int,
+    modality: int = 1,
+    vocal_channel: int = 1,
 ) -> str:
     """RAVDESS file name ``MM-VV-EE-II-SS-RR-AA.mp4`` from its numeric codes."""
     ext = "wav" if modality == 3 else "mp4"
-    return f"{modality:02d}-{vocal_channel:02d}-{emotion:02d}-{intensity:02d}-{statement:02d}-{repetition:02d}-{actor:02d}.{ext}"
+    codes = (modality, vocal_channel, emotion, intensity, statement, repetition, actor)
+    return "-".join(f"{code:02d}" for code in codes) + f".{ext}"
 
 
 def parse_ravdess_filename(name: str) -> dict:
@@ -233,39 +242,202 @@ class LabelSet:
         return self.mapping.get(emotion)
 
 
-LABEL_SETS: dict[str, dict[str, LabelSet]] = {
-    "ravdess": {
-        "8class": LabelSet(
-            "ravdess", "8class", RAVDESS_EMOTIONS, {e: e for e in RAVDESS_EMOTIONS}, "RAVDESS's eight emotions"
-        ),
-        "7class": LabelSet(
-            "ravdess",
-            "7class",
-            tuple(e for e in RAVDESS_EMOTIONS if e != "calm"),
-            {**{e: e for e in RAVDESS_EMOTIONS}, "calm": "neutral"},
-            "MultiMAE-DER paper variant: calm merged into neutral",
-        ),
-    },
-    "crema_d": {
-        "6class": LabelSet(
-            "crema_d",
-            "6class",
-            ("neutral", "happy", "sad", "angry", "fearful", "disgust"),
-            {e: e for e in CREMA_D_EMOTIONS.values()},
-            "CREMA-D's six emotions",
-        )
-    },
-    "iemocap": {
-        "4class": LabelSet(
-            "iemocap",
-            "4class",
-            ("neutral", "happy", "angry", "sad"),
-            {"neutral": "neutral", "happy": "happy", "excited": "happy", "angry": "angry", "sad": "sad"},
-            "standard 4-class IEMOCAP (excited merged into happy; other labels dropped)",
-        )
-    },
+_RAVDESS_LABEL_SETS = (
+    LabelSet("ravdess", "8class", RAVDESS_EMOTIONS, {e: e for e in RAVDESS_EMOTIONS}, "RAVDESS's eight emotions"),
+    LabelSet(
+        "ravdess",
+        "7class",
+        tuple(e for e in RAVDESS_EMOTIONS if e != "calm"),
+        {**{e: e for e in RAVDESS_EMOTIONS}, "calm": "neutral"},
+        "MultiMAE-DER paper variant: calm merged into neutral",
+    ),
+)
+_CREMA_D_LABEL_SETS = (
+    LabelSet(
+        "crema_d",
+        "6class",
+        ("neutral", "happy", "sad", "angry", "fearful", "disgust"),
+        {e: e for e in CREMA_D_EMOTIONS.values()},
+        "CREMA-D's six emotions",
+    ),
+)
+_IEMOCAP_LABEL_SETS = (
+    LabelSet(
+        "iemocap",
+        "4class",
+        ("neutral", "happy", "angry", "sad"),
+        {"neutral": "neutral", "happy": "happy", "excited": "happy", "angry": "angry", "sad": "sad"},
+        "standard 4-class IEMOCAP (excited merged into happy; other labels dropped)",
+    ),
+)
+
+
+# --------------------------------------------------------------------------------------------- registry
+@dataclass(frozen=True)
+class CorpusInfo:
+    """Every fact that cards, builders and publishing state about one corpus, kept once so that they cannot drift.
+
+    Attributes:
+        name: canonical key (``ravdess``, ``crema_d``, ``iemocap`` or ``synthetic``).
+        pretty_name: short display name (model cards, the model-index ``dataset.name``).
+        dataset_pretty_name: title of a published copy (dataset card and its ``pretty_name`` metadata).
+        description: one line for the builders' ``DatasetInfo`` (also part of the preprocess cache key).
+        license: Hub licence id of the data.
+        license_name: the data licence as people read it (model cards).
+        homepage: where the corpus is distributed (``None``: generated here).
+        citation: BibTeX entry; one key per corpus (:attr:`citation_key`). Long author lists are continued with
+            a backslash so that the entry renders with one ``author`` line.
+        dataset_id: default Hub dataset name of a published copy (``None``: none by default).
+        protocol: the evaluation protocol in one sentence (model and dataset cards; implemented in
+            :mod:`mmder_hf.data.folds`).
+        redistributable: ``False`` when the licence allows private copies only (publishing refuses public repos).
+        redistribution: what the licence allows, in one sentence (dataset cards).
+        tags: Hub tags naming the corpus.
+        label_sets: the corpus' :class:`LabelSet` s; ``default_label_set`` names the standard one.
+        license_slug, license_link: the Hub ``license_name`` / ``license_link`` metadata, for ``license: other``.
+    """
+
+    name: str
+    pretty_name: str
+    dataset_pretty_name: str
+    description: str
+    license: str
+    license_name: str
+    homepage: Optional[str]
+    citation: str
+    dataset_id: Optional[str]
+    protocol: str
+    redistributable: bool
+    redistribution: str
+    tags: tuple[str, ...]
+    label_sets: tuple[LabelSet, ...]
+    default_label_set: str
+    license_slug: Optional[str] = None
+    license_link: Optional[str] = None
+
+    @property
+    def citation_key(self) -> Optional[str]:
+        """BibTeX key of :attr:`citation` (``livingstone2018ravdess``), ``None`` without a citation."""
+        match = re.match(r"\s*@\w+\{([^,\s]+),", self.citation)
+        return match.group(1) if match else None
+
+
+#: Folds of CREMA-D by actor id range (stated in its protocol, implemented in :mod:`mmder_hf.data.folds`).
+CREMA_D_FOLD_RANGES = ((1001, 1018), (1019, 1036), (1037, 1054), (1055, 1072), (1073, 1091))
+
+CORPUS_INFO: dict[str, CorpusInfo] = {
+    "ravdess": CorpusInfo(
+        name="ravdess",
+        pretty_name="RAVDESS",
+        dataset_pretty_name="RAVDESS audio-visual speech",
+        description="RAVDESS audio-visual speech/song clips (modality 01) with parsed metadata.",
+        license="cc-by-nc-sa-4.0",
+        license_name="CC BY-NC-SA 4.0",
+        homepage="https://zenodo.org/records/1188976",
+        citation="""@article{livingstone2018ravdess,
+  title   = {The Ryerson Audio-Visual Database of Emotional Speech and Song (RAVDESS)},
+  author  = {Livingstone, Steven R. and Russo, Frank A.},
+  journal = {PLoS ONE},
+  volume  = {13},
+  number  = {5},
+  pages   = {e0196391},
+  year    = {2018},
+  doi     = {10.1371/journal.pone.0196391}
+}""",
+        dataset_id="ravdess-av",
+        protocol="6 subject-independent folds of 4 consecutive actors (01-04, 05-08, ...); validation: the first two "
+        "actors of the next block.",
+        redistributable=True,
+        redistribution="CC BY-NC-SA 4.0: non-commercial use, share alike, attribute the authors.",
+        tags=("ravdess",),
+        label_sets=_RAVDESS_LABEL_SETS,
+        default_label_set="8class",
+    ),
+    "crema_d": CorpusInfo(
+        name="crema_d",
+        pretty_name="CREMA-D",
+        dataset_pretty_name="CREMA-D audio-visual",
+        description="CREMA-D audio-visual clips with parsed metadata.",
+        license="odbl",
+        license_name="Open Database License (ODbL) v1.0, contents under DbCL v1.0",
+        homepage="https://github.com/CheyneyComputerScience/CREMA-D",
+        citation="""@article{cao2014cremad,
+  title   = {CREMA-D: Crowd-sourced Emotional Multimodal Actors Dataset},
+  author  = {Cao, Houwei and Cooper, David G. and Keutmann, Michael K. and Gur, Ruben C. and Nenkova, Ani and \
+Verma, Ragini},
+  journal = {IEEE Transactions on Affective Computing},
+  volume  = {5},
+  number  = {4},
+  pages   = {377--390},
+  year    = {2014},
+  doi     = {10.1109/TAFFC.2014.2336244}
+}""",
+        dataset_id="crema-d-av",
+        protocol=f"5 subject-independent folds by actor id ({', '.join(f'{a}-{b}' for a, b in CREMA_D_FOLD_RANGES)}); "
+        f"validation: the first four actors of the next range; the known broken clips ({', '.join(CREMA_D_BROKEN)}) "
+        "are excluded.",
+        redistributable=True,
+        redistribution="Open Database License (ODbL) for the database, Database Contents License (DbCL) for its "
+        "contents.",
+        tags=("crema-d",),
+        label_sets=_CREMA_D_LABEL_SETS,
+        default_label_set="6class",
+    ),
+    "iemocap": CorpusInfo(
+        name="iemocap",
+        pretty_name="IEMOCAP",
+        dataset_pretty_name="IEMOCAP (private copy)",
+        description="IEMOCAP utterances (4-class protocol) with dialog video segments and utterance audio.",
+        license="other",
+        license_name="USC IEMOCAP release agreement (research use, no redistribution)",
+        homepage="https://sail.usc.edu/iemocap/",
+        citation="""@article{busso2008iemocap,
+  title   = {IEMOCAP: Interactive Emotional Dyadic Motion Capture Database},
+  author  = {Busso, Carlos and Bulut, Murtaza and Lee, Chi-Chun and Kazemzadeh, Abe and Mower, Emily and \
+Kim, Samuel and Chang, Jeannette N. and Lee, Sungbok and Narayanan, Shrikanth S.},
+  journal = {Language Resources and Evaluation},
+  volume  = {42},
+  number  = {4},
+  pages   = {335--359},
+  year    = {2008},
+  doi     = {10.1007/s10579-008-9076-6}
+}""",
+        dataset_id=None,
+        protocol="Leave-one-session-out (5 folds); validation: the next session; 4 classes (neutral, happy + excited, "
+        "angry, sad).",
+        redistributable=False,
+        redistribution="USC IEMOCAP release form: NO redistribution. This repository must stay private and be shared "
+        "with no one who has not signed the release form.",
+        tags=("iemocap",),
+        label_sets=_IEMOCAP_LABEL_SETS,
+        default_label_set="4class",
+        license_slug="iemocap-release-agreement",
+        license_link="https://sail.usc.edu/iemocap/release_form.php",
+    ),
+    "synthetic": CorpusInfo(
+        name="synthetic",
+        pretty_name="synthetic RAVDESS-format corpus",
+        dataset_pretty_name="synthetic RAVDESS-format corpus",
+        description="Synthetic RAVDESS-format clips (a coloured square and a tone per clip) made by "
+        "mmder_hf.data.synthetic.",
+        license="apache-2.0",
+        license_name="Apache 2.0 (generated by mmder-hf)",
+        homepage=None,
+        citation="",
+        dataset_id=None,
+        protocol="RAVDESS-format fold 1 over the generated actors: test on a block of 4 actors, validate on 2 others, "
+        "train on the rest. The emotion is split into a visual cue (colour of a square: emotion % 4) and an audio "
+        "cue (pitch of a tone: emotion // 4): one modality alone leaves 2 (video) or 4 (audio) candidates.",
+        redistributable=True,
+        redistribution="Apache 2.0: generated by mmder-hf; no person appears in the data.",
+        tags=("synthetic-data",),
+        label_sets=_RAVDESS_LABEL_SETS,
+        default_label_set="8class",
+    ),
 }
-DEFAULT_LABEL_SETS = {"ravdess": "8class", "crema_d": "6class", "iemocap": "4class"}
+#: ``corpus -> label set name -> LabelSet`` of the three real corpora (read from :data:`CORPUS_INFO`).
+LABEL_SETS: dict[str, dict[str, LabelSet]] = {c: {ls.name: ls for ls in CORPUS_INFO[c].label_sets} for c in CORPORA}
+DEFAULT_LABEL_SETS = {c: CORPUS_INFO[c].default_label_set for c in CORPORA}
 _ALIASES = {"crema-d": "crema_d", "cremad": "crema_d", "crema": "crema_d"}
 
 
@@ -288,12 +460,21 @@ def get_label_set(corpus: str, label_set: Optional[str] = None) -> LabelSet:
     return LABEL_SETS[corpus][name]
 
 
+def get_corpus_info(name: str) -> CorpusInfo:
+    """The :class:`CorpusInfo` of ``name`` (any spelling :func:`normalize_corpus_name` accepts, or ``synthetic``)."""
+    key = name.strip().lower()
+    return CORPUS_INFO["synthetic" if key == "synthetic" else normalize_corpus_name(key)]
+
+
 __all__ = [
     "CORPORA",
+    "CORPUS_INFO",
     "CREMA_D_ACTORS",
     "CREMA_D_BROKEN",
     "CREMA_D_EMOTIONS",
+    "CREMA_D_FOLD_RANGES",
     "CREMA_D_SENTENCES",
+    "CorpusInfo",
     "DEFAULT_LABEL_SETS",
     "IEMOCAP_EMOTIONS",
     "LABEL_SETS",
@@ -301,6 +482,7 @@ __all__ = [
     "RAVDESS_ACTORS",
     "RAVDESS_EMOTIONS",
     "UnknownFileNameError",
+    "get_corpus_info",
     "get_label_set",
     "normalize_corpus_name",
     "parse_crema_d_filename",

@@ -1,18 +1,19 @@
 """Subject-independent folds for RAVDESS, CREMA-D and IEMOCAP, and their export to JSON / CSV.
 
-Rules (no actor ever appears in two splits of a fold):
+The protocol is stated once, in ``CORPUS_INFO[corpus].protocol`` (:mod:`mmder_hf.data.corpora`, shown by the
+model and dataset cards); this module implements it, and no actor ever appears in two splits of a fold.
+What that sentence leaves out, and why:
 
-* **RAVDESS**: actors sorted by id are cut into blocks of 4 consecutive actors (01-04, 05-08, ... : the 6
-  standard folds for 24 actors). Fold ``k`` tests on block ``k``. Validation = the first two actors of the
-  next block, cyclically (one odd = male, one even = female actor, so validation is gender balanced).
-  Train = every other actor (18 for the full corpus). With fewer actors (e.g. a small synthetic corpus)
-  the same rule runs on the actors present: ``ceil(n / 4)`` folds.
-* **CREMA-D**: 5 folds by actor range 1001-1018, 1019-1036, 1037-1054, 1055-1072, 1073-1091. Validation =
-  the first four actor ids of the next range, cyclically (CREMA-D ids do not encode gender, so balance is
-  not enforced; fixed ids keep the split reproducible without the demographics file).
-* **IEMOCAP**: leave-one-session-out, 5 folds. Session ``k`` is the test set; validation = the whole next
-  session, cyclically (both of its actors: the dialog videos show both actors of a session, so splitting a
-  session between splits would leak faces); train = the remaining three sessions.
+* **RAVDESS**: blocks of 4 consecutive actors sorted by id; the two validation actors (first two of the next
+  block, cyclically) are one odd = male and one even = female actor, so validation is gender balanced; train
+  = the other 18. With fewer actors (e.g. a small synthetic corpus) the same rule runs on the actors present:
+  ``ceil(n / 4)`` folds.
+* **CREMA-D**: the actor ranges are :data:`~mmder_hf.data.corpora.CREMA_D_FOLD_RANGES`; validation = the
+  first four ids of the next range, cyclically (CREMA-D ids do not encode gender, so balance is not enforced;
+  fixed ids keep the split reproducible without the demographics file).
+* **IEMOCAP**: session ``k`` is the test set; validation = the whole next session, cyclically (both of its
+  actors: the dialog videos show both actors of a session, so splitting a session between splits would leak
+  faces); train = the remaining three sessions.
 """
 
 from __future__ import annotations
@@ -25,12 +26,11 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Iterable, Optional, Sequence
 
-from .corpora import CREMA_D_ACTORS, IEMOCAP_SESSIONS, RAVDESS_ACTORS, normalize_corpus_name
+from .corpora import CREMA_D_ACTORS, CREMA_D_FOLD_RANGES, IEMOCAP_SESSIONS, RAVDESS_ACTORS, normalize_corpus_name
 
 
 logger = logging.getLogger(__name__)
 
-CREMA_D_FOLD_RANGES = ((1001, 1018), (1019, 1036), (1037, 1054), (1055, 1072), (1073, 1091))
 SPLITS = ("train", "validation", "test")
 
 
@@ -64,8 +64,10 @@ def _check_disjoint(fold: Fold) -> Fold:
     return fold
 
 
-def _cyclic_folds(corpus: str, blocks: list[list[int]], actors: list[int], num_validation: int, rule: str) -> list[Fold]:
-    """Fold k tests block k, validates on the first ``num_validation`` actors of block k+1 (cyclic), trains on the rest."""
+def _cyclic_folds(
+    corpus: str, blocks: list[list[int]], actors: list[int], num_validation: int, rule: str
+) -> list[Fold]:
+    """Fold k tests block k, validates on the first ``num_validation`` actors of block k+1 (cyclic), trains on rest."""
     folds = []
     for k, block in enumerate(blocks):
         validation = blocks[(k + 1) % len(blocks)][:num_validation]
@@ -167,9 +169,7 @@ def fold_table_markdown(corpus: str) -> str:
     """A markdown table of the folds of ``corpus`` (used in dataset cards and the README)."""
     lines = ["| fold | test actors | validation actors | train actors |", "|---|---|---|---|"]
     for fold in get_folds(corpus):
-        lines.append(
-            f"| {fold.fold} | {_ranges(fold.test)} | {_ranges(fold.validation)} | {_ranges(fold.train)} |"
-        )
+        lines.append(f"| {fold.fold} | {_ranges(fold.test)} | {_ranges(fold.validation)} | {_ranges(fold.train)} |")
     return "\n".join(lines)
 
 

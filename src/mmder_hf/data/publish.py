@@ -2,7 +2,7 @@
 
 Layout written to ``output_dir`` (and uploaded as is)::
 
-    README.md                 dataset card: licence, citation, protocol, fold table (model_cards/dataset_card.md)
+    README.md                 dataset card: licence, citation, protocol, fold table (mmder_hf/cards/templates/)
     folds.json, folds.csv     the fold definitions (mmder_hf.data.folds)
     data/actor_NN.parquet     one shard per actor: video + audio bytes (Video / Audio features) + metadata
 
@@ -10,74 +10,37 @@ One shard per actor lets :func:`~mmder_hf.data.load_emotion_dataset` give each s
 and lets ``split_dataset_by_node`` split streaming data by shard. ``load_dataset(repo_id, streaming=True)``
 reads it with no code. The ``audio`` column holds only the audio track (RAVDESS: the AAC track remuxed into
 ``.m4a`` without re-encoding, so the clip's bytes are not stored twice; CREMA-D / IEMOCAP: the wav file).
-IEMOCAP's utterances are cut out of the dialog videos (re-encoded H.264) and its licence forbids
-redistribution: only private repos are allowed.
+IEMOCAP's utterances are cut out of the dialog videos (re-encoded H.264). What the card states about a corpus,
+and whether its licence allows public repos (IEMOCAP's does not), is read from
+:data:`mmder_hf.data.corpora.CORPUS_INFO`; the card template is found as a package resource, so this module
+does not import :mod:`mmder_hf.cards`.
 """
 
 from __future__ import annotations
 
+import importlib.resources
 import io
 import logging
 import os
 import shutil
-from typing import Any, Optional
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 
 import datasets
 
-from ..cards import MODEL_CARDS_DIR
-from .corpora import get_label_set, normalize_corpus_name
+from .corpora import get_corpus_info, get_label_set, normalize_corpus_name
 from .folds import export_folds, fold_table_markdown
 
 
+if TYPE_CHECKING:
+    from huggingface_hub import DatasetCard
+
+    try:
+        from importlib.resources.abc import Traversable
+    except ImportError:  # Python 3.10
+        from importlib.abc import Traversable
+
 logger = logging.getLogger(__name__)
-
-CARD_TEMPLATE = str(MODEL_CARDS_DIR / "dataset_card.md")
-
-CORPUS_INFO = {
-    "ravdess": {
-        "pretty_name": "RAVDESS audio-visual speech",
-        "license": "cc-by-nc-sa-4.0",
-        "homepage": "https://zenodo.org/records/1188976",
-        "citation": (
-            "@article{livingstone2018ravdess,\n  title={The Ryerson Audio-Visual Database of Emotional Speech and "
-            "Song (RAVDESS)},\n  author={Livingstone, Steven R. and Russo, Frank A.},\n  journal={PLoS ONE},\n  "
-            "volume={13},\n  number={5},\n  pages={e0196391},\n  year={2018}\n}"
-        ),
-        "protocol": "6 subject-independent folds of 4 consecutive actors (01-04, 05-08, ...).",
-        "redistribution": "CC BY-NC-SA 4.0: non-commercial use, share alike, attribute the authors.",
-    },
-    "crema_d": {
-        "pretty_name": "CREMA-D audio-visual",
-        "license": "odbl",
-        "homepage": "https://github.com/CheyneyComputerScience/CREMA-D",
-        "citation": (
-            "@article{cao2014crema,\n  title={CREMA-D: Crowd-sourced Emotional Multimodal Actors Dataset},\n  "
-            "author={Cao, Houwei and Cooper, David G. and Keutmann, Michael K. and Gur, Ruben C. and Nenkova, Ani "
-            "and Verma, Ragini},\n  journal={IEEE Transactions on Affective Computing},\n  volume={5},\n  "
-            "number={4},\n  pages={377--390},\n  year={2014}\n}"
-        ),
-        "protocol": "5 subject-independent folds by actor id range (1001-1018, 1019-1036, 1037-1054, 1055-1072, "
-        "1073-1091). Known broken clips (1076_MTI_NEU_XX, 1076_MTI_SAD_XX, 1064_TIE_SAD_XX, 1064_IEO_DIS_MD) are "
-        "excluded.",
-        "redistribution": "Open Database License (ODbL) for the database, Database Contents License (DbCL) "
-        "for its contents.",
-    },
-    "iemocap": {
-        "pretty_name": "IEMOCAP (private copy)",
-        "license": "other",
-        "homepage": "https://sail.usc.edu/iemocap/",
-        "citation": (
-            "@article{busso2008iemocap,\n  title={IEMOCAP: Interactive emotional dyadic motion capture database},"
-            "\n  author={Busso, Carlos and Bulut, Murtaza and Lee, Chi-Chun and Kazemzadeh, Abe and Mower, Emily "
-            "and Kim, Samuel and Chang, Jeannette N. and Lee, Sungbok and Narayanan, Shrikanth S.},\n  "
-            "journal={Language Resources and Evaluation},\n  volume={42},\n  number={4},\n  pages={335--359},\n  "
-            "year={2008}\n}"
-        ),
-        "protocol": "Leave-one-session-out, 5 folds; 4 classes (neutral, happy = happy + excited, angry, sad).",
-        "redistribution": "USC IEMOCAP release form: NO redistribution. This repository must stay private and "
-        "be shared with no one who has not signed the release form.",
-    },
-}
 
 
 class RedistributionError(ValueError):
@@ -145,34 +108,54 @@ def _records(corpus: str, ds: datasets.Dataset) -> list[dict]:
     return rows
 
 
-def render_dataset_card(corpus: str, repo_id: str, label_names: list[str], num_rows: dict, template_path: str = CARD_TEMPLATE):
-    """A :class:`huggingface_hub.DatasetCard` for a published corpus (template ``model_cards/dataset_card.md``)."""
+def dataset_card_template() -> Traversable:
+    """The packaged dataset card template: a resource of the ``mmder_hf.cards`` package, looked up at call time.
+
+    A resource lookup instead of an import keeps the dependency one way (cards reads data, not the reverse).
+    """
+    return importlib.resources.files("mmder_hf") / "cards" / "templates" / "dataset_card.md"
+
+
+def render_dataset_card(
+    corpus: str,
+    repo_id: str,
+    label_names: list[str],
+    num_rows: dict,
+    template_path: Union[str, os.PathLike, None] = None,
+) -> DatasetCard:
+    """A :class:`huggingface_hub.DatasetCard` for a published corpus; its facts come from the corpus registry.
+
+    ``template_path`` overrides the packaged template (:func:`dataset_card_template`); a missing template falls
+    back to huggingface_hub's default one.
+    """
     from huggingface_hub import DatasetCard, DatasetCardData
 
-    info = CORPUS_INFO[corpus]
+    info = get_corpus_info(corpus)
+    corpus = info.name
     card_data = DatasetCardData(
-        license=info["license"],
-        pretty_name=info["pretty_name"],
+        license=info.license,
+        pretty_name=info.dataset_pretty_name,
         task_categories=["video-classification", "audio-classification"],
-        tags=["emotion-recognition", "audio-visual", "mmder-hf", corpus],
+        tags=["emotion-recognition", "audio-visual", "mmder-hf", *info.tags],
         configs=[{"config_name": "default", "data_files": [{"split": "train", "path": "data/*.parquet"}]}],
     )
     kwargs = dict(
         corpus=corpus,
         repo_id=repo_id,
-        pretty_name=info["pretty_name"],
-        homepage=info["homepage"],
-        citation=info["citation"],
-        protocol=info["protocol"],
-        redistribution=info["redistribution"],
+        pretty_name=info.dataset_pretty_name,
+        homepage=info.homepage,
+        citation=info.citation,
+        protocol=info.protocol,
+        redistribution=info.redistribution,
         fold_table=fold_table_markdown(corpus),
         label_names=", ".join(label_names),
         num_rows=sum(num_rows.values()),
         num_actors=len(num_rows),
-        private_only=corpus == "iemocap",
+        private_only=not info.redistributable,
     )
-    if os.path.isfile(template_path):
-        return DatasetCard.from_template(card_data, template_path=template_path, **kwargs)
+    template = dataset_card_template() if template_path is None else Path(template_path)
+    if template.is_file():
+        return DatasetCard.from_template(card_data, template_str=template.read_text(encoding="utf-8"), **kwargs)
     return DatasetCard.from_template(card_data, **kwargs)  # huggingface_hub's default template
 
 
@@ -224,9 +207,10 @@ def push_corpus(output_dir: str, repo_id: str, private: bool, corpus: str, token
     """Create the dataset repo and upload ``output_dir``; IEMOCAP refuses public repos. Returns the commit URL."""
     from huggingface_hub import HfApi
 
-    if normalize_corpus_name(corpus) == "iemocap" and not private:
+    info = get_corpus_info(corpus)
+    if not info.redistributable and not private:
         raise RedistributionError(
-            "IEMOCAP's licence forbids redistribution: publish it only to a private repo (--private)"
+            f"{info.pretty_name}'s licence forbids redistribution: publish it only to a private repo (--private)"
         )
     api = HfApi(token=token)
     api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
@@ -235,15 +219,21 @@ def push_corpus(output_dir: str, repo_id: str, private: bool, corpus: str, token
     )
 
 
-def publish_main(corpus: str, argv=None) -> None:
+def publish_main(corpus: str, argv: Optional[Sequence[str]] = None) -> None:
     """Shared command line of ``dataset_scripts/publish_<corpus>.py``."""
     import argparse
 
     corpus = normalize_corpus_name(corpus)
+    info = get_corpus_info(corpus)
     parser = argparse.ArgumentParser(description=f"Convert {corpus} to Parquet with embedded media and push it.")
-    parser.add_argument("--source", required=corpus != "ravdess", default=None,
-                        help="local folder / Hub repo of the distributed files (RAVDESS: default synthetic)")  # fmt: skip
-    parser.add_argument("--repo_id", required=True, help=f"Hub dataset repo, e.g. <user>/{corpus.replace('_', '-')}-av")
+    parser.add_argument(
+        "--source",
+        required=corpus != "ravdess",
+        default=None,
+        help="local folder / Hub repo of the distributed files (RAVDESS: default synthetic)",
+    )
+    example = info.dataset_id or f"{corpus.replace('_', '-')}-av"
+    parser.add_argument("--repo_id", required=True, help=f"Hub dataset repo, e.g. <user>/{example}")
     parser.add_argument("--output_dir", default=None, help="local folder for the Parquet shards and card")
     parser.add_argument("--label_set", default=None)
     parser.add_argument("--private", action="store_true", help="create a private repo (required for IEMOCAP)")
@@ -252,8 +242,10 @@ def publish_main(corpus: str, argv=None) -> None:
     if corpus == "ravdess":
         parser.add_argument("--vocal_channel", default="speech", choices=["speech", "song", "both"])
     args = parser.parse_args(argv)
-    if corpus == "iemocap" and not args.private and not args.no_push:
-        parser.error("IEMOCAP's licence forbids redistribution: pass --private (and share with licensees only)")
+    if not info.redistributable and not args.private and not args.no_push:
+        parser.error(
+            f"{info.pretty_name}'s licence forbids redistribution: pass --private (and share with licensees only)"
+        )
     output_dir = args.output_dir or f"{args.repo_id.split('/')[-1]}-parquet"
     export_corpus_parquet(
         corpus, args.source, output_dir, repo_id=args.repo_id, label_set=args.label_set,
@@ -264,10 +256,10 @@ def publish_main(corpus: str, argv=None) -> None:
 
 
 __all__ = [
-    "CORPUS_INFO",
     "RedistributionError",
     "audio_track_bytes",
     "cut_segment",
+    "dataset_card_template",
     "export_corpus_parquet",
     "publish_main",
     "push_corpus",
