@@ -41,8 +41,11 @@ def test_parse_ravdess_every_field():
     }
     meta = parse_ravdess_filename("02-01-08-01-02-01-07.mp4")
     assert (meta["modality"], meta["vocal_channel"], meta["emotion"], meta["gender"]) == (
-        "video-only", "speech", "surprised", "male",
-    )  # fmt: skip
+        "video-only",
+        "speech",
+        "surprised",
+        "male",
+    )
     assert parse_ravdess_filename("03-01-02-01-01-01-01.wav")["modality"] == "audio-only"
 
 
@@ -55,7 +58,7 @@ def test_parse_ravdess_every_field():
         "clip.mp4",
         "01-01-01-01-01-01.mp4",
         "01-01-03-01-03-01-01.mp4",
-    ],  # fmt: skip
+    ],
 )
 def test_parse_ravdess_rejects_bad_names(name):
     with pytest.raises(UnknownFileNameError):
@@ -87,9 +90,15 @@ def test_parse_crema_d_every_field():
 def test_parse_iemocap():
     meta = parse_iemocap_utterance_id("Ses03M_script02_2_F017")
     assert meta == {
-        "utterance_id": "Ses03M_script02_2_F017", "dialog": "Ses03M_script02_2", "session": 3, "improvised": False,
-        "gender": "female", "speaker": "Ses03F", "actor": 6, "turn": 17,
-    }  # fmt: skip
+        "utterance_id": "Ses03M_script02_2_F017",
+        "dialog": "Ses03M_script02_2",
+        "session": 3,
+        "improvised": False,
+        "gender": "female",
+        "speaker": "Ses03F",
+        "actor": 6,
+        "turn": 17,
+    }
     assert parse_iemocap_utterance_id("Ses01F_impro01_M000")["actor"] == 1
     rows = parse_iemocap_evaluation(
         "% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]\n\n"
@@ -177,8 +186,12 @@ def test_registry_covers_every_corpus_and_alias():
     with pytest.raises(ValueError):
         get_corpus_info("voxceleb")
     keys = {name: info.citation_key for name, info in CORPUS_INFO.items()}
-    assert keys == {"ravdess": "livingstone2018ravdess", "crema_d": "cao2014cremad", "iemocap": "busso2008iemocap",
-                    "synthetic": None}  # fmt: skip
+    assert keys == {
+        "ravdess": "livingstone2018ravdess",
+        "crema_d": "cao2014cremad",
+        "iemocap": "busso2008iemocap",
+        "synthetic": None,
+    }
     for corpus in CORPORA:
         info = CORPUS_INFO[corpus]
         assert "doi     = {10." in info.citation and info.homepage.startswith("https://")

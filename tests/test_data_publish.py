@@ -33,11 +33,12 @@ def fake_hub(monkeypatch):
 
     def upload_folder(self, folder_path, repo_id, repo_type=None, **kw):
         calls["upload_folder"] = dict(
-            repo_id=repo_id, repo_type=repo_type,
+            repo_id=repo_id,
+            repo_type=repo_type,
             files=sorted(
                 os.path.relpath(os.path.join(r, f), folder_path) for r, _, fs in os.walk(folder_path) for f in fs
             ),
-        )  # fmt: skip
+        )
         return "commit-url"
 
     monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", create_repo)

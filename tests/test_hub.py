@@ -27,10 +27,17 @@ LABELS = ["neutral", "happy", "sad", "angry"]
 
 def config(strategy="FSLF"):
     return MultiMAEDERConfig(
-        fusion_strategy=strategy, image_size=32, patch_size=16, num_frames=8, hidden_size=32, num_hidden_layers=2,
-        num_attention_heads=2, intermediate_size=64, id2label=dict(enumerate(LABELS)),
+        fusion_strategy=strategy,
+        image_size=32,
+        patch_size=16,
+        num_frames=8,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        id2label=dict(enumerate(LABELS)),
         label2id={n: i for i, n in enumerate(LABELS)},
-    )  # fmt: skip
+    )
 
 
 def metadata(card: ModelCard) -> dict:
@@ -60,9 +67,15 @@ def test_licence_respects_data_and_backbone(corpus, base_model, expected):
 def test_every_corpus_template_renders_a_complete_card(corpus):
     folds = {1: {"test_war": 0.8, "test_uar": 0.75}, 2: {"test_war": 0.7, "test_uar": 0.65}}
     card = render_model_card(
-        corpus, "me/multimae-der-x", folds, config=config(), base_model="MCG-NJU/videomae-base",
-        dataset_id="me/x-av", recipe="paper", hyperparameters={"learning rate": 0.01},
-    )  # fmt: skip
+        corpus,
+        "me/multimae-der-x",
+        folds,
+        config=config(),
+        base_model="MCG-NJU/videomae-base",
+        dataset_id="me/x-av",
+        recipe="paper",
+        hyperparameters={"learning rate": 0.01},
+    )
     meta = metadata(card)
     assert meta["library_name"] == "transformers" and meta["pipeline_tag"] == "video-classification"
     assert meta["base_model"] == "MCG-NJU/videomae-base" and meta["datasets"] == ["me/x-av"]
@@ -73,8 +86,17 @@ def test_every_corpus_template_renders_a_complete_card(corpus):
     values = {(r["dataset"]["config"], m["type"]): m["value"] for r in results for m in r["metrics"]}
     assert values[("mean-of-2-folds", "war")] == pytest.approx(0.75) and values[("fold2", "uar")] == 0.65
     text = card.text
-    for needed in ("## How to use", "from_pretrained", "pipeline(", "## Training and evaluation protocol",
-                   "## Limitations", "## Bias", "## Citation", "xiang2024multimaeder", "75.00 ± 5.00"):  # fmt: skip
+    for needed in (
+        "## How to use",
+        "from_pretrained",
+        "pipeline(",
+        "## Training and evaluation protocol",
+        "## Limitations",
+        "## Bias",
+        "## Citation",
+        "xiang2024multimaeder",
+        "75.00 ± 5.00",
+    ):
         assert needed in text, needed
     if corpus != "synthetic":
         assert CORPUS_INFO[corpus].citation.split("{")[1].split(",")[0] in text  # dataset citation key
@@ -84,9 +106,13 @@ def test_every_corpus_template_renders_a_complete_card(corpus):
 def test_single_fold_card_and_local_dataset_paths(tmp_path):
     metrics = {"test_war": 1.0, "test_uar": 1.0, "eval_war": 0.9, "eval_uar": 0.8}
     card = render_model_card(
-        "synthetic", "demo", {1: metrics}, config=config(), dataset_id=str(tmp_path),
+        "synthetic",
+        "demo",
+        {1: metrics},
+        config=config(),
+        dataset_id=str(tmp_path),
         confusion_matrix_file="confusion_matrix.png",
-    )  # fmt: skip
+    )
     meta = metadata(card)
     assert meta["license"] == "apache-2.0" and "datasets" not in meta and "base_model" not in meta
     assert "| test (fold 1) | 100.00 | 100.00 |" in card.text and "| validation | 90.00 | 80.00 |" in card.text

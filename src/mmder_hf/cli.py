@@ -159,14 +159,14 @@ def _load_pipeline(args: ModelArguments):
 
 def _precheck(path: str) -> Optional[str]:
     """A one-line problem with a local input, before any model is loaded (None when it looks usable)."""
+    from .models.multimae_der.media import MediaError, check_source
+
     if path.startswith(("http://", "https://")):
         return None
-    if not os.path.exists(path):
-        return f"{path}: file not found"
-    if os.path.isdir(path):
-        return f"{path}: is a directory, not a media file"
-    if os.path.getsize(path) == 0:
-        return f"{path}: file is empty"
+    try:
+        check_source(path)
+    except MediaError as error:
+        return str(error)
     return None
 
 

@@ -174,9 +174,18 @@ def read_crema_d_demographics(text: str) -> dict[int, str]:
 
 # --------------------------------------------------------------------------------------------- IEMOCAP
 IEMOCAP_EMOTIONS = {
-    "neu": "neutral", "hap": "happy", "exc": "excited", "ang": "angry", "sad": "sad", "fru": "frustrated",
-    "fea": "fearful", "sur": "surprised", "dis": "disgust", "oth": "other", "xxx": "undecided",
-}  # fmt: skip
+    "neu": "neutral",
+    "hap": "happy",
+    "exc": "excited",
+    "ang": "angry",
+    "sad": "sad",
+    "fru": "frustrated",
+    "fea": "fearful",
+    "sur": "surprised",
+    "dis": "disgust",
+    "oth": "other",
+    "xxx": "undecided",
+}
 IEMOCAP_SESSIONS = (1, 2, 3, 4, 5)
 _IEMOCAP_UTT = re.compile(r"^Ses0([1-5])([FM])_(impro|script)(\w+?)_([FM])(\d{3})$")
 _IEMOCAP_EVAL = re.compile(r"^\[(\d+\.?\d*)\s*-\s*(\d+\.?\d*)\]\s+(\S+)\s+(\w+)\s+\[")

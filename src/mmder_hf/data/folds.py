@@ -112,11 +112,15 @@ def iemocap_folds(sessions: Sequence[int] = IEMOCAP_SESSIONS) -> list[Fold]:
         folds.append(
             _check_disjoint(
                 Fold(
-                    "iemocap", k + 1, tuple(train), actors_of(val_session), actors_of(session),
+                    "iemocap",
+                    k + 1,
+                    tuple(train),
+                    actors_of(val_session),
+                    actors_of(session),
                     "test: session k; validation: session k+1 (cyclic); train: other 3 sessions",
                 )
             )
-        )  # fmt: skip
+        )
     return folds
 
 

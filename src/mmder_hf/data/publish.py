@@ -248,9 +248,14 @@ def publish_main(corpus: str, argv: Optional[Sequence[str]] = None) -> None:
         )
     output_dir = args.output_dir or f"{args.repo_id.split('/')[-1]}-parquet"
     export_corpus_parquet(
-        corpus, args.source, output_dir, repo_id=args.repo_id, label_set=args.label_set,
-        vocal_channel=getattr(args, "vocal_channel", "speech"), strict=args.strict,
-    )  # fmt: skip
+        corpus,
+        args.source,
+        output_dir,
+        repo_id=args.repo_id,
+        label_set=args.label_set,
+        vocal_channel=getattr(args, "vocal_channel", "speech"),
+        strict=args.strict,
+    )
     if not args.no_push:
         push_corpus(output_dir, args.repo_id, private=args.private, corpus=corpus)
 
