@@ -230,6 +230,33 @@ def test_preprocess_cache_is_reused(synthetic_ravdess_dir, hf_cache_dir, tiny_pr
     assert batch["pixel_values"].shape == (2, 2, 3, 32, 32) and batch["labels"].shape == (2,)
 
 
+def test_one_cache_serves_every_strategy_with_the_same_frames_per_modality(
+    synthetic_ravdess_dir, hf_cache_dir, tiny_processor, tmp_path, monkeypatch
+):
+    from mmder_hf import MultiMAEDERProcessor
+
+    ds = load_emotion_dataset("ravdess", source=synthetic_ravdess_dir, fold=2, cache_dir=hf_cache_dir)
+    ds = datasets.DatasetDict({"validation": ds["validation"].select(range(3))})
+    cached = preprocess_to_cache(ds, tiny_processor, str(tmp_path), batch_size=3)  # FSLF, 4 frames: 2 + 2
+    monkeypatch.setattr(MultiMAEDERDataCollator, "__call__", lambda *a, **k: pytest.fail("cache not shared"))
+    for strategy in ("video", "audio"):  # 2 frames of one modality: the same clips
+        other = MultiMAEDERProcessor(image_size=32, num_frames=2, fusion_strategy=strategy)
+        again = preprocess_to_cache(ds, other, str(tmp_path), batch_size=3)
+        for key in ("pixel_values", "audio_values"):
+            assert torch.equal(again["validation"][:][key], cached["validation"][:][key])
+    monkeypatch.undo()
+    assert len([p for p in os.listdir(tmp_path) if p != "tmp"]) == 1
+    # ... and the cache holds exactly the processor's 8-bit images: normalised, they are its float inputs
+    fresh = tiny_processor(videos=[row["video"] for row in ds["validation"]])
+    rows = [cached["validation"][i] for i in range(3)]
+    collated = MultiMAEDERDataCollator(tiny_processor)(rows)
+    for key in ("pixel_values", "audio_values"):
+        assert cached["validation"][:][key].dtype == torch.uint8 and torch.equal(collated[key], fresh[key])
+    other = MultiMAEDERProcessor(image_size=32, num_frames=4, audio_representation="log-mel")
+    preprocess_to_cache(ds, other, str(tmp_path), batch_size=3)  # a setting that changes the clips: a new entry
+    assert len([p for p in os.listdir(tmp_path) if p != "tmp"]) == 2
+
+
 def test_streaming_cache_is_keyed_by_what_the_split_reads(
     synthetic_ravdess_dir, hf_cache_dir, tiny_processor, tmp_path
 ):
