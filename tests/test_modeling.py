@@ -303,3 +303,26 @@ def test_model_and_processor_from_a_clip_in_a_fresh_process_without_the_package(
     torch.save(logits, tmp_path / "logits.pt")
     out = run_without_mmder_hf(PROCESSOR_REMOTE_SCRIPT, tmp_path / "ours", synthetic_clip_path, tmp_path / "logits.pt")
     assert "REMOTE OK" in out
+
+
+@pytest.mark.parametrize("how", ["argument", "config"])
+def test_every_model_class_honours_return_dict_false(how):
+    """As transformers' own heads: ``return_dict=False`` (or ``config.return_dict = False``) gives the output's
+    non-None fields as a tuple, in order, with the same values."""
+    model = tiny_model("OFOS")
+    scramble(model)
+    inputs = {**inputs_for(model.config), "labels": torch.tensor([1, 3])}
+    with torch.no_grad():
+        full = model(**inputs, output_hidden_states=True)
+        encoder_full = model.videomae(**inputs_for(model.config))
+        if how == "config":
+            model.config.return_dict = False
+            kwargs = {}
+        else:
+            kwargs = {"return_dict": False}
+        as_tuple = model(**inputs, output_hidden_states=True, **kwargs)
+        encoder_tuple = model.videomae(**inputs_for(model.config), **kwargs)
+    assert isinstance(as_tuple, tuple) and isinstance(encoder_tuple, tuple)
+    assert torch.equal(as_tuple[0], full.loss) and torch.equal(as_tuple[1], full.logits)
+    assert len(as_tuple[2]) == len(full.hidden_states) == model.config.num_hidden_layers + 1
+    assert torch.equal(encoder_tuple[0], encoder_full.last_hidden_state)

@@ -283,3 +283,44 @@ def test_raw_checkpoint_tensors_load_into_the_model(tmp_path):
     assert not result.missing_keys and not result.unexpected_keys
     for name, tensor in source.state_dict().items():
         assert torch.equal(tensor, target.state_dict()[name]), name
+
+
+def test_finetune_help_prints_every_recipe():
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, os.path.join(EXAMPLES, "finetune.py"), "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "--recipe" in done.stdout and "5% linear warmup" in " ".join(done.stdout.split())
+
+
+def test_a_typo_in_config_overrides_is_rejected_with_the_closest_field():
+    from mmder_hf.training.recipes import parse_config_overrides
+
+    known = MultiMAEDERConfig().to_dict()
+    assert parse_config_overrides("hidden_size=128,hidden_act=gelu", known) == {
+        "hidden_size": 128,
+        "hidden_act": "gelu",
+    }
+    with pytest.raises(ValueError, match="'hiddensize' is not a MultiMAEDERConfig field; did you mean hidden_size"):
+        parse_config_overrides("hiddensize=128", known)
+    with pytest.raises(ValueError, match="not key=value"):
+        parse_config_overrides("hidden_size", known)
+
+
+def test_a_json_file_and_the_same_flags_give_the_same_run(tmp_path):
+    sys.path.insert(0, EXAMPLES)
+    import finetune
+
+    given = {"output_dir": "x", "recipe": "finetune", "num_train_epochs": 3, "fold": 2, "mixup_alpha": 0.8}
+    path = tmp_path / "args.json"
+    path.write_text(json.dumps(given))
+    flags = [item for key, value in given.items() for item in (f"--{key}", str(value))]
+    from_json, from_flags = finetune.parse_args([str(path)]), finetune.parse_args(flags)
+    from dataclasses import asdict
+
+    for a, b in zip(from_json[:3], from_flags[:3]):
+        assert asdict(a) == asdict(b)
+    assert from_json[3].to_dict() == from_flags[3].to_dict()
+    assert from_json[3].do_train and from_json[3].learning_rate == RECIPES["finetune"].training["learning_rate"]

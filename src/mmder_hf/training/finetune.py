@@ -226,7 +226,7 @@ def build_model(
 ) -> MultiMAEDERForVideoClassification:
     """A random model of ``--model_size`` or a checkpoint, with the recipe's frozen backbone and drop path."""
     labels = {"id2label": dict(enumerate(label_names)), "label2id": {name: i for i, name in enumerate(label_names)}}
-    overrides = parse_config_overrides(model_args.config_overrides)
+    overrides = parse_config_overrides(model_args.config_overrides, known=MultiMAEDERConfig().to_dict())
     for key in ("num_frames", "image_size"):
         if getattr(model_args, key) is not None:
             overrides[key] = getattr(model_args, key)

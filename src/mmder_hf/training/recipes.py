@@ -9,9 +9,10 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,8 @@ class RecipeArguments:
         default="quick",
         metadata={
             "help": "Preset of defaults that any flag overrides: "
-            + "; ".join(f"'{r.name}': {r.description}" for r in RECIPES.values()),
+            # argparse %-formats help texts: the descriptions' "5%" must reach it as "5%%"
+            + "; ".join(f"'{r.name}': {r.description}" for r in RECIPES.values()).replace("%", "%%"),
             "choices": list(RECIPES),
         },
     )
@@ -205,15 +207,28 @@ MODEL_SIZES: dict[str, dict] = {
 }
 
 
-def parse_config_overrides(overrides: Optional[str]) -> dict[str, Any]:
-    """``"hidden_size=128,num_hidden_layers=4,hidden_act=gelu"`` -> ``{"hidden_size": 128, ...}`` (JSON values)."""
+def parse_config_overrides(overrides: Optional[str], known: Optional[Iterable[str]] = None) -> dict[str, Any]:
+    """``"hidden_size=128,num_hidden_layers=4,hidden_act=gelu"`` -> ``{"hidden_size": 128, ...}`` (JSON values).
+
+    Raises:
+        `ValueError`: an item without ``=``, or a key outside ``known`` (a typo would otherwise add a junk config
+        field silently); the message names the key and the closest known ones.
+    """
     out: dict[str, Any] = {}
+    known = set(known) if known is not None else None
     for item in filter(None, (overrides or "").split(",")):
-        key, _, value = item.partition("=")
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"--config_overrides: {item!r} is not key=value")
+        if known is not None and key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ValueError(f"--config_overrides: {key!r} is not a MultiMAEDERConfig field{hint}")
         try:
-            out[key.strip()] = json.loads(value)
+            out[key] = json.loads(value)
         except json.JSONDecodeError:
-            out[key.strip()] = value.strip()
+            out[key] = value.strip()
     return out
 
 

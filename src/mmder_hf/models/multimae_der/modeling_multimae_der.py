@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from transformers.conversion_mapping import get_checkpoint_conversion_mapping, register_checkpoint_conversion_mapping
 from transformers.modeling_outputs import BaseModelOutput, ImageClassifierOutput
+from transformers.utils.generic import can_return_tuple
 from transformers.models.videomae.modeling_videomae import VideoMAEModel, VideoMAEPreTrainedModel
 
 from .configuration_multimae_der import MultiMAEDERConfig
@@ -222,9 +223,11 @@ class MultiMAEDERForVideoClassification(MultiMAEDERPreTrainedModel):
         return self._encode(pixel_values, audio_values, **kwargs)[0]
 
     def _encode(self, pixel_values, audio_values, **kwargs) -> tuple[torch.Tensor, BaseModelOutput]:
+        kwargs["return_dict"] = True  # the head reads fields; `forward` turns its own output into a tuple if asked
         outputs = self.videomae(pixel_values=pixel_values, audio_values=audio_values, **kwargs)
         return outputs.last_hidden_state.mean(1), outputs
 
+    @can_return_tuple
     def forward(
         self,
         pixel_values: Optional[torch.Tensor] = None,
