@@ -17,8 +17,8 @@ import torch
 from torch import nn
 from transformers.conversion_mapping import get_checkpoint_conversion_mapping, register_checkpoint_conversion_mapping
 from transformers.modeling_outputs import BaseModelOutput, ImageClassifierOutput
-from transformers.utils.generic import can_return_tuple
 from transformers.models.videomae.modeling_videomae import VideoMAEModel, VideoMAEPreTrainedModel
+from transformers.utils.generic import can_return_tuple
 
 from .configuration_multimae_der import MultiMAEDERConfig
 from .fusion import fuse
