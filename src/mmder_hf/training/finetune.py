@@ -287,17 +287,19 @@ def prepare_datasets(
 
     Map-style corpora are preprocessed once into the 8-bit cache (``--preprocess_cache``); with a frozen encoder
     and no augmentation, the encoder then runs once per clip and the head trains on the features.
-    """
-    from ..data import split_for_rank
 
+    Under several processes the training split is given to the `Trainer` whole: its accelerate data loader gives
+    each rank its part (a streaming split by shards when it has at least one shard per rank, else every rank reads
+    the stream and keeps its own examples; a map-style split by indices), and the collator decodes only those.
+    Splitting it here as well (:func:`~mmder_hf.data.split_for_rank`) would shard it twice and lose data.
+    """
     streaming = data_args.streaming
     if streaming and training_args.max_steps <= 0:
         raise ValueError("--streaming needs --max_steps (an iterable dataset has no length)")
     collator = MultiMAEDERDataCollator(processor)
     data = raw
-    if streaming:
-        data = datasets.IterableDatasetDict({k: split_for_rank(v) if k == "train" else v for k, v in raw.items()})
-    elif data_args.preprocess_cache:
+    report_rank_split(raw["train"], training_args)
+    if data_args.preprocess_cache and not streaming:
         cache_root = os.path.join(data_args.cache_dir or DEFAULT_CACHE_DIR, "preprocessed")
         config = model.config
         unused = ["actor"] + [
@@ -323,6 +325,35 @@ def prepare_datasets(
         }
         collator = transformers.default_data_collator
     return data, collator, use_cache
+
+
+def report_rank_split(train: Any, training_args: TrainingArguments) -> Optional[str]:
+    """Say how the training split is shared among processes, and how many clips repeat to fill the last batch.
+
+    accelerate completes the last batch of an epoch from the start of the split so that every rank takes the same
+    number of full batches: those clips are seen twice in that epoch. Returns the message (also logged).
+    """
+    world = training_args.world_size
+    if world <= 1:
+        return None
+    per_step = training_args.per_device_train_batch_size * world
+    if isinstance(train, datasets.IterableDataset):
+        if train.n_shards >= world:
+            message = f"{train.n_shards} shards of the training stream shared among {world} processes, by shard"
+        else:
+            message = (
+                f"{train.n_shards} shard(s) for {world} processes: every process reads the whole training stream and "
+                f"keeps its own examples; the last batch of each pass is completed from the start of the stream"
+            )
+    else:
+        repeated = -len(train) % per_step
+        message = f"{len(train)} training clips shared among {world} processes"
+        if repeated:
+            message += f"; {repeated} clip(s) repeat in each epoch to complete the last batch of {per_step}"
+    if training_args.process_index == 0:
+        uneven = "repeat" in message or "completed" in message
+        (logger.warning if uneven else logger.info)(message)
+    return message
 
 
 def corpus_for_card(data_args: DataArguments) -> str:
@@ -449,6 +480,7 @@ __all__ = [
     "load_data",
     "parse_args",
     "prepare_datasets",
+    "report_rank_split",
     "save_run_args",
     "setup_run",
     "widget_examples_from_split",

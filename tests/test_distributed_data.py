@@ -1,0 +1,129 @@
+"""finetune.py's training data under 2 real processes (gloo): per epoch, every training clip exactly once.
+
+One ``accelerate launch`` runs the real data path of examples/finetune.py (parse_args -> load_data -> build_model ->
+build_processor -> prepare_datasets -> the Trainer's train dataloader) for several configurations, and records the
+file name of every clip each rank's collator receives. Map-style and streaming splits, with shard counts that do
+and do not divide the number of processes, and a batch size that does not divide the split (reported padding).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, os, sys
+    from mmder_hf.training import MultiMAEDERTrainer
+    from mmder_hf.training.finetune import (
+        build_model, build_processor, load_data, parse_args, prepare_datasets, report_rank_split, setup_run,
+    )
+
+    out, runs = sys.argv[1], json.loads(sys.argv[2])
+    rank = int(os.environ["RANK"])
+    for name, argv in runs.items():
+        model_args, data_args, recipe_args, training_args = parse_args(argv)
+        setup_run(model_args, training_args)
+        raw = load_data(data_args, model_args, training_args)
+        model = build_model(model_args, recipe_args, list(raw["train"].features["emotion"].names))
+        processor = build_processor(model_args, data_args, model.config)
+        data, collator, _ = prepare_datasets(raw, model, processor, data_args, recipe_args, training_args)
+        seen = []
+
+        def recording(rows, collator=collator, seen=seen):
+            seen.extend(row["file"] for row in rows)
+            return collator(rows)
+
+        trainer = MultiMAEDERTrainer(
+            model=model, args=training_args, train_dataset=data["train"], data_collator=recording,
+            processing_class=processor,
+        )
+        epochs = []
+        for epoch in range(2):
+            loader = trainer.get_train_dataloader()
+            if hasattr(loader, "set_epoch"):
+                loader.set_epoch(epoch)
+            seen.clear()
+            batches = sum(1 for _ in loader)
+            epochs.append({"files": list(seen), "batches": batches})
+        message = report_rank_split(data["train"], training_args)
+        with open(os.path.join(out, f"{name}.rank{rank}.json"), "w") as f:
+            json.dump({"epochs": epochs, "message": message}, f)
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def corpora(tmp_path_factory):
+    """9 actors (fold 1 trains on actors 7-9: 3 archives) and 10 actors (fold 1 trains on 7-10: 4 archives)."""
+    from mmder_hf.data import make_synthetic_corpus
+
+    return {
+        n: make_synthetic_corpus(str(tmp_path_factory.mktemp(f"corpus{n}")), num_actors=n, clips_per_actor=8)
+        for n in (9, 10)
+    }
+
+
+def _args(corpus, cache, output, *extra):
+    return [
+        "--output_dir", str(output), "--dataset_source", corpus, "--cache_dir", str(cache), "--model_size", "tiny",
+        "--use_cpu", "true", "--report_to", "none", "--disable_tqdm", "true", "--dataloader_pin_memory", "false",
+        "--seed", "3", "--eval_strategy", "no", *extra,
+    ]  # fmt: skip
+
+
+def test_two_processes_see_every_training_clip_exactly_once(corpora, tmp_path):
+    from mmder_hf import load_emotion_dataset
+
+    cache = tmp_path / "cache"
+    runs = {
+        "map_exact": _args(corpora[9], cache, tmp_path / "a", "--preprocess_cache", "false",
+                           "--per_device_train_batch_size", "4"),
+        "map_padded": _args(corpora[9], cache, tmp_path / "b", "--preprocess_cache", "false",
+                            "--per_device_train_batch_size", "5"),
+        "stream_3_shards": _args(corpora[9], cache, tmp_path / "c", "--streaming", "true", "--max_steps", "4",
+                                 "--per_device_train_batch_size", "4"),
+        "stream_4_shards": _args(corpora[10], cache, tmp_path / "d", "--streaming", "true", "--max_steps", "4",
+                                 "--per_device_train_batch_size", "4"),
+    }  # fmt: skip
+    out = tmp_path / "seen"
+    out.mkdir()
+    launcher = [
+        sys.executable, "-m", "accelerate.commands.launch",
+        "--config_file", str(ROOT / "examples" / "accelerate_configs" / "cpu_2proc.yaml"),
+        "--main_process_port", "29741", "--no_python", sys.executable, "-c", SCRIPT,
+    ]  # fmt: skip
+    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [*launcher, str(out), json.dumps(runs)], capture_output=True, text=True, env=env, timeout=900, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-6000:]
+
+    for name, corpus in (("map_exact", 9), ("map_padded", 9), ("stream_3_shards", 9), ("stream_4_shards", 10)):
+        train = load_emotion_dataset("ravdess", source=corpora[corpus], fold=1, cache_dir=str(cache))["train"]
+        expected = sorted(train["file"])
+        ranks = [json.loads((out / f"{name}.rank{r}.json").read_text()) for r in (0, 1)]
+        for epoch in range(2):
+            files = [ranks[r]["epochs"][epoch]["files"] for r in (0, 1)]
+            union = files[0] + files[1]
+            assert sorted(set(union)) == expected, (name, epoch)  # coverage: every training clip
+            if name == "map_padded":
+                # 24 clips in steps of 2 x 5: the last step is completed with 6 clips from the start, as reported
+                counts = Counter(union)
+                assert len(union) == 30 and sum(c - 1 for c in counts.values()) == 6, (name, epoch)
+                assert ranks[0]["message"].endswith("6 clip(s) repeat in each epoch to complete the last batch of 10")
+            else:
+                assert len(union) == len(expected) and not set(files[0]) & set(files[1]), (name, epoch)
+            if name.startswith("stream"):  # by shard: each rank reads only its own archives (actors)
+                actors = [{f.split("-")[-1] for f in files[r]} for r in (0, 1)]
+                assert actors[0] and actors[1] and not actors[0] & actors[1], (name, epoch)
