@@ -76,10 +76,28 @@ def corpora(tmp_path_factory):
 
 def _args(corpus, cache, output, *extra):
     return [
-        "--output_dir", str(output), "--dataset_source", corpus, "--cache_dir", str(cache), "--model_size", "tiny",
-        "--use_cpu", "true", "--report_to", "none", "--disable_tqdm", "true", "--dataloader_pin_memory", "false",
-        "--seed", "3", "--eval_strategy", "no", *extra,
-    ]  # fmt: skip
+        "--output_dir",
+        str(output),
+        "--dataset_source",
+        corpus,
+        "--cache_dir",
+        str(cache),
+        "--model_size",
+        "tiny",
+        "--use_cpu",
+        "true",
+        "--report_to",
+        "none",
+        "--disable_tqdm",
+        "true",
+        "--dataloader_pin_memory",
+        "false",
+        "--seed",
+        "3",
+        "--eval_strategy",
+        "no",
+        *extra,
+    ]
 
 
 def test_two_processes_see_every_training_clip_exactly_once(corpora, tmp_path):
@@ -87,22 +105,50 @@ def test_two_processes_see_every_training_clip_exactly_once(corpora, tmp_path):
 
     cache = tmp_path / "cache"
     runs = {
-        "map_exact": _args(corpora[9], cache, tmp_path / "a", "--preprocess_cache", "false",
-                           "--per_device_train_batch_size", "4"),
-        "map_padded": _args(corpora[9], cache, tmp_path / "b", "--preprocess_cache", "false",
-                            "--per_device_train_batch_size", "5"),
-        "stream_3_shards": _args(corpora[9], cache, tmp_path / "c", "--streaming", "true", "--max_steps", "4",
-                                 "--per_device_train_batch_size", "4"),
-        "stream_4_shards": _args(corpora[10], cache, tmp_path / "d", "--streaming", "true", "--max_steps", "4",
-                                 "--per_device_train_batch_size", "4"),
-    }  # fmt: skip
+        "map_exact": _args(
+            corpora[9], cache, tmp_path / "a", "--preprocess_cache", "false", "--per_device_train_batch_size", "4"
+        ),
+        "map_padded": _args(
+            corpora[9], cache, tmp_path / "b", "--preprocess_cache", "false", "--per_device_train_batch_size", "5"
+        ),
+        "stream_3_shards": _args(
+            corpora[9],
+            cache,
+            tmp_path / "c",
+            "--streaming",
+            "true",
+            "--max_steps",
+            "4",
+            "--per_device_train_batch_size",
+            "4",
+        ),
+        "stream_4_shards": _args(
+            corpora[10],
+            cache,
+            tmp_path / "d",
+            "--streaming",
+            "true",
+            "--max_steps",
+            "4",
+            "--per_device_train_batch_size",
+            "4",
+        ),
+    }
     out = tmp_path / "seen"
     out.mkdir()
     launcher = [
-        sys.executable, "-m", "accelerate.commands.launch",
-        "--config_file", str(ROOT / "examples" / "accelerate_configs" / "cpu_2proc.yaml"),
-        "--main_process_port", "29741", "--no_python", sys.executable, "-c", SCRIPT,
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(ROOT / "examples" / "accelerate_configs" / "cpu_2proc.yaml"),
+        "--main_process_port",
+        "29741",
+        "--no_python",
+        sys.executable,
+        "-c",
+        SCRIPT,
+    ]
     env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
         [*launcher, str(out), json.dumps(runs)], capture_output=True, text=True, env=env, timeout=900, cwd=tmp_path
