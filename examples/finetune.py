@@ -114,7 +114,13 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         all_args = (model_args, data_args, recipe_args, training_args)
         save_run_args(output_dir, argv, all_args, started, feature_cache=feature_cache)
         if "test" in raw and not data_args.streaming and model.config.fusion_strategy != "prefused":
-            card_writer.widget = widget_examples_from_split(raw["test"], output_dir, training_args.hub_model_id)
+            card_writer.widget = widget_examples_from_split(
+                raw["test"],
+                output_dir,
+                training_args.hub_model_id,
+                corpus_for_card(data_args),
+                processor.audio_sample_rate,
+            )
         card_writer(output_dir)
     if training_args.push_to_hub:
         trainer.push_to_hub(commit_message=f"MultiMAE-DER {model.config.fusion_strategy}, fold {data_args.fold}")

@@ -52,6 +52,9 @@ class MultiMAEDERDataCollator:
             class index column, returned as ``labels`` (int64). Missing -> no labels.
         start_column (`str`, defaults to `"start"`), end_column (`str`, defaults to `"end"`):
             optional segment times in seconds (IEMOCAP rows point at the dialog video).
+        audio_start_column (`str`, defaults to `"audio_start"`):
+            optional time in the video at which a separate audio file begins (IEMOCAP: the utterance wav begins at
+            the utterance's start); passed to the processor as ``audio_start``.
         processor_kwargs (`dict`, *optional*):
             more arguments of every processor call (the preprocess cache asks for unnormalised 8-bit images).
 
@@ -72,6 +75,7 @@ class MultiMAEDERDataCollator:
         label_column: Optional[str] = "emotion",
         start_column: str = "start",
         end_column: str = "end",
+        audio_start_column: str = "audio_start",
         processor_kwargs: Optional[dict] = None,
     ) -> None:
         self.processor = processor
@@ -80,6 +84,7 @@ class MultiMAEDERDataCollator:
         self.label_column = label_column
         self.start_column = start_column
         self.end_column = end_column
+        self.audio_start_column = audio_start_column
         self.processor_kwargs = dict(processor_kwargs or {})
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
@@ -113,6 +118,8 @@ class MultiMAEDERDataCollator:
             )
             if separate:
                 inputs["audio"] = [_media(a) for a in audio]
+                if self.audio_start_column in rows[0]:
+                    inputs["audio_start"] = [float(r[self.audio_start_column]) for r in rows]
         if self.start_column in rows[0] and self.end_column in rows[0]:
             inputs["clip_start"] = [float(r[self.start_column]) for r in rows]
             inputs["clip_end"] = [float(r[self.end_column]) for r in rows]

@@ -7,8 +7,9 @@ H.264 + AAC mp4 through PyAV, which bundles its own FFmpeg with both encoders. R
 from __future__ import annotations
 
 import os
+import shutil
 from fractions import Fraction
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import av
 import numpy as np
@@ -78,4 +79,49 @@ def write_clip(
     return path
 
 
-__all__ = ["write_clip"]
+def write_row_clip(row: dict, path: Union[str, os.PathLike], audio_sample_rate: int = 16000) -> str:
+    """One dataset row as one self-contained clip: what the model reads from it, in a single mp4.
+
+    A row whose video file holds its audio and no time range is copied as it is. Otherwise (a separate audio file,
+    as CREMA-D's wav, or a segment of a longer video, as an IEMOCAP utterance) the frames of the row's time range
+    and the audio it reads (mono, at ``audio_sample_rate``) are muxed into one H.264 + AAC clip.
+
+    Args:
+        row: ``video`` (and optionally ``audio``) as undecoded ``{"path", "bytes"}`` dicts or paths, plus the optional
+            ``start`` / ``end`` / ``audio_start`` seconds the collator reads.
+        path: the mp4 to write.
+    """
+    from ..models.multimae_der.media import decode_clip, open_video_decoder, stream_span
+
+    def source(value: Any) -> Any:
+        if isinstance(value, dict):
+            return value.get("bytes") or value.get("path")
+        return value
+
+    video, audio = source(row["video"]), source(row.get("audio"))
+    start, end = row.get("start"), row.get("end")
+    separate = audio is not None and audio != video
+    if not separate and start is None and end is None:
+        if isinstance(video, (bytes, bytearray)):
+            with open(path, "wb") as f:
+                f.write(video)
+        else:
+            shutil.copyfile(video, path)
+        return os.fspath(path)
+    decoder = open_video_decoder(video)
+    begin, stop = stream_span(decoder)
+    begin, stop = (begin if start is None else float(start)), (stop if end is None else float(end))
+    frames = decoder.get_frames_played_in_range(begin, stop).data.permute(0, 2, 3, 1).numpy()
+    fps = float(decoder.metadata.average_fps or max(1.0, len(frames) / (stop - begin)))
+    offset = float(row.get("audio_start") or 0.0) if separate else 0.0
+    waveform = decode_clip(
+        audio if separate else video,
+        num_video_frames=0,
+        audio_sample_rate=audio_sample_rate,
+        clip_start=max(0.0, begin - offset),
+        clip_end=stop - offset,
+    ).waveform
+    return write_clip(path, frames, fps, audio=waveform.numpy(), sample_rate=audio_sample_rate)
+
+
+__all__ = ["write_clip", "write_row_clip"]

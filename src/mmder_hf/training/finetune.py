@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -24,8 +23,9 @@ from transformers import HfArgumentParser, TrainingArguments
 from ..cards import write_model_card
 from ..cards.widget import widget_examples
 from ..data import MultiMAEDERDataCollator, load_emotion_dataset, load_prefused_dataset, preprocess_to_cache
-from ..data.corpora import normalize_corpus_name
+from ..data.corpora import get_corpus_info, normalize_corpus_name
 from ..data.loading import DEFAULT_CACHE_DIR
+from ..data.media_writing import write_row_clip
 from ..models.multimae_der import MultiMAEDERConfig, MultiMAEDERForVideoClassification, MultiMAEDERProcessor
 from .feature_cache import can_cache_features, compute_pooled_features
 from .recipes import MODEL_SIZES, RECIPES, RecipeArguments, parse_config_overrides, recipe_defaults
@@ -437,29 +437,39 @@ def save_run_args(
 
 
 def widget_examples_from_split(
-    split: datasets.Dataset, output_dir: str, hub_model_id: Optional[str], count: int = 2
+    split: datasets.Dataset,
+    output_dir: str,
+    hub_model_id: Optional[str],
+    corpus: str,
+    audio_sample_rate: int = 16000,
+    count: int = 2,
 ) -> list:
-    """Copy ``count`` test clips of different emotions next to the card and precompute the model's outputs on them.
+    """Write ``count`` test clips of different emotions next to the card and precompute the model's outputs on them.
 
-    The clips go to ``<output_dir>/examples/`` (pushed with the model), and the card's ``widget`` entries point at
-    their Hub URLs (or at the relative path when no ``--hub_model_id`` is given).
+    Each clip is exactly what the model read from its row (:func:`~mmder_hf.data.media_writing.write_row_clip`:
+    the row's time range with its audio in one file), so the card shows the model's output on the clip it shows.
+    The clips go to ``<output_dir>/examples/`` (pushed with the model) and the card's ``widget`` entries point at
+    their Hub URLs (or at the relative path when no ``--hub_model_id`` is given). A corpus whose licence forbids
+    redistribution (IEMOCAP) gets no examples: they would be pushed with the model.
     """
-    raw = split.cast_column("video", datasets.Video(decode=False)).select_columns(["video", "emotion"])
+    info = get_corpus_info(corpus)
+    if not info.redistributable:
+        logger.info("No widget examples: the %s licence forbids redistributing its clips", info.pretty_name)
+        return []
+    media = [c for c in ("video", "audio") if c in split.column_names]
+    raw = split.cast_column("video", datasets.Video(decode=False))
+    if "audio" in media:
+        raw = raw.cast_column("audio", datasets.Audio(decode=False))
     names = split.features["emotion"].names
     examples, seen = [], set()
     os.makedirs(os.path.join(output_dir, "examples"), exist_ok=True)
     for row in raw:
-        media = row["video"]
-        if row["emotion"] in seen or not (media.get("bytes") or media.get("path")):
+        if row["emotion"] in seen:
             continue
         seen.add(row["emotion"])
-        name = f"{names[row['emotion']]}_{os.path.basename(media.get('path') or 'clip.mp4')}"
-        target = os.path.join(output_dir, "examples", name)
-        if media.get("bytes"):
-            with open(target, "wb") as f:
-                f.write(media["bytes"])
-        else:
-            shutil.copyfile(media["path"], target)
+        stem = os.path.splitext(os.path.basename(row["video"].get("path") or "clip"))[0]
+        name = f"{names[row['emotion']]}_{stem}.mp4"
+        target = write_row_clip(row, os.path.join(output_dir, "examples", name), audio_sample_rate)
         src = f"examples/{name}"
         if hub_model_id:
             src = f"https://huggingface.co/{hub_model_id}/resolve/main/{src}"

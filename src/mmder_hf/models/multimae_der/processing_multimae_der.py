@@ -348,6 +348,15 @@ class MultiMAEDERProcessor(FeatureExtractionMixin):
             num_threads=self.num_decoder_threads,
         )
 
+    def _segment_waveform(self, audio: Any, audio_start: float, start, end) -> torch.Tensor:
+        """``[start, end)`` of the video's timeline read from an audio file that begins at ``audio_start`` there."""
+        shifted = [None if t is None else max(0.0, t - audio_start) for t in (start, end)]
+        waveform = self._decode(audio, 0, True, None, *shifted).waveform
+        if start is not None and end is not None:  # silence where the file stops short of the segment
+            length = max(1, round((end - start) * self.audio_sample_rate))
+            waveform = F.pad(waveform, (0, max(0, length - waveform.shape[0])))
+        return waveform
+
     def _waveform(self, audio: Any, video: Any, sampling_rate: Optional[int], start, end) -> torch.Tensor:
         """The clip's mono waveform at ``audio_sample_rate`` when it does not come from the video file."""
         if audio is None:
@@ -368,12 +377,18 @@ class MultiMAEDERProcessor(FeatureExtractionMixin):
         return prepare_waveform(audio, sampling_rate, self.audio_sample_rate)
 
     def _process_one(
-        self, video: Any, audio: Any, sampling_rate: Optional[int], start, end, counts: tuple[int, int]
+        self, video: Any, audio: Any, sampling_rate: Optional[int], start, end, audio_start, counts: tuple[int, int]
     ) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
         """One clip -> ``(frames, audio images)``, uint8 (or 0..255 float for decoded float frames), unnormalised."""
         n_video, n_audio = counts
         frames = waveform = None
-        if video is not None and is_media_source(video):
+        if audio_start is not None and n_audio > 0 and is_media_source(audio):
+            # A separate audio file that begins `audio_start` seconds into the video (an IEMOCAP utterance wav):
+            # the video is read on its own timeline, the audio on the file's own.
+            if video is not None and n_video > 0:
+                frames = self._decode(video, n_video, False, None, start, end).frames
+            waveform = self._segment_waveform(audio, float(audio_start), start, end)
+        elif video is not None and is_media_source(video):
             # Audio comes from the same file unless given explicitly as a waveform.
             audio_from_file = n_audio > 0 and (audio is None or is_media_source(audio))
             clip = self._decode(video, n_video, audio_from_file, audio if audio_from_file else None, start, end)
@@ -418,6 +433,7 @@ class MultiMAEDERProcessor(FeatureExtractionMixin):
         return_tensors: Optional[str] = "pt",
         clip_start: Optional[Union[float, Sequence[Optional[float]]]] = None,
         clip_end: Optional[Union[float, Sequence[Optional[float]]]] = None,
+        audio_start: Optional[Union[float, Sequence[Optional[float]]]] = None,
         do_rescale: Optional[bool] = None,
         do_normalize: Optional[bool] = None,
         num_video_frames: Optional[int] = None,
@@ -444,6 +460,11 @@ class MultiMAEDERProcessor(FeatureExtractionMixin):
             clip_start (`float`, *optional*), clip_end (`float`, *optional*):
                 Process only this time range (seconds) of a file or decoder input, decoding nothing else (e.g. one
                 segment of a long video); per-clip lists are accepted for batches.
+            audio_start (`float`, *optional*):
+                Where a separate ``audio`` file begins on the video's timeline, in seconds: an IEMOCAP utterance wav
+                begins at the utterance's start in the dialog video. ``[clip_start, clip_end)`` is then read from
+                ``[clip_start - audio_start, clip_end - audio_start)`` of the audio file (the video keeps its own
+                timeline); without it a separate audio file is taken to share the video's timeline (CREMA-D).
             do_rescale (`bool`, *optional*), do_normalize (`bool`, *optional*):
                 Override the saved settings for this call. With both off the frames and audio images come back as
                 the 8-bit images they are (what :func:`~mmder_hf.data.preprocess_to_cache` stores).
@@ -472,12 +493,14 @@ class MultiMAEDERProcessor(FeatureExtractionMixin):
         rates = self._per_item(sampling_rate, batch_size, "sampling_rate")
         starts = self._per_item(clip_start, batch_size, "clip_start")
         ends = self._per_item(clip_end, batch_size, "clip_end")
+        audio_starts = self._per_item(audio_start, batch_size, "audio_start")
 
         counts = (
             self.num_video_frames if num_video_frames is None else int(num_video_frames),
             self.num_audio_frames if num_audio_frames is None else int(num_audio_frames),
         )
-        outputs = [self._process_one(*item, counts) for item in zip(video_items, audio_items, rates, starts, ends)]
+        items = zip(video_items, audio_items, rates, starts, ends, audio_starts)
+        outputs = [self._process_one(*item, counts) for item in items]
         keep_8bit = do_rescale is False and do_normalize is False
         data = {}
         for key, count, images in zip(self.model_input_names, counts, zip(*outputs)):
