@@ -260,11 +260,41 @@ def test_mixup_flip_and_layer_decay_train(tmp_path):
         model=model, args=args, train_dataset=_tensor_dataset(8), data_collator=_collate, recipe_args=recipe
     )
     before = model.videomae.embeddings.patch_embeddings.projection.weight.clone()
+    collated, received = [], []
+    collate = trainer.data_collator
+
+    def recording_collate(rows):
+        batch = collate(rows)
+        collated.append({k: v.clone() for k, v in batch.items()})
+        return batch
+
+    trainer.data_collator = recording_collate
+    hook = model.register_forward_pre_hook(lambda m, a, kw: received.append(dict(kw)), with_kwargs=True)
     trainer.train()
+    hook.remove()
     lrs = sorted({g["initial_lr"] for g in trainer.optimizer.param_groups})
     assert len(lrs) == 4 and lrs[-1] == pytest.approx(args.learning_rate)  # embeddings, 2 layers, head
     assert not torch.equal(before, model.videomae.embeddings.patch_embeddings.projection.weight)
     assert np.isfinite(trainer.state.log_history[-1]["train_loss"])
+    # the model trained on augmented inputs: mixed clips (and flipped faces), with the matching soft labels
+    assert len(received) == len(collated) == 2
+    for batch, inputs in zip(collated, received):
+        assert "labels" not in inputs  # the loss is the soft-target cross-entropy of the mixed labels
+        assert not torch.allclose(inputs["audio_values"], batch["audio_values"])  # mixup touches both modalities
+        video, mixed = batch["pixel_values"], inputs["pixel_values"]
+        assert not torch.allclose(mixed, video)
+        # every mixed clip is a convex mix of two collated clips, each possibly flipped left-right
+        candidates = torch.cat([video, video.flip(-1)])
+        for clip in mixed:
+            residual = min(
+                float((clip - (lam * a + (1 - lam) * b)).abs().max())
+                for a in candidates
+                for b in candidates
+                for lam in (
+                    float(((clip - b).flatten() @ (a - b).flatten()) / ((a - b).flatten().square().sum() + 1e-12)),
+                )
+            )
+            assert residual < 1e-4
 
 
 def test_raw_checkpoint_tensors_load_into_the_model(tmp_path):
