@@ -33,7 +33,9 @@ from mmder_hf.training.finetune import (
     build_model,
     build_processor,
     corpus_for_card,
+    finished_training,
     load_data,
+    load_trained_weights,
     parse_args,
     prepare_datasets,
     save_run_args,
@@ -60,7 +62,11 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     label_names = list(raw["train"].features["emotion"].names)
     model = build_model(model_args, recipe_args, label_names)
     processor = build_processor(model_args, data_args, model.config)
-    if training_args.should_save:
+    finished = finished_training(output_dir, training_args)
+    if finished is not None:  # evaluate (and card) the trained model again: never overwrite it
+        logger.warning("%s holds a finished training run with these settings: not training it again", output_dir)
+        load_trained_weights(model, output_dir)
+    elif training_args.should_save:
         model.save_pretrained(output_dir)
         processor.save_pretrained(output_dir)
     data, collator, feature_cache = prepare_datasets(raw, model, processor, data_args, recipe_args, training_args)
@@ -80,7 +86,9 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     )
 
     results: dict = {}
-    if training_args.do_train:
+    if finished is not None:
+        results.update(finished)
+    elif training_args.do_train:
         if last_checkpoint is not None and training_args.resume_from_checkpoint is None:
             logger.warning("Resuming from %s", last_checkpoint)
         train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint or last_checkpoint)

@@ -237,6 +237,16 @@ def test_killed_run_resumes_from_its_last_checkpoint_with_the_same_result(corpus
     common = ("--num_train_epochs", "3", "--save_strategy", "steps", "--save_steps", "4", "--eval_strategy", "epoch")
     straight = run(finetune_args(corpus, cache_dir, tmp_path / "straight", *common), tmp_path)
     assert straight.returncode == 0, straight.stderr[-4000:]
+    trained = json.loads((tmp_path / "straight" / "train_results.json").read_text())
+    first = json.loads((tmp_path / "straight" / "all_results.json").read_text())
+    assert trained["train_loss"] > 0
+    again = run(finetune_args(corpus, cache_dir, tmp_path / "straight", *common), tmp_path)  # the same command
+    assert again.returncode == 0, again.stderr[-4000:]
+    assert "not training it again" in again.stdout + again.stderr
+    assert json.loads((tmp_path / "straight" / "train_results.json").read_text()) == trained
+    rerun = json.loads((tmp_path / "straight" / "all_results.json").read_text())
+    for key in ("eval_war", "eval_uar", "test_war", "test_uar", "train_loss"):  # the trained model, evaluated again
+        assert rerun[key] == first[key], key
 
     killed = run(
         finetune_args(corpus, cache_dir, tmp_path / "killed", *common), tmp_path, env={"MMDER_TEST_KILL_AT_STEP": "6"}

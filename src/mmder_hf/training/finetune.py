@@ -327,6 +327,41 @@ def prepare_datasets(
     return data, collator, use_cache
 
 
+def finished_training(output_dir: str, training_args: TrainingArguments) -> Optional[dict]:
+    """The saved train metrics when ``output_dir`` holds a finished training run of these settings, else ``None``.
+
+    Resuming such a run would train no step and overwrite its train metrics with a loss of 0.
+    """
+    state_path, results_path = (os.path.join(output_dir, n) for n in ("trainer_state.json", "train_results.json"))
+    if not (os.path.isfile(state_path) and os.path.isfile(results_path)):
+        return None
+    with open(state_path) as f:
+        state = json.load(f)
+    if training_args.max_steps > 0:
+        done = state.get("global_step", 0) >= training_args.max_steps
+    else:
+        done = state.get("num_train_epochs") == training_args.num_train_epochs and state.get("global_step", 0) >= (
+            state.get("max_steps") or 0
+        )
+    if not done:
+        return None
+    with open(results_path) as f:
+        return json.load(f)
+
+
+def load_trained_weights(model: MultiMAEDERForVideoClassification, output_dir: str) -> None:
+    """Load the weights a finished run saved in ``output_dir`` (one file or shards) into ``model``, exactly."""
+    index = os.path.join(output_dir, "model.safetensors.index.json")
+    if os.path.isfile(index):
+        from transformers.trainer_utils import load_sharded_checkpoint
+
+        load_sharded_checkpoint(model, output_dir, strict=True)
+        return
+    from safetensors.torch import load_file
+
+    model.load_state_dict(load_file(os.path.join(output_dir, "model.safetensors")), strict=True)
+
+
 def report_rank_split(train: Any, training_args: TrainingArguments) -> Optional[str]:
     """Say how the training split is shared among processes, and how many clips repeat to fill the last batch.
 
@@ -486,6 +521,8 @@ __all__ = [
     "build_model",
     "build_processor",
     "corpus_for_card",
+    "finished_training",
+    "load_trained_weights",
     "hyperparameters",
     "load_data",
     "parse_args",
