@@ -448,7 +448,9 @@ class MultiMAEDERProcessor(FeatureExtractionMixin):
                 ``VideoDecoder`` (from a ``datasets`` Video column; its file's audio is used when ``audio`` is not
                 given), decoded frames (``(T, H, W, 3)`` or ``(T, 3, H, W)`` uint8 numpy/torch, or a list of
                 ``(H, W, 3)`` frames), or a list of any of these for a batch (a 5-D array is a batch too). Decoded
-                frames are assumed evenly timed over the same span as their waveform.
+                frames are assumed evenly timed over the same span as their waveform. A file's audio is read over
+                its video stream's span (AAC tracks usually run a few ms longer): decoded arrays holding those same
+                samples give exactly the file's inputs.
             audio (*optional*):
                 A waveform (``(samples,)`` or ``(channels, samples)``, numpy/torch; needs ``sampling_rate``), an
                 audio file path/bytes, a torchcodec ``AudioDecoder``, or a list of these for a batch. Overrides the
