@@ -53,7 +53,10 @@ def test_publish_round_trip(published_dir, fake_hub):
     assert {"README.md", "folds.json", "folds.csv"} <= set(files)
     assert [f for f in files if f.endswith(".parquet")] == [f"data/actor_{a:02d}.parquet" for a in range(1, 9)]
     card = open(os.path.join(published_dir, "README.md")).read()
-    assert "license: cc-by-nc-sa-4.0" in card and "livingstone2018ravdess" in card
+    # the synthetic corpus is published as what it is: our licence, no RAVDESS source or citation
+    assert "license: apache-2.0" in card and "synthetic RAVDESS-format corpus" in card and "synthetic-data" in card
+    assert "livingstone2018ravdess" not in card and "zenodo" not in card.lower() and "cc-by-nc-sa" not in card
+    assert "https://github.com/)" not in card  # no placeholder link
     assert "| 1 | 1-4 | 5-6 | 7-24 |" in card and "data/*.parquet" in card
 
     # what was uploaded loads with no scripts, streaming, media embedded (no path back to the source tree)
@@ -66,6 +69,21 @@ def test_publish_round_trip(published_dir, fake_hub):
     assert rows[0]["audio"].get_all_samples().data.shape[-1] >= 16000
     table = datasets.load_dataset(published_dir, split="train").cast_column("video", datasets.Video(decode=False))
     assert all(v["bytes"] for v in table["video"])
+
+
+def test_a_ravdess_tree_is_published_with_ravdess_facts(synthetic_ravdess_dir, hf_cache_dir, tmp_path):
+    import shutil
+
+    tree = tmp_path / "RAVDESS"  # the same archives, without the synthetic corpus's metadata: a RAVDESS download
+    tree.mkdir()
+    for name in os.listdir(synthetic_ravdess_dir):
+        if name.endswith(".zip"):
+            shutil.copy(os.path.join(synthetic_ravdess_dir, name), tree)
+    out = tmp_path / "out"
+    export_corpus_parquet("ravdess", str(tree), str(out), repo_id="me/ravdess-av", cache_dir=hf_cache_dir)
+    card = (out / "README.md").read_text()
+    assert "license: cc-by-nc-sa-4.0" in card and "livingstone2018ravdess" in card and "zenodo.org" in card
+    assert "synthetic" not in card
 
 
 def test_published_corpus_splits_by_fold(published_dir, synthetic_ravdess_dir, hf_cache_dir):

@@ -30,6 +30,7 @@ import datasets
 
 from .corpora import get_corpus_info, get_label_set, normalize_corpus_name
 from .folds import export_folds, fold_table_markdown
+from .synthetic import is_synthetic_source
 
 
 if TYPE_CHECKING:
@@ -122,16 +123,20 @@ def render_dataset_card(
     label_names: list[str],
     num_rows: dict,
     template_path: Union[str, os.PathLike, None] = None,
+    synthetic: bool = False,
 ) -> DatasetCard:
     """A :class:`huggingface_hub.DatasetCard` for a published corpus; its facts come from the corpus registry.
+
+    ``synthetic``: the corpus is the synthetic RAVDESS-format one, whose card states its own licence and origin
+    (only its folds follow ``corpus``'s protocol).
 
     ``template_path`` overrides the packaged template (:func:`dataset_card_template`); a missing template falls
     back to huggingface_hub's default one.
     """
     from huggingface_hub import DatasetCard, DatasetCardData
 
-    info = get_corpus_info(corpus)
-    corpus = info.name
+    corpus = normalize_corpus_name(corpus)
+    info = get_corpus_info("synthetic" if synthetic else corpus)
     card_data = DatasetCardData(
         license=info.license,
         pretty_name=info.dataset_pretty_name,
@@ -198,7 +203,8 @@ def export_corpus_parquet(
     for path in exported:  # folds.json / folds.csv at the repo root
         os.replace(path, os.path.join(output_dir, "folds" + os.path.splitext(path)[1]))
     names = list(get_label_set(corpus, label_set).names)
-    render_dataset_card(corpus, repo_id, names, counts).save(os.path.join(output_dir, "README.md"))
+    card = render_dataset_card(corpus, repo_id, names, counts, synthetic=is_synthetic_source(source))
+    card.save(os.path.join(output_dir, "README.md"))
     logger.info("Wrote %d rows of %s (%d actors) to %s", sum(counts.values()), corpus, len(counts), output_dir)
     return counts
 

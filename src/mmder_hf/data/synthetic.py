@@ -30,7 +30,7 @@ import os
 import tempfile
 import zipfile
 from dataclasses import asdict, dataclass
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -43,6 +43,17 @@ logger = logging.getLogger(__name__)
 CUE_COLOURS = ((220, 40, 40), (40, 200, 60), (40, 70, 230), (235, 215, 30))
 #: Base frequencies (Hz) of the audio cue a = emotion_index // 4.
 CUE_FREQUENCIES = (300.0, 2400.0)
+
+
+#: Written beside the archives by :func:`make_synthetic_corpus`: how a folder is known to be synthetic.
+METADATA_FILE = "synthetic_corpus.json"
+
+
+def is_synthetic_source(source: Any) -> bool:
+    """Whether a corpus ``source`` is the synthetic corpus (``None``: the built-in one, or a folder it wrote)."""
+    if source is None:
+        return True
+    return isinstance(source, (str, os.PathLike)) and os.path.isfile(os.path.join(os.fspath(source), METADATA_FILE))
 
 
 @dataclass
@@ -190,7 +201,7 @@ def make_synthetic_corpus(
     """
     config = SyntheticCorpusConfig(num_actors=num_actors, clips_per_actor=clips_per_actor, seed=seed, **kwargs)
     os.makedirs(output_dir, exist_ok=True)
-    meta_path = os.path.join(output_dir, "synthetic_corpus.json")
+    meta_path = os.path.join(output_dir, METADATA_FILE)
     meta = {
         "config": asdict(config),
         "emotions": {
@@ -252,6 +263,8 @@ if __name__ == "__main__":
 
 
 __all__ = [
+    "METADATA_FILE",
+    "is_synthetic_source",
     "CUE_COLOURS",
     "CUE_FREQUENCIES",
     "SyntheticCorpusConfig",

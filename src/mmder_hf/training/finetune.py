@@ -26,6 +26,7 @@ from ..data import MultiMAEDERDataCollator, load_emotion_dataset, load_prefused_
 from ..data.corpora import get_corpus_info, normalize_corpus_name
 from ..data.loading import DEFAULT_CACHE_DIR
 from ..data.media_writing import write_row_clip
+from ..data.synthetic import is_synthetic_source
 from ..models.multimae_der import MultiMAEDERConfig, MultiMAEDERForVideoClassification, MultiMAEDERProcessor
 from .feature_cache import can_cache_features, compute_pooled_features
 from .recipes import MODEL_SIZES, RECIPES, RecipeArguments, parse_config_overrides, recipe_defaults
@@ -395,7 +396,7 @@ def corpus_for_card(data_args: DataArguments) -> str:
     """The card template of a run: the corpus, or ``synthetic`` for the built-in synthetic corpus."""
     corpus = normalize_corpus_name(data_args.dataset_name)
     source = data_args.dataset_source
-    synthetic = source is None or os.path.isfile(os.path.join(str(source), "synthetic_corpus.json"))
+    synthetic = is_synthetic_source(source)
     return "synthetic" if corpus == "ravdess" and synthetic else corpus
 
 
