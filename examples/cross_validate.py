@@ -24,13 +24,14 @@ from typing import Optional, Sequence
 import finetune  # examples/finetune.py, beside this script (the script's folder is on sys.path)
 
 from mmder_hf.cards import mean_std, push_folder, render_model_card, results_table, update_model_card
+from mmder_hf.data import get_folds
+from mmder_hf.data.synthetic import METADATA_FILE, is_synthetic_source
 from mmder_hf.models.multimae_der import MultiMAEDERConfig
 from mmder_hf.training import RECIPES
 from mmder_hf.training.finetune import DataArguments, corpus_for_card
 
 
 logger = logging.getLogger(__name__)
-STANDARD_FOLDS = {"ravdess": 6, "crema_d": 5, "iemocap": 5}
 
 
 def parse_args(argv: Optional[Sequence[str]] = None):
@@ -49,15 +50,13 @@ def parse_args(argv: Optional[Sequence[str]] = None):
 
 def default_folds(corpus: str, source: Optional[str]) -> list[int]:
     """Every fold of ``corpus``; for a synthetic corpus, one per block of 4 generated actors."""
-    meta = os.path.join(str(source), "synthetic_corpus.json") if source else None
-    if source is None or (meta and os.path.isfile(meta)):
-        if meta and os.path.isfile(meta):
-            with open(meta) as f:
+    if is_synthetic_source(source):
+        actors = 24  # the built-in corpus
+        if source is not None:
+            with open(os.path.join(source, METADATA_FILE)) as f:
                 actors = json.load(f)["config"]["num_actors"]
-        else:
-            actors = 24
         return list(range(1, math.ceil(actors / 4) + 1))
-    return list(range(1, STANDARD_FOLDS[corpus] + 1))
+    return [fold.fold for fold in get_folds(corpus)]
 
 
 def fold_finished(fold_dir: str) -> Optional[dict]:
