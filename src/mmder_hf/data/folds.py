@@ -58,9 +58,17 @@ class Fold:
 
 
 def _check_disjoint(fold: Fold) -> Fold:
+    """A fold whose splits share no actor and are none of them empty (else a clear error, before any data is read)."""
     sets = [set(fold.train), set(fold.validation), set(fold.test)]
     if any(a & b for i, a in enumerate(sets) for b in sets[i + 1 :]):
         raise AssertionError(f"Fold {fold} has an actor in two splits")
+    empty = [name for name, actors in zip(("train", "validation", "test"), sets) if not actors]
+    if empty:
+        raise ValueError(
+            f"{fold.corpus} fold {fold.fold} leaves no actor for {' and '.join(empty)} "
+            f"(test {list(fold.test)}, validation {list(fold.validation)}, train {list(fold.train)}): "
+            "the corpus has too few actors for this protocol"
+        )
     return fold
 
 
@@ -80,11 +88,13 @@ def ravdess_folds(actors: Optional[Iterable[int]] = None) -> list[Fold]:
     """RAVDESS folds over ``actors`` (default: the 24 RAVDESS actors): see the module docstring.
 
     Raises:
-        ValueError: with fewer than 5 actors (two blocks are needed for test + validation + train).
+        ValueError: with fewer than 7 actors (4 to test, 2 to validate and at least 1 to train).
     """
     actors = sorted(set(RAVDESS_ACTORS if actors is None else actors))
-    if len(actors) < 5:
-        raise ValueError(f"RAVDESS folds need at least 5 actors, got {actors}")
+    if len(actors) < 7:
+        raise ValueError(
+            f"RAVDESS folds need at least 7 actors (4 to test, 2 to validate, 1 to train), got {len(actors)}: {actors}"
+        )
     blocks = [actors[i : i + 4] for i in range(0, len(actors), 4)]
     rule = "test: block k of 4 consecutive actors; validation: first 2 actors of block k+1 (cyclic)"
     return _cyclic_folds("ravdess", blocks, actors, 2, rule)
