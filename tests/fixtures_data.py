@@ -112,8 +112,23 @@ def fake_iemocap_dir(tmp_path_factory):
     return str(root)
 
 
+def truncated_clip(path, fraction: float = 0.6, seconds: float = 3.0) -> bytes:
+    """Bytes of the first ``fraction`` of a real clip (noise frames + a tone) written to ``path`` (its extension
+    picks the container): what an interrupted download or copy leaves."""
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (int(8 * seconds), 32, 48, 3), dtype=np.uint8)
+    tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(int(16000 * seconds)) / 16000).astype(np.float32)
+    write_clip(path, frames, 8, tone, 16000)
+    with open(path, "rb") as f:
+        data = f.read()
+    return data[: int(len(data) * fraction)]
+
+
 def copy_tree_with_bad_data(src: str, dst) -> dict:
-    """Copy the synthetic RAVDESS zips, damaging actor 1's archive and replacing actor 8's by garbage."""
+    """Copy the synthetic RAVDESS zips, damaging actor 1's archive and replacing actor 8's by garbage.
+
+    Returns ``name -> the exact reason`` the builder must report for it.
+    """
     import shutil
 
     dst = str(dst)
@@ -132,19 +147,27 @@ def copy_tree_with_bad_data(src: str, dst) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             path = write_clip(os.path.join(tmp, "v.mp4"), _frames(), 8, None)
             zf.writestr("Actor_01/01-01-05-02-02-02-01.mp4", open(path, "rb").read())  # AV name, no audio
-            path = write_clip(os.path.join(tmp, "e.mp4"), _frames(), 8, np.zeros((1, 0), np.float32), 16000)
+            # an audio track without a single packet (mp4 drops such a track: Matroska keeps it)
+            path = write_clip(os.path.join(tmp, "e.mkv"), _frames(), 8, np.zeros((1, 0), np.float32), 16000)
             zf.writestr("Actor_01/01-01-07-02-02-02-01.mp4", open(path, "rb").read())  # empty audio
             path = write_clip(os.path.join(tmp, "a.mp4"), _frames(), 8, np.zeros((1, 8000), np.float32), 16000)
             zf.writestr("Actor_01/01-01-06-02-02-02-02.mp4", open(path, "rb").read())  # actor 02 in 01's zip
+            # cut short: Matroska opens and demuxes up to the cut (it would train as a shorter clip) ...
+            zf.writestr("Actor_01/01-01-08-02-02-02-01.mp4", truncated_clip(os.path.join(tmp, "t.mkv")))
+            # ... FLV leaves an incomplete last packet
+            zf.writestr("Actor_01/01-01-02-02-02-02-01.mp4", truncated_clip(os.path.join(tmp, "t.flv")))
     with open(os.path.join(dst, "Video_Speech_Actor_08.zip"), "wb") as f:
         f.write(b"PK\x03\x04 not really a zip")
     return {
         "Actor_01/README.txt": "unknown file name",
         "Actor_01/01-01-03-02-02-02-01.mp4": "empty file",
-        "Actor_01/01-01-04-02-02-02-01.mp4": "corrupt media",
+        "Actor_01/01-01-04-02-02-02-01.mp4": "corrupt media (InvalidDataError)",
         "Actor_01/01-01-01-02-01-01-01.mp4": "unknown file name",
         "Actor_01/01-01-05-02-02-02-01.mp4": "no audio track",
-        "Actor_01/01-01-06-02-02-02-02.mp4": "actor 2 in the name",
-        "Actor_01/01-01-07-02-02-02-01.mp4": "audio",
-        "Video_Speech_Actor_08.zip": "corrupt archive",
+        "Actor_01/01-01-06-02-02-02-02.mp4": "actor 2 in the name but archive of actor 1",
+        "Actor_01/01-01-07-02-02-02-01.mp4": "empty audio",
+        "Actor_01/01-01-08-02-02-02-01.mp4": "truncated media (its streams end before the duration its container "
+        "declares)",
+        "Actor_01/01-01-02-02-02-02-01.mp4": "truncated media (its last packet is incomplete)",
+        "Video_Speech_Actor_08.zip": "corrupt archive (File is not a zip file)",
     }

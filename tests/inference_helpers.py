@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import torch
@@ -67,14 +69,157 @@ except ImportError:
 """
 
 
-def run_without_mmder_hf(script: str, *args, timeout: float = 300) -> str:
-    """Run ``script`` in a fresh interpreter where ``import mmder_hf`` fails; return its stdout."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}
+#: What a model saved by this project needs at inference (README, "Inference"): these distributions and their own
+#: requirements. Everything else installed here is hidden from the remote-code processes of the tests.
+RUNTIME_DISTRIBUTIONS = ("transformers", "torch", "torchcodec", "torchaudio", "numpy")
+#: This project's own dependencies and extras (and Pillow) that a saved model's code must never need: each must be
+#: hidden (checked in the process), else a runtime package now requires it and the README's requirement is wrong.
+NOT_RUNTIME = {
+    "mmder_hf": "mmder-hf",
+    "datasets": "datasets",
+    "av": "av",
+    "accelerate": "accelerate",
+    "evaluate": "evaluate",
+    "matplotlib": "matplotlib",
+    "pandas": "pandas",
+    "gradio": "gradio",
+    "gradio_client": "gradio-client",
+    "onnx": "onnx",
+    "onnxruntime": "onnxruntime",
+    "onnxscript": "onnxscript",
+    "PIL": "pillow",
+    "torchvision": "torchvision",
+    "pytest": "pytest",
+}
+
+
+def _canonical(name: str) -> str:
+    from packaging.utils import canonicalize_name
+
+    return canonicalize_name(name)
+
+
+def runtime_closure(roots=RUNTIME_DISTRIBUTIONS) -> set[str]:
+    """Canonical names of ``roots`` and of everything they require (markers and requested extras honoured)."""
+    from packaging.requirements import Requirement
+
+    extras_of: dict[str, frozenset] = {}
+    todo = [(root, frozenset()) for root in roots]
+    while todo:
+        name, extras = todo.pop()
+        name = _canonical(name)
+        if name in extras_of and extras <= extras_of[name]:
+            continue
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue  # required on another platform, or not installed: nothing to allow
+        extras_of[name] = extras_of.get(name, frozenset()) | extras
+        for line in dist.requires or ():
+            requirement = Requirement(line)
+            wanted = {"", *extras_of[name]}
+            if requirement.marker is None or any(requirement.marker.evaluate({"extra": e}) for e in wanted):
+                todo.append((requirement.name, frozenset(requirement.extras)))
+    return set(extras_of)
+
+
+def _top_level_names(dist: metadata.Distribution) -> set[str]:
+    """Import names a distribution installs: ``top_level.txt`` and the first part of every installed file."""
+    names = set((dist.read_text("top_level.txt") or "").split())
+    for file in dist.files or ():
+        first = file.parts[0]
+        if first in ("..", "__pycache__") or first.endswith((".dist-info", ".egg-info", ".data", ".pth")):
+            continue
+        if len(file.parts) == 1 and not first.endswith((".py", ".so", ".pyd")):
+            continue
+        names.add(first.split(".")[0])
+    return {name for name in names if name.isidentifier()}
+
+
+@functools.cache
+def hidden_packages() -> tuple[frozenset, frozenset]:
+    """``(import names, distribution names)`` installed here that are not part of the runtime closure."""
+    allowed = runtime_closure()
+    allowed_names, other_names, other_dists = set(), set(NOT_RUNTIME), set()
+    for dist in metadata.distributions():
+        name = _canonical(dist.metadata["Name"])
+        if name in allowed:
+            allowed_names |= _top_level_names(dist)
+        else:
+            other_dists.add(name)
+            other_names |= _top_level_names(dist)
+    leaked = sorted(d for d in NOT_RUNTIME.values() if _canonical(d) in allowed)
+    assert not leaked, f"{leaked} became requirements of {RUNTIME_DISTRIBUTIONS}: update the README and this list"
+    hidden = other_names - allowed_names - set(sys.stdlib_module_names)
+    return frozenset(hidden | set(NOT_RUNTIME)), frozenset(other_dists)
+
+
+_RUNTIME_ONLY_PRELUDE = """
+import importlib.abc, importlib.metadata, importlib.util, re, sys
+_AT_START = set(sys.modules)  # what site's .pth files imported (an editable install's finder...)
+_HIDDEN, _HIDDEN_DISTS, _NOT_RUNTIME = {hidden!r}, {hidden_dists!r}, {not_runtime!r}
+class _RuntimeOnly(importlib.abc.MetaPathFinder):
+    # Wraps each import-system finder: hidden packages are neither importable nor installed (find_spec is None,
+    # importlib.metadata does not list them), as in an environment that holds only the runtime packages.
+    def __init__(self, finder):
+        self.finder = finder
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in _HIDDEN or not hasattr(self.finder, "find_spec"):
+            return None
+        return self.finder.find_spec(name, path, target)
+    def find_distributions(self, *args, **kwargs):
+        found = getattr(self.finder, "find_distributions", None)
+        for dist in found(*args, **kwargs) if found else ():
+            if re.sub(r"[-_.]+", "-", dist.metadata["Name"] or "").lower() not in _HIDDEN_DISTS:
+                yield dist
+    def invalidate_caches(self):
+        getattr(self.finder, "invalidate_caches", lambda: None)()
+sys.meta_path[:] = [_RuntimeOnly(finder) for finder in sys.meta_path]
+for _name, _dist in _NOT_RUNTIME.items():
+    assert _name not in sys.modules and importlib.util.find_spec(_name) is None, _name + " is importable here"
+    try:
+        importlib.metadata.version(_dist)
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    else:
+        raise SystemExit(_dist + " is installed here: the test would prove nothing")
+try:
+    import mmder_hf
+    raise SystemExit("mmder_hf is importable: the test would prove nothing")
+except ImportError:
+    pass
+"""
+
+_RUNTIME_ONLY_EPILOGUE = """
+_leaked = sorted(n for n in set(sys.modules) - _AT_START if n.partition(".")[0] in _HIDDEN)
+assert not _leaked, "imported although hidden: " + ", ".join(_leaked)
+"""
+
+
+def runtime_only_prelude() -> str:
+    """Code that, run first in a fresh interpreter, leaves importable only the runtime packages
+    (`RUNTIME_DISTRIBUTIONS` and what they require), the standard library and folders on ``sys.path`` (the
+    ``transformers_modules`` cache of remote code)."""
+    hidden, hidden_dists = hidden_packages()
+    return _RUNTIME_ONLY_PRELUDE.format(
+        hidden=set(sorted(hidden)), hidden_dists=set(sorted(hidden_dists)), not_runtime=NOT_RUNTIME
+    )
+
+
+def run_without_mmder_hf(script: str, *args, timeout: float = 300, env=None, cwd=None) -> str:
+    """Run ``script`` in a fresh interpreter that can import only what the README says a saved model needs
+    (transformers, torch, torchcodec, torchaudio, numpy and their own requirements): ``mmder_hf``, ``datasets``,
+    ``av``, ``accelerate``, ``PIL``, ``matplotlib``... are not installed there as far as the process can tell.
+    ``args`` are its ``sys.argv[1:]``, ``env`` extra environment variables (``HF_MODULES_CACHE``...). Fails if the
+    script fails or imports anything hidden; returns its stdout."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": "", **(env or {})}
+    code = runtime_only_prelude() + script + _RUNTIME_ONLY_EPILOGUE
     result = subprocess.run(
-        [sys.executable, "-c", BLOCK_MMDER_HF + script, *map(str, args)],
+        [sys.executable, "-c", code, *map(str, args)],
         capture_output=True,
         text=True,
         env=env,
+        cwd=cwd,
         timeout=timeout,
     )
     assert result.returncode == 0, result.stderr[-3000:]

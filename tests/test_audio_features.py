@@ -161,24 +161,49 @@ def test_audio_images_shapes_and_window_content(representation):
     assert (images[0].float() - images[1].float()).abs().mean() < (images[0].float() - images[-1].float()).abs().mean()
 
 
-def test_log_mel_matches_kaldi_fbank():
-    from torchaudio.compliance import kaldi
+@pytest.mark.parametrize("sample_rate,num_samples", [(16000, 8000), (44100, 22050), (16000, 300)])
+def test_log_mel_matches_kaldi_fbank(sample_rate, num_samples):
+    """``log_mel`` against Kaldi's fbank written out from its definition (numpy, float64), not a torchaudio call.
 
-    wave = torch.from_numpy(speech_like(8000, 16000)).float()
-    expected = kaldi.fbank(
-        (wave - wave.mean())[None],
-        sample_frequency=16000.0,
-        num_mel_bins=128,
-        frame_length=25.0,
-        frame_shift=10.0,
-        dither=0.0,
-        window_type="hanning",
-        htk_compat=True,
-        use_energy=False,
-    )
-    got = log_mel(wave, 16000)
-    assert got.shape == (48, 128)
-    torch.testing.assert_close(got, expected)
+    Per frame of 25 ms every 10 ms (``snip_edges``: only whole frames): the clip's mean removed first (as the code
+    says; windows shorter than a frame are then zero-padded to one), the frame's own DC offset removed, Kaldi's
+    pre-emphasis ``x[t] - 0.97 x[t-1]`` (``x[0] - 0.97 x[0]`` for the first sample), the symmetric Hanning window
+    ``0.5 - 0.5 cos(2 pi n / (N - 1))``, zero-padded to the next power of two, power spectrum, 128 triangular
+    filters equally spaced on the HTK mel scale ``1127 ln(1 + f / 700)`` from 20 Hz to Nyquist (weights computed in
+    mel), natural log of the energies floored at float32's eps. Float32 rounding costs ~1e-4; a Hamming window, no
+    pre-emphasis, no DC removal, magnitude instead of power or 0 Hz as the lowest edge each cost more than 7 (in
+    natural-log units).
+    """
+
+    def reference_log_mel(signal: np.ndarray, rate: int, num_bins: int = 128) -> np.ndarray:
+        x = np.asarray(signal, dtype=np.float64)
+        x = x - x.mean()
+        length, hop = round(0.025 * rate), round(0.010 * rate)
+        x = np.pad(x, (0, max(0, length - len(x))))
+        starts = np.arange(1 + (len(x) - length) // hop) * hop
+        frames = x[starts[:, None] + np.arange(length)]
+        frames = frames - frames.mean(axis=1, keepdims=True)
+        frames = frames - 0.97 * np.concatenate([frames[:, :1], frames[:, :-1]], axis=1)
+        frames = frames * (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(length) / (length - 1)))
+        n_fft = 1 << (length - 1).bit_length()
+        power = np.abs(np.fft.rfft(frames, n_fft)) ** 2
+        mel = 1127.0 * np.log(1.0 + np.arange(n_fft // 2 + 1) * rate / n_fft / 700.0)
+        low, high = 1127.0 * np.log(1.0 + 20.0 / 700.0), 1127.0 * np.log(1.0 + rate / 2 / 700.0)
+        delta = (high - low) / (num_bins + 1)
+        left = low + delta * np.arange(num_bins)[:, None]
+        center, right = left + delta, left + 2 * delta
+        rising, falling = (mel - left) / (center - left), (right - mel) / (right - center)
+        bank = np.where((mel > left) & (mel < right), np.where(mel <= center, rising, falling), 0.0)
+        return np.log(np.maximum(power @ bank.T, np.finfo(np.float32).eps))
+
+    wave = torch.from_numpy(speech_like(num_samples, sample_rate) + 0.1).float()  # with a DC offset
+    expected = reference_log_mel(wave.numpy(), sample_rate)
+    got = log_mel(wave, sample_rate)
+    assert got.dtype == torch.float32
+    num_frames = max(1, 1 + (num_samples - round(0.025 * sample_rate)) // round(0.010 * sample_rate))
+    assert got.shape == expected.shape == (num_frames, 128)
+    assert expected.max() - expected.min() > 10  # the values span orders of magnitude of energy
+    np.testing.assert_allclose(got.numpy(), expected, rtol=0, atol=1e-3)
 
 
 def test_audio_image_settings_are_validated_once_with_clear_messages():

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from inference_helpers import LABELS, save_tiny_model
 
+from mmder_hf import cli
 from mmder_hf.cli import main
 
 
@@ -69,11 +72,128 @@ def test_timeline_csv_plot_json(model_dir, clips, tmp_path, capsys):
 
 def test_usage(capsys):
     assert main(["--help"]) == 0 and "timeline" in capsys.readouterr().out
-    assert main([]) == 2
-    assert main(["frobnicate"]) == 2 and "unknown command" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["predict", "--help"])
+    assert main([]) == 2 and capsys.readouterr().err.startswith("usage: mmder {predict,timeline,export}")
+    assert main(["frobnicate"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "usage: mmder {predict,timeline,export} ...",
+        "mmder: error: unknown command 'frobnicate' (choose from predict, timeline, export)",
+    ]
+    assert main(["predict", "--help"]) == 0  # argparse's exit status, returned
     assert "--top-k" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["predict", "timeline", "export"])
+def test_help_lists_each_option_once_with_its_alias(command, capsys):
+    assert main([command, "--help"]) == 0
+    out = capsys.readouterr().out
+    options = out.split("options:", 1)[1]
+    invocations = [line.strip().split("  ")[0] for line in options.splitlines() if line.startswith("  -")]
+    spellings = [word.rstrip(",") for line in invocations for word in line.split() if word.startswith("-")]
+    assert len(spellings) == len(set(spellings)), spellings  # no option spelled twice
+    if command == "predict":
+        assert "--top-k, --top_k K" in invocations and "--trust-remote-code, --trust_remote_code" in invocations
+        assert "--json" in invocations and "--quiet" in invocations  # flags: no [JSON] value
+    elif command == "timeline":
+        assert "--batch-size, --batch_size N" in invocations and "--window S" in invocations
+    else:
+        assert (
+            "--no-verify, --no_verify" in invocations and "--opset-version, --opset, --opset_version N" in invocations
+        )
+    assert "(default: None)" not in out and "[JSON]" not in out
+
+
+def _usage_error(capsys, argv, command):
+    """Run main(argv): exit status 2, argparse's usage line then one error line; return that line."""
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "Traceback" not in captured.err
+    lines = captured.err.strip().splitlines()
+    assert lines[0].startswith(f"usage: mmder {command} ") and len(lines) >= 2
+    assert lines[-1].startswith(f"mmder {command}: error: ")
+    return lines[-1].removeprefix(f"mmder {command}: error: ")
+
+
+@pytest.fixture
+def no_model_loading(monkeypatch):
+    def forbidden(args):
+        raise AssertionError("a usage error must be reported before any model is loaded")
+
+    monkeypatch.setattr(cli, "_load_model", forbidden)
+
+
+@pytest.mark.parametrize(
+    "command, options, expected",
+    [
+        ("predict", ["--topk", "3"], "unrecognized arguments: --topk 3 (did you mean --top-k?)"),
+        ("predict", ["--top-k", "three"], "argument --top-k/--top_k: invalid int value: 'three'"),
+        ("predict", ["--top_k", "0"], "argument --top-k/--top_k: must be at least 1, got 0"),
+        ("predict", ["--top-k", "-2"], "argument --top-k/--top_k: must be at least 1, got -2"),
+        ("predict", ["--device", "gpu"], "argument --device: invalid device 'gpu' (e.g. 'cpu', 'cuda', 'cuda:1')"),
+        ("timeline", ["--window", "0"], "argument --window: must be a positive number of seconds, got 0"),
+        ("timeline", ["--stride", "-1"], "argument --stride: must be a positive number of seconds, got -1"),
+        ("timeline", ["--window", "nan"], "argument --window: must be a positive number of seconds, got nan"),
+        ("timeline", ["--stride", "inf"], "argument --stride: must be a positive number of seconds, got inf"),
+        ("timeline", ["--batch_size", "0"], "argument --batch-size/--batch_size: must be at least 1, got 0"),
+        ("timeline", ["--widow", "2"], "unrecognized arguments: --widow 2 (did you mean --window?)"),
+    ],
+)
+def test_argument_mistakes_are_usage_errors(command, options, expected, model_dir, clips, capsys, no_model_loading):
+    argv = [command, str(clips[1]), "--model", str(model_dir), *options]
+    assert _usage_error(capsys, argv, command) == expected
+
+
+def test_timeline_takes_one_file_and_required_arguments(model_dir, clips, tmp_path, capsys, no_model_loading):
+    two = ["timeline", str(clips[0]), str(clips[1]), "--model", str(model_dir)]
+    assert _usage_error(capsys, two, "timeline") == f"argument FILE: one file at a time, got 2: {clips[0]} {clips[1]}"
+    assert _usage_error(capsys, ["predict", str(clips[0])], "predict") == (
+        "the following arguments are required: --model"
+    )
+    assert _usage_error(
+        capsys, ["export", "--model", str(model_dir), "--opset", "0", str(tmp_path / "m.onnx")], "export"
+    ) == ("argument --opset-version/--opset/--opset_version: must be at least 1, got 0")
+
+
+def test_flags_do_not_take_the_next_file(model_dir, clips, capsys):
+    argv = ["predict", "--json", str(clips[0]), "--model", str(model_dir), "--top-k", "1", "--quiet", str(clips[1])]
+    assert main(argv) == 0
+    assert [(r["file"], len(r["predictions"])) for r in json.loads(capsys.readouterr().out)] == [
+        (str(clips[0]), 1),
+        (str(clips[1]), 1),
+    ]
+
+
+def _console_script() -> list:
+    script = Path(sys.executable).with_name("mmder")
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "mmder_hf.cli"]
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (
+            ["predict", "clip.mp4", "--model", "m", "--topk", "3"],
+            "unrecognized arguments: --topk 3 (did you mean --top-k?)",
+        ),
+        (["timeline", "a.mp4", "b.mp4", "--model", "m"], "argument FILE: one file at a time, got 2: a.mp4 b.mp4"),
+        (
+            ["predict", "clip.mp4", "--model", "m", "--top_k", "0"],
+            "argument --top-k/--top_k: must be at least 1, got 0",
+        ),
+    ],
+)
+def test_console_script_usage_errors(argv, expected, tmp_path):
+    result = subprocess.run(
+        [*_console_script(), *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert lines[0].startswith(f"usage: mmder {argv[0]} ") and lines[-1] == f"mmder {argv[0]}: error: {expected}"
 
 
 def test_console_script_prints_one_line_not_a_traceback(tmp_path):

@@ -272,8 +272,10 @@ def test_a_corpus_too_small_for_its_folds_is_refused_clearly(tmp_path):
 
     small = dict(clips_per_actor=2, duration=0.5, fps=8, width=32, height=18, video_only_per_actor=0)
     corpus = make_synthetic_corpus(str(tmp_path / "five"), num_actors=5, num_workers=0, **small)
-    with pytest.raises(ValueError, match=r"RAVDESS folds need at least 7 actors .* got 5"):
+    with pytest.raises(ValueError, match=r"ravdess fold 1 leaves no actor for train \(test \[1, 2, 3, 4\]"):
         load_emotion_dataset("ravdess", source=corpus, fold=1, cache_dir=str(tmp_path / "hf"))
+    two = load_emotion_dataset("ravdess", source=corpus, fold=2, cache_dir=str(tmp_path / "hf"))
+    assert sorted(set(two["train"]["actor"])) == [3, 4]
     with pytest.raises(ValueError, match="crema_d fold 1 leaves no actor for train and validation"):
         get_fold("crema_d", 1, [1001, 1002])
     assert get_fold("ravdess", 1, range(1, 8)).train == (7,)

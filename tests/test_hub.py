@@ -157,21 +157,141 @@ def test_results_table():
     assert "| 1 | 50.00 | 25.00 |" in table and "**75.00 ± 25.00**" in table and "**50.00 ± 25.00**" in table
 
 
-def test_push_folder_uploads_without_checkpoints(tmp_path, monkeypatch):
-    (tmp_path / "model").mkdir()
-    (tmp_path / "model" / "config.json").write_text("{}")
-    calls = {}
+def fake_hub(monkeypatch, uploaded_root):
+    """HfApi.create_repo / upload_folder offline. The upload selects files as huggingface_hub's does (every file under
+    the folder, huggingface_hub's own ``filter_repo_objects`` with ``allow_patterns`` / ``ignore_patterns`` and its
+    default ignores, ``path_in_repo`` prefixed after filtering) and copies them to ``uploaded_root``."""
+    import inspect
+    from pathlib import Path
+
+    from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
+
+    calls = {"create": [], "upload": []}
+    real_upload_folder = inspect.signature(HfApi.upload_folder)
 
     def create_repo(self, repo_id, **kwargs):
-        calls["create"] = repo_id
+        calls["create"].append(repo_id)
         return types.SimpleNamespace(repo_id=repo_id)
 
-    def upload_folder(self, *, repo_id, folder_path, ignore_patterns=None, **kwargs):
-        calls["upload"] = (repo_id, ignore_patterns)
-        shutil.copytree(folder_path, tmp_path / "uploaded")
+    def upload_folder(self, **kwargs):
+        call = real_upload_folder.bind(self, **kwargs).arguments  # push_folder must call the real signature
+        folder = Path(call["folder_path"]).expanduser().resolve()
+        ignore = call.get("ignore_patterns") or []
+        ignore = [ignore] if isinstance(ignore, str) else list(ignore)
+        files = [p.relative_to(folder).as_posix() for p in sorted(folder.glob("**/*")) if p.is_file()]
+        selected = filter_repo_objects(
+            files, allow_patterns=call.get("allow_patterns"), ignore_patterns=ignore + DEFAULT_IGNORE_PATTERNS
+        )
+        prefix = f"{call['path_in_repo'].strip('/')}/" if call.get("path_in_repo") else ""
+        uploaded = []
+        for relpath in selected:
+            target = uploaded_root / call["repo_id"] / (prefix + relpath)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(folder / relpath, target)
+            uploaded.append(prefix + relpath)
+        calls["upload"].append({**call, "uploaded": uploaded})
+        return f"https://huggingface.co/{call['repo_id']}/tree/main"
 
     monkeypatch.setattr(HfApi, "create_repo", create_repo)
     monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
-    push_folder(tmp_path / "model", "me/x")
-    assert calls["create"] == "me/x" and "checkpoint-*" in calls["upload"][1]
-    assert (tmp_path / "uploaded" / "config.json").is_file()
+    return calls
+
+
+def test_fake_upload_filters_like_huggingface_hub(tmp_path, monkeypatch):
+    for name in ("a.json", "sub/b.json", "sub/deep/c.png", "sub/deep/d.json", ".git/HEAD", "x.pt"):
+        (tmp_path / "f" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "f" / name).write_text(name)
+    calls = fake_hub(monkeypatch, tmp_path / "hub")
+    HfApi().upload_folder(repo_id="me/x", folder_path=tmp_path / "f", ignore_patterns=["sub/*.json"])
+    # fnmatch: "*" crosses "/" ("sub/*.json" matches "sub/deep/d.json" too); ".git" is always left out.
+    assert calls["upload"][0]["uploaded"] == ["a.json", "sub/deep/c.png", "x.pt"]
+    HfApi().upload_folder(repo_id="me/x", folder_path=tmp_path / "f", allow_patterns="*.png", path_in_repo="p")
+    assert calls["upload"][1]["uploaded"] == ["p/sub/deep/c.png"]
+
+
+def write_training_folder(folder):
+    """What a training run leaves in its output folder: the model to push and everything that must stay local."""
+    from mmder_hf import MultiMAEDERForVideoClassification, MultiMAEDERProcessor
+
+    model = MultiMAEDERForVideoClassification(config())
+    model.save_pretrained(folder)
+    MultiMAEDERProcessor.from_model_config(model.config).save_pretrained(folder)
+    (folder / "README.md").write_text("---\nlicense: apache-2.0\nlibrary_name: transformers\n---\n# Model\n")
+    files = {
+        # pushed: metrics, figures, run records
+        "all_results.json": "{}",
+        "eval_results.json": "{}",
+        "test_results.json": "{}",
+        "train_results.json": "{}",
+        "trainer_state.json": "{}",
+        "run_args.json": "{}",
+        "confusion_matrix.png": b"\x89PNG\r\n\x1a\n",
+        "confusion_matrix.json": "{}",
+        "figures/timeline.png": b"\x89PNG\r\n\x1a\n",
+        "training_args.bin": b"\0",
+        # left out
+        "checkpoint-4/model.safetensors": b"\0",
+        "checkpoint-4/config.json": "{}",
+        "checkpoint-4/optimizer.pt": b"\0",
+        "checkpoint-4/rng_state.pth": b"\0",
+        "checkpoint-8/trainer_state.json": "{}",
+        "checkpoint-8/scheduler.pt": b"\0",
+        "fold_1/checkpoint-2/model.safetensors": b"\0",
+        "runs/Jan01_00-00-00_host/events.out.tfevents.1.host.0": b"\0",
+        "_run_state.json": "{}",
+        "_feature_cache/part-0.arrow": b"\0",
+        "figures/_draft.png": b"\x89PNG\r\n\x1a\n",
+        "swa_weights.pt": b"\0",
+        "trainer_state.json.tmp": "{",
+        ".git/HEAD": "ref: refs/heads/main",
+    }
+    for name, content in files.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
+
+
+def test_push_folder_uploads_the_model_and_leaves_checkpoints_and_private_files_out(tmp_path, monkeypatch):
+    import os
+
+    folder = tmp_path / "run"
+    write_training_folder(folder)
+    code = {name for name in os.listdir(folder) if name.endswith(".py")}
+    assert {"modeling_multimae_der.py", "processing_multimae_der.py", "pipeline.py", "media.py"} <= code
+    calls = fake_hub(monkeypatch, tmp_path / "hub")
+    push_folder(folder, "me/x", commit_message="test push")
+    assert calls["create"] == ["me/x"]
+    (upload,) = calls["upload"]
+    assert upload["repo_id"] == "me/x" and upload["commit_message"] == "test push"
+    expected = {
+        "config.json",
+        "model.safetensors",
+        "preprocessor_config.json",
+        "README.md",
+        *code,
+        "all_results.json",
+        "eval_results.json",
+        "test_results.json",
+        "train_results.json",
+        "trainer_state.json",
+        "run_args.json",
+        "confusion_matrix.png",
+        "confusion_matrix.json",
+        "figures/timeline.png",
+        "training_args.bin",
+    }
+    assert len(upload["uploaded"]) == len(set(upload["uploaded"]))
+    assert set(upload["uploaded"]) == expected
+    hub = tmp_path / "hub" / "me" / "x"
+    assert (hub / "model.safetensors").read_bytes() == (folder / "model.safetensors").read_bytes()
+    # The caller's patterns come on top (cross_validate.py pushes its aggregate without the fold folders).
+    push_folder(folder, "me/cv", ignore_patterns=["fold_*", "*.json"], path_in_repo="aggregate")
+    kept = {
+        "model.safetensors",
+        "README.md",
+        *code,
+        "confusion_matrix.png",
+        "figures/timeline.png",
+        "training_args.bin",
+    }
+    assert set(calls["upload"][1]["uploaded"]) == {f"aggregate/{name}" for name in kept}

@@ -6,21 +6,28 @@ mmder timeline FILE --model ID_OR_DIR [--window S] [--stride S] [--plot out.png]
 mmder export --model ID_OR_DIR --format onnx OUT.onnx
 ```
 
-Each sub-command's options come from a dataclass parsed by ``HfArgumentParser``. A missing or broken input gives one
-line on stderr naming it (``mmder: error: clip.mp4: file not found``) and exit status 1, never a traceback; the other
-files of a ``predict`` run are still processed.
+Each sub-command's options come from a dataclass parsed by ``HfArgumentParser``; every option is spelled with dashes
+(``--top-k``) and also accepted with underscores (``--top_k``). An argument mistake (an unknown option, a second file
+for ``timeline``, ``--top-k 0``, ``--window -1``...) is a usage error, as argparse reports it: the usage line, one
+``mmder <command>: error: ...`` line naming the argument and exit status 2, before any model is loaded. A missing or
+broken input gives one line on stderr naming it (``mmder: error: clip.mp4: file not found``) and exit status 1, never a
+traceback; the other files of a ``predict`` run are still processed.
 """
 
 from __future__ import annotations
 
+import argparse
+import difflib
 import json
 import logging
+import math
 import os
 import sys
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 from transformers import HfArgumentParser
+from transformers.hf_argparser import string_to_bool
 
 from .timeline import DEFAULT_STRIDE, DEFAULT_WINDOW
 
@@ -35,47 +42,101 @@ class ModelArguments:
     """Shared by every sub-command."""
 
     model: str = field(
-        metadata={"help": "Model folder or Hub id (saved by this project's save_pretrained/push_to_hub)."}
+        metadata={
+            "help": "Model folder or Hub id (saved by this project's save_pretrained/push_to_hub).",
+            "metavar": "ID_OR_DIR",
+        }
     )
     device: Optional[str] = field(
-        default=None, metadata={"help": "'cpu', 'cuda', 'cuda:1'...; the first GPU if there is one, else the CPU."}
-    )
-    trust_remote_code: bool = field(
-        default=False,
+        default=None,
         metadata={
-            "help": "Run the model's own code from its folder/repo instead of mmder_hf's.",
-            "aliases": ["--trust-remote-code"],
+            "help": "'cpu', 'cuda', 'cuda:1' (or 1)...; the first GPU if there is one, else the CPU.",
+            "metavar": "DEVICE",
         },
     )
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "Run the model's own code from its folder/repo instead of mmder_hf's."}
+    )
     quiet: bool = field(default=False, metadata={"help": "No progress bar."})
+
+    def __post_init__(self):
+        if self.device is not None:
+            _check_device(self.device)
 
 
 @dataclass
 class PredictArguments(ModelArguments):
-    top_k: int = field(default=5, metadata={"help": "Number of emotions to show per file.", "aliases": ["--top-k"]})
+    top_k: int = field(default=5, metadata={"help": "Number of emotions to show per file.", "metavar": "K"})
     json: bool = field(default=False, metadata={"help": "Print a JSON list [{file, predictions}] on stdout."})
+
+    def __post_init__(self):
+        super().__post_init__()
+        _check_at_least("--top-k", self.top_k, 1)
 
 
 @dataclass
 class TimelineArguments(ModelArguments):
-    window: float = field(default=DEFAULT_WINDOW, metadata={"help": "Window length in seconds."})
-    stride: float = field(default=DEFAULT_STRIDE, metadata={"help": "Seconds between window starts."})
-    batch_size: int = field(default=8, metadata={"help": "Windows per forward pass.", "aliases": ["--batch-size"]})
-    plot: Optional[str] = field(default=None, metadata={"help": "Save a PNG plot of the timeline here."})
-    csv: Optional[str] = field(default=None, metadata={"help": "Save the timeline as CSV here."})
+    window: float = field(default=DEFAULT_WINDOW, metadata={"help": "Window length in seconds.", "metavar": "S"})
+    stride: float = field(default=DEFAULT_STRIDE, metadata={"help": "Seconds between window starts.", "metavar": "S"})
+    batch_size: int = field(default=8, metadata={"help": "Windows per forward pass.", "metavar": "N"})
+    plot: Optional[str] = field(
+        default=None, metadata={"help": "Save a PNG plot of the timeline here.", "metavar": "PNG"}
+    )
+    csv: Optional[str] = field(default=None, metadata={"help": "Save the timeline as CSV here.", "metavar": "CSV"})
     json: bool = field(default=False, metadata={"help": "Print the timeline as JSON on stdout."})
+
+    def __post_init__(self):
+        super().__post_init__()
+        _check_seconds("--window", self.window)
+        _check_seconds("--stride", self.stride)
+        _check_at_least("--batch-size", self.batch_size, 1)
 
 
 @dataclass
 class ExportArguments(ModelArguments):
     format: str = field(default="onnx", metadata={"help": "Export format (only 'onnx').", "choices": ["onnx"]})
     opset_version: Optional[int] = field(
-        default=None, metadata={"help": "ONNX opset (exporter default if unset).", "aliases": ["--opset"]}
+        default=None,
+        metadata={"help": "ONNX opset (exporter default if unset).", "aliases": ["--opset"], "metavar": "N"},
     )
     legacy_exporter: bool = field(
         default=False, metadata={"help": "Use the TorchScript exporter instead of the dynamo one (not for CFAS)."}
     )
     verify: bool = field(default=True, metadata={"help": "Compare onnxruntime and torch logits on random inputs."})
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.opset_version is not None:
+            _check_at_least("--opset-version", self.opset_version, 1)
+
+
+class OptionError(ValueError):
+    """A bad option value, reported as a usage error (``mmder predict: error: argument --top-k: ...``, exit 2)."""
+
+    def __init__(self, option: str, message: str):
+        super().__init__(f"argument {option}: {message}")
+        self.option, self.message = option, message
+
+
+def _check_at_least(option: str, value: int, minimum: int) -> None:
+    if value < minimum:
+        raise OptionError(option, f"must be at least {minimum}, got {value}")
+
+
+def _check_seconds(option: str, value: float) -> None:
+    if not (math.isfinite(value) and value > 0):
+        raise OptionError(option, f"must be a positive number of seconds, got {value:g}")
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    if device.isdigit():  # a GPU index, as pipeline(device=0)
+        return
+    try:
+        torch.device(device)
+    except (RuntimeError, ValueError) as error:
+        raise OptionError("--device", f"invalid device {device!r} (e.g. 'cpu', 'cuda', 'cuda:1')") from error
 
 
 COMMANDS = {
@@ -98,16 +159,100 @@ def _first_line(error: BaseException) -> str:
     return lines[0] if lines else type(error).__name__
 
 
-def _build_parser(command: str) -> HfArgumentParser:
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--top-k, --top_k K`` (each option once, its metavar once); defaults only where there is one to show."""
+
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        if not action.option_strings or action.nargs == 0:
+            return super()._format_action_invocation(action)
+        metavar = self._format_args(action, self._get_default_metavar_for_optional(action))
+        return f"{', '.join(action.option_strings)} {metavar}"
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.required or action.nargs == 0 or action.default is None:
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
+class _OptionAdder:
+    """What ``HfArgumentParser._parse_dataclass_field`` is given as its parser: it keeps the types and defaults the
+    dataclass fields get there, but adds each option once, dashes first (``--top-k, --top_k``), and makes booleans
+    flags (``--json``, ``--no-verify``) that never take the next word (``--json clip.mp4`` is not ``--json=clip.mp4``).
+    """
+
+    def __init__(self, parser: argparse.ArgumentParser):
+        self.parser = parser
+
+    def add_argument(self, *names: str, **kwargs):
+        names = sorted(dict.fromkeys(names), key=lambda name: "_" in name)  # no duplicates, dashes first
+        if kwargs.get("type") is string_to_bool and kwargs.get("nargs") == "?":  # --flag [BOOL]
+            help_ = kwargs.get("help") or ""
+            if kwargs["default"] is True:
+                help_ += " (on unless --no-" + names[0].removeprefix("--") + ")"
+            kwargs = {"action": "store_true", "default": kwargs["default"], "help": help_}
+        elif kwargs.get("action") == "store_false":  # HfArgumentParser's --no_flag complement
+            name = names[0].removeprefix("--no-")
+            kwargs = {"action": "store_false", "dest": kwargs["dest"], "help": f"Turn --{name} off."}
+        return self.parser.add_argument(*names, **kwargs)
+
+
+class _Parser(HfArgumentParser):
+    def __init__(self, dataclass_type, **kwargs):
+        super().__init__(dataclass_type, formatter_class=_HelpFormatter, **kwargs)
+
+    def _parse_dataclass_field(self, parser, field):  # an instance method here: HfArgumentParser calls self.<it>
+        return HfArgumentParser._parse_dataclass_field(_OptionAdder(parser), field)
+
+    def argument_name(self, option: str) -> str:
+        """``--top-k/--top_k``: how argparse names an option in its own errors (``invalid int value``)."""
+        for action in self._actions:
+            if option in action.option_strings:
+                return "/".join(action.option_strings)
+        return option
+
+    def unrecognized(self, strings: Sequence[str]) -> str:
+        message = f"unrecognized arguments: {' '.join(strings)}"
+        spelling = {name: action.option_strings[0] for action in self._actions for name in action.option_strings}
+        for string in strings:
+            if string.startswith("--"):
+                close = difflib.get_close_matches(string.split("=")[0], list(spelling), n=1, cutoff=0.6)
+                if close:
+                    return f"{message} (did you mean {spelling[close[0]]}?)"
+        return message
+
+
+def _build_parser(command: str) -> _Parser:
     dataclass_type, description = COMMANDS[command]
-    parser = HfArgumentParser(dataclass_type, prog=f"{PROG} {command}", description=description)
+    parser = _Parser(dataclass_type, prog=f"{PROG} {command}", description=description)
     if command == "predict":
         parser.add_argument("files", nargs="+", metavar="FILE", help="Video files (or http(s) URLs).")
     elif command == "timeline":
         parser.add_argument("file", metavar="FILE", help="A (long) video file or http(s) URL.")
+        parser.add_argument("more_files", nargs="*", help=argparse.SUPPRESS)  # to say "one file", not "unrecognized"
     else:
         parser.add_argument("output", metavar="OUT", help="Output file, e.g. model.onnx.")
     return parser
+
+
+def parse_arguments(command: str, argv: Sequence[str]):
+    """``(options dataclass, positional namespace)`` of ``mmder <command> argv``; `SystemExit` (2) with argparse's
+    usage line and one error line on any argument mistake, before anything is loaded."""
+    parser = _build_parser(command)
+    # Options and files in any order (``mmder predict a.mp4 --top-k 3 b.mp4``); no ``mmder.args`` file is read.
+    namespace, remaining = parser.parse_known_intermixed_args(list(argv))
+    if remaining:
+        parser.error(parser.unrecognized(remaining))
+    if command == "timeline":
+        more_files = namespace.__dict__.pop("more_files")
+        if more_files:
+            files = [namespace.file, *more_files]
+            parser.error(f"argument FILE: one file at a time, got {len(files)}: {' '.join(files)}")
+    positional = {name: getattr(namespace, name) for name in ("files", "file", "output") if hasattr(namespace, name)}
+    try:
+        (args,) = parser.parse_dict({k: v for k, v in vars(namespace).items() if k not in positional})
+    except OptionError as error:
+        parser.error(f"argument {parser.argument_name(error.option)}: {error.message}")
+    return args, argparse.Namespace(**positional)
 
 
 def _usage() -> str:
@@ -150,7 +295,7 @@ def _load_pipeline(args: ModelArguments):
     from .models.multimae_der import MultiMAEDERPipeline
 
     model = _load_model(args)
-    kwargs = {"device": args.device} if args.device else {}
+    kwargs = {"device": int(args.device) if args.device.isdigit() else args.device} if args.device else {}
     try:
         return MultiMAEDERPipeline(model=model, **kwargs)
     except Exception as error:  # noqa: BLE001
@@ -302,10 +447,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
+        print(_usage().splitlines()[0], file=sys.stderr)
         _error(f"unknown command {command!r} (choose from {', '.join(COMMANDS)})")
         return 2
-    parser = _build_parser(command)
-    args, extra = parser.parse_args_into_dataclasses(args=rest)
+    try:
+        args, extra = parse_arguments(command, rest)
+    except SystemExit as exit_:  # --help (0) or a usage error (2), already printed by argparse
+        return exit_.code if isinstance(exit_.code, int) else 2
     _quiet_libraries()
     try:
         if command == "predict":
@@ -329,4 +477,4 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["ExportArguments", "PredictArguments", "TimelineArguments", "main"]
+__all__ = ["ExportArguments", "OptionError", "PredictArguments", "TimelineArguments", "main", "parse_arguments"]

@@ -385,7 +385,11 @@ def write_model_card(
 
 
 # ------------------------------------------------------------------------------------------------- push
-PUSH_IGNORE_PATTERNS = ["_*", "checkpoint-*", "checkpoint-*/**", "runs/**", "*.pt", "trainer_state.json.tmp"]
+#: What `push_folder` leaves out, as ``upload_folder(ignore_patterns=...)``: fnmatch patterns on each file's path
+#: relative to the folder, where ``*`` also matches ``/`` (huggingface_hub's ``filter_repo_objects``). Private files
+#: and folders (``_*``) and Trainer checkpoints (``checkpoint-*``), at the top or deeper (a fold's ``checkpoint-8/``);
+#: TensorBoard logs (``runs/``); ``.pt`` files (optimizer and scheduler states); a half-written trainer state.
+PUSH_IGNORE_PATTERNS = ["_*", "*/_*", "checkpoint-*", "*/checkpoint-*", "runs/*", "*.pt", "trainer_state.json.tmp"]
 
 
 def push_folder(
@@ -400,8 +404,8 @@ def push_folder(
 ):
     """Create ``repo_id`` if needed and upload ``folder`` (model, code files, processor, card, metrics, PNGs).
 
-    Checkpoint folders and private files (``_*``) are left out, as `Trainer.push_to_hub` does, plus
-    ``ignore_patterns``.
+    Checkpoint folders and private files (``_*``) are left out, as `Trainer.push_to_hub` does, and so are TensorBoard
+    ``runs/`` and ``.pt`` files (:data:`PUSH_IGNORE_PATTERNS`), plus ``ignore_patterns`` (same fnmatch semantics).
     """
     api = HfApi(token=token)
     repo_url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")

@@ -14,8 +14,10 @@ works when our code instantiates it (``download_and_prepare`` / ``as_dataset`` /
   utterance's ``start`` / ``end`` times (the collator cuts the segment) and the utterance wav.
 
 Sources: a local folder, a list of local paths / URLs, or a Hub dataset repo id holding those files.
-Bad data (unknown names, corrupt or missing members, empty audio) is reported (count and names) and skipped,
-or raises :class:`BadDataError` with ``strict=True``; nothing is relabelled. Each builder's ``DatasetInfo``
+Bad data (unknown names, corrupt, truncated or missing members, empty audio) is reported (count and names) and
+skipped, or raises :class:`BadDataError` with ``strict=True``; nothing is relabelled. The report (``builder.report``)
+is saved beside the prepared data (:data:`REPORT_FILENAME`, read back by ``builder.stored_report()`` when the cache
+is reused) and reaches users as ``load_emotion_dataset(...).bad_data``. Each builder's ``DatasetInfo``
 (description, citation, homepage, licence) is read from :data:`mmder_hf.data.corpora.CORPUS_INFO`.
 """
 
@@ -23,8 +25,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 import os
+import posixpath
 import re
 import zipfile
 import zlib
@@ -55,6 +59,8 @@ Source = Union[str, os.PathLike, list, tuple]
 _ARCHIVE = re.compile(r"Video_(Speech|Song)_Actor_(\d+)\.zip$")
 _ACTOR_DIR = re.compile(r"(?:^|/)Actor_(\d+)$")
 _REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+#: The bad-data report of a prepared corpus, saved beside its Arrow files in the builder's cache folder.
+REPORT_FILENAME = "mmder_bad_data.json"
 
 
 # ------------------------------------------------------------------------------------------ bad data
@@ -94,35 +100,101 @@ class BadDataReport:
             lines.append(f"  {reason}: {len(names)}: {', '.join(names[:10])}{more}")
         return "\n".join(lines)
 
-    def log(self) -> None:
-        """Warn with :meth:`summary` when anything was skipped."""
+    def log(self, note: str = "") -> None:
+        """Warn with :meth:`summary` (count and names) when anything was skipped; ``note`` is appended to its first
+        line."""
         if self.skipped:
-            logger.warning(self.summary())
+            summary = self.summary()
+            if note:
+                first, _, rest = summary.partition("\n")
+                summary = f"{first} {note}" + (f"\n{rest}" if rest else "")
+            logger.warning(summary)
+
+    def to_dict(self) -> dict:
+        """``{"corpus", "skipped": {name: reason}}``, as saved beside the prepared data."""
+        return {"corpus": self.corpus, "skipped": dict(sorted(self.skipped.items()))}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> BadDataReport:
+        return cls(corpus=str(data.get("corpus", "")), skipped=dict(data.get("skipped", {})))
+
+
+#: Reasons :func:`probe_media` gives for a file that was cut short.
+TRUNCATED_MEDIA = "truncated media (its streams end before the duration its container declares)"
+TRUNCATED_PACKET = "truncated media (its last packet is incomplete)"
+TRUNCATED_WAV = "truncated media (its WAV header declares more audio than the file holds)"
 
 
 def probe_media(data: Union[bytes, str], need_video: bool = True, need_audio: bool = True) -> Optional[str]:
     """Return why ``data`` (bytes or a path) is unusable, or ``None`` when it has the required streams.
 
-    Demuxes only (no decoding): a container that does not open is "corrupt media", a missing stream is
-    "no video stream" / "no audio track", and an audio track without a single non-empty packet is
-    "empty audio".
+    Demuxes every packet once (no decoding, a small fraction of a decode's cost): a container that does not open
+    is "corrupt media", a missing stream is "no video stream" / "no audio track", an audio track without a single
+    non-empty packet is "empty audio", a file cut short is "truncated media (...)" (its streams stop more than
+    :data:`~mmder_hf.models.multimae_der.media.TRUNCATION_TOLERANCE` seconds, or 1 %, before the duration its
+    container declares, its last packet is incomplete, or its WAV header declares more data than it holds), and a
+    file that fails or holds damaged packets in the middle is "corrupt media (...)".
     """
     import av
 
+    from ..models.multimae_der.media import TRUNCATION_TOLERANCE, _wav_missing_seconds
+
+    missing = _wav_missing_seconds(data)
+    if missing is not None and missing > TRUNCATION_TOLERANCE:
+        return TRUNCATED_WAV
     try:
         with av.open(io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data) as container:
             if need_video and not container.streams.video:
                 return "no video stream"
-            if need_audio:
-                if not container.streams.audio:
-                    return "no audio track"
-                for packet in container.demux(container.streams.audio[0]):
-                    if packet.size:
-                        return None
+            if need_audio and not container.streams.audio:
+                return "no audio track"
+            audio = container.streams.audio[0].index if container.streams.audio else None
+            audio_bytes, end, last_corrupt, damaged = 0, None, {}, False
+            try:
+                for packet in container.demux():
+                    if not packet.size:  # the demuxer's flush packets
+                        continue
+                    index = packet.stream.index
+                    if index == audio:
+                        audio_bytes += packet.size
+                    if last_corrupt.get(index):
+                        damaged = True  # a damaged packet that is not the stream's last one
+                    last_corrupt[index] = packet.is_corrupt
+                    if packet.pts is not None and packet.time_base is not None:
+                        packet_end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+                        end = packet_end if end is None else max(end, packet_end)
+            except (av.error.FFmpegError, OSError) as err:
+                return f"corrupt media ({type(err).__name__} while demuxing)"
+            if need_audio and not audio_bytes:
                 return "empty audio"
+            if any(last_corrupt.values()):
+                return TRUNCATED_PACKET
+            if damaged:
+                return "corrupt media (damaged packets)"
+            declared = container.duration / av.time_base if container.duration else None
+            if declared and end is not None and end < declared - max(TRUNCATION_TOLERANCE, 0.01 * declared):
+                return TRUNCATED_MEDIA
     except (av.error.FFmpegError, OSError, ValueError) as err:
         return f"corrupt media ({type(err).__name__})"
     return None
+
+
+def _probe_location(location: str, need_video: bool = True, need_audio: bool = True) -> Optional[str]:
+    """:func:`probe_media` on a local path or a remote URL (``hf://``...), which is read into memory.
+
+    (Told apart by the ``://``: when streaming, datasets patches this module's ``os.path.exists`` to say yes to
+    URLs too, which FFmpeg cannot open.)
+    """
+    if "://" not in location and os.path.exists(location):
+        return probe_media(location, need_video=need_video, need_audio=need_audio)
+    try:
+        with _open(location) as f:
+            data = f.read()
+    except (OSError, ValueError) as err:
+        return f"missing file ({type(err).__name__})"
+    if not data:
+        return "empty file"
+    return probe_media(data, need_video=need_video, need_audio=need_audio)
 
 
 # ------------------------------------------------------------------------------------------ sources
@@ -237,7 +309,8 @@ class EmotionCorpusConfig(datasets.BuilderConfig):
         strict (`bool`, defaults to `False`):
             raise :class:`BadDataError` on the first unusable file instead of reporting and skipping it.
         validate_media (`bool`, defaults to `True`):
-            demux every file to catch corrupt media and empty audio before it reaches training.
+            demux every file (remote ones too: they are read once for it) to catch corrupt or truncated media and
+            empty audio before it reaches training.
         revision (`str`, *optional*):
             Hub revision when ``source`` is a repo id.
         data_fingerprint (`str`, *optional*):
@@ -268,7 +341,50 @@ class _EmotionBuilder(datasets.GeneratorBasedBuilder):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self._reset_report()
+        self._preparing = False
+        #: whether ``download_and_prepare`` prepared the data in this process (``False``: the cache was reused)
+        self.prepared_now = False
+
+    def _download_and_prepare(self, dl_manager, verification_mode, **prepare_split_kwargs):
+        """Prepare every split, then save the bad-data report beside the data and log it once.
+
+        The report is written into the folder that datasets moves into place once the data are complete, so a later
+        run that reuses the cache finds it there (:meth:`stored_report`).
+        """
+        self._preparing = True
+        try:
+            super()._download_and_prepare(dl_manager, verification_mode, **prepare_split_kwargs)
+        finally:
+            self._preparing = False
+        with self._fs.open(posixpath.join(self._output_dir, REPORT_FILENAME), "w") as f:
+            json.dump(self.report.to_dict(), f, indent=1)
+        self.prepared_now = True
+        self.log_report()
+
+    def stored_report(self) -> Optional[BadDataReport]:
+        """The bad-data report saved when the cached data were prepared; ``None`` when there is none (not prepared
+        yet, or prepared by a version that saved no report)."""
+        path = posixpath.join(self._output_dir, REPORT_FILENAME)
+        if not self._fs.exists(path):
+            return None
+        with self._fs.open(path, "r") as f:
+            return BadDataReport.from_dict(json.load(f))
+
+    def _split_done(self) -> None:
+        """All examples of a split (or of one of its shards) were generated: when streaming, log the report found
+        so far if it grew (preparing logs it once, after the last split)."""
+        if not self._preparing and len(self.report) > self._logged:
+            self.log_report()
+
+    def log_report(self, note: str = "") -> None:
+        """Log :attr:`report` (a warning with count and names, when anything was skipped)."""
+        self._logged = len(self.report)
+        self.report.log(note)
+
+    def _reset_report(self) -> None:
         self.report = BadDataReport(self.corpus)
+        self._logged = 0  # entries of the report already logged while streaming
 
     @property
     def label_set(self):
@@ -344,7 +460,7 @@ class RavdessBuilder(_EmotionBuilder):
     def _split_generators(self, dl_manager) -> list[datasets.SplitGenerator]:
         if self.config.source is None:
             raise ValueError("RavdessBuilder needs a source (folder, list of zips/URLs, or Hub repo id)")
-        self.report = BadDataReport(self.corpus)
+        self._reset_report()
         streaming = dl_manager.is_streaming
         units = defaultdict(list)  # actor -> [(kind, location)]
         channels = self._channels()
@@ -441,7 +557,7 @@ class RavdessBuilder(_EmotionBuilder):
                         "vocal_channel": meta["vocal_channel"],
                     },
                 )
-        self.report.log()
+        self._split_done()
 
 
 # ------------------------------------------------------------------------------------------ CREMA-D
@@ -474,7 +590,7 @@ class CremaDBuilder(_EmotionBuilder):
     def _split_generators(self, dl_manager) -> list[datasets.SplitGenerator]:
         if self.config.source is None:
             raise ValueError("CremaDBuilder needs a source (folder or Hub repo id)")
-        self.report = BadDataReport(self.corpus)
+        self._reset_report()
         streaming = dl_manager.is_streaming
         videos, audios, genders = {}, {}, {}
         for location in _listing(self.config.source, streaming, self.config.revision):
@@ -520,8 +636,8 @@ class CremaDBuilder(_EmotionBuilder):
         for stem, video, audio, meta in clips:
             video = _materialize(video, streaming, self.config.revision)
             audio = _materialize(audio, streaming, self.config.revision)
-            if self.config.validate_media and os.path.exists(video):
-                problem = probe_media(video, need_audio=False) or probe_media(audio, need_video=False)
+            if self.config.validate_media:  # local paths, and remote (hf://) files read into memory
+                problem = _probe_location(video, need_audio=False) or _probe_location(audio, need_video=False)
                 if problem:
                     self._skip(stem, problem)
                     continue
@@ -543,7 +659,7 @@ class CremaDBuilder(_EmotionBuilder):
                     "level": meta["level"],
                 },
             )
-        self.report.log()
+        self._split_done()
 
 
 # ------------------------------------------------------------------------------------------ IEMOCAP
@@ -592,7 +708,7 @@ class IemocapBuilder(_EmotionBuilder):
     def _split_generators(self, dl_manager) -> list[datasets.SplitGenerator]:
         if self.config.source is None or not os.path.isdir(os.fspath(self.config.source)):
             raise ValueError("IemocapBuilder reads a local IEMOCAP_full_release folder only (no redistribution)")
-        self.report = BadDataReport(self.corpus)
+        self._reset_report()
         release = self._find_release()
         rows = defaultdict(list)  # actor -> [row]
         for session in range(1, 6):
@@ -667,7 +783,7 @@ class IemocapBuilder(_EmotionBuilder):
                     "emotion_raw": emotion,
                 },
             )
-        self.report.log()
+        self._split_done()
 
 
 BUILDERS = {"ravdess": RavdessBuilder, "crema_d": CremaDBuilder, "iemocap": IemocapBuilder}
@@ -677,6 +793,10 @@ __all__ = [
     "BUILDERS",
     "BadDataError",
     "BadDataReport",
+    "REPORT_FILENAME",
+    "TRUNCATED_MEDIA",
+    "TRUNCATED_PACKET",
+    "TRUNCATED_WAV",
     "CremaDBuilder",
     "EmotionCorpusConfig",
     "IemocapBuilder",

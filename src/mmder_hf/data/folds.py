@@ -58,10 +58,15 @@ class Fold:
 
 
 def _check_disjoint(fold: Fold) -> Fold:
-    """A fold whose splits share no actor and are none of them empty (else a clear error, before any data is read)."""
     sets = [set(fold.train), set(fold.validation), set(fold.test)]
     if any(a & b for i, a in enumerate(sets) for b in sets[i + 1 :]):
         raise AssertionError(f"Fold {fold} has an actor in two splits")
+    return fold
+
+
+def _check_not_empty(fold: Fold) -> Fold:
+    """A fold with actors in every split (else a clear error, before any data is read)."""
+    sets = [set(fold.train), set(fold.validation), set(fold.test)]
     empty = [name for name, actors in zip(("train", "validation", "test"), sets) if not actors]
     if empty:
         raise ValueError(
@@ -88,13 +93,11 @@ def ravdess_folds(actors: Optional[Iterable[int]] = None) -> list[Fold]:
     """RAVDESS folds over ``actors`` (default: the 24 RAVDESS actors): see the module docstring.
 
     Raises:
-        ValueError: with fewer than 7 actors (4 to test, 2 to validate and at least 1 to train).
+        ValueError: with fewer than 5 actors (two blocks are needed for test + validation + train).
     """
     actors = sorted(set(RAVDESS_ACTORS if actors is None else actors))
-    if len(actors) < 7:
-        raise ValueError(
-            f"RAVDESS folds need at least 7 actors (4 to test, 2 to validate, 1 to train), got {len(actors)}: {actors}"
-        )
+    if len(actors) < 5:
+        raise ValueError(f"RAVDESS folds need at least 5 actors, got {actors}")
     blocks = [actors[i : i + 4] for i in range(0, len(actors), 4)]
     rule = "test: block k of 4 consecutive actors; validation: first 2 actors of block k+1 (cyclic)"
     return _cyclic_folds("ravdess", blocks, actors, 2, rule)
@@ -149,7 +152,7 @@ def get_fold(corpus: str, fold: int, actors: Optional[Iterable[int]] = None) -> 
     folds = get_folds(corpus, actors)
     if not 1 <= int(fold) <= len(folds):
         raise ValueError(f"{corpus} has folds 1..{len(folds)}, got fold={fold}")
-    return folds[int(fold) - 1]
+    return _check_not_empty(folds[int(fold) - 1])
 
 
 def export_folds(output_dir: str, corpora: Sequence[str] = ("ravdess", "crema_d", "iemocap")) -> list[str]:

@@ -21,7 +21,7 @@ from typing import Any, Iterable, Optional, Union
 import datasets
 import torch
 
-from .builders import BUILDERS, BadDataError, is_hub_repo_id, list_hub_files, source_fingerprint
+from .builders import BUILDERS, BadDataError, BadDataReport, is_hub_repo_id, list_hub_files, source_fingerprint
 from .corpora import get_label_set, normalize_corpus_name
 from .folds import get_fold
 
@@ -150,7 +150,8 @@ def load_emotion_dataset(
         strict (`bool`, defaults to `False`):
             raise on the first unusable file instead of reporting (count and names) and skipping it.
         validate_media (`bool`, defaults to `True`):
-            demux each media file once to catch corrupt files and empty audio.
+            demux each media file once (remote ``hf://`` files too) to catch corrupt or truncated files and empty
+            audio.
         cache_dir (`str`, *optional*):
             datasets cache (and synthetic corpus) folder; defaults to datasets' / ``~/.cache/mmder_hf``.
         revision (`str`, *optional*):
@@ -160,6 +161,16 @@ def load_emotion_dataset(
         [`~datasets.DatasetDict`] or [`~datasets.IterableDatasetDict`] with ``train``, ``validation`` and
         ``test``; ``emotion`` is a [`~datasets.ClassLabel`], ``video`` / ``audio`` decode to torchcodec
         decoders, and ``actor`` never appears in two splits.
+
+        Its ``bad_data`` attribute is the [`~mmder_hf.data.builders.BadDataReport`] of the files that were
+        skipped (``.skipped``: name -> reason; ``len()``, ``.by_reason()``, ``.summary()``), which is also logged
+        as a warning (count and names) on every call. Map-style, the report is saved beside the prepared data in
+        the builder's cache folder (``mmder_bad_data.json``) and read back when that cache is reused, so it is
+        the same on later runs; it is ``None`` only for data prepared by a version that saved no report.
+        Streaming, it holds what listing the source found at once (unknown names, missing pairs, known broken
+        clips) and grows with the media problems found while a split is read in this process (DataLoader workers
+        log theirs). It is ``None`` for a published Parquet corpus (checked when it was published). Dataset
+        operations that return a new dict (``map``, ``filter``...) do not carry the attribute over.
     """
     corpus = normalize_corpus_name(name)
     get_label_set(corpus, label_set)  # validate early
@@ -170,7 +181,9 @@ def load_emotion_dataset(
         logger.info("No source given: using the built-in synthetic RAVDESS-format corpus in %s", source)
     published = _published_parquet_files(source, revision)
     if published:
-        return _load_published(corpus, published, fold, label_set, streaming, cache_dir)
+        ds = _load_published(corpus, published, fold, label_set, streaming, cache_dir)
+        ds.bad_data = None  # validated when it was published
+        return ds
     config: dict[str, Any] = {
         "source": os.fspath(source) if isinstance(source, os.PathLike) else source,
         "fold": fold,
@@ -184,7 +197,23 @@ def load_emotion_dataset(
         config["vocal_channel"] = vocal_channel
     builder = BUILDERS[corpus](cache_dir=cache_dir, **config)
     if streaming:
-        return builder.as_streaming_dataset()
+        ds = builder.as_streaming_dataset()
+        builder.log_report("while listing the source (media problems are reported as the splits are read)")
+        ds.bad_data = builder.report  # the live report: media checks add to it as splits are read
+        return ds
+    _prepare(builder)
+    report = builder.stored_report()
+    if report is None:
+        logger.info("No bad-data report is stored with the cached %s data in %s", corpus, builder.cache_dir)
+    elif not builder.prepared_now:  # preparing logged it already; a reused cache shows the report saved with it
+        report.log(f"(when the cached data in {builder.cache_dir} were prepared)")
+    ds = builder.as_dataset()
+    ds.bad_data = report
+    return ds
+
+
+def _prepare(builder: Any) -> None:
+    """``builder.download_and_prepare()``; strict mode's :class:`BadDataError` comes out as is, not wrapped."""
     try:
         builder.download_and_prepare()
     except datasets.exceptions.DatasetGenerationError as err:
@@ -194,7 +223,6 @@ def load_emotion_dataset(
         if cause is not None:  # strict mode: surface the clear error, not datasets' wrapper
             raise cause from None
         raise
-    return builder.as_dataset()
 
 
 # ------------------------------------------------------------------------------------------ pre-fused zips
@@ -217,18 +245,24 @@ def _prefused_zip(source: Any, strategy: str, revision: Optional[str]) -> str:
     raise FileNotFoundError(f"Cannot find the pre-fused zip in {source!r}")
 
 
-def _prefused_members(names: Iterable[str]) -> list[tuple[str, str, str]]:
-    """``(member, split, label)`` for every ``.../{train,val,test}/{Label}/*.mp4`` member."""
-    out = []
+def _prefused_members(names: Iterable[str]) -> tuple[list[tuple[str, str, str]], dict[str, str]]:
+    """``(member, split, label)`` for every ``.../{train,val,test}/{Label}/*.mp4`` member, and ``member -> reason``
+    for the ``.mp4`` members that cannot be used (a label folder not in :data:`PREFUSED_LABELS`, or no split
+    folder above them)."""
+    out, dropped = [], {}
     for name in names:
         parts = name.replace("\\", "/").split("/")
         if not name.lower().endswith(".mp4") or "__MACOSX" in parts:
             continue
-        for i in range(len(parts) - 2):
-            if parts[i] in _PREFUSED_SPLITS and parts[i + 1] in PREFUSED_LABELS:
-                out.append((name, _PREFUSED_SPLITS[parts[i]], PREFUSED_LABELS[parts[i + 1]]))
-                break
-    return sorted(out)
+        folders = [(parts[i], parts[i + 1]) for i in range(len(parts) - 2) if parts[i] in _PREFUSED_SPLITS]
+        known = [(split, label) for split, label in folders if label in PREFUSED_LABELS]
+        if known:
+            out.append((name, _PREFUSED_SPLITS[known[0][0]], PREFUSED_LABELS[known[0][1]]))
+        elif folders:
+            dropped[name] = f"unknown label folder {folders[0][1]!r}"
+        else:
+            dropped[name] = "not in a {train,val,test}/<Label>/ folder"
+    return sorted(out), dropped
 
 
 def load_prefused_dataset(
@@ -252,7 +286,9 @@ def load_prefused_dataset(
     Returns:
         ``train`` / ``validation`` / ``test`` with ``video`` (Video), ``emotion`` (ClassLabel, RAVDESS
         7-class names) and ``file``. Actor ids are not recoverable from these files (the test files were
-        renamed), so this split is the authors' one, not a subject-independent fold.
+        renamed), so this split is the authors' one, not a subject-independent fold. Its ``bad_data``
+        attribute is a [`~mmder_hf.data.builders.BadDataReport`] of the ``.mp4`` members left out (a label
+        folder not in :data:`PREFUSED_LABELS`, or outside the split folders), also logged as a warning.
     """
     path = _prefused_zip(source, strategy, revision)
     names = list(get_label_set("ravdess", "7class").names)
@@ -260,7 +296,11 @@ def load_prefused_dataset(
         {"video": datasets.Video(), "emotion": datasets.ClassLabel(names=names), "file": datasets.Value("string")}
     )
     with zipfile.ZipFile(path) as zf:
-        members = _prefused_members(zf.namelist())
+        members, dropped = _prefused_members(zf.namelist())
+    report = BadDataReport(f"pre-fused {os.path.basename(path)}")
+    for name, reason in dropped.items():
+        report.add(name, reason)
+    report.log(f"(known label folders: {', '.join(PREFUSED_LABELS)})")
     if not members:
         raise ValueError(f"{path} has no {{train,val,test}}/<Label>/*.mp4 members")
     splits = sorted({s for _, s, _ in members}, key=["train", "validation", "test"].index)
@@ -272,12 +312,14 @@ def load_prefused_dataset(
                     if s == split:
                         yield {"video": {"path": name, "bytes": zf.read(name)}, "emotion": label, "file": name}
 
-        return datasets.IterableDatasetDict(
+        ds = datasets.IterableDatasetDict(
             {
                 s: datasets.IterableDataset.from_generator(generate, gen_kwargs={"split": s}, features=features)
                 for s in splits
             }
         )
+        ds.bad_data = report
+        return ds
     st = os.stat(path)
     key = hashlib.sha1(f"{os.path.abspath(path)}:{st.st_size}:{int(st.st_mtime)}".encode()).hexdigest()[:16]
     root = os.path.join(cache_dir or DEFAULT_CACHE_DIR, "prefused", f"{strategy.upper()}-{key}")
@@ -296,7 +338,9 @@ def load_prefused_dataset(
             },
             features=features,
         )
-    return datasets.DatasetDict(out)
+    ds = datasets.DatasetDict(out)
+    ds.bad_data = report
+    return ds
 
 
 # ------------------------------------------------------------------------------------------ cache
@@ -472,9 +516,11 @@ def split_for_rank(
 
     A streaming dataset is split by shards when their number is a multiple of ``world_size`` (RAVDESS: one
     archive per actor; published corpora: one Parquet shard per actor), else by examples, so every rank
-    decodes only its own clips: nothing is decoded on one rank and broadcast. With a Trainer, also pass
-    ``accelerator_config={"dispatch_batches": False}`` so that accelerate does not re-dispatch batches from
-    rank 0. ``rank`` / ``world_size`` default to accelerate's ``PartialState``.
+    decodes only its own clips: nothing is decoded on one rank and broadcast. This is for loops of your own: the
+    `Trainer`'s accelerate data loader already gives each rank its part (with
+    ``accelerator_config={"dispatch_batches": False}``), so pass it the whole split, as ``examples/finetune.py``
+    does; splitting it here as well would shard it twice and lose data. ``rank`` / ``world_size`` default to
+    accelerate's ``PartialState``.
     """
     if rank is None or world_size is None:
         from accelerate import PartialState

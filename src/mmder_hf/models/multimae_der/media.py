@@ -3,8 +3,8 @@
 The processor, the pipeline and the CLI all go through this module. :func:`decode_clip` uses torchcodec and decodes
 only what the processor needs: the sampled video frames (by timestamp, so variable frame rates are handled) and the
 audio track of the requested time range, downmixed to mono and resampled. Every problem with an input is raised as
-a :class:`MediaError` that names the input. (Writing media, for the synthetic corpus and the tests, lives in
-``mmder_hf.data.media_writing``: it does not ship with checkpoints.)
+a :class:`MediaError` that names the input, truncated files included (see :func:`decode_clip`). (Writing media, for
+the synthetic corpus and the tests, lives in ``mmder_hf.data.media_writing``: it does not ship with checkpoints.)
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
+import struct
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
@@ -27,6 +29,13 @@ FRAME_SAMPLINGS = ("aligned", "original")
 # Nudge for sampling times so that a time falling exactly on a frame boundary (up to rounding) picks the frame that
 # starts there, as the integer formula used for decoded frames does. Far below any frame duration.
 _TIME_EPS = 1e-6
+#: How far (seconds) a file's streams may end before the duration its container declares before the file counts as
+#: truncated; 1 % of the declared duration when that is larger (some containers only estimate their duration).
+TRUNCATION_TOLERANCE = 0.1
+# "function, /path/of/the/build/File.cpp:123, " as torchcodec prefixes its errors with: no use to the user.
+_SOURCE_LOCATION = re.compile(
+    r"(?:\b[A-Za-z_][\w:]*,\s*)?(?:[A-Za-z]:)?[^\s,]*[\\/][^\s,\\/]+\.(?:cpp|cc|cxx|cu|c|hpp|h)(?::\d+)?\b,?\s*"
+)
 
 
 class MediaError(ValueError):
@@ -117,8 +126,10 @@ def source_name(source: MediaSource) -> str:
 
 
 def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return (text[0] if text else type(error).__name__)[:300]
+    """The first line of a decoder's error, without the source-file locations torchcodec puts in front of it."""
+    lines = [line for line in str(error).strip().splitlines() if line.strip()]
+    text = _SOURCE_LOCATION.sub("", lines[0]).strip(" ,") if lines else ""
+    return (text or type(error).__name__)[:300]
 
 
 def check_source(source: MediaSource, name: Optional[str] = None) -> Any:
@@ -270,6 +281,166 @@ def stream_span(video_decoder: Any = None, audio_decoder: Any = None, name: str 
     raise MediaError(name, "cannot determine the duration of the clip (broken or truncated file?)")
 
 
+# ------------------------------------------------------------------------------------------------------------------
+# Truncation: what a file's container declares against what its packets (or the decoded samples) reach. A file cut
+# short keeps its header, so the declared duration survives while the streams stop early; a cut that leaves an
+# incomplete last packet also makes the decoder fail, which is reported as well.
+
+
+def _tolerance(declared: float) -> float:
+    return max(TRUNCATION_TOLERANCE, 0.01 * declared)
+
+
+def _raw_input(obj: Any) -> Any:
+    """The path or bytes a media input reads (``None`` for a decoder that does not remember its file)."""
+    if isinstance(obj, (str, os.PathLike)):
+        return os.fspath(obj)
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return obj
+    encoded = encoded_media(obj) or {}
+    return encoded.get("bytes") or encoded.get("path")
+
+
+def _container_metadata(decoder: Any, data: Any = None) -> Any:
+    """The container metadata behind an open torchcodec decoder, or ``None``.
+
+    Read from the decoder itself (no reopening); after the packet scan of ``seek_mode="exact"`` its streams carry
+    what the scan found. Where that entry point (private in torchcodec 0.17) is missing, the header of ``data`` is
+    read again instead (container duration only).
+    """
+    try:
+        from torchcodec import _core
+
+        return _core.get_container_metadata(decoder._decoder)
+    except Exception:
+        pass
+    if data is None:
+        return None
+    try:
+        from torchcodec.decoders import get_container_metadata
+
+        return get_container_metadata(bytes(data) if isinstance(data, (bytearray, memoryview)) else data)
+    except Exception:
+        return None
+
+
+def _truncated(end: float, declared: float, what: str = "its streams end") -> str:
+    return f"truncated file: {what} at {end:.2f} s but its container declares {declared:.2f} s"
+
+
+def _audio_reaches(data: Any, until: float, tolerance: float) -> bool:
+    """Whether the audio track of ``data`` has samples up to ``until`` (decodes only its last moments)."""
+    from torchcodec.decoders import AudioDecoder
+
+    try:
+        samples = AudioDecoder(data).get_samples_played_in_range(max(0.0, until - 4 * tolerance), until)
+    except Exception:
+        return False
+    return samples.data.shape[-1] > 0 and float(samples.pts_seconds) + samples.duration_seconds >= until - tolerance
+
+
+def _video_truncation(decoder: Any, data: Any = None) -> Optional[str]:
+    """Why the file behind a scanned ``VideoDecoder`` is truncated, or ``None``; metadata only, nothing is decoded.
+
+    The file is truncated when none of its streams reaches the duration its container declares (within
+    :data:`TRUNCATION_TOLERANCE`): the video's end is known from the packet scan, an audio track's from the same
+    scan. Without a scan (``seek_mode="approximate"``) nothing is known, and only decoding errors reveal a cut.
+    """
+    content_end = decoder.metadata.end_stream_seconds_from_content
+    if content_end is None:
+        return None
+    info = _container_metadata(decoder, data)
+    declared = getattr(info, "duration_seconds_from_header", None)
+    if not declared or declared <= 0:  # nothing declared (some live recordings): nothing to compare with
+        return None
+    tolerance = _tolerance(declared)
+    if content_end >= declared - tolerance:
+        return None
+    # The video stops early; that is fine when a longer audio track reaches the declared end.
+    ends, unknown = [float(content_end)], False
+    for stream in info.streams:
+        if stream.media_type != "audio":
+            continue
+        duration = getattr(stream, "duration_seconds", None)
+        if duration is None:  # header-only metadata: no scan result for this stream
+            unknown = True
+            continue
+        ends.append(float(getattr(stream, "begin_stream_seconds", None) or 0.0) + float(duration))
+    if max(ends) >= declared - tolerance:
+        return None
+    if unknown and data is not None and _audio_reaches(data, declared, tolerance):
+        return None
+    return _truncated(max(ends), declared)
+
+
+def _wav_missing_seconds(data: Any) -> Optional[float]:
+    """Seconds of audio a RIFF/WAVE header declares beyond the end of the file; ``None`` if not a WAV (or unknown).
+
+    FFmpeg derives a WAV file's duration from the file's size, so a cut WAV looks complete to it; its ``data``
+    chunk still says how long it was. Reads the first 64 KiB only.
+    """
+    try:
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            head, size = bytes(data[:65536]), len(data)
+        elif isinstance(data, str) and os.path.isfile(data):
+            with open(data, "rb") as f:
+                head = f.read(65536)
+            size = os.path.getsize(data)
+        else:
+            return None
+    except OSError:
+        return None
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    pos, byte_rate = 12, 0
+    while pos + 8 <= len(head):
+        chunk, length = head[pos : pos + 4], struct.unpack_from("<I", head, pos + 4)[0]
+        if chunk == b"fmt " and pos + 20 <= len(head):
+            byte_rate = struct.unpack_from("<I", head, pos + 16)[0]
+        elif chunk == b"data":
+            if not byte_rate or length in (0, 0xFFFFFFFF):  # streamed WAVs leave the size open
+                return None
+            return max(0, length - (size - pos - 8)) / byte_rate
+        pos += 8 + length + (length & 1)
+    return None
+
+
+def _audio_truncation(decoder: Any, data: Any, decoded_end: float, requested_end: Optional[float]) -> Optional[str]:
+    """Why an audio track whose decoding stopped at ``decoded_end`` is truncated, or ``None``.
+
+    Compared with the end the stream's header declares (or, without one, the container's duration) clipped to the
+    requested range. When the container also holds a video, its duration may be the video's (legitimately longer
+    than the audio): then the video's packets are scanned (no decoding) to tell a cut file from a short track.
+    """
+    missing = _wav_missing_seconds(data)
+    if missing is not None and missing > TRUNCATION_TOLERANCE:
+        return f"truncated file: its WAV header declares {missing:.2f} s more audio than the file holds"
+    meta = decoder.metadata
+    with_video = False
+    if meta.duration_seconds_from_header:
+        declared = float(meta.begin_stream_seconds_from_header or 0.0) + float(meta.duration_seconds_from_header)
+    else:
+        info = _container_metadata(decoder, data)
+        declared = getattr(info, "duration_seconds_from_header", None)
+        with_video = any(stream.media_type == "video" for stream in getattr(info, "streams", ()))
+    if not declared or declared <= 0:
+        return None
+    tolerance = _tolerance(declared)
+    expected = declared if requested_end is None else min(float(requested_end), declared)
+    if decoded_end >= expected - tolerance:
+        return None
+    if with_video:
+        from torchcodec.decoders import VideoDecoder
+
+        try:
+            video_end = VideoDecoder(data, seek_mode="exact").metadata.end_stream_seconds_from_content
+        except Exception:
+            video_end = None
+        if video_end is None or video_end >= declared - tolerance:
+            return None
+    return _truncated(decoded_end, declared, "its audio ends")
+
+
 def _decode_frames(
     decoder: Any,
     name: str,
@@ -315,7 +486,8 @@ def _decode_audio(
     end: Optional[float],
     sample_rate: int,
     pad_to_range: bool,
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, float]:
+    """The mono waveform of ``[start, end)`` at ``sample_rate`` and the time (seconds) the decoded samples reach."""
     from .audio_features import prepare_waveform
 
     try:
@@ -329,6 +501,7 @@ def _decode_audio(
             name, f"could not decode the audio track (truncated or corrupt file?): {_first_line(error)}"
         ) from error
     data, rate = samples.data, int(samples.sample_rate)
+    decoded_end = float(samples.pts_seconds) + data.shape[-1] / rate
     if data.numel() == 0:
         raise MediaError(name, f"no audio samples in the requested range [{start or 0.0:.3f} s, {end} s)")
     if not bool(torch.isfinite(data).all()):
@@ -342,7 +515,7 @@ def _decode_audio(
         count = max(0, min(data.shape[1], length - offset))
         placed[:, offset : offset + count] = data[:, :count]
         data = placed
-    return prepare_waveform(data, rate, sample_rate)
+    return prepare_waveform(data, rate, sample_rate), decoded_end
 
 
 def decode_clip(
@@ -385,6 +558,14 @@ def decode_clip(
 
     Raises:
         [`MediaError`]: missing, empty, non-media or truncated input, missing stream, or empty time range.
+
+    A truncated file (one cut short, e.g. by an interrupted download) raises ``MediaError`` saying so, whatever
+    time range is asked for: with ``seek_mode="exact"`` the packet scan that opening does anyway tells where the
+    streams end, which is compared with the duration the container declares (nothing more is decoded); an audio
+    track read without a scanned video is compared after decoding, with the end its header (or a WAV file's ``data``
+    chunk) declares. A file that lost less than :data:`TRUNCATION_TOLERANCE` seconds (or 1 % of its duration) at
+    its end may pass. A decoder error in the middle of a stream (an incomplete or damaged packet) is raised too.
+    With ``seek_mode="approximate"`` only such decoder errors reveal a cut.
     """
     name = source_name(source)
     need_video = num_video_frames > 0
@@ -394,7 +575,7 @@ def decode_clip(
     if clip_start is not None and clip_start < 0:
         raise MediaError(name, f"clip_start must be >= 0, got {clip_start}")
 
-    video_decoder = audio_decoder = None
+    video_decoder = audio_decoder = audio_data = None
     if need_video:
         if is_video_decoder(source):
             video_decoder = source
@@ -402,9 +583,13 @@ def decode_clip(
             raise MediaError(name, "an AudioDecoder has no video stream; pass the video (path, bytes or VideoDecoder)")
         else:
             video_decoder = open_video_decoder(source, seek_mode=seek_mode, num_threads=num_threads, name=name)
+        problem = _video_truncation(video_decoder, _raw_input(source))
+        if problem:
+            raise MediaError(name, problem)
     if need_audio:
         audio_input = audio_source if audio_source is not None else source
         audio_name = source_name(audio_input)
+        audio_data = _raw_input(audio_input)
         if is_audio_decoder(audio_input):
             audio_decoder = audio_input
         elif is_video_decoder(audio_input):
@@ -436,14 +621,20 @@ def decode_clip(
     waveform = None
     if audio_decoder is not None:
         ranged = clip_start is not None or clip_end is not None or video_decoder is not None
-        waveform = _decode_audio(
+        audio_name = source_name(audio_source) if audio_source is not None else name
+        waveform, decoded_end = _decode_audio(
             audio_decoder,
-            source_name(audio_source) if audio_source is not None else name,
+            audio_name,
             start if ranged else None,
             end if ranged else None,
             audio_sample_rate,
             pad_to_range=video_decoder is not None and end is not None,
         )
+        # The video's file was checked above (its scan covers its audio track too); other audio is checked here.
+        if video_decoder is None or audio_source is not None:
+            problem = _audio_truncation(audio_decoder, audio_data, decoded_end, end if ranged else None)
+            if problem:
+                raise MediaError(audio_name, problem)
         if end is None:
             end = start + waveform.shape[0] / audio_sample_rate
     return DecodedClip(frames, waveform, audio_sample_rate if need_audio else None, start, end, times, name)
@@ -451,6 +642,7 @@ def decode_clip(
 
 __all__ = [
     "FRAME_SAMPLINGS",
+    "TRUNCATION_TOLERANCE",
     "DecodedClip",
     "MediaError",
     "MediaSource",

@@ -140,6 +140,11 @@ class MultiMAEDERModel(MultiMAEDERPreTrainedModel, VideoMAEModel):
         if self.config.fusion_strategy == "RFAS" and not self.training:
             # Evaluation must not depend on the global RNG: same batch, same permutations.
             generator = torch.Generator().manual_seed(self.config.rfas_seed)
+        dtype = pixel_values.dtype if pixel_values is not None else None
+        if self.config.fusion_strategy == "CFAS" and dtype in (torch.float16, torch.bfloat16):
+            # torch's antialiased resize has no float16 / bfloat16 kernel on CPU: resize in float32, cast back.
+            fused = fuse(pixel_values.float(), None if audio_values is None else audio_values.float(), "CFAS")
+            return fused.to(dtype)
         return fuse(
             pixel_values,
             audio_values,
