@@ -191,7 +191,8 @@ def make_synthetic_corpus(
 
     Args:
         output_dir: folder receiving ``Video_Speech_Actor_NN.zip`` files and ``synthetic_corpus.json``.
-        num_actors: actors 1..num_actors (odd male, even female as in RAVDESS); at least 5 for the folds (fold 1 needs 7).
+        num_actors: actors 1..num_actors (odd male, even female as in RAVDESS); at least 5 for the folds (7 for
+            fold 1).
         clips_per_actor: audio-visual clips per actor (multiples of 8 give balanced classes; at most 60).
         seed: everything is a deterministic function of the seed (same bytes for the same settings).
         num_workers: processes writing actors in parallel (0: in this process).
