@@ -171,8 +171,12 @@ def test_iemocap_builder_and_segment_collation(fake_iemocap_dir, hf_cache_dir):
     assert (row["start"], row["end"]) == (0.5, 1.0)
 
     class StandIn:  # records what the collator asks the processor for
-        def __call__(self, videos=None, audio=None, clip_start=None, clip_end=None, return_tensors="pt"):
-            self.kwargs = dict(videos=videos, audio=audio, clip_start=clip_start, clip_end=clip_end)
+        def __call__(
+            self, videos=None, audio=None, clip_start=None, clip_end=None, audio_start=None, return_tensors="pt"
+        ):
+            self.kwargs = dict(
+                videos=videos, audio=audio, clip_start=clip_start, clip_end=clip_end, audio_start=audio_start
+            )
             frames = [
                 v.get_frames_played_in_range(s, e).data.float().mean() for v, s, e in zip(videos, clip_start, clip_end)
             ]
@@ -182,6 +186,7 @@ def test_iemocap_builder_and_segment_collation(fake_iemocap_dir, hf_cache_dir):
     batch = MultiMAEDERDataCollator(proc)([ds["test"][i] for i in range(3)])
     assert batch["labels"].tolist() == ds["test"]["emotion"][:3]
     assert proc.kwargs["clip_start"] == [0.0, 0.5, 1.0] and len(proc.kwargs["audio"]) == 3  # separate wav files
+    assert proc.kwargs["audio_start"] == [0.0, 0.5, 1.0]  # each wav begins at its utterance's start
     means = batch["pixel_values"].tolist()  # the dialog's colour steps up every 0.5 s
     assert means[0] < means[1] < means[2] and means[2] == pytest.approx(80, abs=8)
 

@@ -279,3 +279,14 @@ def test_a_corpus_too_small_for_its_folds_is_refused_clearly(tmp_path):
     with pytest.raises(ValueError, match="crema_d fold 1 leaves no actor for train and validation"):
         get_fold("crema_d", 1, [1001, 1002])
     assert get_fold("ravdess", 1, range(1, 8)).train == (7,)
+
+
+def test_missing_sources_say_what_is_missing(tmp_path):
+    from mmder_hf import load_emotion_dataset
+
+    with pytest.raises(FileNotFoundError, match="IEMOCAP release folder not found: '.*nowhere'"):
+        load_emotion_dataset("iemocap", source=str(tmp_path / "nowhere"), cache_dir=str(tmp_path / "hf"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"No RAVDESS Video_Speech_Actor_NN\.zip archives or Actor_NN") as err:
+        load_emotion_dataset("ravdess", source=str(tmp_path / "empty"), cache_dir=str(tmp_path / "hf"))
+    assert "{" not in str(err.value)

@@ -475,9 +475,9 @@ class RavdessBuilder(_EmotionBuilder):
                     units[int(match.group(1))].append(("dir", root))
                     dirs.clear()
         if not units:
+            archives = " or ".join(f"Video_{c.capitalize()}_Actor_NN.zip" for c in channels)
             raise FileNotFoundError(
-                f"No RAVDESS Video_{{{'/'.join(c.capitalize() for c in channels)}}}_Actor_NN.zip archives or "
-                f"Actor_NN folders found in {self.config.source!r}"
+                f"No RAVDESS {archives} archives or Actor_NN folders found in {self.config.source!r}"
             )
         actors = sorted(units)
         if actors != list(range(1, 25)):
@@ -692,6 +692,8 @@ class IemocapBuilder(_EmotionBuilder):
                     "improvised": datasets.Value("bool"),
                     "start": datasets.Value("float32"),
                     "end": datasets.Value("float32"),
+                    # the utterance wav begins at the utterance's start in the dialog video (its own timeline)
+                    "audio_start": datasets.Value("float32"),
                     "emotion": datasets.ClassLabel(names=list(self.label_set.names)),
                     "emotion_raw": datasets.Value("string"),
                 }
@@ -706,8 +708,13 @@ class IemocapBuilder(_EmotionBuilder):
         raise FileNotFoundError(f"No IEMOCAP release (Session1..5 folders) in {source!r}")
 
     def _split_generators(self, dl_manager) -> list[datasets.SplitGenerator]:
-        if self.config.source is None or not os.path.isdir(os.fspath(self.config.source)):
-            raise ValueError("IemocapBuilder reads a local IEMOCAP_full_release folder only (no redistribution)")
+        if self.config.source is None:
+            raise ValueError("IEMOCAP needs source=<your local IEMOCAP_full_release folder>")
+        if not os.path.isdir(os.fspath(self.config.source)):
+            raise FileNotFoundError(
+                f"IEMOCAP release folder not found: {os.fspath(self.config.source)!r} (IEMOCAP is read from a local "
+                "IEMOCAP_full_release folder, or from a private copy published with dataset_scripts/publish_iemocap.py)"
+            )
         self._reset_report()
         release = self._find_release()
         rows = defaultdict(list)  # actor -> [row]
@@ -779,6 +786,7 @@ class IemocapBuilder(_EmotionBuilder):
                     "improvised": row["improvised"],
                     "start": row["start"],
                     "end": row["end"],
+                    "audio_start": row["start"],
                     "emotion": label,
                     "emotion_raw": emotion,
                 },

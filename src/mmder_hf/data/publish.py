@@ -103,6 +103,7 @@ def _records(corpus: str, ds: datasets.Dataset) -> list[dict]:
             vbytes = cut_segment(vpath, row["start"], row["end"])
             vpath = row["utterance_id"] + ".mp4"
             row["dialog_start"], row["dialog_end"] = row.pop("start"), row.pop("end")
+            row.pop("audio_start", None)  # the cut video and the wav now share one timeline
         row["video"] = {"path": os.path.basename(vpath), "bytes": vbytes}
         row["audio"] = {"path": os.path.basename(apath), "bytes": abytes}
         rows.append(row)
@@ -188,6 +189,7 @@ def export_corpus_parquet(
     features["video"], features["audio"] = datasets.Video(), datasets.Audio()
     if corpus == "iemocap":
         features["dialog_start"], features["dialog_end"] = features.pop("start"), features.pop("end")
+        features.pop("audio_start", None)
     data_dir = os.path.join(output_dir, "data")
     if os.path.isdir(data_dir):
         shutil.rmtree(data_dir)
