@@ -713,7 +713,7 @@ class IemocapBuilder(_EmotionBuilder):
         if not os.path.isdir(os.fspath(self.config.source)):
             raise FileNotFoundError(
                 f"IEMOCAP release folder not found: {os.fspath(self.config.source)!r} (IEMOCAP is read from a local "
-                "IEMOCAP_full_release folder, or from a private copy published with dataset_scripts/publish_iemocap.py)"
+                "IEMOCAP_full_release folder, or a private copy published with dataset_scripts/publish_iemocap.py)"
             )
         self._reset_report()
         release = self._find_release()
