@@ -11,6 +11,7 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+from inference_helpers import run_without_mmder_hf
 
 from mmder_hf.models.multimae_der import MultiMAEDERProcessor, register
 from mmder_hf.models.multimae_der.configuration_multimae_der import MultiMAEDERConfig
@@ -389,19 +390,6 @@ def test_remote_code_loads_without_the_package(tmp_path, synthetic_clip_path):
 
     script = textwrap.dedent(
         f"""
-        import importlib.abc, sys
-        class BlockPackage(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name == "mmder_hf" or name.startswith("mmder_hf."):
-                    raise ImportError("mmder_hf is blocked in this test")
-        sys.meta_path.insert(0, BlockPackage())
-        sys.path = [p for p in sys.path if not p.rstrip("/").endswith("src")]
-        try:
-            import mmder_hf
-        except ImportError:
-            pass
-        else:
-            raise SystemExit("mmder_hf should not be importable here")
         import torch
         from transformers import AutoProcessor
         processor = AutoProcessor.from_pretrained({str(folder)!r}, trust_remote_code=True)
@@ -411,11 +399,8 @@ def test_remote_code_loads_without_the_package(tmp_path, synthetic_clip_path):
         torch.save(dict(output), {str(tmp_path / "remote.pt")!r})
         """
     )
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    # a fresh process with only the stated runtime packages importable (no mmder_hf, av, datasets, PIL...)
+    run_without_mmder_hf(script, env={"HF_MODULES_CACHE": str(tmp_path / "modules")}, cwd=tmp_path, timeout=240)
     remote = torch.load(tmp_path / "remote.pt")
     assert set(remote) == set(expected.keys())
     for key in expected:
