@@ -26,4 +26,16 @@ pip_install --upgrade pip
 # torchaudio/torchcodec releases are built against one torch release each: pin the known-good set.
 pip_install "torch==2.14.1" "torchvision==0.29.1" "torchaudio==2.11.0" "torchcodec==0.17.0"
 pip_install -e ".${extras}"
+if [ -n "$extras" ]; then
+    # transformers' own common model tests (ModelTesterMixin) come from the released sdist of the installed version;
+    # tests/test_modeling_common.py runs them against our classes when this folder exists.
+    V=$(.venv/bin/python -c "import transformers; print(transformers.__version__)")
+    D=.venv/transformers-tests/$V
+    if [ ! -f "$D/tests/test_modeling_common.py" ]; then
+        mkdir -p "$D"
+        .venv/bin/python -m pip download -q --no-binary :all: --no-deps "transformers==$V" -d "$D"
+        tar xzf "$D/transformers-$V.tar.gz" -C "$D" --strip-components=1 "transformers-$V/tests" "transformers-$V/PKG-INFO"
+        pip_install --no-deps --target "$D/deps" parameterized==0.9.0
+    fi
+fi
 echo "Environment ready in .venv/"

@@ -301,12 +301,14 @@ def test_training_frozen_backbone(strategy):
 @strategies
 @pytest.mark.parametrize("use_reentrant", [None, True, False], ids=["default", "reentrant", "non_reentrant"])
 def test_training_gradient_checkpointing(cls, strategy, use_reentrant):
-    """Same loss and gradients with activation checkpointing, and the layers really are recomputed."""
+    """Same loss and gradients with activation checkpointing, and the layers really are recomputed (with dropout on:
+    the recomputation must replay the same dropout masks)."""
     inputs = clip_inputs(make_config(strategy))
     labels = torch.tensor([1, 3, 0])
+    dropout = {"hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1}
 
     def run(checkpointing: bool):
-        model = make_model(cls, strategy).train()
+        model = make_model(cls, strategy, **dropout).train()
         if checkpointing:
             kwargs = None if use_reentrant is None else {"use_reentrant": use_reentrant}
             model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
@@ -361,7 +363,6 @@ def _init_statistics_hold(model: nn.Module, std: float, names=None) -> None:
                 checked.add(prefix + "bias")
     # every parameter in scope was covered by one of the rules above
     expected = {n for n, _ in model.named_parameters()} if names is None else set(names)
-    # VideoMAE's query / value biases live outside nn.Linear bias slots only when q_bias/v_bias are used
     assert expected <= checked, expected - checked
 
 
