@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import os
+import time
 from typing import Optional, Sequence
 
 import finetune  # examples/finetune.py, beside this script (the script's folder is on sys.path)
@@ -28,7 +29,13 @@ from mmder_hf.data import get_folds
 from mmder_hf.data.synthetic import METADATA_FILE, is_synthetic_source
 from mmder_hf.models.multimae_der import MultiMAEDERConfig
 from mmder_hf.training import RECIPES
-from mmder_hf.training.finetune import DataArguments, corpus_for_card
+from mmder_hf.training.finetune import (
+    DataArguments,
+    corpus_for_card,
+    describe_differences,
+    result_settings,
+    settings_differences,
+)
 
 
 logger = logging.getLogger(__name__)
@@ -45,6 +52,11 @@ def parse_args(argv: Optional[Sequence[str]] = None):
     parser.add_argument("--push_to_hub", action="store_true", help="Push each fold's model and the aggregate card.")
     parser.add_argument("--hub_model_id", default=None, help="Aggregate repo id; folds go to <id>-fold<k>.")
     parser.add_argument("--hub_private_repo", action="store_true")
+    parser.add_argument(
+        "--rerun_mismatched",
+        action="store_true",
+        help="Train again a fold whose saved run used other settings (the old folder is kept beside it).",
+    )
     return parser.parse_known_args(argv)
 
 
@@ -115,16 +127,29 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     fold_results: dict[int, dict] = {}
     for fold in folds:
         fold_dir = os.path.join(args.output_dir, f"fold_{fold}")
+        push = []
+        if args.push_to_hub:
+            push = ["--push_to_hub", "--hub_model_id", f"{args.hub_model_id}-fold{fold}"]
+            push += ["--hub_private_repo", "true"] if args.hub_private_repo else []
+        fold_argv = [*passthrough, *data_flags, "--fold", str(fold), "--output_dir", fold_dir, *push]
+        # A finished (or interrupted) fold is reused only when it was run with this run's settings.
+        differences = settings_differences(fold_dir, result_settings(*finetune.parse_args(fold_argv)))
+        if differences:
+            if not args.rerun_mismatched:
+                raise SystemExit(
+                    f"cross_validate: fold {fold} in {fold_dir} was run with other settings "
+                    f"({describe_differences(differences)}); pass --rerun_mismatched to train it again, or use "
+                    "another --output_dir"
+                )
+            kept = f"{fold_dir}.replaced-{time.strftime('%Y%m%d-%H%M%S')}"
+            logger.warning("Fold %d was run with other settings: moved to %s and trained again", fold, kept)
+            os.replace(fold_dir, kept)
         done = fold_finished(fold_dir)
         if done is not None:
             logger.info("Fold %d already finished (%s): skipped", fold, fold_dir)
             fold_results[fold] = done
             continue
-        push = []
-        if args.push_to_hub:
-            push = ["--push_to_hub", "--hub_model_id", f"{args.hub_model_id}-fold{fold}"]
-            push += ["--hub_private_repo", "true"] if args.hub_private_repo else []
-        finetune.main([*passthrough, *data_flags, "--fold", str(fold), "--output_dir", fold_dir, *push])
+        finetune.main(fold_argv)
         fold_results[fold] = fold_finished(fold_dir) or {}
 
     if not _is_main_process():

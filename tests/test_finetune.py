@@ -363,3 +363,30 @@ def test_cross_validation_skips_finished_folds_and_pushes_folds_and_aggregate(co
         pushed = [u for u in uploads if f"-me__multimae-der-cv-fold{fold}-" in u]
         assert pushed and (tmp_path / "uploads" / pushed[-1] / "model.safetensors").is_file(), fold
     assert not any("-fold1-" in u for u in uploads)
+
+
+def test_cross_validation_never_reuses_a_fold_run_with_other_settings(corpus, cache_dir, tmp_path):
+    out = tmp_path / "cv"
+    env = {"MMDER_TEST_SCRIPT": "cross_validate"}
+    common = finetune_args(
+        corpus, cache_dir, out, "--num_train_epochs", "1", "--save_strategy", "no", "--eval_strategy", "no"
+    )
+    first = run([*common, "--folds", "1"], tmp_path, env=env)
+    assert first.returncode == 0, first.stderr[-4000:]
+    saved = json.loads((out / "fold_1" / "run_args.json").read_text())["settings"]
+    assert saved["training.learning_rate"] == 3e-3 and saved["data.fold"] == 1 and saved["training.seed"] == 7
+
+    other = run([*common, "--folds", "1", "--learning_rate", "1e-3"], tmp_path, env=env)  # flags given later win
+    assert other.returncode != 0
+    assert "fold 1 in" in other.stderr and "learning_rate: 0.003 there, 0.001 now" in other.stderr
+    assert "--rerun_mismatched" in other.stderr
+    # finetune.py itself refuses to resume or reuse such a folder
+    direct = run([*finetune_args(corpus, cache_dir, out / "fold_1", "--learning_rate", "1e-3")], tmp_path)
+    assert direct.returncode != 0 and "holds a run with other settings" in direct.stderr
+
+    again = run([*common, "--folds", "1", "--learning_rate", "1e-3", "--rerun_mismatched"], tmp_path, env=env)
+    assert again.returncode == 0, again.stderr[-4000:]
+    kept = [p.name for p in out.iterdir() if p.name.startswith("fold_1.replaced-")]
+    assert len(kept) == 1 and (out / kept[0] / "all_results.json").is_file()
+    rerun = json.loads((out / "fold_1" / "run_args.json").read_text())["settings"]
+    assert rerun["training.learning_rate"] == 1e-3

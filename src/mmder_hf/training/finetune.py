@@ -455,6 +455,67 @@ class CardWriter:
         )
 
 
+#: `TrainingArguments` fields that change what a run learns (the others: logging, saving, the Hub, paths).
+RESULT_TRAINING_FIELDS = (
+    "learning_rate",
+    "weight_decay",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "num_train_epochs",
+    "max_steps",
+    "lr_scheduler_type",
+    "lr_scheduler_kwargs",
+    "warmup_steps",
+    "optim",
+    "adam_beta1",
+    "adam_beta2",
+    "adam_epsilon",
+    "max_grad_norm",
+    "label_smoothing_factor",
+    "seed",
+    "data_seed",
+    "bf16",
+    "fp16",
+)
+#: Fields of the other argument groups that change nothing in the results.
+_NOT_RESULT_FIELDS = {"cache_dir", "preprocessing_num_workers", "torch_num_threads", "trust_remote_code"}
+
+
+def result_settings(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    recipe_args: RecipeArguments,
+    training_args: TrainingArguments,
+) -> dict[str, Any]:
+    """Everything of a run that changes its results (corpus, source, fold, labels, strategy, backbone, processor
+    settings, recipe, optimisation, seed, total batch size), as ``"group.field" -> value``; saved in run_args.json."""
+    settings = {}
+    for group, args in (("model", model_args), ("data", data_args), ("recipe", recipe_args)):
+        settings.update({f"{group}.{k}": v for k, v in asdict(args).items() if k not in _NOT_RESULT_FIELDS})
+    saved = training_args.to_dict()
+    settings.update({f"training.{k}": saved.get(k) for k in RESULT_TRAINING_FIELDS})
+    total = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
+    settings["training.total_train_batch_size"] = total * max(training_args.world_size, 1)
+    return json.loads(json.dumps(settings, default=str))  # as run_args.json stores them
+
+
+def settings_differences(output_dir: str, settings: dict[str, Any]) -> dict[str, tuple]:
+    """``field -> (saved, now)`` for every result setting in which the run saved in ``output_dir`` differs."""
+    path = os.path.join(output_dir, "run_args.json")
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        saved = json.load(f).get("settings")
+    if saved is None:  # written before settings were recorded: nothing to compare with
+        return {}
+    return {k: (saved.get(k), v) for k, v in settings.items() if saved.get(k) != v}
+
+
+def describe_differences(differences: dict[str, tuple]) -> str:
+    """``learning_rate: 0.01 there, 0.001 now; ...`` for messages."""
+    return "; ".join(f"{k.split('.', 1)[1]}: {a!r} there, {b!r} now" for k, (a, b) in sorted(differences.items()))
+
+
 def save_run_args(
     output_dir: str, argv: Optional[Sequence[str]], all_args: Sequence[Any], started: float, **extra
 ) -> str:
@@ -464,6 +525,7 @@ def save_run_args(
     record.update(
         {name: args.to_dict() if hasattr(args, "to_dict") else asdict(args) for name, args in zip(names, all_args)}
     )
+    record["settings"] = result_settings(*all_args)
     record.update(wall_time_s=round(time.time() - started, 1), **extra)
     record["versions"] = {"torch": torch.__version__, "transformers": transformers.__version__}
     path = os.path.join(output_dir, "run_args.json")
@@ -522,6 +584,7 @@ __all__ = [
     "build_model",
     "build_processor",
     "corpus_for_card",
+    "describe_differences",
     "finished_training",
     "load_trained_weights",
     "hyperparameters",
@@ -529,7 +592,9 @@ __all__ = [
     "parse_args",
     "prepare_datasets",
     "report_rank_split",
+    "result_settings",
     "save_run_args",
+    "settings_differences",
     "setup_run",
     "widget_examples_from_split",
 ]
