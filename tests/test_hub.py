@@ -295,3 +295,24 @@ def test_push_folder_uploads_the_model_and_leaves_checkpoints_and_private_files_
         "training_args.bin",
     }
     assert set(calls["upload"][1]["uploaded"]) == {f"aggregate/{name}" for name in kept}
+
+
+def test_card_describes_the_inputs_from_the_saved_processor(tmp_path):
+    from inference_helpers import tiny_classifier
+
+    from mmder_hf import MultiMAEDERProcessor
+    from mmder_hf.cards import write_model_card
+
+    model = tiny_classifier("FSLF")
+    model.save_pretrained(tmp_path)
+    settings = dict(audio_representation="log-mel", audio_sample_rate=44100, frame_sampling="original")
+    MultiMAEDERProcessor.from_model_config(model.config, **settings).save_pretrained(tmp_path)
+    results = {"test_war": 0.5, "test_uar": 0.4}
+    text = write_model_card(tmp_path, "ravdess", model_id="me/m", fold=1, results=results).read_text()
+    assert "log-mel picture (128 Kaldi mel bins" in text and "resampled to 44100 Hz" in text
+    assert "2 video frame(s) sampled every 24th frame from the first, resized to 32 x 32" in text
+    assert "MFCC picture" not in text and "2 overlapping windows" in text
+    MultiMAEDERProcessor.from_model_config(model.config).save_pretrained(tmp_path)  # the defaults: the paper's MFCC
+    text = write_model_card(tmp_path, "ravdess", model_id="me/m", fold=1, results=results).read_text()
+    assert "MFCC picture (coefficients 1-13 of 40 mel filters" in text and "16000 Hz" in text
+    assert "sampled at the centres of the audio windows" in text and "log-mel" not in text

@@ -199,6 +199,48 @@ def template_path(corpus: str, templates_dir: Union[str, os.PathLike, None] = No
     return path
 
 
+def describe_preprocessing(settings: Optional[dict]) -> str:
+    """What the model reads, in words, from a processor's saved settings (``preprocessor_config.json``)."""
+    from ..models.multimae_der import MultiMAEDERProcessor
+    from ..models.multimae_der.fusion import frames_per_modality
+
+    defaults = MultiMAEDERProcessor().to_dict()
+    p = {**defaults, **{k: v for k, v in (settings or {}).items() if k in defaults}}
+    n_video, n_audio = frames_per_modality(p["fusion_strategy"], p["num_frames"])
+    size = p["image_size"]
+    parts = []
+    if n_video:
+        if p["frame_sampling"] == "aligned":
+            sampling = "at the centres of the audio windows" if n_audio else "evenly over the clip"
+        else:
+            sampling = f"every {p['original_frame_stride'] or max(1, 48 // n_video)}th frame from the first"
+        parts.append(
+            f"{n_video} video frame(s) sampled {sampling}, resized to {size} x {size} (aspect ratio not kept, no face "
+            "crop)"
+        )
+    if n_audio:
+        if p["audio_representation"] == "mfcc":
+            picture = (
+                f"an MFCC picture (coefficients 1-{p['num_mfcc']} of {p['num_mel_filters']} mel filters, "
+                f"pre-emphasis {p['pre_emphasis']}, lifter {p['cepstral_lifter']}"
+            )
+        else:
+            picture = f"a log-mel picture ({p['num_log_mel_bins']} Kaldi mel bins"
+        picture += (
+            f", {p['frame_length_ms']:g} ms frames every {p['hop_length_ms']:g} ms, {p['audio_colormap']}, "
+            f"{size} x {size})"
+        )
+        normalise = ", peak-normalised" if p["do_peak_normalize"] else ""
+        parts.append(
+            f"audio downmixed to mono, resampled to {p['audio_sample_rate']} Hz{normalise}, cut into {n_audio} "
+            f"overlapping windows, each drawn as {picture}"
+        )
+    mean = ", ".join(f"{v:g}" for v in p["image_mean"])
+    std = ", ".join(f"{v:g}" for v in p["image_std"])
+    parts.append(f"pixels scaled to [0, 1] and normalised with mean ({mean}), std ({std})")
+    return "; ".join(parts) + "."
+
+
 def render_model_card(
     corpus: str,
     model_id: str,
@@ -216,6 +258,7 @@ def render_model_card(
     extra_tags: Sequence[str] = (),
     templates_dir: Union[str, os.PathLike, None] = None,
     widget: Optional[list] = None,
+    processor_settings: Optional[dict] = None,
     **template_kwargs,
 ) -> ModelCard:
     """Render the card of a model (one fold) or of a cross-validation (several folds) from its template.
@@ -229,6 +272,8 @@ def render_model_card(
         dataset_id (`str`, *optional*): Hub dataset id of the training data (metadata ``datasets``).
         recipe / recipe_description / hyperparameters: the training recipe, shown in the card.
         confusion_matrix_file (`str`, *optional*): file name of the confusion-matrix PNG in the repository.
+        processor_settings (`dict`, *optional*): the saved ``preprocessor_config.json``; the card's description of
+            the inputs is rendered from it (defaults: the processor's defaults for ``config``).
         widget (`list[dict]`, *optional*): example clips with precomputed outputs
             (:func:`mmder_hf.widget.widget_examples`); the hosted widget cannot run custom code, so they are shown
             as they are.
@@ -292,6 +337,10 @@ def render_model_card(
         "eval_war": _finite(single.get("eval_war")),
         "eval_uar": _finite(single.get("eval_uar")),
         "confusion_matrix_file": confusion_matrix_file,
+        "preprocessing": describe_preprocessing(
+            processor_settings
+            or {k: getattr(config, k) for k in ("fusion_strategy", "num_frames", "image_size") if hasattr(config, k)}
+        ),
         "paper_citation": PAPER_CITATION,
         "videomae_citation": VIDEOMAE_CITATION,
         "dataset_citation": info.citation,
@@ -375,6 +424,8 @@ def write_model_card(
         config = MultiMAEDERConfig.from_pretrained(output_dir)
     if "confusion_matrix_file" not in kwargs and (output_dir / "confusion_matrix.png").is_file():
         kwargs["confusion_matrix_file"] = "confusion_matrix.png"
+    if "processor_settings" not in kwargs and (output_dir / "preprocessor_config.json").is_file():
+        kwargs["processor_settings"] = json.loads((output_dir / "preprocessor_config.json").read_text())
     card = render_model_card(
         corpus, model_id or output_dir.resolve().name, {fold or 1: results}, config=config, fold=fold, **kwargs
     )
@@ -425,6 +476,7 @@ __all__ = [
     "MODEL_CARDS_DIR",
     "PAPER_CITATION",
     "backbone_license",
+    "describe_preprocessing",
     "eval_results",
     "load_results",
     "mean_std",
