@@ -96,3 +96,9 @@ def test_uploaded_clips_give_scores_and_a_timeline(space, make_clip, tmp_path):
     garbage.write_bytes(b"not a video" * 50)
     with pytest.raises(AppError, match="cannot be opened as media"):
         client.predict(handle_file(str(garbage)), "never", api_name="/predict")
+
+
+def test_without_a_model_the_app_says_how_to_pass_one():
+    env = {k: v for k, v in os.environ.items() if k != "MMDER_MODEL"}
+    done = subprocess.run([sys.executable, str(APP)], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2 and "pass --model <folder or Hub id>" in done.stderr and "MMDER_MODEL" in done.stderr

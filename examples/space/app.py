@@ -4,7 +4,7 @@ The app needs only transformers + torch + torchcodec + gradio: the model folder/
 processor and pipeline), loaded with ``trust_remote_code=True``.
 
 Configuration (command line or environment variables):
-    --model / MMDER_MODEL          model folder or Hub id (default: the RAVDESS checkpoint)
+    --model / MMDER_MODEL          model folder or Hub id (required: no checkpoint is published yet)
     --window / MMDER_WINDOW        timeline window in seconds (default 3)
     --stride / MMDER_STRIDE        seconds between windows (default 1)
     --long-video / MMDER_LONG_VIDEO_S   videos longer than this get a timeline automatically (default 8)
@@ -21,18 +21,25 @@ import pandas as pd
 from transformers import pipeline
 
 
-DEFAULT_MODEL = "mmder-hf/multimae-der-ravdess"
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="MultiMAE-DER emotion recognition demo")
-    parser.add_argument("--model", default=os.environ.get("MMDER_MODEL", DEFAULT_MODEL))
+    parser.add_argument(
+        "--model",
+        default=os.environ.get("MMDER_MODEL"),
+        help="model folder or Hub id saved by mmder-hf (or set MMDER_MODEL)",
+    )
     parser.add_argument("--window", type=float, default=float(os.environ.get("MMDER_WINDOW", 3.0)))
     parser.add_argument("--stride", type=float, default=float(os.environ.get("MMDER_STRIDE", 1.0)))
     parser.add_argument("--long-video", type=float, default=float(os.environ.get("MMDER_LONG_VIDEO_S", 8.0)))
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not args.model:
+        parser.error(
+            "no model given: pass --model <folder or Hub id> (a model saved by examples/finetune.py, e.g. "
+            "runs/demo/fslf) or set MMDER_MODEL; in a Space, set MMDER_MODEL in its settings"
+        )
+    return args
 
 
 def video_duration(path: str) -> float:

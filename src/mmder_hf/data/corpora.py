@@ -258,7 +258,8 @@ _RAVDESS_LABEL_SETS = (
         "7class",
         tuple(e for e in RAVDESS_EMOTIONS if e != "calm"),
         {**{e: e for e in RAVDESS_EMOTIONS}, "calm": "neutral"},
-        "MultiMAE-DER paper variant: calm merged into neutral",
+        "MultiMAE-DER paper variant: calm merged into neutral (inferred from the paper's 7 classes and clip counts; "
+        "the authors do not say how they made them)",
     ),
 )
 _CREMA_D_LABEL_SETS = (
