@@ -141,8 +141,9 @@ def load_emotion_dataset(
             fold number (RAVDESS 1-6, CREMA-D 1-5, IEMOCAP 1-5; see :mod:`mmder_hf.data.folds`). ``None``
             returns the whole corpus as a single ``train`` split.
         label_set (`str`, *optional*):
-            RAVDESS ``"8class"`` (default) or ``"7class"`` (calm merged into neutral: inferred from the paper's class counts, not stated by its authors);
-            CREMA-D ``"6class"``; IEMOCAP ``"4class"`` (excited merged into happy).
+            RAVDESS ``"8class"`` (default) or ``"7class"`` (calm merged into neutral: inferred from the paper's
+            class counts, not stated by its authors); CREMA-D ``"6class"``; IEMOCAP ``"4class"`` (excited merged
+            into happy).
         streaming (`bool`, defaults to `False`):
             return an :class:`~datasets.IterableDatasetDict` that reads archives member by member.
         vocal_channel (`str`, defaults to `"speech"`):
