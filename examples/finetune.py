@@ -43,6 +43,7 @@ from mmder_hf.training.finetune import (
     save_run_args,
     settings_differences,
     setup_run,
+    split_sizes,
     widget_examples_from_split,
 )
 
@@ -81,7 +82,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     data, collator, feature_cache = prepare_datasets(raw, model, processor, data_args, recipe_args, training_args)
 
     compute_metrics = WarUarMetrics(label_names)
-    card_writer = CardWriter(model_args, data_args, recipe_args, training_args, model.config)
+    card_writer = CardWriter(model_args, data_args, recipe_args, training_args, model.config, splits=split_sizes(raw))
     trainer = MultiMAEDERTrainer(
         model=model,
         args=training_args,

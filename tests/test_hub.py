@@ -316,3 +316,15 @@ def test_card_describes_the_inputs_from_the_saved_processor(tmp_path):
     text = write_model_card(tmp_path, "ravdess", model_id="me/m", fold=1, results=results).read_text()
     assert "MFCC picture (coefficients 1-13 of 40 mel filters" in text and "16000 Hz" in text
     assert "sampled at the centres of the audio windows" in text and "log-mel" not in text
+
+
+def test_card_states_the_split_sizes_and_how_peers_split():
+    from mmder_hf.cards import render_model_card
+
+    splits = {"train": (432, list(range(7, 25))), "validation": (48, [5, 6]), "test": (96, [1, 2, 3, 4])}
+    text = str(render_model_card("ravdess", "me/m", {1: {"test_war": 0.5, "test_uar": 0.5}}, fold=1, splits=splits))
+    assert "train: 432 clips of 18 actors (7, 8," in text and "validation: 48 clips of 2 actors (5, 6)" in text
+    assert "test: 96 clips of 4 actors (1, 2, 3, 4)" in text and "train on 20 actors per fold" in text
+    crema = {"train": (10, [1001]), "validation": (2, [1019]), "test": (3, [1037])}
+    text = str(render_model_card("crema_d", "me/m", {1: {"test_war": 0.5, "test_uar": 0.5}}, fold=1, splits=crema))
+    assert "train: 10 clips of 1 actors (1001)" in text and "20 actors" not in text

@@ -241,6 +241,25 @@ def describe_preprocessing(settings: Optional[dict]) -> str:
     return "; ".join(parts) + "."
 
 
+def describe_splits(corpus: str, splits: Optional[dict]) -> str:
+    """``train: 432 clips of 18 actors (3, 4, ...); ...`` for the card, with how the peers' splits differ."""
+    if not splits:
+        return ""
+    parts = []
+    for split in ("train", "validation", "test"):
+        if split in splits:
+            clips, actors = splits[split]
+            count = f"{clips} clips of " if clips is not None else ""
+            parts.append(f"{split}: {count}{len(actors)} actors ({', '.join(str(a) for a in actors)})")
+    text = "; ".join(parts) + "."
+    if corpus == "ravdess" and "validation" in splits:
+        text += (
+            " HiCMAE and MAE-DFER train on 20 actors per fold (no validation actors); here 2 of them validate, so"
+            " the model trains on 18."
+        )
+    return text
+
+
 def render_model_card(
     corpus: str,
     model_id: str,
@@ -259,6 +278,7 @@ def render_model_card(
     templates_dir: Union[str, os.PathLike, None] = None,
     widget: Optional[list] = None,
     processor_settings: Optional[dict] = None,
+    splits: Optional[dict] = None,
     **template_kwargs,
 ) -> ModelCard:
     """Render the card of a model (one fold) or of a cross-validation (several folds) from its template.
@@ -272,6 +292,7 @@ def render_model_card(
         dataset_id (`str`, *optional*): Hub dataset id of the training data (metadata ``datasets``).
         recipe / recipe_description / hyperparameters: the training recipe, shown in the card.
         confusion_matrix_file (`str`, *optional*): file name of the confusion-matrix PNG in the repository.
+        splits (`dict`, *optional*): ``split -> (clips, actor ids)`` of the data used, stated in the card.
         processor_settings (`dict`, *optional*): the saved ``preprocessor_config.json``; the card's description of
             the inputs is rendered from it (defaults: the processor's defaults for ``config``).
         widget (`list[dict]`, *optional*): example clips with precomputed outputs
@@ -341,6 +362,7 @@ def render_model_card(
             processor_settings
             or {k: getattr(config, k) for k in ("fusion_strategy", "num_frames", "image_size") if hasattr(config, k)}
         ),
+        "data_splits": describe_splits(corpus, splits),
         "paper_citation": PAPER_CITATION,
         "videomae_citation": VIDEOMAE_CITATION,
         "dataset_citation": info.citation,
@@ -477,6 +499,7 @@ __all__ = [
     "PAPER_CITATION",
     "backbone_license",
     "describe_preprocessing",
+    "describe_splits",
     "eval_results",
     "load_results",
     "mean_std",

@@ -436,6 +436,8 @@ class CardWriter:
     training_args: TrainingArguments
     config: MultiMAEDERConfig
     widget: list = field(default_factory=list)
+    #: ``split -> (clips, actors)`` of the data the run used, stated in the card (see :func:`split_sizes`).
+    splits: dict = field(default_factory=dict)
 
     def __call__(self, output_dir: str) -> None:
         args = self.training_args
@@ -452,7 +454,17 @@ class CardWriter:
             recipe_description=RECIPES[self.recipe_args.recipe].description,
             hyperparameters=hyperparameters(args, self.recipe_args),
             widget=self.widget,
+            splits=self.splits,
         )
+
+
+def split_sizes(raw: Any) -> dict[str, tuple[Optional[int], list[int]]]:
+    """``split -> (number of clips, sorted actor ids)`` of map-style splits (``None`` clips for streaming ones)."""
+    sizes = {}
+    for split, ds in raw.items():
+        if isinstance(ds, datasets.Dataset) and "actor" in ds.column_names:
+            sizes[split] = (len(ds), sorted({int(a) for a in ds["actor"]}))
+    return sizes
 
 
 #: `TrainingArguments` fields that change what a run learns (the others: logging, saving, the Hub, paths).
@@ -596,5 +608,6 @@ __all__ = [
     "save_run_args",
     "settings_differences",
     "setup_run",
+    "split_sizes",
     "widget_examples_from_split",
 ]
