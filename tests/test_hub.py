@@ -328,3 +328,15 @@ def test_card_states_the_split_sizes_and_how_peers_split():
     crema = {"train": (10, [1001]), "validation": (2, [1019]), "test": (3, [1037])}
     text = str(render_model_card("crema_d", "me/m", {1: {"test_war": 0.5, "test_uar": 0.5}}, fold=1, splits=crema))
     assert "train: 10 clips of 1 actors (1001)" in text and "20 actors" not in text
+
+
+def test_model_index_names_the_dataset_that_was_read_or_just_the_corpus(tmp_path):
+    from mmder_hf.cards import render_model_card
+
+    results = {1: {"test_war": 0.5, "test_uar": 0.5}}
+    hub = render_model_card("crema_d", "me/m", results, fold=1, dataset_id="me/crema-d-av").data.to_dict()
+    assert hub["datasets"] == ["me/crema-d-av"]
+    assert {r["dataset"]["type"] for r in hub["model-index"][0]["results"]} == {"me/crema-d-av"}
+    local = render_model_card("crema_d", "me/m", results, fold=1, dataset_id=str(tmp_path)).data.to_dict()
+    assert "datasets" not in local or not local["datasets"]
+    assert {r["dataset"]["type"] for r in local["model-index"][0]["results"]} == {"crema_d"}

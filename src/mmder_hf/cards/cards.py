@@ -310,7 +310,8 @@ def render_model_card(
     tags += list(info.tags) + ([f"fusion-{strategy.lower()}"] if strategy else []) + list(extra_tags)
     if dataset_id and (os.path.exists(str(dataset_id)) or not _HUB_ID.match(str(dataset_id))):
         dataset_id = None  # a local folder is no dataset id
-    dataset_type = dataset_id or info.dataset_id or corpus
+    # the model-index names the Hub dataset the run read, or the corpus by name: never a made-up repo id
+    dataset_type = dataset_id or corpus
     card_data = ModelCardData(
         model_name=model_id.split("/")[-1],
         license=licence["license"],
