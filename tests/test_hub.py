@@ -340,3 +340,12 @@ def test_model_index_names_the_dataset_that_was_read_or_just_the_corpus(tmp_path
     local = render_model_card("crema_d", "me/m", results, fold=1, dataset_id=str(tmp_path)).data.to_dict()
     assert "datasets" not in local or not local["datasets"]
     assert {r["dataset"]["type"] for r in local["model-index"][0]["results"]} == {"crema_d"}
+
+
+def test_the_7class_card_says_the_calm_merge_is_inferred():
+    from mmder_hf.cards import render_model_card
+
+    results = {1: {"test_war": 0.5, "test_uar": 0.5}}
+    text = str(render_model_card("ravdess", "me/m", results, fold=1, label_set="7class"))
+    assert "calm merged into neutral, as inferred from the paper's class counts; the authors do not say" in text
+    assert "inferred" not in str(render_model_card("ravdess", "me/m", results, fold=1, label_set="8class"))
