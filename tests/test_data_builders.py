@@ -295,3 +295,22 @@ def test_two_ranks_cover_every_example_once(synthetic_ravdess_dir, hf_cache_dir,
     assert sorted(parts[0] + parts[1]) == sorted((r["actor"], r["file"]) for r in ds)
     if streaming:  # 4 archives: split by shards, so each rank opens only its own archives
         assert {a for a, _ in parts[0]}.isdisjoint({a for a, _ in parts[1]})
+
+
+def test_a_missing_archive_keeps_the_standard_folds_map_style_and_streaming(synthetic_ravdess_dir, tmp_path, caplog):
+    """A RAVDESS download lacking actor 3: fold 1 tests on 1, 2, 4; map-style and streaming split alike."""
+    import logging
+    import shutil
+
+    tree = tmp_path / "RAVDESS"
+    tree.mkdir()
+    for name in os.listdir(synthetic_ravdess_dir):
+        if name.endswith(".zip") and name != "Video_Speech_Actor_03.zip":
+            shutil.copy(os.path.join(synthetic_ravdess_dir, name), tree)
+    with caplog.at_level(logging.WARNING):
+        mapped = load_emotion_dataset("ravdess", source=str(tree), fold=1, cache_dir=str(tmp_path / "hf"))
+    assert "lacks actors [3, 9, 10" in caplog.text and "no other fold changes" in caplog.text
+    stream = load_emotion_dataset("ravdess", source=str(tree), fold=1, streaming=True, cache_dir=str(tmp_path / "hf"))
+    for split, expected in (("test", [1, 2, 4]), ("validation", [5, 6]), ("train", [7, 8])):
+        assert sorted(set(mapped[split]["actor"])) == expected, split
+        assert sorted({row["actor"] for row in stream[split]}) == expected, split

@@ -290,3 +290,22 @@ def test_missing_sources_say_what_is_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"No RAVDESS Video_Speech_Actor_NN\.zip archives or Actor_NN") as err:
         load_emotion_dataset("ravdess", source=str(tmp_path / "empty"), cache_dir=str(tmp_path / "hf"))
     assert "{" not in str(err.value)
+
+
+def test_a_missing_actor_shrinks_its_own_fold_and_no_other():
+    from mmder_hf.data.folds import get_fold, missing_actors
+
+    folds_dir = Path(__file__).resolve().parents[1] / "src" / "mmder_hf" / "data" / "folds"
+    table = json.loads((folds_dir / "ravdess_folds.json").read_text())["folds"]  # the exported standard table
+    present = [a for a in range(1, 25) if a != 3]
+    for standard in table:
+        fold = get_fold("ravdess", standard["fold"], present)
+        for split in ("train", "validation", "test"):
+            assert list(getattr(fold, split)) == [a for a in standard[split] if a != 3], (standard["fold"], split)
+    assert missing_actors("ravdess", 1, present) == {"test": [3]}
+    assert missing_actors("ravdess", 2, present) == {"train": [3]}
+    # a whole block missing: that fold is gone, the others keep their numbers and test actors
+    without_block = [a for a in range(1, 25) if a not in (5, 6, 7, 8)]
+    assert get_fold("ravdess", 3, without_block).test == (9, 10, 11, 12)
+    with pytest.raises(ValueError, match=r"ravdess fold 2 has none of its test actors \[5, 6, 7, 8\]"):
+        get_fold("ravdess", 2, without_block)

@@ -349,3 +349,13 @@ def test_the_7class_card_says_the_calm_merge_is_inferred():
     text = str(render_model_card("ravdess", "me/m", results, fold=1, label_set="7class"))
     assert "calm merged into neutral, as inferred from the paper's class counts; the authors do not say" in text
     assert "inferred" not in str(render_model_card("ravdess", "me/m", results, fold=1, label_set="8class"))
+
+
+def test_card_notes_a_fold_smaller_than_the_standard_one():
+    from mmder_hf.cards import render_model_card
+
+    splits = {"train": (400, list(range(7, 25))), "validation": (48, [5, 6]), "test": (72, [1, 2, 4])}
+    text = str(render_model_card("ravdess", "me/m", {1: {"test_war": 0.5, "test_uar": 0.5}}, fold=1, splits=splits))
+    assert "**Smaller than the standard fold 1**: the source lacked actors (test 3)." in text
+    full = {**splits, "test": (96, [1, 2, 3, 4])}
+    assert "Smaller" not in str(render_model_card("ravdess", "me/m", {1: {}}, fold=1, splits=full))

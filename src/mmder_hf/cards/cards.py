@@ -241,8 +241,9 @@ def describe_preprocessing(settings: Optional[dict]) -> str:
     return "; ".join(parts) + "."
 
 
-def describe_splits(corpus: str, splits: Optional[dict]) -> str:
-    """``train: 432 clips of 18 actors (3, 4, ...); ...`` for the card, with how the peers' splits differ."""
+def describe_splits(corpus: str, splits: Optional[dict], fold: Optional[int] = None) -> str:
+    """``train: 432 clips of 18 actors (3, 4, ...); ...`` for the card, with the standard fold's actors that the
+    source lacked and how the peers' splits differ."""
     if not splits:
         return ""
     parts = []
@@ -252,6 +253,14 @@ def describe_splits(corpus: str, splits: Optional[dict]) -> str:
             count = f"{clips} clips of " if clips is not None else ""
             parts.append(f"{split}: {count}{len(actors)} actors ({', '.join(str(a) for a in actors)})")
     text = "; ".join(parts) + "."
+    if fold is not None and corpus in ("ravdess", "crema_d", "iemocap"):
+        from ..data.folds import missing_actors
+
+        present = [a for _, actors in splits.values() for a in actors]
+        absent = missing_actors(corpus, fold, present)
+        if absent:
+            listed = "; ".join(f"{split} {', '.join(map(str, actors))}" for split, actors in absent.items())
+            text += f" **Smaller than the standard fold {fold}**: the source lacked actors ({listed})."
     if corpus == "ravdess" and "validation" in splits:
         text += (
             " HiCMAE and MAE-DFER train on 20 actors per fold (no validation actors); here 2 of them validate, so"
@@ -363,7 +372,9 @@ def render_model_card(
             processor_settings
             or {k: getattr(config, k) for k in ("fusion_strategy", "num_frames", "image_size") if hasattr(config, k)}
         ),
-        "data_splits": describe_splits(corpus, splits),
+        "data_splits": describe_splits(
+            corpus, splits, fold if fold is not None else (folds[0] if len(folds) == 1 else None)
+        ),
         "paper_citation": PAPER_CITATION,
         "videomae_citation": VIDEOMAE_CITATION,
         "dataset_citation": info.citation,

@@ -41,6 +41,7 @@ import datasets
 from .corpora import (
     CREMA_D_BROKEN,
     IEMOCAP_EMOTIONS,
+    RAVDESS_ACTORS,
     UnknownFileNameError,
     get_corpus_info,
     get_label_set,
@@ -51,6 +52,7 @@ from .corpora import (
     read_crema_d_demographics,
 )
 from .folds import get_fold
+from .synthetic import is_synthetic_source
 
 
 logger = logging.getLogger(__name__)
@@ -480,8 +482,13 @@ class RavdessBuilder(_EmotionBuilder):
                 f"No RAVDESS {archives} archives or Actor_NN folders found in {self.config.source!r}"
             )
         actors = sorted(units)
-        if actors != list(range(1, 25)):
-            logger.info("RAVDESS source has actors %s: folds are computed over these actors", actors)
+        absent = [a for a in RAVDESS_ACTORS if a not in units]
+        if absent and not is_synthetic_source(self.config.source):
+            logger.warning(
+                "RAVDESS source lacks actors %s: the folds holding them shrink, no other fold changes (standard "
+                "blocks of 4 actors; see the fold table)",
+                absent,
+            )
 
         def make_kwargs(split_actors):
             units_ = [(a, kind, loc) for a in sorted(split_actors) for kind, loc in units.get(a, [])]

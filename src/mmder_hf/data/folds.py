@@ -6,8 +6,9 @@ What that sentence leaves out, and why:
 
 * **RAVDESS**: blocks of 4 consecutive actors sorted by id; the two validation actors (first two of the next
   block, cyclically) are one odd = male and one even = female actor, so validation is gender balanced; train
-  = the other 18. With fewer actors (e.g. a small synthetic corpus) the same rule runs on the actors present:
-  ``ceil(n / 4)`` folds.
+  = the other 18. Blocks are the standard ones (actors 1-4, 5-8, ...) whatever is present: a missing actor
+  shrinks its own fold and shifts no other (a block with no actor present has no fold; validation then comes
+  from the next block that has actors). A small synthetic corpus of ``n`` actors has ``ceil(n / 4)`` folds.
 * **CREMA-D**: the actor ranges are :data:`~mmder_hf.data.corpora.CREMA_D_FOLD_RANGES`; validation = the
   first four ids of the next range, cyclically (CREMA-D ids do not encode gender, so balance is not enforced;
   fixed ids keep the split reproducible without the demographics file).
@@ -83,7 +84,10 @@ def _cyclic_folds(
     """Fold k tests block k, validates on the first ``num_validation`` actors of block k+1 (cyclic), trains on rest."""
     folds = []
     for k, block in enumerate(blocks):
-        validation = blocks[(k + 1) % len(blocks)][:num_validation]
+        if not block:  # none of this fold's actors present: no fold (the others keep their numbers)
+            continue
+        following = [blocks[(k + i) % len(blocks)] for i in range(1, len(blocks))]
+        validation = next((b for b in following if b), [])[:num_validation]
         train = [a for a in actors if a not in block and a not in validation]
         folds.append(_check_disjoint(Fold(corpus, k + 1, tuple(train), tuple(validation), tuple(block), rule)))
     return folds
@@ -98,7 +102,11 @@ def ravdess_folds(actors: Optional[Iterable[int]] = None) -> list[Fold]:
     actors = sorted(set(RAVDESS_ACTORS if actors is None else actors))
     if len(actors) < 5:
         raise ValueError(f"RAVDESS folds need at least 5 actors, got {actors}")
-    blocks = [actors[i : i + 4] for i in range(0, len(actors), 4)]
+    # The standard blocks 1-4, 5-8, ... (beyond 24 for a larger synthetic corpus), restricted to the actors present.
+    last = max(24, actors[-1])
+    blocks = [[a for a in range(first, first + 4) if a in actors] for first in range(1, last + 1, 4)]
+    while blocks and not blocks[-1]:  # a small corpus simply has fewer folds
+        blocks.pop()
     rule = "test: block k of 4 consecutive actors; validation: first 2 actors of block k+1 (cyclic)"
     return _cyclic_folds("ravdess", blocks, actors, 2, rule)
 
@@ -148,11 +156,25 @@ def get_folds(corpus: str, actors: Optional[Iterable[int]] = None) -> list[Fold]
 
 
 def get_fold(corpus: str, fold: int, actors: Optional[Iterable[int]] = None) -> Fold:
-    """Fold number ``fold`` (1-based) of ``corpus``."""
-    folds = get_folds(corpus, actors)
-    if not 1 <= int(fold) <= len(folds):
-        raise ValueError(f"{corpus} has folds 1..{len(folds)}, got fold={fold}")
-    return _check_not_empty(folds[int(fold) - 1])
+    """Fold number ``fold`` (1-based) of ``corpus``, over ``actors`` when given (the standard fold, shrunk)."""
+    folds = {f.fold: f for f in get_folds(corpus, actors)}
+    if int(fold) not in folds:
+        standard = [f.fold for f in get_folds(corpus)]
+        if corpus != "iemocap" and int(fold) in standard and actors is not None:
+            missing = list(get_folds(corpus)[standard.index(int(fold))].test)
+            raise ValueError(f"{corpus} fold {fold} has none of its test actors {missing} in the source")
+        raise ValueError(f"{corpus} has folds {sorted(folds)}, got fold={fold}")
+    return _check_not_empty(folds[int(fold)])
+
+
+def missing_actors(corpus: str, fold: int, actors: Iterable[int]) -> dict[str, list[int]]:
+    """``split -> actor ids`` of the standard fold that ``actors`` lacks (empty when the fold is complete)."""
+    standard, present = get_fold(corpus, fold), set(actors)
+    return {
+        split: [a for a in getattr(standard, split) if a not in present]
+        for split in ("train", "validation", "test")
+        if any(a not in present for a in getattr(standard, split))
+    }
 
 
 def export_folds(output_dir: str, corpora: Sequence[str] = ("ravdess", "crema_d", "iemocap")) -> list[str]:
@@ -228,5 +250,6 @@ __all__ = [
     "get_fold",
     "get_folds",
     "iemocap_folds",
+    "missing_actors",
     "ravdess_folds",
 ]
