@@ -65,6 +65,16 @@ NUM_LABELS = 5
 SEQ_LENGTH = (TINY["num_frames"] // 2) * (TINY["image_size"] // TINY["patch_size"]) ** 2  # tubelet_size 2
 
 
+@pytest.fixture(autouse=True)
+def transformers_warnings_visible():
+    """The mixin's checks read transformers' warnings (``Reinit due to size mismatch``...); other tests in the session
+    (the CLI quiets the libraries) may have raised the verbosity: restore the default for each test here."""
+    previous = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_warning()
+    yield
+    transformers.logging.set_verbosity(previous)
+
+
 def make_config(strategy: str = "FSLF", **overrides) -> MultiMAEDERConfig:
     return MultiMAEDERConfig(fusion_strategy=strategy, **{"num_labels": NUM_LABELS, **TINY, **overrides})
 
