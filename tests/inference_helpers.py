@@ -11,17 +11,11 @@ from pathlib import Path
 
 import torch
 
+from mmder_hf.training import MODEL_SIZES
+
 
 LABELS = ["angry", "happy", "neutral", "sad", "surprised"]
-TINY = dict(
-    image_size=32,
-    patch_size=16,
-    num_frames=4,
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    intermediate_size=64,
-)
+TINY = dict(MODEL_SIZES["tiny"])  # 32 px, patch 16, 4 frames, hidden 32, 2 layers
 
 
 def tiny_classifier(strategy: str = "FSLF", seed: int = 0):
