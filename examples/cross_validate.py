@@ -159,6 +159,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     summary = {"folds": {}, "mean": {}, "std": {}}
     for fold, metrics in sorted(complete.items()):
         summary["folds"][str(fold)] = {k: metrics.get(k) for k in ("test_war", "test_uar", "eval_war", "eval_uar")}
+        if metrics.get("test_fold_missing_actors"):  # smaller than the standard fold: say so beside its numbers
+            summary["folds"][str(fold)]["missing_actors"] = metrics["test_fold_missing_actors"]
     for key in ("test_war", "test_uar", "eval_war", "eval_uar"):
         values = [m[key] for m in complete.values() if m.get(key) is not None]
         if values:

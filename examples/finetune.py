@@ -35,6 +35,7 @@ from mmder_hf.training.finetune import (
     corpus_for_card,
     describe_differences,
     finished_training,
+    fold_shortfall,
     load_data,
     load_trained_weights,
     parse_args,
@@ -82,7 +83,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     data, collator, feature_cache = prepare_datasets(raw, model, processor, data_args, recipe_args, training_args)
 
     compute_metrics = WarUarMetrics(label_names)
-    card_writer = CardWriter(model_args, data_args, recipe_args, training_args, model.config, splits=split_sizes(raw))
+    splits = split_sizes(raw)
+    card_writer = CardWriter(model_args, data_args, recipe_args, training_args, model.config, splits=splits)
     trainer = MultiMAEDERTrainer(
         model=model,
         args=training_args,
@@ -117,6 +119,11 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         results.update(metrics)
     if training_args.do_predict and "test" in data:
         metrics = trainer.predict(data["test"], metric_key_prefix="test").metrics
+        shortfall = fold_shortfall(data_args, splits)
+        if shortfall:  # the results say that this fold is smaller than the standard one (and which actors it lacks)
+            metrics["test_fold_missing_actors"] = "; ".join(
+                f"{k} {', '.join(map(str, v))}" for k, v in shortfall.items()
+            )
         trainer.log_metrics("test", metrics)
         trainer.save_metrics("test", metrics)
         results.update(metrics)

@@ -390,3 +390,21 @@ def test_cross_validation_never_reuses_a_fold_run_with_other_settings(corpus, ca
     assert len(kept) == 1 and (out / kept[0] / "all_results.json").is_file()
     rerun = json.loads((out / "fold_1" / "run_args.json").read_text())["settings"]
     assert rerun["training.learning_rate"] == 1e-3
+
+
+def test_a_fold_smaller_than_the_standard_one_says_so_in_results_and_card(corpus, cache_dir, tmp_path):
+    import shutil
+
+    tree = tmp_path / "RAVDESS"  # the 10-actor archives without the synthetic metadata and without actor 3
+    tree.mkdir()
+    for name in os.listdir(corpus):
+        if name.endswith(".zip") and name != "Video_Speech_Actor_03.zip":
+            shutil.copy(os.path.join(corpus, name), tree)
+    args = finetune_args(str(tree), cache_dir, tmp_path / "run", "--num_train_epochs", "1", "--save_strategy", "no")
+    result = run(args, tmp_path)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "lacks actors [3, 11," in result.stdout + result.stderr
+    results = json.loads((tmp_path / "run" / "all_results.json").read_text())
+    assert results["test_fold_missing_actors"] == "train " + ", ".join(map(str, range(11, 25))) + "; test 3"
+    card = (tmp_path / "run" / "README.md").read_text()
+    assert "test: 24 clips of 3 actors (1, 2, 4)" in card and "**Smaller than the standard fold 1**" in card

@@ -458,6 +458,16 @@ class CardWriter:
         )
 
 
+def fold_shortfall(data_args: DataArguments, splits: dict) -> dict[str, list[int]]:
+    """``split -> actor ids`` of the standard fold that this run's data lacked (a missing or corrupt archive)."""
+    corpus = corpus_for_card(data_args)
+    if corpus == "synthetic" or data_args.fold is None or not splits:
+        return {}
+    from ..data.folds import missing_actors
+
+    return missing_actors(corpus, data_args.fold, [a for _, actors in splits.values() for a in actors])
+
+
 def split_sizes(raw: Any) -> dict[str, tuple[Optional[int], list[int]]]:
     """``split -> (number of clips, sorted actor ids)`` of map-style splits (``None`` clips for streaming ones)."""
     sizes = {}
@@ -598,6 +608,7 @@ __all__ = [
     "corpus_for_card",
     "describe_differences",
     "finished_training",
+    "fold_shortfall",
     "load_trained_weights",
     "hyperparameters",
     "load_data",
