@@ -32,7 +32,7 @@ def _encoded_source(obj: Any) -> Any:
     return object()  # unknown: never equal to anything
 
 
-def _media(value: Any) -> Any:
+def media_source(value: Any) -> Any:
     """A Video/Audio cell as the processor accepts it (decoders, paths and bytes pass through)."""
     if isinstance(value, dict):
         return value.get("bytes") if value.get("bytes") is not None else value.get("path")
@@ -107,7 +107,7 @@ class MultiMAEDERDataCollator:
         return batch
 
     def _processor_inputs(self, rows: list[dict]) -> dict:
-        videos = [_media(r[self.video_column]) for r in rows] if self.video_column in rows[0] else None
+        videos = [media_source(r[self.video_column]) for r in rows] if self.video_column in rows[0] else None
         inputs: dict[str, Any] = {}
         if videos is not None:
             inputs["videos"] = videos
@@ -117,7 +117,7 @@ class MultiMAEDERDataCollator:
                 _encoded_source(a) != _encoded_source(r[self.video_column]) for a, r in zip(audio, rows)
             )
             if separate:
-                inputs["audio"] = [_media(a) for a in audio]
+                inputs["audio"] = [media_source(a) for a in audio]
                 if self.audio_start_column in rows[0]:
                     inputs["audio_start"] = [float(r[self.audio_start_column]) for r in rows]
         if self.start_column in rows[0] and self.end_column in rows[0]:
@@ -135,4 +135,4 @@ class MultiMAEDERDataCollator:
         return transform
 
 
-__all__ = ["MultiMAEDERDataCollator"]
+__all__ = ["MultiMAEDERDataCollator", "media_source"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 from fractions import Fraction
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 import av
 import numpy as np
@@ -92,13 +92,9 @@ def write_row_clip(row: dict, path: Union[str, os.PathLike], audio_sample_rate: 
         path: the mp4 to write.
     """
     from ..models.multimae_der.media import decode_clip, open_video_decoder, stream_span
+    from .collate import media_source
 
-    def source(value: Any) -> Any:
-        if isinstance(value, dict):
-            return value.get("bytes") or value.get("path")
-        return value
-
-    video, audio = source(row["video"]), source(row.get("audio"))
+    video, audio = media_source(row["video"]), media_source(row.get("audio"))
     start, end = row.get("start"), row.get("end")
     separate = audio is not None and audio != video
     if not separate and start is None and end is None:

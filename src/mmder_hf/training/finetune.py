@@ -373,10 +373,12 @@ def report_rank_split(train: Any, training_args: TrainingArguments) -> Optional[
     if world <= 1:
         return None
     per_step = training_args.per_device_train_batch_size * world
+    uneven = False
     if isinstance(train, datasets.IterableDataset):
         if train.n_shards >= world:
             message = f"{train.n_shards} shards of the training stream shared among {world} processes, by shard"
         else:
+            uneven = True
             message = (
                 f"{train.n_shards} shard(s) for {world} processes: every process reads the whole training stream and "
                 f"keeps its own examples; the last batch of each pass is completed from the start of the stream"
@@ -385,9 +387,9 @@ def report_rank_split(train: Any, training_args: TrainingArguments) -> Optional[
         repeated = -len(train) % per_step
         message = f"{len(train)} training clips shared among {world} processes"
         if repeated:
+            uneven = True
             message += f"; {repeated} clip(s) repeat in each epoch to complete the last batch of {per_step}"
     if training_args.process_index == 0:
-        uneven = "repeat" in message or "completed" in message
         (logger.warning if uneven else logger.info)(message)
     return message
 
