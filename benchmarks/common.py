@@ -50,6 +50,34 @@ def interleaved_samples(
     return samples
 
 
+def bare_decode(path: str) -> Dict[str, int]:
+    """Decode every video frame and every audio frame of the clip, and nothing more: the floor of any preprocessing.
+
+    Uses PyAV (FFmpeg's libavcodec) on one thread (``thread_type="NONE"``, ``thread_count=1``), demuxing the file
+    once and decoding both streams as their packets come. Frames are left in the codec's own layout (YUV planes for
+    H.264, float planes for AAC): no colour conversion, no resampling, no copy into numpy or torch. torchcodec
+    cannot be this floor: its ``VideoDecoder`` always converts the frames it returns to RGB.
+
+    Returns the counts ``{"video_frames", "audio_frames", "audio_samples"}`` (per channel), so callers can check
+    that the whole clip was decoded.
+    """
+    import av
+
+    with av.open(path) as container:
+        streams = [stream for stream in container.streams if stream.type in ("video", "audio")]
+        for stream in streams:
+            stream.codec_context.thread_type = "NONE"
+            stream.codec_context.thread_count = 1
+        counts = {"video_frames": 0, "audio_frames": 0, "audio_samples": 0}
+        for frame in container.decode(*streams):
+            if isinstance(frame, av.AudioFrame):
+                counts["audio_frames"] += 1
+                counts["audio_samples"] += frame.samples
+            else:
+                counts["video_frames"] += 1
+    return counts
+
+
 def machine() -> dict:
     """Where a figure was measured: recorded beside every number."""
     info = {
