@@ -77,11 +77,8 @@ RUNNER = textwrap.dedent(
             return super().compute_loss(model, inputs, *args, **kwargs)
 
     finetune.MultiMAEDERTrainer = SpyTrainer
-    if os.environ.get("MMDER_TEST_SCRIPT") == "cross_validate":
-        import cross_validate
-        cross_validate.main(sys.argv[1:])
-    else:
-        finetune.main(sys.argv[1:])
+    import importlib
+    importlib.import_module(os.environ.get("MMDER_TEST_SCRIPT", "finetune")).main(sys.argv[1:])
     """
 )
 

@@ -269,6 +269,21 @@ def describe_splits(corpus: str, splits: Optional[dict], fold: Optional[int] = N
     return text
 
 
+def paper_reference(corpus: str, strategy: Optional[str] = None) -> str:
+    """The paper's number for ``strategy`` (default FSLF) on ``corpus``, with its protocol; ``""`` when none."""
+    published = get_corpus_info(corpus).published
+    if published is None:
+        return ""
+    model = strategy if strategy in published.results else "FSLF"
+    uar, war = published.results[model]
+    figures = f"{war:.2f} WAR" + (f" / {uar:.2f} UAR" if uar is not None else "")
+    return (
+        f"For reference, the paper reports {figures} ({model}, {published.label_set}) on "
+        f"{get_corpus_info(corpus).pretty_name} ({published.protocol}) with {published.backbone}; numbers from "
+        "different protocols are not comparable."
+    )
+
+
 def render_model_card(
     corpus: str,
     model_id: str,
@@ -375,6 +390,7 @@ def render_model_card(
         "data_splits": describe_splits(
             corpus, splits, fold if fold is not None else (folds[0] if len(folds) == 1 else None)
         ),
+        "paper_reference": paper_reference(corpus, strategy),
         "paper_citation": PAPER_CITATION,
         "videomae_citation": VIDEOMAE_CITATION,
         "dataset_citation": info.citation,
