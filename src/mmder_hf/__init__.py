@@ -1,9 +1,9 @@
 """MultiMAE-DER for the Hugging Face ecosystem: audio-visual emotion recognition with one VideoMAE encoder.
 
 Importing the package registers the model with transformers' auto classes (``AutoConfig``, ``AutoModel``,
-``AutoModelForVideoClassification``, ``AutoProcessor``) and its pipeline, and marks the classes for
-``register_for_auto_class``, so that ``save_pretrained`` writes the code files and ``auto_map`` that let anyone load a
-checkpoint with ``trust_remote_code=True`` without installing this package.
+``AutoModelForVideoClassification``, ``AutoModelForPreTraining``, ``AutoProcessor``) and its pipeline, and marks the
+classes for ``register_for_auto_class``, so that ``save_pretrained`` writes the code files and ``auto_map`` that let
+anyone load a checkpoint with ``trust_remote_code=True`` without installing this package.
 
 Layout: ``models/multimae_der/`` holds exactly what ships with every checkpoint; ``data/`` the corpora, folds,
 caches and publishing; ``training/`` recipes, the trainer, the feature cache and metrics; ``cards/`` model cards.
@@ -25,6 +25,7 @@ from .models.multimae_der import (
     TASK,
     MediaError,
     MultiMAEDERConfig,
+    MultiMAEDERForPreTraining,
     MultiMAEDERForVideoClassification,
     MultiMAEDERModel,
     MultiMAEDERPipeline,
@@ -48,6 +49,7 @@ __all__ = [
     "MediaError",
     "MultiMAEDERConfig",
     "MultiMAEDERDataCollator",
+    "MultiMAEDERForPreTraining",
     "MultiMAEDERForVideoClassification",
     "MultiMAEDERModel",
     "MultiMAEDERPipeline",

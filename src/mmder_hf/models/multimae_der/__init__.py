@@ -9,10 +9,14 @@ from .fusion import FUSION_STRATEGIES, frames_per_modality, fuse
 from .media import MediaError, decode_clip
 from .modeling_multimae_der import (
     TASK,
+    MultiMAEDERForPreTraining,
+    MultiMAEDERForPreTrainingOutput,
     MultiMAEDERForVideoClassification,
     MultiMAEDERModel,
     MultiMAEDERPreTrainedModel,
     add_remote_code,
+    draw_mask,
+    mask_ratios,
 )
 from .pipeline import MultiMAEDERPipeline
 from .processing_multimae_der import MultiMAEDERProcessor
@@ -21,20 +25,29 @@ from .processing_multimae_der import MultiMAEDERProcessor
 def register() -> None:
     """Register MultiMAE-DER with transformers' auto classes and pipelines, and mark it for remote-code saving.
 
-    After this, ``AutoConfig`` / ``AutoModel`` / ``AutoModelForVideoClassification`` / ``AutoProcessor`` and
+    After this, ``AutoConfig`` / ``AutoModel`` / ``AutoModelForVideoClassification`` /
+    ``AutoModelForPreTraining`` / ``AutoProcessor`` and
     ``pipeline("audio-visual-emotion-recognition", model=...)`` know the model, and ``save_pretrained`` writes the
     code files and ``auto_map`` that let anyone load a checkpoint without this package. Safe to call again.
     """
-    from transformers import AutoConfig, AutoModel, AutoModelForVideoClassification, AutoProcessor
+    from transformers import (
+        AutoConfig,
+        AutoModel,
+        AutoModelForPreTraining,
+        AutoModelForVideoClassification,
+        AutoProcessor,
+    )
     from transformers.pipelines import PIPELINE_REGISTRY
 
     AutoConfig.register(MultiMAEDERConfig.model_type, MultiMAEDERConfig, exist_ok=True)
     AutoModel.register(MultiMAEDERConfig, MultiMAEDERModel, exist_ok=True)
     AutoModelForVideoClassification.register(MultiMAEDERConfig, MultiMAEDERForVideoClassification, exist_ok=True)
+    AutoModelForPreTraining.register(MultiMAEDERConfig, MultiMAEDERForPreTraining, exist_ok=True)
     AutoProcessor.register(MultiMAEDERConfig, MultiMAEDERProcessor, exist_ok=True)
     MultiMAEDERConfig.register_for_auto_class()
     MultiMAEDERModel.register_for_auto_class("AutoModel")
     MultiMAEDERForVideoClassification.register_for_auto_class("AutoModelForVideoClassification")
+    MultiMAEDERForPreTraining.register_for_auto_class("AutoModelForPreTraining")
     MultiMAEDERProcessor.register_for_auto_class("AutoProcessor")
     if PIPELINE_REGISTRY.supported_tasks.get(TASK, {}).get("impl") is not MultiMAEDERPipeline:
         PIPELINE_REGISTRY.register_pipeline(
@@ -50,6 +63,8 @@ __all__ = [
     "TASK",
     "MediaError",
     "MultiMAEDERConfig",
+    "MultiMAEDERForPreTraining",
+    "MultiMAEDERForPreTrainingOutput",
     "MultiMAEDERForVideoClassification",
     "MultiMAEDERModel",
     "MultiMAEDERPipeline",
@@ -57,7 +72,9 @@ __all__ = [
     "MultiMAEDERProcessor",
     "add_remote_code",
     "decode_clip",
+    "draw_mask",
     "frames_per_modality",
     "fuse",
+    "mask_ratios",
     "register",
 ]

@@ -8,6 +8,12 @@ from transformers import VideoMAEConfig
 from .fusion import frames_per_modality, normalize_strategy
 
 
+#: How `MultiMAEDERForPreTraining` draws masks: the same patches in every tubelet of a modality, or independently.
+MASK_TYPES = ("tube", "random")
+#: What it reconstructs: pixels (per-patch normalised with ``norm_pix_loss``), or MAE-DFER's frame differences.
+PRETRAINING_TARGETS = ("pixels", "frame_difference")
+
+
 @strict(accept_kwargs=True)
 class MultiMAEDERConfig(VideoMAEConfig):
     r"""
@@ -30,6 +36,32 @@ class MultiMAEDERConfig(VideoMAEConfig):
             Seed of the frame permutations RFAS draws in evaluation mode, so that evaluation is reproducible;
             training draws fresh permutations every step.
 
+        The fields below are read by `MultiMAEDERForPreTraining` only (VideoMAE's ``decoder_*`` and
+        ``norm_pix_loss`` keep their meaning there):
+
+        mask_type (`str`, *optional*, defaults to `"tube"`):
+            ``"tube"``: the same spatial patches are masked in every tubelet of a modality (VideoMAE, HiCMAE);
+            ``"random"``: tubelets are masked independently.
+        mask_ratio_video (`float`, *optional*, defaults to 0.9):
+            Fraction of the video tubelets masked (VideoMAE, MAE-DFER and HiCMAE use 0.9). It also applies to
+            every tubelet that mixes the modalities: all of them for OFOS, RFAS, CFAS and SFAS (one ratio), and
+            the tubelet that straddles the boundary of FSLF / FFLS when ``num_frames / 2`` is not a multiple of
+            ``tubelet_size``.
+        mask_ratio_audio (`float`, *optional*, defaults to 0.8):
+            Fraction of the pure audio tubelets masked (FSLF, FFLS and the ``audio`` baseline; HiCMAE masks 0.8 of
+            its audio spectrogram).
+        mask_seed (`int`, *optional*, defaults to 0):
+            Seed of the masks drawn in evaluation mode when none is given, so that held-out losses compare across
+            evaluations; training draws fresh masks every step.
+        pretraining_target (`str`, *optional*, defaults to `"pixels"`):
+            ``"pixels"``: reconstruct the masked tubelets (normalised per patch with ``norm_pix_loss``);
+            ``"frame_difference"``: MAE-DFER's joint appearance and motion target, in which every frame of a
+            tubelet after its first is replaced by its difference from the first.
+        image_mean (`list[float]`, *optional*, defaults to `(0.485, 0.456, 0.406)`),
+        image_std (`list[float]`, *optional*, defaults to `(0.225, 0.225, 0.225)`):
+            The processor's normalisation, undone to compute reconstruction targets in pixel space (transformers'
+            VideoMAEForPreTraining assumes ImageNet's statistics; MultiMAE-DER's processor uses std 0.225).
+
     Example:
 
     ```python
@@ -44,6 +76,13 @@ class MultiMAEDERConfig(VideoMAEConfig):
 
     fusion_strategy: str = "FSLF"
     rfas_seed: int = 0
+    mask_type: str = "tube"
+    mask_ratio_video: float | int = 0.9
+    mask_ratio_audio: float | int = 0.8
+    mask_seed: int = 0
+    pretraining_target: str = "pixels"
+    image_mean: list[float] | tuple[float, ...] = (0.485, 0.456, 0.406)
+    image_std: list[float] | tuple[float, ...] = (0.225, 0.225, 0.225)
 
     def __post_init__(self, **kwargs):
         # A VideoMAE checkpoint's config.json says model_type "videomae": this config stays "multimae_der".
@@ -54,6 +93,20 @@ class MultiMAEDERConfig(VideoMAEConfig):
     def validate_fusion_strategy(self):
         """Reject unknown strategies and clip lengths the strategy cannot split."""
         frames_per_modality(self.fusion_strategy, self.num_frames)
+
+    def validate_pretraining(self):
+        """Reject masking and target settings that `MultiMAEDERForPreTraining` cannot use."""
+        if self.mask_type not in MASK_TYPES:
+            raise ValueError(f"mask_type must be one of {MASK_TYPES}, got {self.mask_type!r}")
+        for name in ("mask_ratio_video", "mask_ratio_audio"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.pretraining_target not in PRETRAINING_TARGETS:
+            raise ValueError(
+                f"pretraining_target must be one of {PRETRAINING_TARGETS}, got {self.pretraining_target!r}"
+            )
+        if len(self.image_mean) != self.num_channels or len(self.image_std) != self.num_channels:
+            raise ValueError(f"image_mean and image_std need {self.num_channels} values each")
 
     @property
     def num_video_frames(self) -> int:
@@ -66,4 +119,4 @@ class MultiMAEDERConfig(VideoMAEConfig):
         return frames_per_modality(self.fusion_strategy, self.num_frames)[1]
 
 
-__all__ = ["MultiMAEDERConfig"]
+__all__ = ["MASK_TYPES", "PRETRAINING_TARGETS", "MultiMAEDERConfig"]
