@@ -1,0 +1,214 @@
+"""Face cropping: real face photographs (scikit-image's astronaut) composited into 1280 x 720 clips at known positions
+that move over time; boxes checked against the truth, the main face followed, the fallbacks and the errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+
+pytest.importorskip("cv2", reason="face cropping needs the [faces] extra")
+pytest.importorskip("skimage", reason="the face photographs come from scikit-image")
+
+from faces_media import cat_frames, face_frames, iou, write_face_clip  # noqa: E402
+
+from mmder_hf import MultiMAEDERProcessor  # noqa: E402
+from mmder_hf.models.multimae_der import faces  # noqa: E402
+from mmder_hf.models.multimae_der.media import MediaError, aligned_frame_indices  # noqa: E402
+
+
+NUM_FRAMES = 24  # 2.4 s at 10 fps
+SAMPLED = 8
+
+
+def _processor(**kwargs) -> MultiMAEDERProcessor:
+    settings = dict(fusion_strategy="video", num_frames=SAMPLED, image_size=64, face_crop=True)
+    settings.update(kwargs)
+    return MultiMAEDERProcessor(**settings)
+
+
+def _truth_at_samples(truth: np.ndarray) -> np.ndarray:
+    return truth[aligned_frame_indices(len(truth), SAMPLED)]
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    """The test clips, written once: name -> (path, true boxes (T, faces, 4))."""
+    folder = tmp_path_factory.mktemp("face_clips")
+    made = {}
+
+    def add(name, frames, truth, **kwargs):
+        made[name] = (write_face_clip(folder / f"{name}.mp4", frames, **kwargs), truth)
+
+    # One face crossing the frame diagonally and growing a little.
+    add("moving", *face_frames(NUM_FRAMES, [lambda t: (80 + 30 * t, 60 + 8 * t, 1.0 + 0.01 * t)]))
+    # Two people: the main (larger) one walks right and is hidden in frames 9-14 (turned away); the other, smaller,
+    # walks towards the centre and stays visible.
+    main = lambda t: None if 9 <= t <= 14 else (60 + 12 * t, 200, 1.3)  # noqa: E731
+    other = lambda t: (1100 - 14 * t, 380, 0.6)  # noqa: E731
+    add("two_people", *face_frames(NUM_FRAMES, [main, other]))
+    add("cat", cat_frames(NUM_FRAMES), None)
+    add("empty", face_frames(NUM_FRAMES, [])[0], None)
+    # A phone held upright: 720 x 1280 as displayed, stored as 1280 x 720 with a 90-degree display rotation.
+    portrait, portrait_truth = face_frames(NUM_FRAMES, [lambda t: (150 + 8 * t, 300 + 10 * t, 1.4)], 1280, 720)
+    add("portrait", portrait, portrait_truth, rotation=90)
+    # A wide shot: the face is about 60 px wide.
+    add("small", *face_frames(NUM_FRAMES, [lambda t: (400 + 6 * t, 250, 0.66)]))
+    return made
+
+
+def test_face_boxes_follow_a_moving_face(clips):
+    path, truth = clips["moving"]
+    out = _processor()(videos=path)
+    boxes = out["face_boxes"]
+    assert boxes.shape == (1, SAMPLED, 4) and boxes.dtype == torch.float32
+    overlap = iou(boxes[0].numpy(), _truth_at_samples(truth)[:, 0])
+    assert overlap.min() > 0.75, overlap
+    assert out["pixel_values"].shape == (1, SAMPLED, 3, 64, 64)
+
+
+def test_the_crop_is_the_face_square_with_its_margin(clips):
+    """The returned frames are the squares around the boxes (not the squashed frame), with face_margin around."""
+    path, _ = clips["moving"]
+    from torchcodec.decoders import VideoDecoder
+
+    processor = _processor(image_size=96, do_rescale=False, do_normalize=False, face_margin=0.2)
+    out = processor(videos=path)
+    box = out["face_boxes"][0, 3].numpy()
+    decoder = VideoDecoder(path)
+    times = [(k + 1) / (SAMPLED + 1) * decoder.metadata.end_stream_seconds for k in range(SAMPLED)]
+    frame = decoder.get_frames_played_at(times).data[3]
+    centre, side = (box[:2] + box[2:]) / 2, (box[2:] - box[:2]).max() * 1.4
+    x0, y0 = np.round(centre - side / 2).astype(int)
+    square = frame[:, y0 : y0 + round(side), x0 : x0 + round(side)][None].float()
+    expected = torch.nn.functional.interpolate(square, size=(96, 96), mode="bilinear", antialias=True)[0]
+    assert (out["pixel_values"][0, 3].float() - expected).abs().mean() < 4  # within a pixel of rounding
+
+
+def test_two_people_the_same_person_in_every_frame(clips):
+    path, truth = clips["two_people"]
+    boxes = _processor()(videos=path)["face_boxes"][0].numpy()
+    truth = _truth_at_samples(truth)
+    hidden = np.isnan(truth[:, 0, 0])
+    assert hidden.any() and (~hidden).sum() >= 4  # the test clip hides the main face in some sampled frames
+    # Where the main face is visible, the box is that face; where it is hidden, no box (not the other person's).
+    assert iou(boxes[~hidden], truth[~hidden, 0]).min() > 0.7
+    assert np.isnan(boxes[hidden]).all()
+
+
+def test_hidden_frames_take_the_box_between_their_neighbours(clips):
+    path, truth = clips["two_people"]
+    processor = _processor(image_size=96, do_rescale=False, do_normalize=False)
+    frames = processor(videos=path)["pixel_values"][0].float()
+    truth = _truth_at_samples(truth)
+    hidden = np.flatnonzero(np.isnan(truth[:, 0, 0]))
+    # The hidden frames show the empty background where the main face was (interpolated), never the other face:
+    # their crop is smooth (no face texture), unlike a crop of a face.
+    assert all(float(frames[t].std(dim=(1, 2)).mean()) < 12 for t in hidden)
+    visible = [t for t in range(SAMPLED) if t not in hidden]
+    assert all(float(frames[t].std(dim=(1, 2)).mean()) > 25 for t in visible)
+
+
+@pytest.mark.parametrize("clip", ["cat", "empty"])
+def test_a_clip_without_a_face_keeps_its_whole_frames_with_a_warning(clips, clip, caplog):
+    path, _ = clips[clip]
+    with caplog.at_level(logging.WARNING):
+        out = _processor()(videos=path)
+    assert torch.isnan(out["face_boxes"]).all()
+    assert any(path in record.getMessage() and "no face" in record.getMessage() for record in caplog.records)
+    plain = _processor(face_crop=False)(videos=path)
+    torch.testing.assert_close(out["pixel_values"], plain["pixel_values"], rtol=0, atol=0)
+    assert "face_boxes" not in plain
+
+
+def test_strict_mode_raises_naming_the_file(clips):
+    path, _ = clips["cat"]
+    with pytest.raises(MediaError, match="no face found") as error:
+        _processor(face_strict=True)(videos=path)
+    assert error.value.source == path
+
+
+def test_a_portrait_phone_clip_is_read_as_displayed(clips):
+    path, truth = clips["portrait"]
+    from torchcodec.decoders import VideoDecoder
+
+    assert (VideoDecoder(path).metadata.width, VideoDecoder(path).metadata.height) == (720, 1280)
+    boxes = _processor()(videos=path)["face_boxes"][0].numpy()
+    assert iou(boxes, _truth_at_samples(truth)[:, 0]).min() > 0.75
+
+
+def test_a_small_face_in_a_wide_shot(clips):
+    path, truth = clips["small"]
+    width = truth[0, 0, 2] - truth[0, 0, 0]
+    assert 50 <= width <= 70
+    boxes = _processor()(videos=path)["face_boxes"][0].numpy()
+    assert iou(boxes, _truth_at_samples(truth)[:, 0]).min() > 0.6
+
+
+def _tilted_clip(degrees: float) -> np.ndarray:
+    """Four frames of the astronaut turned by ``degrees`` (OpenCV's sense: counter-clockwise on screen)."""
+    import cv2
+
+    frame = face_frames(1, [lambda t: (470, 170, 1.6)])[0][0]
+    tilt = cv2.getRotationMatrix2D((640.0, 360.0), degrees, 1.0)
+    return np.repeat(cv2.warpAffine(frame, tilt, (1280, 720), borderMode=cv2.BORDER_REPLICATE)[None], 4, axis=0)
+
+
+def test_the_head_tilt_is_found():
+    estimate = {}
+    for degrees in (-20, 0, 20):
+        frame = torch.from_numpy(_tilted_clip(degrees)[0]).permute(2, 0, 1)
+        box = faces.detect_faces(frame[None])[0][0, :4]
+        x0, y0, x1, y1 = faces.square_crop_boxes(box[None], 0.25, 720, 1280)[0].tolist()
+        estimate[degrees] = math.degrees(faces.estimate_roll(frame[:, y0:y1, x0:x1]))
+    # Turning the head counter-clockwise by 20 degrees lowers its left side: the tilt found drops by 20.
+    assert estimate[-20] - estimate[0] == pytest.approx(20, abs=8)
+    assert estimate[0] - estimate[20] == pytest.approx(20, abs=8)
+
+
+def test_alignment_turns_a_tilted_head_upright():
+    """With face_align, the crop of a head tilted by 25 degrees looks like the crop of the upright head."""
+
+    def crop(degrees: float, align: bool) -> torch.Tensor:
+        processor = _processor(num_frames=4, image_size=96, face_align=align, do_rescale=False, do_normalize=False)
+        return processor(videos=_tilted_clip(degrees))["pixel_values"][0, 0].float()
+
+    upright = crop(0, True)
+    aligned, unaligned = crop(-25, True), crop(-25, False)
+    assert (aligned - upright).abs().mean() < 0.6 * (unaligned - upright).abs().mean()
+
+
+def test_face_settings_are_saved_and_checked(tmp_path):
+    processor = _processor(face_margin=0.4, face_align=True)
+    processor.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "preprocessor_config.json").read_text())
+    assert saved["face_crop"] is True and saved["face_margin"] == 0.4 and saved["face_align"] is True
+    loaded = MultiMAEDERProcessor.from_pretrained(tmp_path)
+    assert loaded.face_crop and loaded.face_margin == 0.4 and loaded.face_detect_width == 320
+    assert MultiMAEDERProcessor().face_crop is False  # the paper's recipe: whole frames
+    with pytest.raises(ValueError, match="face_margin"):
+        _processor(face_margin=-1)
+    with pytest.raises(ValueError, match="face_crop"):
+        _processor(face_crop="yes")
+
+
+def test_a_missing_extra_is_named(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cv2", None)  # `import cv2` now fails
+    with pytest.raises(ImportError, match=r"mmder-hf\[faces\]"):
+        _processor()
+    _processor(face_crop=False)  # nothing needed without face cropping
+
+
+def test_tracking_helpers():
+    values = np.array([[0.0], [np.nan], [np.nan], [3.0], [4.0], [np.nan]])
+    np.testing.assert_allclose(faces.fill_track(values)[:, 0], [0, 1, 2, 3, 4, 4])
+    jitter = np.array([[0.0], [1.0], [9.0], [3.0], [4.0]])
+    np.testing.assert_allclose(faces.smooth_track(jitter)[:, 0], [0, 1, 3, 4, 4])
+    squares = faces.square_crop_boxes(np.array([[1200.0, 10.0, 1260.0, 90.0]]), 0.25, 720, 1280)
+    assert squares.tolist() == [[1160, 0, 1280, 120]]  # 80 * 1.5 = 120 px, shifted inside the frame
