@@ -214,10 +214,15 @@ def describe_preprocessing(settings: Optional[dict]) -> str:
             sampling = "at the centres of the audio windows" if n_audio else "evenly over the clip"
         else:
             sampling = f"every {p['original_frame_stride'] or max(1, 48 // n_video)}th frame from the first"
-        parts.append(
-            f"{n_video} video frame(s) sampled {sampling}, resized to {size} x {size} (aspect ratio not kept, no face "
-            "crop)"
-        )
+        if p.get("face_crop"):
+            align = ", rotated upright" if p.get("face_align") else ""
+            resize = (
+                f"each cropped to a square around the clip's tracked main face (margin {p['face_margin']:g} of the "
+                f"face box per side{align}; whole frames when no face is found) and resized to {size} x {size}"
+            )
+        else:
+            resize = f"resized to {size} x {size} (aspect ratio not kept, no face crop)"
+        parts.append(f"{n_video} video frame(s) sampled {sampling}, {resize}")
     if n_audio:
         if p["audio_representation"] == "mfcc":
             picture = (

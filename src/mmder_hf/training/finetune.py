@@ -139,6 +139,16 @@ class DataArguments:
     cache_dir: Optional[str] = field(
         default=None, metadata={"help": "Cache for datasets, the synthetic corpus and preprocessed clips."}
     )
+    face_crop: bool = field(
+        default=False,
+        metadata={
+            "help": "Crop every frame to the clip's tracked main face (the [faces] extra; saved in the processor). "
+            "The finetune recipe turns it on, paper and quick keep whole frames; never on the synthetic corpus."
+        },
+    )
+    face_margin: float = field(
+        default=0.25, metadata={"help": "Space around the face box on each side, as a fraction of its larger side."}
+    )
     max_train_samples: Optional[int] = field(default=None, metadata={"help": "Keep only this many training clips."})
     max_eval_samples: Optional[int] = field(
         default=None, metadata={"help": "Keep only this many validation/test clips."}
@@ -269,6 +279,10 @@ def build_processor(
         "num_frames": config.num_frames,
         "image_size": config.image_size,
     }
+    if data_args.face_crop and is_synthetic_source(data_args.dataset_source):
+        logger.info("The synthetic corpus shows no faces: face cropping is off")
+    elif data_args.face_crop:
+        settings.update(face_crop=True, face_margin=data_args.face_margin)
     source = model_args.model_name_or_path
     if source is not None and os.path.isfile(os.path.join(source, "preprocessor_config.json")):
         saved = MultiMAEDERProcessor.get_feature_extractor_dict(source)[0]

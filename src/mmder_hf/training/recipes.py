@@ -17,12 +17,14 @@ from typing import Any, Iterable, Optional
 
 @dataclass(frozen=True)
 class Recipe:
-    """A named set of defaults: ``training`` for `TrainingArguments`, ``recipe`` for :class:`RecipeArguments`."""
+    """A named set of defaults: ``training`` for `TrainingArguments`, ``recipe`` for :class:`RecipeArguments`,
+    ``data`` for the data flags (``DataArguments`` of ``training.finetune``)."""
 
     name: str
     description: str
     training: dict = field(default_factory=dict)
     recipe: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)
 
 
 RECIPES: dict[str, Recipe] = {
@@ -31,7 +33,7 @@ RECIPES: dict[str, Recipe] = {
         "The published MultiMAE-DER protocol (authors' code): frozen VideoMAE encoder and a linear probe (mean "
         "pool -> LayerNorm -> Linear), AdamW with a constant lr of 1e-2, weight decay 0.05, cross-entropy, batch "
         "16, 100 epochs, no augmentation, the model after the last epoch evaluated. The frozen encoder runs once "
-        "per clip (feature-cache fast path).",
+        "per clip (feature-cache fast path). Whole frames, as published (no face cropping).",
         training={
             "learning_rate": 1e-2,
             "weight_decay": 0.05,
@@ -48,6 +50,7 @@ RECIPES: dict[str, Recipe] = {
             "logging_strategy": "epoch",
         },
         recipe={"freeze_backbone": True, "layer_decay": 1.0, "drop_path_rate": 0.0, "mixup_alpha": 0.0, "flip": False},
+        data={"face_crop": False},
     ),
     "finetune": Recipe(
         "finetune",
@@ -55,7 +58,8 @@ RECIPES: dict[str, Recipe] = {
         "scale it with the total batch), weight decay 0.05, layer-wise lr decay 0.75, drop path 0.1, label "
         "smoothing 0.1, 5% linear warmup then cosine decay, 100 epochs, horizontal flips of the face frames; mixup "
         "is an option (`--mixup_alpha 0.8`). Evaluated on the validation split after every epoch; the last "
-        "epoch's model is kept (no selection on validation unless asked).",
+        "epoch's model is kept (no selection on validation unless asked). Frames are cropped to the tracked face "
+        "(`--face_crop`, as HiCMAE and MAE-DFER feed face crops) on real corpora.",
         training={
             "learning_rate": 6.25e-5,
             "weight_decay": 0.05,
@@ -78,6 +82,7 @@ RECIPES: dict[str, Recipe] = {
             "mixup_alpha": 0.0,
             "flip": True,
         },
+        data={"face_crop": True},
     ),
     "quick": Recipe(
         "quick",
@@ -106,6 +111,7 @@ RECIPES: dict[str, Recipe] = {
             "mixup_alpha": 0.0,
             "flip": False,
         },
+        data={"face_crop": False},
     ),
 }
 
@@ -157,11 +163,12 @@ class RecipeArguments:
 
 
 def recipe_defaults(name: str) -> dict[str, Any]:
-    """Every default recipe ``name`` sets (`TrainingArguments` and :class:`RecipeArguments` fields, ``recipe`` too)."""
+    """Every default recipe ``name`` sets (`TrainingArguments`, :class:`RecipeArguments` and data fields, ``recipe``
+    too)."""
     if name not in RECIPES:
         raise ValueError(f"Unknown recipe {name!r}; expected one of {list(RECIPES)}")
     recipe = RECIPES[name]
-    return {**recipe.training, **recipe.recipe, "recipe": name}
+    return {**recipe.training, **recipe.recipe, **recipe.data, "recipe": name}
 
 
 # ------------------------------------------------------------------------------------------- model sizes
