@@ -490,6 +490,92 @@ def write_model_card(
     return path
 
 
+def write_pretraining_card(
+    output_dir: Union[str, os.PathLike],
+    config: Any,
+    model_id: str,
+    data_description: str,
+    train_clips: Any,
+    eval_clips: Optional[int],
+    mask_description: str,
+    target_description: str,
+    corpus: Optional[str] = None,
+    dataset_id: Optional[str] = None,
+    base_model: Optional[str] = None,
+    hyperparameters: Optional[dict] = None,
+    losses: Optional[dict] = None,
+    **template_kwargs,
+) -> Path:
+    """Render ``templates/pretraining.md`` into ``output_dir/README.md`` (updating an existing card).
+
+    ``corpus`` names the corpus whose training actors were read (its licence then applies); ``None`` for a folder of
+    videos or a Hub dataset, whose licence the card cannot know. ``losses`` holds ``train_loss``, ``eval_loss``, their
+    ``_video`` / ``_audio`` parts and ``initial_eval_loss``; pictures in ``output_dir`` are linked when present.
+    """
+    output_dir = Path(output_dir)
+    if corpus is not None:
+        licence = model_license(corpus, base_model)
+    else:
+        licence = {
+            "license": "other",
+            "license_name": "pretraining-data-licence",
+            "license_link": "LICENSE",
+            "note": "The licences of the pre-training videos (and of the initial weights, if any) apply; "
+            "the model card cannot know them.",
+        }
+    if dataset_id and (os.path.exists(str(dataset_id)) or not _HUB_ID.match(str(dataset_id))):
+        dataset_id = None
+    tags = ["multimae-der", "videomae", "masked-autoencoder", "self-supervised", "audio-visual", "mmder-hf"]
+    tags.append(f"fusion-{config.fusion_strategy.lower()}")
+    card_data = ModelCardData(
+        model_name=model_id.split("/")[-1],
+        license=licence["license"],
+        license_name=licence.get("license_name"),
+        license_link=licence.get("license_link"),
+        library_name="transformers",
+        tags=tags,
+        datasets=[dataset_id] if dataset_id else None,
+        base_model=base_model if base_model and not os.path.isdir(str(base_model)) else None,
+    )
+    settings = {k: getattr(config, k) for k in ("fusion_strategy", "num_frames", "image_size")}
+    if (output_dir / "preprocessor_config.json").is_file():
+        settings = json.loads((output_dir / "preprocessor_config.json").read_text())
+    losses = {k: _finite(v) for k, v in (losses or {}).items()}
+    context = {
+        "model_id": model_id,
+        "license": licence["license"],
+        "license_note": licence["note"],
+        "base_model": base_model,
+        "data_description": data_description,
+        "train_clips": train_clips,
+        "eval_clips": eval_clips,
+        "mask_description": mask_description,
+        "target_description": target_description,
+        "preprocessing": describe_preprocessing(settings),
+        "hyperparameters_table": _hyperparameter_table(hyperparameters or {}),
+        "fmt": lambda v: "" if v is None else f"{v:.4f}",
+        "loss_curve_file": "loss_curve.png" if (output_dir / "loss_curve.png").is_file() else None,
+        "reconstructions_file": "reconstructions.png" if (output_dir / "reconstructions.png").is_file() else None,
+        "paper_citation": PAPER_CITATION,
+        "videomae_citation": VIDEOMAE_CITATION,
+        "begin_marker": BEGIN_MARKER,
+        "end_marker": END_MARKER,
+        **{k: getattr(config, k) for k in ("fusion_strategy", "num_frames", "image_size", "hidden_size")},
+        **{k: getattr(config, k) for k in ("num_hidden_layers", "decoder_hidden_size", "decoder_num_hidden_layers")},
+        "num_video_frames": config.num_video_frames,
+        "num_audio_frames": config.num_audio_frames,
+        **{k: losses.get(k) for k in ("train_loss", "train_loss_video", "train_loss_audio", "initial_eval_loss")},
+        **{k: losses.get(k) for k in ("eval_loss", "eval_loss_video", "eval_loss_audio")},
+        **template_kwargs,
+    }
+    template = template_path("pretraining").read_text(encoding="utf-8")
+    card = ModelCard.from_template(card_data, template_str=template, **context)
+    path = output_dir / "README.md"
+    update_model_card(path, card)
+    logger.info("Pre-training model card written to %s", path)
+    return path
+
+
 # ------------------------------------------------------------------------------------------------- push
 #: What `push_folder` leaves out, as ``upload_folder(ignore_patterns=...)``: fnmatch patterns on each file's path
 #: relative to the folder, where ``*`` also matches ``/`` (huggingface_hub's ``filter_repo_objects``). Private files
@@ -543,4 +629,5 @@ __all__ = [
     "template_path",
     "update_model_card",
     "write_model_card",
+    "write_pretraining_card",
 ]

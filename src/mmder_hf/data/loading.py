@@ -19,6 +19,7 @@ import zipfile
 from typing import Any, Iterable, Optional, Union
 
 import datasets
+import numpy as np
 import torch
 
 from .builders import BUILDERS, BadDataError, BadDataReport, is_hub_repo_id, list_hub_files, source_fingerprint
@@ -386,6 +387,7 @@ def preprocess_to_cache(
         processor: a :class:`~mmder_hf.MultiMAEDERProcessor`.
         cache_dir: folder for the cached splits (``<cache_dir>/<key>/``).
         batch_size: rows per processor call.
+        label_column: the class column, stored as ``labels``; ``None`` for unlabelled clips (no ``labels``).
         keep_columns: metadata columns carried over (besides ``labels``).
         num_proc: processes for ``Dataset.map`` (map-style only).
 
@@ -402,7 +404,7 @@ def preprocess_to_cache(
 
     counts = cache_frame_counts(processor)
     settings = {k: v for k, v in processor.to_dict().items() if k not in ("fusion_strategy", "num_frames")}
-    settings = [settings, counts, "uint8"]
+    settings = [settings, counts, "uint8"] + (["unlabelled"] if label_column is None else [])
     parts = {
         split: ds._fingerprint if isinstance(ds, datasets.Dataset) else _streaming_identity(ds)
         for split, ds in dataset.items()
@@ -411,7 +413,7 @@ def preprocess_to_cache(
     path = os.path.join(cache_dir, key)
     if os.path.exists(os.path.join(path, "dataset_dict.json")):
         logger.info("Reusing preprocessed cache %s", path)
-        return datasets.load_from_disk(path).with_format("torch", dtype=None)  # keep uint8: see Returns
+        return _report_faces(datasets.load_from_disk(path).with_format("torch", dtype=None), dataset)
     calls = {"do_rescale": False, "do_normalize": False, "num_video_frames": counts[0], "num_audio_frames": counts[1]}
     collator = MultiMAEDERDataCollator(processor, label_column=label_column, processor_kwargs=calls)
     keep = list(keep_columns)
@@ -420,6 +422,10 @@ def preprocess_to_cache(
         rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
         out = {}
         for name, values in collator(rows).items():
+            if name == "face_boxes":  # what face cropping found: kept for the no-face report
+                out[name] = values.numpy()
+                out["face_source"] = [_row_name(row) for row in rows]
+                continue
             if name != "labels" and values.dtype != torch.uint8:
                 raise ValueError(
                     f"preprocess_to_cache: {name} is {values.dtype}, not 8-bit images (decoded float frames?); "
@@ -432,7 +438,9 @@ def preprocess_to_cache(
     out = {}
     for split, ds in dataset.items():
         columns = list(ds.features) if ds.features is not None else None
-        features = _cache_features(processor.image_size, counts, ds, keep)
+        features = _cache_features(processor.image_size, counts, ds, keep, getattr(processor, "face_crop", False))
+        if label_column is None:  # unlabelled clips (pre-training): no labels column
+            del features["labels"]
         kept = [c for c in keep if c in features]
         if isinstance(ds, datasets.Dataset):
             out[split] = ds.map(
@@ -462,7 +470,7 @@ def preprocess_to_cache(
             )
     result = datasets.DatasetDict(out)
     result.save_to_disk(path)
-    return datasets.load_from_disk(path).with_format("torch", dtype=None)  # keep uint8: see Returns
+    return _report_faces(datasets.load_from_disk(path).with_format("torch", dtype=None), dataset)  # uint8 kept
 
 
 def _streaming_identity(ds: datasets.IterableDataset) -> str:
@@ -485,16 +493,53 @@ def _streaming_identity(ds: datasets.IterableDataset) -> str:
     return json.dumps([config, str(ds.split), chain], default=str)
 
 
-def _cache_features(image_size: int, counts: tuple[int, int], ds: Any, keep: list[str]) -> datasets.Features:
-    """Fixed-shape Array4D columns: read back as whole numpy blocks, not as nested Python lists (~100x faster)."""
+def _cache_features(
+    image_size: int, counts: tuple[int, int], ds: Any, keep: list[str], face_crop: bool = False
+) -> datasets.Features:
+    """Fixed-shape Array4D columns: read back as whole numpy blocks, not as nested Python lists (~100x faster).
+    With face cropping, also each clip's ``face_boxes`` (NaN where no face was found) and its ``face_source``."""
     features = datasets.Features({"labels": datasets.Value("int64")})
     for name, frames in zip(("pixel_values", "audio_values"), counts):
         if frames:
             features[name] = datasets.Array4D(shape=(frames, 3, image_size, image_size), dtype="uint8")
+    if face_crop and counts[0]:
+        features["face_boxes"] = datasets.Array2D(shape=(counts[0], 4), dtype="float32")
+        features["face_source"] = datasets.Value("string")
     for column in keep:
         if ds.features is not None and column in ds.features:
             features[column] = ds.features[column]
     return features
+
+
+def _row_name(row: dict) -> str:
+    """The file a dataset row reads (for reports): the video cell's path, else a placeholder."""
+    from ..models.multimae_der.media import source_name
+
+    video = row.get("video")
+    if isinstance(video, dict):
+        return str(video.get("path") or f"<{len(video.get('bytes') or b'')} bytes of media>")
+    return source_name(video) if video is not None else "<no video>"
+
+
+def _report_faces(cached: datasets.DatasetDict, dataset: Any) -> datasets.DatasetDict:
+    """Count the cached clips in which face cropping found no face (their whole frames were used): noted in the
+    source's ``bad_data`` report (a new one when it has none), logged, and set as the cache's ``bad_data``."""
+    from .builders import NO_FACE, BadDataReport
+
+    report = getattr(dataset, "bad_data", None)
+    report = report if report is not None else BadDataReport("preprocess cache")
+    for split, ds in cached.items():
+        if "face_boxes" not in ds.column_names:
+            continue
+        columns = ds.with_format("numpy").select_columns(["face_boxes", "face_source"])[:]
+        missing = np.isnan(columns["face_boxes"][:, :, 0]).all(axis=1)
+        for name in np.asarray(columns["face_source"])[missing]:
+            report.note(str(name), NO_FACE)
+    if report.noted:
+        counted = sum(remark == NO_FACE for remark in report.noted.values())
+        logger.warning("%d cached clip(s) show no face; their whole frames were used. %s", counted, report.summary())
+    cached.bad_data = report
+    return cached
 
 
 def _batch(rows: list[dict]) -> dict:
