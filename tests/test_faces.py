@@ -212,3 +212,29 @@ def test_tracking_helpers():
     np.testing.assert_allclose(faces.smooth_track(jitter)[:, 0], [0, 1, 3, 4, 4])
     squares = faces.square_crop_boxes(np.array([[1200.0, 10.0, 1260.0, 90.0]]), 0.25, 720, 1280)
     assert squares.tolist() == [[1160, 0, 1280, 120]]  # 80 * 1.5 = 120 px, shifted inside the frame
+
+
+def test_the_preprocess_cache_stores_the_crops_and_reports_clips_without_a_face(clips, tmp_path, caplog):
+    import datasets
+
+    from mmder_hf.data import preprocess_to_cache
+    from mmder_hf.data.builders import NO_FACE
+
+    paths = [clips["moving"][0], clips["cat"][0]]
+    raw = datasets.DatasetDict({"train": datasets.Dataset.from_dict({"video": paths, "emotion": [0, 1]})})
+    processor = _processor(fusion_strategy="FSLF")
+    with caplog.at_level(logging.WARNING):
+        cached = preprocess_to_cache(raw, processor, str(tmp_path / "cache"), batch_size=1, num_proc=2)
+    direct = processor(videos=paths, do_rescale=False, do_normalize=False, num_video_frames=4, num_audio_frames=4)
+    rows = cached["train"][:]
+    torch.testing.assert_close(rows["pixel_values"], direct["pixel_values"], rtol=0, atol=0)
+    torch.testing.assert_close(rows["face_boxes"], direct["face_boxes"], rtol=0, atol=0, equal_nan=True)
+    assert cached.bad_data.noted == {paths[1]: NO_FACE}
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("1 cached clip(s) show no face" in m and paths[1] in m for m in messages)
+    again = preprocess_to_cache(raw, processor, str(tmp_path / "cache"), batch_size=1)  # reused, reported again
+    assert again.bad_data.noted == {paths[1]: NO_FACE}
+    plain = preprocess_to_cache(raw, _processor(fusion_strategy="FSLF", face_crop=False), str(tmp_path / "cache"))
+    assert "face_boxes" not in plain["train"].column_names  # another key: whole frames
+    with pytest.raises(MediaError, match="no face found"):
+        preprocess_to_cache(raw, _processor(fusion_strategy="FSLF", face_strict=True), str(tmp_path / "cache"))

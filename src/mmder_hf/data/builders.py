@@ -72,10 +72,16 @@ class BadDataError(ValueError):
 
 @dataclass
 class BadDataReport:
-    """Files skipped because they cannot be used, by reason (``name -> reason``)."""
+    """Files skipped because they cannot be used, by reason (``name -> reason``), and files kept with a remark
+    (``noted``: e.g. clips in which face cropping found no face and whose whole frames were used)."""
 
     corpus: str = ""
     skipped: dict = field(default_factory=dict)
+    noted: dict = field(default_factory=dict)
+
+    def note(self, name: str, remark: str) -> None:
+        """Record that ``name`` was used despite ``remark`` (it is counted in :meth:`summary`, not skipped)."""
+        self.noted[name] = remark
 
     def add(self, name: str, reason: str, strict: bool = False) -> None:
         """Record ``name`` as skipped for ``reason``, or raise :class:`BadDataError` when ``strict``."""
@@ -95,17 +101,24 @@ class BadDataReport:
         return {reason: sorted(names) for reason, names in out.items()}
 
     def summary(self) -> str:
-        """One line per reason with the count and up to 10 names."""
+        """One line per reason with the count and up to 10 names (then the noted files, the same way)."""
         lines = [f"{self.corpus}: skipped {len(self)} file(s)"]
         for reason, names in sorted(self.by_reason().items()):
             more = f" (+{len(names) - 10} more)" if len(names) > 10 else ""
             lines.append(f"  {reason}: {len(names)}: {', '.join(names[:10])}{more}")
+        remarks = defaultdict(list)
+        for name, remark in self.noted.items():
+            remarks[remark].append(name)
+        for remark, names in sorted(remarks.items()):
+            names = sorted(names)
+            more = f" (+{len(names) - 10} more)" if len(names) > 10 else ""
+            lines.append(f"  kept, {remark}: {len(names)}: {', '.join(names[:10])}{more}")
         return "\n".join(lines)
 
     def log(self, note: str = "") -> None:
         """Warn with :meth:`summary` (count and names) when anything was skipped; ``note`` is appended to its first
         line."""
-        if self.skipped:
+        if self.skipped or self.noted:
             summary = self.summary()
             if note:
                 first, _, rest = summary.partition("\n")
@@ -114,14 +127,23 @@ class BadDataReport:
 
     def to_dict(self) -> dict:
         """``{"corpus", "skipped": {name: reason}}``, as saved beside the prepared data."""
-        return {"corpus": self.corpus, "skipped": dict(sorted(self.skipped.items()))}
+        out = {"corpus": self.corpus, "skipped": dict(sorted(self.skipped.items()))}
+        if self.noted:
+            out["noted"] = dict(sorted(self.noted.items()))
+        return out
 
     @classmethod
     def from_dict(cls, data: dict) -> BadDataReport:
-        return cls(corpus=str(data.get("corpus", "")), skipped=dict(data.get("skipped", {})))
+        return cls(
+            corpus=str(data.get("corpus", "")),
+            skipped=dict(data.get("skipped", {})),
+            noted=dict(data.get("noted", {})),
+        )
 
 
 #: Reasons :func:`probe_media` gives for a file that was cut short.
+#: The remark :func:`~mmder_hf.data.preprocess_to_cache` notes for a clip in which face cropping found no face.
+NO_FACE = "no face found (whole frames used)"
 TRUNCATED_MEDIA = "truncated media (its streams end before the duration its container declares)"
 TRUNCATED_PACKET = "truncated media (its last packet is incomplete)"
 TRUNCATED_WAV = "truncated media (its WAV header declares more audio than the file holds)"
@@ -808,6 +830,7 @@ __all__ = [
     "BUILDERS",
     "BadDataError",
     "BadDataReport",
+    "NO_FACE",
     "REPORT_FILENAME",
     "TRUNCATED_MEDIA",
     "TRUNCATED_PACKET",
