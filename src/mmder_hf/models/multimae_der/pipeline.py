@@ -62,6 +62,11 @@ def _download(url: str, timeout: float = 60.0) -> bytes:
     return data
 
 
+def face_box_list(boxes: torch.Tensor) -> list:
+    """``(frames, 4)`` face boxes -> ``[[x0, y0, x1, y1] or None, ...]`` (``None`` where no face was found)."""
+    return [None if math.isnan(float(box[0])) else [round(float(v), 2) for v in box] for box in boxes]
+
+
 def sliding_windows(start: float, end: float, window: float, stride: float) -> list[tuple[float, float]]:
     """Windows ``[s, s + window)`` every ``stride`` seconds covering ``[start, end)``.
 
@@ -109,8 +114,10 @@ class MultiMAEDERPipeline(ChunkPipeline):
     Returns:
         For one clip: `list[dict]` of ``{"label": str, "score": float}`` sorted by score. With ``window``: a timeline,
         `list[dict]` of ``{"start": float, "end": float, "label": str, "score": float, "scores": {label: float}}``
-        (``label``/``score``: the window's top emotion; ``scores``: every label). For a list of inputs, a list of
-        those.
+        (``label``/``score``: the window's top emotion; ``scores``: every label). When the processor crops faces
+        (``face_crop``), each window is cropped around the face tracked within it and its entry also holds
+        ``"face_boxes"``: the box ``[x0, y0, x1, y1]`` (source pixels) of each sampled frame, ``None`` where no
+        face was found. For a list of inputs, a list of those.
 
     Raises:
         [`~media.MediaError`] (a `ValueError`): a missing, empty, unreadable or truncated input, or one lacking a
@@ -381,10 +388,14 @@ class MultiMAEDERPipeline(ChunkPipeline):
 
     def _forward(self, model_inputs: dict) -> dict:
         metadata = {key: model_inputs.pop(key) for key in _METADATA_KEYS}
+        face_boxes = model_inputs.pop("face_boxes", None)  # what was cropped, not a model input
         dtype = self.model.dtype
         inputs = {k: v.to(dtype) if torch.is_floating_point(v) else v for k, v in model_inputs.items()}
         logits = self.model(**inputs).logits
-        return {"logits": logits.float(), **metadata}
+        output = {"logits": logits.float(), **metadata}
+        if face_boxes is not None:
+            output["face_boxes"] = face_boxes
+        return output
 
     def postprocess(self, model_outputs: list[dict], top_k: int = 5, timeline: bool = False) -> list[dict]:
         id2label = self.model.config.id2label
@@ -396,15 +407,16 @@ class MultiMAEDERPipeline(ChunkPipeline):
         entries = []
         for output, row in zip(model_outputs, probs):
             best = int(row.argmax())
-            entries.append(
-                {
-                    "start": round(float(output["start"]), 6),
-                    "end": round(float(output["end"]), 6),
-                    "label": id2label[best],
-                    "score": float(row[best]),
-                    "scores": {id2label[i]: float(p) for i, p in enumerate(row.tolist())},
-                }
-            )
+            entry = {
+                "start": round(float(output["start"]), 6),
+                "end": round(float(output["end"]), 6),
+                "label": id2label[best],
+                "score": float(row[best]),
+                "scores": {id2label[i]: float(p) for i, p in enumerate(row.tolist())},
+            }
+            if "face_boxes" in output:  # the window's own tracked face, one box per sampled frame
+                entry["face_boxes"] = face_box_list(output["face_boxes"][0])
+            entries.append(entry)
         return entries
 
     # ------------------------------------------------------------------------------------------------------------
@@ -418,4 +430,4 @@ class MultiMAEDERPipeline(ChunkPipeline):
         self.processor.save_pretrained(save_directory)
 
 
-__all__ = ["MultiMAEDERPipeline", "sliding_windows"]
+__all__ = ["MultiMAEDERPipeline", "face_box_list", "sliding_windows"]
