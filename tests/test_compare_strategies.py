@@ -107,3 +107,42 @@ def test_model_cards_quote_the_paper_for_their_own_strategy_and_protocol():
         assert info.published is None or sorted(info.published.results) == sorted(
             ["FSLF", "FFLS", "CFAS", "OFOS", "SFAS", "RFAS", "video", "audio"]
         )
+
+
+@pytest.mark.slow
+def test_grid_under_two_processes_trains_each_model_on_disjoint_halves_and_pushes_once(corpus, tmp_path):
+    import sys
+
+    from test_finetune import EXAMPLES, RUNNER
+
+    runner = tmp_path / "runner.py"
+    runner.write_text(RUNNER)
+    launcher = (
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(EXAMPLES / "accelerate_configs" / "cpu_2proc.yaml"),
+        "--main_process_port",
+        "29733",
+        str(runner),
+    )
+    seen, out = tmp_path / "seen", tmp_path / "grid"
+    seen.mkdir()
+    args = finetune_args(corpus, tmp_path / "cache", out, "--num_train_epochs", "1", "--save_strategy", "no")
+    args += ["--use_cpu", "true", "--per_device_train_batch_size", "4", "--eval_strategy", "no"]
+    args += ["--strategies", "FSLF,video", "--folds", "1", "--push_to_hub", "--hub_model_id", "me/grid"]
+    env = {"GLOO_SOCKET_IFNAME": "lo", "MMDER_TEST_SEEN": str(seen), "MMDER_TEST_SCRIPT": "compare_strategies"}
+    result = run(args, tmp_path, launcher=launcher, env=env)
+    assert result.returncode == 0, result.stderr[-6000:]
+    summary = json.loads((out / "grid_results.json").read_text())
+    assert sorted(summary["models"]) == ["FSLF", "video"] and summary["folds"] == [1]
+    uploads = sorted(p.name for p in (tmp_path / "uploads").iterdir())
+    assert uploads[-1].endswith("-me__grid-root") and all("-rank0-" in name for name in uploads), uploads
+    # fold 1 trains on actors 7-8 (16 clips): per model, each rank saw 8 of them and the two halves are disjoint
+    lines = {r: (seen / f"rank{r}.jsonl").read_text().splitlines() for r in (0, 1)}
+    assert len(lines[0]) == len(lines[1]) == 4  # 2 models x 2 steps of 4 clips
+    for model in range(2):
+        a = [c for line in lines[0][2 * model : 2 * model + 2] for c in json.loads(line)["clips"]]
+        b = [c for line in lines[1][2 * model : 2 * model + 2] for c in json.loads(line)["clips"]]
+        assert len(a) == len(b) == 8 and not set(a) & set(b), model
