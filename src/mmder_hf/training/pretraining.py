@@ -332,7 +332,8 @@ def load_pretraining_data(
             paths = find_videos(source)
             if data_args.max_train_samples is not None:
                 paths = paths[: data_args.max_train_samples]
-            full = datasets.Dataset.from_dict({"video": paths})
+            names = [os.path.relpath(path, source) for path in paths]
+            full = datasets.Dataset.from_dict({"video": paths, "file": names})
             held = min(pretrain_args.validation_clips, len(paths) // 10)
             if held:
                 parts = full.train_test_split(test_size=held, seed=training_args.seed, shuffle=True)
@@ -388,17 +389,12 @@ def load_pretraining_data(
     return PretrainingData(splits, description, corpus="synthetic" if synthetic else corpus, dataset_id=source)
 
 
-class RankShardBatchSampler:
-    """Batches of one process's own contiguous shard, shuffled anew every epoch (``set_epoch``).
+class RankShardSampler:
+    """One process's own contiguous shard in a fresh random order every epoch (``set_epoch``), completed to
+    ``ceil(total / world_size)`` indices: a rank whose shard is one clip shorter repeats its first clip once."""
 
-    Every rank yields the same number of batches (``ceil(total / world_size)`` clips, in batches of
-    ``batch_size``), as distributed training needs: a rank whose shard is one clip shorter repeats the first clip
-    of its epoch order once. So every clip is read exactly once per epoch when ``world_size`` divides ``total``,
-    and at most one clip per rank twice otherwise.
-    """
-
-    def __init__(self, num_examples: int, total: int, world_size: int, batch_size: int, seed: int, drop_last=False):
-        self.num_examples, self.batch_size, self.seed, self.drop_last = num_examples, batch_size, seed, drop_last
+    def __init__(self, num_examples: int, total: int, world_size: int, seed: int):
+        self.num_examples, self.seed = num_examples, seed
         self.per_rank = math.ceil(total / world_size)
         if not 0 < num_examples <= self.per_rank:
             raise ValueError(f"a shard of {num_examples} clips cannot be one of {world_size} shards of {total}")
@@ -410,14 +406,33 @@ class RankShardBatchSampler:
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
         order = torch.randperm(self.num_examples, generator=generator).tolist()
-        order += order[: self.per_rank - self.num_examples]
+        return iter(order + order[: self.per_rank - self.num_examples])
+
+    def __len__(self) -> int:
+        return self.per_rank
+
+
+class RankShardBatchSampler:
+    """Batches of :class:`RankShardSampler`: every rank yields the same number of batches, as distributed training
+    needs. Every clip is read exactly once per epoch when ``world_size`` divides ``total``, and at most one clip per
+    rank twice otherwise. ``set_epoch`` reshuffles (accelerate's loader and the `Trainer` call it every epoch)."""
+
+    def __init__(self, num_examples: int, total: int, world_size: int, batch_size: int, seed: int, drop_last=False):
+        self.sampler = RankShardSampler(num_examples, total, world_size, seed)
+        self.batch_size, self.drop_last = batch_size, drop_last
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+    def __iter__(self):
+        order = list(self.sampler)
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
             if len(batch) == self.batch_size or not self.drop_last:
                 yield batch
 
     def __len__(self) -> int:
-        full, rest = divmod(self.per_rank, self.batch_size)
+        full, rest = divmod(len(self.sampler), self.batch_size)
         return full + int(bool(rest) and not self.drop_last)
 
 
@@ -468,7 +483,7 @@ def prepare_pretraining_data(
             processor=processor,
             cache_dir=cache_root,
             label_column=None,
-            keep_columns=(),
+            keep_columns=("file",),  # names the clip (logs, tests); the collator ignores it
             num_proc=data_args.preprocessing_num_workers,
         )
         if total is None:
@@ -567,10 +582,11 @@ class MultiMAEDERPreTrainer(Trainer):
             worker_init_fn=partial(seed_worker, num_workers=args.dataloader_num_workers, rank=args.process_index),
         )
         prepared = self.accelerator.prepare(loader)
-        # The batches are this rank's already: accelerate's sharding wrapper must pass them through unchanged.
+        # The batches are this rank's already: accelerate's sharding wrapper must pass them through unchanged
+        # (not split them among ranks again, nor complete a short last batch with clips from the start).
         wrapper = getattr(prepared, "batch_sampler", None)
         if getattr(wrapper, "batch_sampler", None) is sampler:
-            wrapper.num_processes, wrapper.process_index = 1, 0
+            wrapper.num_processes, wrapper.process_index, wrapper.even_batches = 1, 0, False
         return prepared
 
     def create_model_card(self, **kwargs):
@@ -832,6 +848,7 @@ __all__ = [
     "PretrainingCardWriter",
     "PretrainingData",
     "RankShardBatchSampler",
+    "RankShardSampler",
     "ReconstructionPictureCallback",
     "build_pretraining_model",
     "describe_masks",

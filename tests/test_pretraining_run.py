@@ -1,0 +1,269 @@
+"""examples/pretrain.py end to end on CPUs: the held-out loss falls well below its value at initialisation, the
+run pushes its card and pictures, fine-tuning starts from it, and 2 real processes (gloo) read every clip once."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+
+RUNNER = textwrap.dedent(
+    """
+    import os, shutil, sys, types, concurrent.futures, importlib
+    sys.path.insert(0, os.path.join(os.environ["MMDER_ROOT"], "examples"))
+    from huggingface_hub import HfApi
+
+    UPLOADS = os.environ["MMDER_TEST_UPLOADS"]
+
+    def create_repo(self, repo_id, **kwargs):
+        return types.SimpleNamespace(repo_id=repo_id, url=f"https://huggingface.co/{repo_id}")
+
+    def upload_folder(self, *, repo_id, folder_path, path_in_repo=None, ignore_patterns=None, run_as_future=False,
+                      **kwargs):
+        os.makedirs(UPLOADS, exist_ok=True)
+        dest = os.path.join(UPLOADS, f"{len(os.listdir(UPLOADS)):03d}")
+        shutil.copytree(folder_path, dest, ignore=shutil.ignore_patterns(*(ignore_patterns or [])))
+        future = concurrent.futures.Future()
+        future.set_result(types.SimpleNamespace(commit_url=f"{repo_id}@fake"))
+        return future if run_as_future else future.result()
+
+    def refuse(self, *args, **kwargs):
+        raise RuntimeError("unexpected Hub call")
+
+    HfApi.create_repo, HfApi.upload_folder = create_repo, upload_folder
+    HfApi.create_commit = HfApi.preupload_lfs_files = HfApi.upload_file = HfApi.model_info = refuse
+    importlib.import_module(sys.argv[1]).main(sys.argv[2:])
+    """
+)
+
+
+def run(script, args, tmp_path, timeout=600):
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "MMDER_ROOT": str(ROOT),
+        "MMDER_TEST_UPLOADS": str(tmp_path / "uploads"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", RUNNER, script, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, done.stderr[-6000:]
+    return done
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """16 actors x 16 clips: fold 1 pre-trains on actors 7-16 (160 clips), validates on 5-6, never reads 1-4."""
+    from mmder_hf.data import make_synthetic_corpus
+
+    return make_synthetic_corpus(str(tmp_path_factory.mktemp("corpus")), num_actors=16, clips_per_actor=16)
+
+
+def test_cpu_pretraining_lowers_the_held_out_loss_and_finetuning_starts_from_it(corpus, tmp_path):
+    out, cache = tmp_path / "pretrained", tmp_path / "cache"
+    common = ["--dataset_source", corpus, "--cache_dir", cache, "--disable_tqdm", "true", "--seed", "5"]
+    run(
+        "pretrain",
+        [
+            "--output_dir",
+            out,
+            *common,
+            "--num_train_epochs",
+            "18",
+            "--learning_rate",
+            "2e-3",
+            "--save_strategy",
+            "epoch",
+            "--eval_strategy",
+            "steps",
+            "--eval_steps",
+            "60",
+            "--logging_strategy",
+            "steps",
+            "--logging_steps",
+            "10",
+            "--push_to_hub",
+            "true",
+            "--hub_model_id",
+            "someone/multimae-der-pretrained",
+        ],
+        tmp_path,
+    )
+    init = json.loads((out / "init_results.json").read_text())["init_loss"]
+    final = json.loads((out / "eval_results.json").read_text())
+    assert 0.9 < init < 1.1  # normalised pixels: predicting each patch's mean scores about 1
+    assert final["eval_loss"] < 0.85 * init, (init, final)
+    assert final["eval_loss_video"] > 0 and final["eval_loss_audio"] > 0
+    for picture in ("loss_curve.png", "reconstructions.png", "reconstructions/step-0.png"):
+        assert (out / picture).stat().st_size > 10_000, picture
+    card = (out / "README.md").read_text()
+    assert "test actors (1, 2, 3, 4) were never read" in card and "160 for training" in card
+    assert "0.9 of the video tubelets" in card and "loss_curve.png" in card
+    assert f"{final['eval_loss']:.4f}" in card and f"{init:.4f}" in card
+    uploads = sorted((tmp_path / "uploads").iterdir())
+    pushed = set(os.listdir(uploads[-1]))
+    assert {"README.md", "model.safetensors", "modeling_multimae_der.py", "loss_curve.png"} <= pushed
+    assert "reconstructions.png" in pushed
+
+    # Fine-tuning from it: finetune.py reads the encoder and the processor of the run.
+    tuned = tmp_path / "finetuned"
+    run(
+        "finetune",
+        [
+            "--output_dir",
+            tuned,
+            "--model_name_or_path",
+            out,
+            *common,
+            "--num_train_epochs",
+            "1",
+            "--per_device_train_batch_size",
+            "16",
+            "--eval_strategy",
+            "no",
+        ],
+        tmp_path,
+    )
+    assert "test_war" in json.loads((tuned / "test_results.json").read_text())
+    assert json.loads((tuned / "run_args.json").read_text())["model"]["model_name_or_path"] == str(out)
+
+
+DISTRIBUTED = textwrap.dedent(
+    """
+    import json, os, sys
+    from mmder_hf.training.finetune import build_processor, setup_run
+    from mmder_hf.training.pretraining import (
+        MultiMAEDERPreTrainer, build_pretraining_model, load_pretraining_data, parse_pretraining_args,
+        prepare_pretraining_data,
+    )
+
+    out, runs = sys.argv[1], json.loads(sys.argv[2])
+    rank = int(os.environ["RANK"])
+    for name, argv in runs.items():
+        model_args, data_args, pretrain_args, training_args = parse_pretraining_args(argv)
+        setup_run(model_args, training_args)
+        data = load_pretraining_data(data_args, pretrain_args, training_args)
+        model = build_pretraining_model(model_args, pretrain_args)
+        processor = build_processor(model_args, data_args, model.config)
+        prepared = prepare_pretraining_data(data, model, processor, data_args, training_args)
+        seen = []
+
+        def recording(rows, collator=prepared.collator, seen=seen):
+            seen.extend(row["file"] for row in rows)
+            return collator(rows)
+
+        trainer = MultiMAEDERPreTrainer(
+            model=model, args=training_args, train_dataset=prepared.train, data_collator=recording,
+            processing_class=processor, rank_sharded_total=prepared.rank_sharded_total,
+        )
+        epochs = []
+        for epoch in range(2):
+            loader = trainer.get_train_dataloader()
+            loader.set_epoch(epoch)
+            seen.clear()
+            batches = sum(1 for _ in loader)
+            epochs.append({"files": list(seen), "batches": batches})
+        seen.clear()
+        trainer.train()  # one real epoch of DDP training over this rank's shard
+        record = {"epochs": epochs, "trained": list(seen), "steps": trainer.state.global_step}
+        with open(os.path.join(out, f"{name}.rank{rank}.json"), "w") as f:
+            json.dump(record, f)
+    """
+)
+
+
+def test_two_processes_pretrain_reading_every_clip_exactly_once(tmp_path):
+    from mmder_hf.data import make_synthetic_corpus
+    from mmder_hf.data.media_writing import write_clip
+
+    corpus = make_synthetic_corpus(str(tmp_path / "corpus"), num_actors=8, clips_per_actor=4, num_workers=0)
+    videos = tmp_path / "videos"
+    rng = np.random.default_rng(0)
+    for i in range(9):  # an odd number: one rank repeats one clip to keep equal steps
+        (videos / f"group{i % 2}").mkdir(parents=True, exist_ok=True)
+        frames = rng.integers(0, 255, (8, 32, 32, 3), dtype=np.uint8)
+        write_clip(videos / f"group{i % 2}" / f"v{i}.mp4", frames, 8.0, 0.2 * rng.standard_normal((1, 16000)), 16000)
+    cache = tmp_path / "cache"
+    common = ["--model_size", "tiny", "--use_cpu", "true", "--disable_tqdm", "true", "--seed", "3"]
+    common += ["--eval_strategy", "no", "--save_strategy", "no", "--num_train_epochs", "1", "--cache_dir", str(cache)]
+    common += ["--per_device_train_batch_size", "2", "--dataloader_pin_memory", "false", "--do_eval", "false"]
+    runs = {
+        # fold 2 of 8 actors trains on 2 actors (8 clips), cached: each rank builds its own half
+        "corpus_cached": ["--output_dir", str(tmp_path / "a"), "--dataset_source", corpus, "--fold", "2", *common],
+        "folder_decoded": [
+            "--output_dir",
+            str(tmp_path / "b"),
+            "--dataset_name",
+            "videos",
+            "--dataset_source",
+            str(videos),
+            "--validation_clips",
+            "0",
+            "--preprocess_cache",
+            "false",
+            *common,
+        ],
+    }
+    out = tmp_path / "seen"
+    out.mkdir()
+    launcher = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(ROOT / "examples" / "accelerate_configs" / "cpu_2proc.yaml"),
+        "--main_process_port",
+        "29753",
+        "--no_python",
+        sys.executable,
+        "-c",
+        DISTRIBUTED,
+    ]
+    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [*launcher, str(out), json.dumps(runs)], capture_output=True, text=True, env=env, timeout=900, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-6000:]
+
+    from mmder_hf import load_emotion_dataset
+
+    train = load_emotion_dataset("ravdess", source=corpus, fold=2, cache_dir=str(cache))["train"]
+    expected = {
+        "corpus_cached": sorted(train["file"]),
+        "folder_decoded": sorted(f"group{i % 2}/v{i}.mp4" for i in range(9)),
+    }
+    for name, files in expected.items():
+        ranks = [json.loads((out / f"{name}.rank{r}.json").read_text()) for r in (0, 1)]
+        passes = [[ranks[r]["epochs"][e]["files"] for r in (0, 1)] for e in (0, 1)]
+        passes.append([ranks[r]["trained"] for r in (0, 1)])
+        for first, second in passes:
+            assert sorted(set(first) | set(second)) == files, name  # every clip ...
+            assert not set(first) & set(second), name  # ... on one rank only: each reads its own shard
+            counts = Counter(first + second)
+            repeats = sum(c - 1 for c in counts.values())
+            assert repeats == (0 if len(files) % 2 == 0 else 1), (name, counts)
+        assert passes[0] != passes[1]  # reshuffled between epochs (within each rank's shard)
+        assert ranks[0]["steps"] == ranks[1]["steps"] == ranks[0]["epochs"][0]["batches"] > 0
+    # each rank preprocessed its own shard only: two caches of half the clips each, not one of all of them
+    caches = [p for p in (cache / "preprocessed").iterdir() if (p / "dataset_dict.json").is_file()]
+    import datasets
+
+    sizes = sorted(len(datasets.load_from_disk(str(p))["train"]) for p in caches)
+    assert len(train) == 8 and sizes == [4, 4], sizes
