@@ -47,10 +47,12 @@ HEADLINES = {
     ),
 }
 GPU_ROWS = (
-    ("gpu_base_train_clips_per_s", "ViT-B training clips/s (bf16, 1568 tokens)"),
-    ("gpu_base_train_mfu", "ViT-B training MFU"),
-    ("gpu_large_train_clips_per_s", "ViT-L training clips/s (bf16, 1568 tokens)"),
-    ("gpu_large_train_mfu", "ViT-L training MFU"),
+    ("gpu_vit-b_train_clips_per_s", "ViT-B training clips/s (bf16, 1568 tokens)"),
+    ("gpu_vit-b_train_mfu", "ViT-B training MFU"),
+    ("gpu_vit-b_inference_clips_per_s", "ViT-B inference clips/s (bf16, 1568 tokens)"),
+    ("gpu_vit-l_train_clips_per_s", "ViT-L training clips/s (bf16, 1568 tokens)"),
+    ("gpu_vit-l_train_mfu", "ViT-L training MFU"),
+    ("gpu_vit-l_inference_clips_per_s", "ViT-L inference clips/s (bf16, 1568 tokens)"),
 )
 
 
