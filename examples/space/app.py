@@ -1,4 +1,6 @@
-"""MultiMAE-DER demo Space: upload or record a video, see its emotions (and, for long videos, their timeline).
+"""MultiMAE-DER demo Space: upload or record a video, see its emotions (and, for long videos, their timeline) and
+what the model saw (the face frames, cropped around the tracked face when the model's processor crops faces, and the
+audio pictures).
 
 The app needs only transformers + torch + torchcodec + gradio: the model folder/repo ships its own code (model,
 processor and pipeline), loaded with ``trust_remote_code=True``.
@@ -52,6 +54,22 @@ def video_duration(path: str) -> float:
         return 0.0
 
 
+def model_view(processor, video: str) -> tuple[list, list]:
+    """What the model reads from ``video``: ``[(image, caption)]`` of its face frames then its audio pictures (8-bit,
+    before normalisation), and the face boxes (``[x0, y0, x1, y1]`` or ``None`` per frame; empty without face
+    cropping)."""
+    seen = processor(videos=video, do_rescale=False, do_normalize=False)
+    images = []
+    for key, name in (("pixel_values", "face frame"), ("audio_values", "audio picture")):
+        if key in seen:
+            for k, image in enumerate(seen[key][0]):
+                images.append((image.permute(1, 2, 0).numpy().astype("uint8"), f"{name} {k + 1}"))
+    boxes = []
+    if "face_boxes" in seen:
+        boxes = [None if box[0] != box[0] else [round(float(v), 1) for v in box] for box in seen["face_boxes"][0]]
+    return images, boxes
+
+
 def build_demo(args: argparse.Namespace) -> gr.Blocks:
     pipe = pipeline(model=args.model, trust_remote_code=True)
     labels = [pipe.model.config.id2label[i] for i in range(pipe.model.config.num_labels)]
@@ -64,6 +82,7 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
             duration = video_duration(video)
             want_timeline = timeline_mode == "always" or (timeline_mode == "auto" and duration > args.long_video)
             timeline = pipe(video, window=args.window, stride=args.stride, batch_size=8) if want_timeline else []
+            seen, face_boxes = model_view(pipe.processor, video)
         except ValueError as error:  # MediaError: the message names the file and the problem
             raise gr.Error(str(error).replace(str(video), os.path.basename(str(video))))
         bars = pd.DataFrame({"emotion": [p["label"] for p in predictions], "score": [p["score"] for p in predictions]})
@@ -77,8 +96,10 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
             "duration_s": round(duration, 3),
             "predictions": predictions,
             "timeline": [{k: w[k] for k in ("start", "end", "label", "score")} for w in timeline],
+            "face_crop": bool(getattr(pipe.processor, "face_crop", False)),
+            "face_boxes": face_boxes,
         }
-        return bars, gr.update(value=curve, visible=bool(timeline)), summary
+        return bars, gr.update(value=curve, visible=bool(timeline)), seen, summary
 
     with gr.Blocks(title="MultiMAE-DER: emotions in video") as demo:
         gr.Markdown(
@@ -97,8 +118,10 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
                 curve = gr.LinePlot(
                     x="time (s)", y="probability", color="emotion", y_lim=[0, 1], label="Timeline", visible=False
                 )
+                seen = gr.Gallery(label="What the model saw: face frames, then audio pictures", columns=8, height=260)
                 details = gr.JSON(label="Raw output")
-        button.click(analyze, inputs=[video, timeline_mode], outputs=[bars, curve, details], api_name="predict")
+        outputs = [bars, curve, seen, details]
+        button.click(analyze, inputs=[video, timeline_mode], outputs=outputs, api_name="predict")
     return demo
 
 

@@ -4,6 +4,7 @@
 mmder predict FILE... --model ID_OR_DIR [--top-k K] [--json]
 mmder timeline FILE --model ID_OR_DIR [--window S] [--stride S] [--plot out.png] [--csv out.csv] [--json]
 mmder export --model ID_OR_DIR --format onnx OUT.onnx
+mmder inspect FILE --out inputs.png [--model ID_OR_DIR] [--face-crop | --no-face-crop]
 ```
 
 Each sub-command's options come from a dataclass parsed by ``HfArgumentParser``; every option is spelled with dashes
@@ -110,6 +111,25 @@ class ExportArguments(ModelArguments):
             _check_at_least("--opset-version", self.opset_version, 1)
 
 
+@dataclass
+class InspectArguments:
+    out: str = field(metadata={"help": "Where to draw the model's inputs (PNG).", "metavar": "PNG"})
+    model: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Draw what this model reads (its saved processor); default: a 224 px, 16-frame FSLF processor.",
+            "metavar": "ID_OR_DIR",
+        },
+    )
+    face_crop: Optional[bool] = field(
+        default=None,
+        metadata={
+            "help": "Crop the faces (the [faces] extra) or not; default: as the model's processor, on without --model."
+        },
+    )
+    trust_remote_code: bool = field(default=False, metadata={"help": "Load the model's own processor code."})
+
+
 class OptionError(ValueError):
     """A bad option value, reported as a usage error (``mmder predict: error: argument --top-k: ...``, exit 2)."""
 
@@ -143,6 +163,7 @@ COMMANDS = {
     "predict": (PredictArguments, "Top emotions of one or more videos."),
     "timeline": (TimelineArguments, "Emotion timeline of a long video (sliding windows), as text/JSON/CSV/PNG."),
     "export": (ExportArguments, "Export the classifier to ONNX."),
+    "inspect": (InspectArguments, "Draw what the model reads from a clip: face boxes, face frames, audio pictures."),
 }
 
 
@@ -226,8 +247,9 @@ def _build_parser(command: str) -> _Parser:
     parser = _Parser(dataclass_type, prog=f"{PROG} {command}", description=description)
     if command == "predict":
         parser.add_argument("files", nargs="+", metavar="FILE", help="Video files (or http(s) URLs).")
-    elif command == "timeline":
-        parser.add_argument("file", metavar="FILE", help="A (long) video file or http(s) URL.")
+    elif command in ("timeline", "inspect"):
+        help_ = "A (long) video file or http(s) URL." if command == "timeline" else "A video file."
+        parser.add_argument("file", metavar="FILE", help=help_)
         parser.add_argument("more_files", nargs="*", help=argparse.SUPPRESS)  # to say "one file", not "unrecognized"
     else:
         parser.add_argument("output", metavar="OUT", help="Output file, e.g. model.onnx.")
@@ -242,7 +264,7 @@ def parse_arguments(command: str, argv: Sequence[str]):
     namespace, remaining = parser.parse_known_intermixed_args(list(argv))
     if remaining:
         parser.error(parser.unrecognized(remaining))
-    if command == "timeline":
+    if command in ("timeline", "inspect"):
         more_files = namespace.__dict__.pop("more_files")
         if more_files:
             files = [namespace.file, *more_files]
@@ -404,6 +426,43 @@ def run_timeline(args: TimelineArguments, path: str) -> int:
     return 0
 
 
+def run_inspect(args: InspectArguments, path: str) -> int:
+    from .inspection import plot_model_inputs
+    from .models.multimae_der import MultiMAEDERProcessor
+    from .models.multimae_der.faces import FaceDetectorUnavailable
+
+    problem = _precheck(path)
+    if problem:
+        _error(problem)
+        return 1
+    try:
+        if args.model is None:
+            settings = {"face_crop": True if args.face_crop is None else args.face_crop}
+        else:
+            from transformers import AutoProcessor
+
+            import mmder_hf  # noqa: F401 - registers the processor with AutoProcessor
+
+            saved = AutoProcessor.from_pretrained(
+                os.path.expanduser(args.model), trust_remote_code=args.trust_remote_code
+            ).to_dict()
+            settings = {k: v for k, v in saved.items() if k not in ("processor_class", "auto_map")}
+            if args.face_crop is not None:
+                settings["face_crop"] = args.face_crop
+        processor = MultiMAEDERProcessor(**settings)
+    except FaceDetectorUnavailable as error:
+        raise CliError(str(error)) from error
+    except Exception as error:  # noqa: BLE001 - any loading problem is one line
+        raise CliError(f"cannot load the processor of {args.model!r}: {_first_line(error)}") from error
+    try:
+        written = plot_model_inputs(path, processor, args.out, title=os.path.basename(path))
+    except (ValueError, OSError, RuntimeError) as error:
+        _error(_media_message(error, path))
+        return 1
+    print(written)
+    return 0
+
+
 def run_export(args: ExportArguments, output: str) -> int:
     from .onnx_export import OnnxClassifier, export_onnx
 
@@ -460,6 +519,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return run_predict(args, extra.files)
         if command == "timeline":
             return run_timeline(args, extra.file)
+        if command == "inspect":
+            return run_inspect(args, extra.file)
         return run_export(args, extra.output)
     except CliError as error:
         _error(str(error))
@@ -477,4 +538,12 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["ExportArguments", "OptionError", "PredictArguments", "TimelineArguments", "main", "parse_arguments"]
+__all__ = [
+    "ExportArguments",
+    "InspectArguments",
+    "OptionError",
+    "PredictArguments",
+    "TimelineArguments",
+    "main",
+    "parse_arguments",
+]

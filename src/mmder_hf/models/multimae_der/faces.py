@@ -52,7 +52,7 @@ INSTALL_HINT = (
 )
 # A detection continues a track when its centre lies within this many box sizes of the track's last box, at a
 # similar size (sampled frames are a few tenths of a second apart, in which a face may move by about its own size).
-_LINK_CENTRE = 1.5
+_LINK_CENTRE = 2.0
 _LINK_SIZE_RATIO = 1.6
 # Non-maximum suppression of YuNet's own output (its default) and the most faces it returns per frame.
 _NMS_THRESHOLD = 0.3
@@ -188,7 +188,7 @@ def main_face_track(detections: list[np.ndarray], height: int, width: int) -> np
     """Link detections over frames into tracks and return the main face's, ``(T, 15)`` with NaN where it is absent.
 
     Frame by frame, detections continue the tracks whose last box (in the latest frame the track was seen) is
-    nearest, closest pairs first, if the centres are within 1.5 box sizes at a similar size (at most 1.6 times
+    nearest, closest pairs first, if the centres are within 2 box sizes at a similar size (at most 1.6 times
     larger or smaller); the others start new tracks. The main track maximises the sum over its frames of
     ``score * sqrt(area) * (1 - 0.5 * d)`` (``d``: distance of the box centre from the frame centre over half the
     frame diagonal): larger, more often seen, more central.
