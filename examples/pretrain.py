@@ -42,6 +42,7 @@ from mmder_hf.training.pretraining import (
     describe_masks,
     first_batch,
     load_pretraining_data,
+    match_processor_statistics,
     parse_pretraining_args,
     prepare_pretraining_data,
     save_pretraining_run_args,
@@ -64,6 +65,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     data = load_pretraining_data(data_args, pretrain_args, training_args)
     model = build_pretraining_model(model_args, pretrain_args)
     processor = build_processor(model_args, data_args, model.config)
+    match_processor_statistics(model, processor)
     logger.info("Masks: %s", describe_masks(model.config))
     if training_args.should_save:
         model.save_pretrained(output_dir)

@@ -26,7 +26,7 @@ from mmder_hf.models.multimae_der.modeling_multimae_der import (
 DECODER = dict(
     decoder_hidden_size=16, decoder_num_hidden_layers=2, decoder_num_attention_heads=2, decoder_intermediate_size=32
 )
-IMAGENET = dict(image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225])
+IMAGENET = dict(pixel_mean=[0.485, 0.456, 0.406], pixel_deviation=[0.229, 0.224, 0.225])
 
 
 def scramble(model: torch.nn.Module, seed: int = 1) -> torch.nn.Module:
@@ -249,8 +249,8 @@ def test_patchify_round_trip():
 def test_targets_normalised_pixels_and_frame_difference():
     model = tiny_pretraining("prefused")
     clip = torch.rand(2, 4, 3, 32, 32)
-    mean = torch.tensor(model.config.image_mean).view(1, 1, 3, 1, 1)
-    std = torch.tensor(model.config.image_std).view(1, 1, 3, 1, 1)
+    mean = torch.tensor(model.config.pixel_mean).view(1, 1, 3, 1, 1)
+    std = torch.tensor(model.config.pixel_deviation).view(1, 1, 3, 1, 1)
     pixels = patchify(clip * std + mean, 2, 16)  # (2, 8, 512, 3)
     normalised = (pixels - pixels.mean(2, keepdim=True)) / (pixels.var(2, keepdim=True).sqrt() + 1e-6)
     torch.testing.assert_close(model.targets(clip), normalised.reshape(2, 8, -1))

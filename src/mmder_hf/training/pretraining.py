@@ -237,6 +237,12 @@ def build_pretraining_model(
     )
 
 
+def match_processor_statistics(model: MultiMAEDERForPreTraining, processor: Any) -> None:
+    """Targets are computed in pixel space: undo exactly the normalisation the processor applies."""
+    model.config.pixel_mean = [float(v) for v in processor.image_mean]
+    model.config.pixel_deviation = [float(v) for v in processor.image_std]
+
+
 def describe_masks(config: MultiMAEDERConfig) -> str:
     """One sentence for logs and the card: the mask type and the ratio of each kind of tubelet."""
     names = {"video": "video tubelets", "audio": "audio tubelets", "mixed": "tubelets mixing both modalities"}
@@ -604,8 +610,8 @@ class MultiMAEDERPreTrainer(Trainer):
 
 # --------------------------------------------------------------------------------------------------- pictures
 def _denormalise(clip: torch.Tensor, config: MultiMAEDERConfig) -> torch.Tensor:
-    mean = torch.tensor(config.image_mean, dtype=clip.dtype).view(1, 1, -1, 1, 1)
-    std = torch.tensor(config.image_std, dtype=clip.dtype).view(1, 1, -1, 1, 1)
+    mean = torch.tensor(config.pixel_mean, dtype=clip.dtype).view(1, 1, -1, 1, 1)
+    std = torch.tensor(config.pixel_deviation, dtype=clip.dtype).view(1, 1, -1, 1, 1)
     return (clip * std + mean).clamp(0, 1)
 
 
@@ -857,6 +863,7 @@ __all__ = [
     "first_batch",
     "last_losses",
     "load_pretraining_data",
+    "match_processor_statistics",
     "parse_pretraining_args",
     "prepare_pretraining_data",
     "pretraining_config_settings",

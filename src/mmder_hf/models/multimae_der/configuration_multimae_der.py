@@ -57,10 +57,11 @@ class MultiMAEDERConfig(VideoMAEConfig):
             ``"pixels"``: reconstruct the masked tubelets (normalised per patch with ``norm_pix_loss``);
             ``"frame_difference"``: MAE-DFER's joint appearance and motion target, in which every frame of a
             tubelet after its first is replaced by its difference from the first.
-        image_mean (`list[float]`, *optional*, defaults to `(0.485, 0.456, 0.406)`),
-        image_std (`list[float]`, *optional*, defaults to `(0.225, 0.225, 0.225)`):
-            The processor's normalisation, undone to compute reconstruction targets in pixel space (transformers'
-            VideoMAEForPreTraining assumes ImageNet's statistics; MultiMAE-DER's processor uses std 0.225).
+        pixel_mean (`list[float]`, *optional*, defaults to `(0.485, 0.456, 0.406)`),
+        pixel_deviation (`list[float]`, *optional*, defaults to `(0.225, 0.225, 0.225)`):
+            The processor's normalisation (its ``image_mean`` / ``image_std``), undone to compute reconstruction
+            targets in pixel space (transformers' VideoMAEForPreTraining assumes ImageNet's statistics; MultiMAE-DER's
+            processor uses std 0.225). Not named ``*_std``: transformers' tests treat such fields as init scales.
 
     Example:
 
@@ -81,8 +82,8 @@ class MultiMAEDERConfig(VideoMAEConfig):
     mask_ratio_audio: float | int = 0.8
     mask_seed: int = 0
     pretraining_target: str = "pixels"
-    image_mean: list[float] | tuple[float, ...] = (0.485, 0.456, 0.406)
-    image_std: list[float] | tuple[float, ...] = (0.225, 0.225, 0.225)
+    pixel_mean: list[float] | tuple[float, ...] = (0.485, 0.456, 0.406)
+    pixel_deviation: list[float] | tuple[float, ...] = (0.225, 0.225, 0.225)
 
     def __post_init__(self, **kwargs):
         # A VideoMAE checkpoint's config.json says model_type "videomae": this config stays "multimae_der".
@@ -105,8 +106,8 @@ class MultiMAEDERConfig(VideoMAEConfig):
             raise ValueError(
                 f"pretraining_target must be one of {PRETRAINING_TARGETS}, got {self.pretraining_target!r}"
             )
-        if len(self.image_mean) != self.num_channels or len(self.image_std) != self.num_channels:
-            raise ValueError(f"image_mean and image_std need {self.num_channels} values each")
+        if len(self.pixel_mean) != self.num_channels or len(self.pixel_deviation) != self.num_channels:
+            raise ValueError(f"pixel_mean and pixel_deviation need {self.num_channels} values each")
 
     @property
     def num_video_frames(self) -> int:

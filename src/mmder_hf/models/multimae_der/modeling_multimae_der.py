@@ -510,7 +510,7 @@ class MultiMAEDERForPreTraining(MultiMAEDERPreTrainedModel):
     def targets(self, clip: torch.Tensor) -> torch.Tensor:
         """What the decoder learns to predict for every tubelet: ``(batch, tokens, tubelet_size * patch**2 * C)``.
 
-        The clip's normalisation (``image_mean`` / ``image_std``) is undone, then with ``norm_pix_loss`` each
+        The clip's normalisation (``pixel_mean`` / ``pixel_deviation``) is undone, then with ``norm_pix_loss`` each
         tubelet is normalised per channel (mean 0, std 1 over its pixels, as VideoMAE). With
         ``pretraining_target="frame_difference"`` (MAE-DFER) the first frame of each tubelet keeps that target
         and every later frame becomes its difference from the first.
@@ -518,8 +518,8 @@ class MultiMAEDERForPreTraining(MultiMAEDERPreTrainedModel):
         config = self.config
         with torch.no_grad():
             shape = (1, 1, -1, 1, 1)
-            mean = torch.as_tensor(config.image_mean, dtype=clip.dtype, device=clip.device).view(shape)
-            std = torch.as_tensor(config.image_std, dtype=clip.dtype, device=clip.device).view(shape)
+            mean = torch.as_tensor(config.pixel_mean, dtype=clip.dtype, device=clip.device).view(shape)
+            std = torch.as_tensor(config.pixel_deviation, dtype=clip.dtype, device=clip.device).view(shape)
             patches = patchify(clip * std + mean, config.tubelet_size, config.patch_size)
             if config.norm_pix_loss:
                 spread = patches.var(dim=-2, unbiased=True, keepdim=True).sqrt() + 1e-6
