@@ -125,7 +125,7 @@ def main() -> None:
         "timing": timing,
         "machine": machine(),
         "versions": versions(),
-        "command": " ".join(["python"] + sys.argv),
+        "command": " ".join(["python", os.path.relpath(sys.argv[0])] + sys.argv[1:]),
     }
     print(json.dumps(result))
 

@@ -101,10 +101,11 @@ def headline_table(record: dict) -> list[str]:
     for key, what in GPU_ROWS:
         value = summary.get(key)
         if value is None:
-            reason = _status(gpu) or "not reported"
-            lines.append(f"| `{key}` | {what} | not measured ({reason}) | | | |")
+            lines.append(f"| `{key}` | {what} | not measured | | | |")
         else:
             lines.append(f"| `{key}` | {what} | {value:.3g} | | | |")
+    if not any(key in summary for key, _ in GPU_ROWS):
+        lines += ["", f"GPU rows: not measured ({_status(gpu) or 'not reported'})."]
     return lines
 
 

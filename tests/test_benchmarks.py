@@ -242,7 +242,8 @@ def test_make_table_renders_the_numbers_of_the_results_file():
     assert rows["`fusion_overhead`"].endswith("| **fail** |")
     assert "**23.46**" in rows["`feature_cache_speedup`"] and "naive 12.3 s / fast_path 0.526 s" in text
     assert "skipped: needs the faces extra" in rows["`face_crop_on_vs_decode`"]
-    assert "not measured (skipped: no CUDA device visible)" in rows["`gpu_vit-b_train_clips_per_s`"]
+    assert "| not measured |" in rows["`gpu_vit-b_train_clips_per_s`"]
+    assert "GPU rows: not measured (skipped: no CUDA device visible)." in text
     assert "settings account for 5.14x, implementation for 3.46x of the 17.78x" in text
     assert "training step 1.071x, inference 1.12x" in text
     assert "Command: `python benchmarks/run.py --quick --output benchmarks/results/test.json`" in text
