@@ -109,7 +109,7 @@ def main() -> None:
     parser.add_argument(PEAK_MEMORY_FLAG, choices=MEMORY_VARIANTS, help="(internal) report one variant's peak memory")
     args = parser.parse_args()
     size = model_size(args.quick)
-    batch, repeats = (4, 20) if args.quick else (8, 40)
+    batch, repeats = (4, 40) if args.quick else (8, 80)
     torch.set_num_threads(1)  # one core each: less noise from whatever else the machine runs
 
     if args.peak_memory_of:  # a child of peak_memory_per_variant: build only this variant
