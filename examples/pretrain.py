@@ -33,7 +33,13 @@ from typing import Optional, Sequence
 from transformers import set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
-from mmder_hf.training.finetune import build_processor, setup_run
+from mmder_hf.training.finetune import (
+    build_processor,
+    describe_differences,
+    result_settings,
+    settings_differences,
+    setup_run,
+)
 from mmder_hf.training.pretraining import (
     MultiMAEDERPreTrainer,
     PretrainingCardWriter,
@@ -57,6 +63,13 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     started = time.time()
     setup_run(model_args, training_args)
     output_dir = training_args.output_dir
+    all_args = (model_args, data_args, pretrain_args, training_args)
+    differences = settings_differences(output_dir, result_settings(*all_args))
+    if differences:  # resuming or reusing it would mix two runs
+        raise ValueError(
+            f"{output_dir} holds a run with other settings ({describe_differences(differences)}): "
+            "use another --output_dir, or remove that folder to start again"
+        )
     last_checkpoint = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) and training_args.do_train else None
     set_seed(training_args.seed)
 
@@ -67,9 +80,10 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     processor = build_processor(model_args, data_args, model.config)
     match_processor_statistics(model, processor)
     logger.info("Masks: %s", describe_masks(model.config))
-    if training_args.should_save:
+    if training_args.should_save:  # the settings from the start: a killed run refuses other ones too
         model.save_pretrained(output_dir)
         processor.save_pretrained(output_dir)
+        save_pretraining_run_args(output_dir, argv, all_args, started)
     prepared = prepare_pretraining_data(data, model, processor, data_args, training_args)
 
     card_writer = PretrainingCardWriter(model_args, pretrain_args, training_args, model.config, data)
@@ -114,7 +128,6 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         results.update(metrics)
 
     if trainer.is_world_process_zero():
-        all_args = (model_args, data_args, pretrain_args, training_args)
         save_pretraining_run_args(output_dir, argv, all_args, started, train_clips=data.train_clips)
         card_writer.history = trainer.state.log_history
         card_writer(output_dir)

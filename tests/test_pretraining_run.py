@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import test_finetune as finetune_tests
+import torch
 
 
 pytestmark = pytest.mark.slow
@@ -267,3 +269,111 @@ def test_two_processes_pretrain_reading_every_clip_exactly_once(tmp_path):
 
     sizes = sorted(len(datasets.load_from_disk(str(p))["train"]) for p in caches)
     assert len(train) == 8 and sizes == [4, 4], sizes
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Kill and resume: test_finetune's runner (HfApi patched, SIGKILL at MMDER_TEST_KILL_AT_STEP), its spy put on the
+# pre-training `Trainer` that pretrain.py builds.
+
+PRETRAIN_RUNNER = finetune_tests.RUNNER.replace("finetune.MultiMAEDERTrainer", "pretrain.MultiMAEDERPreTrainer")
+PRETRAIN_RUNNER = PRETRAIN_RUNNER.replace("import finetune\n", "import pretrain\n")
+assert PRETRAIN_RUNNER.count("pretrain.MultiMAEDERPreTrainer") == 2 and "import pretrain\n" in PRETRAIN_RUNNER
+
+
+def run_killable(args, tmp_path, env=None):
+    env = {"MMDER_TEST_SCRIPT": "pretrain", **(env or {})}
+    return finetune_tests.run(args, tmp_path, launcher=(sys.executable, "-c", PRETRAIN_RUNNER), env=env)
+
+
+def pretrain_args(corpus, cache, output_dir, *extra):
+    return [
+        "--output_dir",
+        output_dir,
+        "--dataset_source",
+        corpus,
+        "--cache_dir",
+        cache,
+        "--model_size",
+        "tiny",
+        "--per_device_train_batch_size",
+        "8",
+        "--per_device_eval_batch_size",
+        "16",
+        "--num_train_epochs",
+        "3",
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        "4",
+        "--save_total_limit",
+        "5",
+        "--eval_strategy",
+        "epoch",
+        "--disable_tqdm",
+        "true",
+        "--dataloader_pin_memory",
+        "false",
+        "--seed",
+        "11",
+        *extra,
+    ]
+
+
+@pytest.fixture(scope="module")
+def small_corpus(tmp_path_factory):
+    """10 actors x 8 clips: fold 1 pre-trains on actors 7-10 (32 clips, 4 steps of 8 per epoch)."""
+    from mmder_hf.data import make_synthetic_corpus
+
+    return make_synthetic_corpus(
+        str(tmp_path_factory.mktemp("small")), num_actors=10, clips_per_actor=8, num_workers=0
+    )
+
+
+def test_killed_pretraining_resumes_from_its_last_checkpoint_with_the_same_weights(small_corpus, tmp_path):
+    from safetensors.torch import load_file
+
+    cache = tmp_path / "cache"
+    straight = run_killable(pretrain_args(small_corpus, cache, tmp_path / "straight"), tmp_path)
+    assert straight.returncode == 0, straight.stderr[-4000:]
+    saved = json.loads((tmp_path / "straight" / "run_args.json").read_text())["settings"]
+    assert saved["recipe.mask_ratio_video"] == 0.9 and saved["training.seed"] == 11
+
+    killed_dir = tmp_path / "killed"
+    killed = run_killable(
+        pretrain_args(small_corpus, cache, killed_dir), tmp_path, env={"MMDER_TEST_KILL_AT_STEP": "6"}
+    )
+    assert killed.returncode == -9, (killed.returncode, killed.stderr[-2000:])
+    assert sorted(p.name for p in killed_dir.glob("checkpoint-*")) == ["checkpoint-4"]
+    assert not (killed_dir / "eval_results.json").exists()
+
+    # Another mask ratio in the killed run's folder: refused, naming the difference; nothing is touched.
+    before = sorted(p.name for p in killed_dir.iterdir())
+    other = run_killable(pretrain_args(small_corpus, cache, killed_dir, "--mask_ratio_video", "0.75"), tmp_path)
+    assert other.returncode != 0
+    assert "holds a run with other settings" in other.stderr
+    assert "mask_ratio_video: 0.9 there, 0.75 now" in other.stderr
+    assert sorted(p.name for p in killed_dir.iterdir()) == before
+
+    resumed = run_killable(pretrain_args(small_corpus, cache, killed_dir), tmp_path)  # the same command again
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+    assert f"Resuming from {killed_dir / 'checkpoint-4'}" in resumed.stdout + resumed.stderr
+    state = json.loads((killed_dir / "trainer_state.json").read_text())
+    assert state["global_step"] == 12
+
+    a, b = load_file(tmp_path / "straight" / "model.safetensors"), load_file(killed_dir / "model.safetensors")
+    assert a.keys() == b.keys() and len(a) > 10
+    for name, tensor in a.items():
+        assert torch.allclose(tensor, b[name], rtol=0, atol=1e-6), (name, (tensor - b[name]).abs().max())
+    # The resumed run really trained: its weights are not those of checkpoint-4 (nor of the random start).
+    early = load_file(killed_dir / "checkpoint-4" / "model.safetensors")
+    assert max((early[k] - b[k]).abs().max() for k in b) > 1e-3
+    first, second = (json.loads((d / "eval_results.json").read_text()) for d in (tmp_path / "straight", killed_dir))
+    assert first["eval_loss"] == pytest.approx(second["eval_loss"], abs=1e-6)
+
+    # A finished run in the same folder with another mask ratio, or another seed: refused too.
+    for flag, value, said in (
+        ("--mask_ratio_video", "0.75", "mask_ratio_video: 0.9 there, 0.75 now"),
+        ("--seed", "12", "seed: 11 there, 12 now"),
+    ):
+        other = run_killable(pretrain_args(small_corpus, cache, tmp_path / "straight", flag, value), tmp_path)
+        assert other.returncode != 0 and said in other.stderr, other.stderr[-2000:]

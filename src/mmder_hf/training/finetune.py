@@ -515,8 +515,15 @@ RESULT_TRAINING_FIELDS = (
     "bf16",
     "fp16",
 )
-#: Fields of the other argument groups that change nothing in the results.
-_NOT_RESULT_FIELDS = {"cache_dir", "preprocessing_num_workers", "torch_num_threads", "trust_remote_code"}
+#: Fields of the other argument groups that change nothing in the results (``reconstruction_clips``: pre-training's
+#: pictures only).
+_NOT_RESULT_FIELDS = {
+    "cache_dir",
+    "preprocessing_num_workers",
+    "torch_num_threads",
+    "trust_remote_code",
+    "reconstruction_clips",
+}
 
 
 def result_settings(

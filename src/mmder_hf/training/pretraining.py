@@ -42,7 +42,7 @@ from ..models.multimae_der.modeling_multimae_der import (
     tubelet_modalities,
     unpatchify,
 )
-from .finetune import DataArguments, ModelArguments, split_sizes
+from .finetune import DataArguments, ModelArguments, result_settings, split_sizes
 from .recipes import MODEL_SIZES, parse_config_overrides
 
 
@@ -552,6 +552,14 @@ class MultiMAEDERPreTrainer(Trainer):
         sums.clear()
         return means
 
+    def evaluate(self, *args, **kwargs):
+        """The `Trainer`'s evaluation, on a fork of the random state: its masks (and the reconstruction pictures')
+        leave the training stream untouched. The `Trainer` saves a checkpoint's random state before an evaluation
+        of the same step, so without this a resumed run would draw other masks than an uninterrupted one."""
+        devices = [self.args.device] if self.args.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            return super().evaluate(*args, **kwargs)
+
     def evaluation_loop(self, *args, **kwargs):
         self._modality_sums["eval"].clear()
         output = super().evaluation_loop(*args, **kwargs)
@@ -751,7 +759,8 @@ def first_batch(dataset: Any, collator: MultiMAEDERDataCollator, count: int) -> 
 def save_pretraining_run_args(
     output_dir: str, argv: Optional[Sequence[str]], all_args: Sequence[Any], started: float, **extra
 ) -> str:
-    """``run_args.json``: the command, every argument, wall time and versions, beside the model."""
+    """``run_args.json``: the command, every argument, the settings that change the results (compared by a later
+    run in the same folder: :func:`~mmder_hf.training.finetune.settings_differences`), wall time and versions."""
     import time
 
     import transformers
@@ -759,6 +768,7 @@ def save_pretraining_run_args(
     record = {"argv": list(sys.argv if argv is None else argv)}
     for name, args in zip(("model", "data", "pretraining", "training"), all_args):
         record[name] = args.to_dict() if hasattr(args, "to_dict") else asdict(args)
+    record["settings"] = result_settings(*all_args)
     record.update(wall_time_s=round(time.time() - started, 1), **extra)
     record["versions"] = {"torch": torch.__version__, "transformers": transformers.__version__}
     path = os.path.join(output_dir, "run_args.json")
