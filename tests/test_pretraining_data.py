@@ -174,3 +174,88 @@ def test_the_encoder_of_a_pretraining_run_reaches_finetune_build_model(tmp_path)
         if key.startswith("videomae."):
             assert torch.equal(got[key], tensor), key
     assert classifier.classifier.out_features == 3
+
+
+def test_a_hub_dataset_of_videos_streams_every_clip_into_training_and_evaluation(tmp_path, monkeypatch):
+    """A Hub dataset repo as the Hub serves one (Parquet shards under ``data/`` with a `Video` column); only the Hub
+    id is mapped to its local copy: datasets' own streaming loader, pretrain's data, the Trainer and the collator
+    run as they do on the Hub. Every training clip is read exactly once in one pass, every validation clip once."""
+    import datasets
+    from transformers import TrainingArguments
+
+    from mmder_hf.training.finetune import build_processor
+    from mmder_hf.training.pretraining import (
+        MultiMAEDERPreTrainer,
+        build_pretraining_model,
+        parse_pretraining_args,
+    )
+
+    repo = tmp_path / "someone--talking-faces"
+    (repo / "data").mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    features = datasets.Features({"clip": datasets.Video(), "name": datasets.Value("string")})
+    shards = {"train-00000-of-00002": 3, "train-00001-of-00002": 3, "validation-00000-of-00001": 2}
+    for shard, count in shards.items():
+        rows = {"clip": [], "name": []}
+        for i in range(count):
+            name = names(shard, count)[i]
+            path = tmp_path / name
+            frames = rng.integers(0, 255, (8, 32, 32, 3), dtype=np.uint8)
+            write_clip(path, frames, 8.0, 0.2 * rng.standard_normal((1, 8000)), 16000)
+            rows["clip"].append({"bytes": path.read_bytes(), "path": name})
+            rows["name"].append(name)
+            path.unlink()  # only the Parquet files hold the clips
+        datasets.Dataset.from_dict(rows, features=features).to_parquet(str(repo / "data" / f"{shard}.parquet"))
+
+    real_load_dataset, asked = datasets.load_dataset, []
+
+    def from_the_local_copy(path, *args, **kwargs):
+        asked.append((path, kwargs.get("streaming")))
+        return real_load_dataset(str(repo) if path == "someone/talking-faces" else path, *args, **kwargs)
+
+    monkeypatch.setattr(datasets, "load_dataset", from_the_local_copy)
+    argv = ["--output_dir", str(tmp_path / "out"), "--dataset_name", "videos", "--dataset_source"]
+    argv += ["someone/talking-faces", "--video_column", "clip", "--streaming", "true", "--max_steps", "3"]
+    argv += ["--per_device_train_batch_size", "2", "--per_device_eval_batch_size", "2", "--model_size", "tiny"]
+    argv += ["--use_cpu", "true", "--save_strategy", "no", "--eval_strategy", "no", "--dataloader_pin_memory", "false"]
+    model_args, data_args, pretrain_args, args = parse_pretraining_args(argv)
+    assert isinstance(args, TrainingArguments)
+    data = load_pretraining_data(data_args, pretrain_args, args)
+    assert asked == [("someone/talking-faces", True)]
+    assert isinstance(data.splits["train"], datasets.IterableDataset) and data.train_clips == "streamed"
+    assert data.dataset_id == "someone/talking-faces" and "`validation` split" in data.description
+    model = build_pretraining_model(model_args, pretrain_args)
+    processor = build_processor(model_args, data_args, model.config)
+    prepared = prepare_pretraining_data(data, model, processor, data_args, args)
+    assert prepared.rank_sharded_total is None  # a stream: accelerate shares its shards among ranks
+
+    seen, shapes = [], []
+
+    def recording(rows):
+        seen.extend(row["name"] for row in rows)
+        batch = prepared.collator(rows)
+        shapes.append({k: tuple(v.shape) for k, v in batch.items()})
+        return batch
+
+    trainer = MultiMAEDERPreTrainer(
+        model=model,
+        args=args,
+        train_dataset=prepared.train,
+        eval_dataset=prepared.validation,
+        data_collator=recording,
+        processing_class=processor,
+    )
+    result = trainer.train()
+    assert trainer.state.global_step == 3 and result.training_loss > 0
+    train_names = [n for shard, count in shards.items() if shard.startswith("train") for n in names(shard, count)]
+    assert sorted(seen) == sorted(train_names) and len(set(seen)) == 6  # every training clip, once
+    assert shapes and all(s == {"pixel_values": (2, 2, 3, 32, 32), "audio_values": (2, 2, 3, 32, 32)} for s in shapes)
+
+    seen.clear()
+    metrics = trainer.evaluate()
+    assert sorted(seen) == sorted(names("validation-00000-of-00001", 2))
+    assert metrics["eval_loss"] > 0 and metrics["eval_loss_video"] > 0 and metrics["eval_loss_audio"] > 0
+
+
+def names(shard: str, count: int) -> list[str]:
+    return [f"{shard.split('-')[0]}_{shard.split('-')[1]}_{i}.mp4" for i in range(count)]
