@@ -1,4 +1,5 @@
-"""transformers' common model checks, run against MultiMAEDERModel and MultiMAEDERForVideoClassification.
+"""transformers' common model checks, run against MultiMAEDERModel and MultiMAEDERForVideoClassification (and
+transformers' ModelTesterMixin also against MultiMAEDERForPreTraining, with a fixed ``bool_masked_pos``).
 
 Two layers:
 
@@ -40,7 +41,8 @@ from torch import nn
 from transformers import AutoModel, AutoModelForVideoClassification
 from transformers.models.videomae.modeling_videomae import VideoMAEPatchEmbeddings
 
-from mmder_hf import MultiMAEDERConfig, MultiMAEDERForVideoClassification, MultiMAEDERModel
+from mmder_hf import MultiMAEDERConfig, MultiMAEDERForPreTraining, MultiMAEDERForVideoClassification, MultiMAEDERModel
+from mmder_hf.models.multimae_der import draw_mask
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,6 +63,10 @@ CLASSES = [MultiMAEDERModel, MultiMAEDERForVideoClassification]
 #: Two temporal layouts (RFAS draws permutations), a spatial one and a single-modality baseline.
 STRATEGIES = ["FSLF", "RFAS", "CFAS", "audio"]
 BATCH = 3
+#: A small decoder for the pre-training model (the config's default is VideoMAE-B's).
+PRETRAINING_DECODER = dict(
+    decoder_hidden_size=16, decoder_num_hidden_layers=1, decoder_num_attention_heads=2, decoder_intermediate_size=32
+)
 NUM_LABELS = 5
 SEQ_LENGTH = (TINY["num_frames"] // 2) * (TINY["image_size"] // TINY["patch_size"]) ** 2  # tubelet_size 2
 
@@ -660,6 +666,7 @@ def _load_transformers_common_tests():
         ("MODEL_MAPPING_NAMES", MultiMAEDERModel.__name__),
         ("MODEL_FOR_VIDEO_CLASSIFICATION_MAPPING_NAMES", MultiMAEDERForVideoClassification.__name__),
         ("MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES", MultiMAEDERForVideoClassification.__name__),
+        ("MODEL_FOR_PRETRAINING_MAPPING_NAMES", MultiMAEDERForPreTraining.__name__),
     ):
         setattr(common_tests, name, OrderedDict({**getattr(common_tests, name), MultiMAEDERConfig.model_type: value}))
     return common_tests, None
@@ -715,6 +722,54 @@ if _COMMON_TESTS is not None:
         _name = f"TestTransformersMixin{_strategy.upper()}"
         globals()[_name] = type(_name, (_MultiMAEDERMixinTests, unittest.TestCase), {"strategy": _strategy})
     del _strategy, _name
+
+    class MultiMAEDERPreTrainingTester(MultiMAEDERModelTester):
+        """The pre-training model's inputs: the clips and a fixed ``bool_masked_pos`` drawn as the model draws one
+        (:func:`draw_mask`: per-modality ratios), as transformers' VideoMAE tests give VideoMAEForPreTraining one, so
+        that outputs are deterministic. The encoder reads only the visible tubelets: that is its sequence length."""
+
+        def get_config(self) -> MultiMAEDERConfig:
+            return make_config(self.strategy, attn_implementation="eager", **PRETRAINING_DECODER)
+
+        def prepare_config_and_inputs_for_common(self):
+            config, inputs = super().prepare_config_and_inputs_for_common()
+            mask = draw_mask(config, self.batch_size, torch.Generator().manual_seed(0))
+            self.num_masks = int(mask[0].sum())
+            self.seq_length = SEQ_LENGTH - self.num_masks  # what the encoder reads
+            self.mask_length = SEQ_LENGTH  # the length of a mask the mixin builds itself (eager vs sdpa)
+            return config, {**inputs, "bool_masked_pos": mask}
+
+    class TestTransformersMixinPreTraining(_COMMON_TESTS.ModelTesterMixin, unittest.TestCase):
+        all_model_classes = (MultiMAEDERForPreTraining,)
+        strategy = "FSLF"  # pure video and pure audio tubelets: two mask ratios and both loss parts
+        test_resize_embeddings = False  # no token embeddings: the patch embedding is a Conv3d
+        test_torch_exportable = False  # ExportTesterMixin is not in the sdist
+        # (not bool_masked_pos: the eager / sdpa check builds its own, for 7 clips)
+        additional_model_inputs = ["audio_values"]
+
+        def setUp(self):
+            self.model_tester = MultiMAEDERPreTrainingTester(self, self.strategy)
+            self.model_tester.prepare_config_and_inputs_for_common()  # sets the visible sequence length
+
+        def test_model_get_set_embeddings(self):  # as transformers' VideoMAE tests: a Conv3d patch embedding
+            config, _ = self.model_tester.prepare_config_and_inputs_for_common()
+            model = MultiMAEDERForPreTraining(config)
+            self.assertIsInstance(model.get_input_embeddings(), nn.Module)
+            self.assertIsNone(model.get_output_embeddings())
+
+        def test_model_outputs_equivalence(self):
+            """The mixin's check, exactly (tuple and dict outputs equal, with and without hidden states and
+            attentions), except that it formats its failure message by subtracting the outputs before comparing
+            them, which raises on the bool ``bool_masked_pos`` output; here they are compared with ``torch.equal``."""
+            config, inputs = self.model_tester.prepare_config_and_inputs_for_common()
+            model = MultiMAEDERForPreTraining(config).eval()
+            for extra in ({}, {"output_hidden_states": True}, {"output_attentions": True}):
+                with torch.no_grad():
+                    as_tuple = model(**inputs, return_dict=False, **extra)
+                    as_dict = model(**inputs, return_dict=True, **extra)
+                self.assertIsInstance(as_tuple, tuple)
+                assert_same_values(as_tuple, as_dict.to_tuple(), f"outputs with {extra}")
+                self.assertEqual(len(as_tuple), 5 + len(extra))  # loss, logits, both loss parts, the mask (+ extras)
 
 else:
 

@@ -553,9 +553,10 @@ class MultiMAEDERPreTrainer(Trainer):
         return means
 
     def evaluate(self, *args, **kwargs):
-        """The `Trainer`'s evaluation, on a fork of the random state: its masks (and the reconstruction pictures')
-        leave the training stream untouched. The `Trainer` saves a checkpoint's random state before an evaluation
-        of the same step, so without this a resumed run would draw other masks than an uninterrupted one."""
+        """The `Trainer`'s evaluation, on a fork of the random state, so that it leaves the training stream (masks,
+        shuffles) untouched: iterating a DataLoader draws from the global generator. The `Trainer` saves a
+        checkpoint's random state before the end-of-epoch evaluation of the same step, so without this a resumed
+        run would draw other masks than an uninterrupted one."""
         devices = [self.args.device] if self.args.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             return super().evaluate(*args, **kwargs)
