@@ -267,6 +267,11 @@ def test_the_pipeline_tracks_the_face_window_by_window(clips, tmp_path):
         np.testing.assert_allclose(entry["face_boxes"], window["face_boxes"][0].numpy(), atol=0.01)
     assert "face_boxes" not in pipe(path)[0]  # one clip: labels and scores, as before
 
+    from mmder_hf.timeline import write_timeline_csv
+
+    rows = write_timeline_csv(timeline, tmp_path / "t.csv").read_text().splitlines()
+    assert rows[0].endswith(",face_frames") and all(row.endswith(",2/2") for row in rows[1:])
+
 
 def _faces_runtime_prelude() -> str:
     """The runtime-only prelude of inference_helpers, with the [faces] extra's packages also installed."""
@@ -354,5 +359,5 @@ def test_mmder_inspect_draws_what_the_model_reads(clips, tmp_path, capsys):
     assert out.stat().st_size > 10_000 and capsys.readouterr().out.strip() == str(out)
     assert main(["inspect", str(tmp_path / "missing.mp4"), "--out", str(out)]) == 1
     assert "missing.mp4: file not found" in capsys.readouterr().err
-    assert main(["inspect", path, "--out", str(tmp_path / "whole.png"), "--no-face-crop"]) == 0
+    assert main(["inspect", path, "--out", str(tmp_path / "whole.png"), "--face-crop", "false"]) == 0
     assert main(["inspect", path]) == 2  # --out is required

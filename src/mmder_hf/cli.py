@@ -4,7 +4,7 @@
 mmder predict FILE... --model ID_OR_DIR [--top-k K] [--json]
 mmder timeline FILE --model ID_OR_DIR [--window S] [--stride S] [--plot out.png] [--csv out.csv] [--json]
 mmder export --model ID_OR_DIR --format onnx OUT.onnx
-mmder inspect FILE --out inputs.png [--model ID_OR_DIR] [--face-crop | --no-face-crop]
+mmder inspect FILE --out inputs.png [--model ID_OR_DIR] [--face-crop true|false]
 ```
 
 Each sub-command's options come from a dataclass parsed by ``HfArgumentParser``; every option is spelled with dashes

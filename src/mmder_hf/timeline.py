@@ -35,14 +35,20 @@ def summarize_timeline(timeline: Sequence[dict]) -> list[dict]:
 
 
 def write_timeline_csv(timeline: Sequence[dict], path: Union[str, os.PathLike]) -> Path:
-    """Write one row per window: ``start,end,label,score,<one column per label>``."""
+    """Write one row per window: ``start,end,label,score,<one column per label>``; with face cropping (entries with
+    ``face_boxes``) also ``face_frames``: in how many of the window's sampled frames the tracked face was found."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     labels = timeline_labels(timeline)
+    faces = bool(timeline) and all("face_boxes" in entry for entry in timeline)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["start", "end", "label", "score", *labels])
+        writer.writerow(["start", "end", "label", "score", *labels] + (["face_frames"] if faces else []))
         for entry in timeline:
+            face = []
+            if faces:
+                boxes = entry["face_boxes"]
+                face = [f"{sum(box is not None for box in boxes)}/{len(boxes)}"]
             writer.writerow(
                 [
                     f"{entry['start']:.3f}",
@@ -50,6 +56,7 @@ def write_timeline_csv(timeline: Sequence[dict], path: Union[str, os.PathLike]) 
                     entry["label"],
                     f"{entry['score']:.6f}",
                     *(f"{entry['scores'][label]:.6f}" for label in labels),
+                    *face,
                 ]
             )
     return path

@@ -418,7 +418,11 @@ def preprocess_to_cache(
     collator = MultiMAEDERDataCollator(processor, label_column=label_column, processor_kwargs=calls)
     keep = list(keep_columns)
 
-    def process(batch: dict, kept: list[str]) -> dict:
+    def process(batch: dict, kept: list[str], worker: bool = False) -> dict:
+        if worker and torch.get_num_threads() != 1:
+            # A forked worker: one thread each, as DataLoader workers run. torch's OpenMP pool does not survive a
+            # fork, so a worker forked after the parent ran the processor would otherwise hang in its first resize.
+            torch.set_num_threads(1)
         rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
         out = {}
         for name, values in collator(rows).items():
@@ -450,7 +454,7 @@ def preprocess_to_cache(
                 remove_columns=columns,
                 num_proc=num_proc,
                 features=features,
-                fn_kwargs={"kept": kept},
+                fn_kwargs={"kept": kept, "worker": bool(num_proc and num_proc > 1)},
                 desc=f"preprocess {split}",
             )
         else:
