@@ -72,17 +72,17 @@ def test_timeline_csv_plot_json(model_dir, clips, tmp_path, capsys):
 
 def test_usage(capsys):
     assert main(["--help"]) == 0 and "timeline" in capsys.readouterr().out
-    assert main([]) == 2 and capsys.readouterr().err.startswith("usage: mmder {predict,timeline,export}")
+    assert main([]) == 2 and capsys.readouterr().err.startswith("usage: mmder {predict,timeline,export,inspect}")
     assert main(["frobnicate"]) == 2
     assert capsys.readouterr().err.splitlines() == [
-        "usage: mmder {predict,timeline,export} ...",
-        "mmder: error: unknown command 'frobnicate' (choose from predict, timeline, export)",
+        "usage: mmder {predict,timeline,export,inspect} ...",
+        "mmder: error: unknown command 'frobnicate' (choose from predict, timeline, export, inspect)",
     ]
     assert main(["predict", "--help"]) == 0  # argparse's exit status, returned
     assert "--top-k" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("command", ["predict", "timeline", "export"])
+@pytest.mark.parametrize("command", ["predict", "timeline", "export", "inspect"])
 def test_help_lists_each_option_once_with_its_alias(command, capsys):
     assert main([command, "--help"]) == 0
     out = capsys.readouterr().out
@@ -95,6 +95,8 @@ def test_help_lists_each_option_once_with_its_alias(command, capsys):
         assert "--json" in invocations and "--quiet" in invocations  # flags: no [JSON] value
     elif command == "timeline":
         assert "--batch-size, --batch_size N" in invocations and "--window S" in invocations
+    elif command == "inspect":
+        assert "--out PNG" in invocations and "--face-crop, --face_crop BOOL" in invocations
     else:
         assert (
             "--no-verify, --no_verify" in invocations and "--opset-version, --opset, --opset_version N" in invocations

@@ -124,7 +124,8 @@ class InspectArguments:
     face_crop: Optional[bool] = field(
         default=None,
         metadata={
-            "help": "Crop the faces (the [faces] extra) or not; default: as the model's processor, on without --model."
+            "help": "Crop the faces (the [faces] extra) or not; default: as the model's processor, else on.",
+            "metavar": "BOOL",
         },
     )
     trust_remote_code: bool = field(default=False, metadata={"help": "Load the model's own processor code."})
