@@ -361,3 +361,14 @@ def test_mmder_inspect_draws_what_the_model_reads(clips, tmp_path, capsys):
     assert "missing.mp4: file not found" in capsys.readouterr().err
     assert main(["inspect", path, "--out", str(tmp_path / "whole.png"), "--face-crop", "false"]) == 0
     assert main(["inspect", path]) == 2  # --out is required
+
+
+def test_the_collator_gives_the_model_the_crops_and_leaves_the_boxes_out(clips):
+    from mmder_hf.data import MultiMAEDERDataCollator
+
+    processor = _processor(fusion_strategy="FSLF")
+    collator = MultiMAEDERDataCollator(processor)
+    batch = collator([{"video": clips["moving"][0], "emotion": 2}])
+    direct = processor(videos=clips["moving"][0], return_tensors="pt")
+    assert set(batch) == {"pixel_values", "audio_values", "labels"}
+    torch.testing.assert_close(batch["pixel_values"], direct["pixel_values"], rtol=0, atol=0)

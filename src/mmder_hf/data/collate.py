@@ -101,6 +101,7 @@ class MultiMAEDERDataCollator:
                     batch[key] = stacked
         else:
             batch = dict(self.processor(**self._processor_inputs(rows), **self.processor_kwargs, return_tensors="pt"))
+            batch.pop("face_boxes", None)  # what was cropped, for people: the model reads only the crops
         label_key = "labels" if "labels" in first else self.label_column
         if label_key and label_key in first:
             batch["labels"] = torch.as_tensor([int(r[label_key]) for r in rows], dtype=torch.long)
