@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import datasets
 import torch
@@ -155,25 +155,35 @@ class DataArguments:
     )
 
 
+def parse_with_recipe(
+    types: tuple, recipe_type: type, defaults_of: Callable[[str], dict], argv: Optional[Sequence[str]] = None
+) -> tuple:
+    """Parse ``types`` from flags or one JSON file; the ``recipe`` field of ``recipe_type`` picks the defaults.
+
+    ``defaults_of(recipe)`` maps a recipe name to its defaults; every flag or key given overrides them. One parser
+    for ``examples/finetune.py`` and ``examples/pretrain.py``, so the two read their arguments the same way.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = HfArgumentParser(types)
+    known = {f.name for dataclass_type in types for f in fields(dataclass_type)}
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        with open(argv[0]) as f:
+            given = json.load(f)
+        defaults = defaults_of(given.get("recipe", "quick"))
+        return parser.parse_dict({**{k: v for k, v in defaults.items() if k in known}, **given})
+    recipe, _ = HfArgumentParser(recipe_type).parse_known_args(argv)
+    parser.set_defaults(**{k: v for k, v in defaults_of(recipe.recipe).items() if k in known})
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
 def parse_args(argv: Optional[Sequence[str]] = None) -> tuple:
     """``(ModelArguments, DataArguments, RecipeArguments, TrainingArguments)`` from flags or one JSON file.
 
     The recipe named by ``--recipe`` (or the file's ``"recipe"``; default ``quick``) gives the defaults, and every
     flag or key given overrides them.
     """
-    argv = list(sys.argv[1:] if argv is None else argv)
     types = (ModelArguments, DataArguments, RecipeArguments, TrainingArguments)
-    parser = HfArgumentParser(types)
-    known = {f.name for dataclass_type in types for f in fields(dataclass_type)}
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        with open(argv[0]) as f:
-            given = json.load(f)
-        defaults = {**RUN_DEFAULTS, **recipe_defaults(given.get("recipe", "quick"))}
-        return parser.parse_dict({**{k: v for k, v in defaults.items() if k in known}, **given})
-    recipe, _ = HfArgumentParser(RecipeArguments).parse_known_args(argv)
-    defaults = {**RUN_DEFAULTS, **recipe_defaults(recipe.recipe)}
-    parser.set_defaults(**{k: v for k, v in defaults.items() if k in known})
-    return parser.parse_args_into_dataclasses(args=argv)
+    return parse_with_recipe(types, RecipeArguments, lambda name: {**RUN_DEFAULTS, **recipe_defaults(name)}, argv)
 
 
 def setup_run(model_args: ModelArguments, training_args: TrainingArguments) -> None:

@@ -19,14 +19,14 @@ import logging
 import math
 import os
 import sys
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any, Optional, Sequence
 
 import datasets
 import torch
 from torch.utils.data import DataLoader
-from transformers import HfArgumentParser, Trainer, TrainerCallback, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import seed_worker
 
 from ..data import MultiMAEDERDataCollator, load_emotion_dataset, preprocess_to_cache
@@ -42,7 +42,7 @@ from ..models.multimae_der.modeling_multimae_der import (
     tubelet_modalities,
     unpatchify,
 )
-from .finetune import DataArguments, ModelArguments, result_settings, split_sizes
+from .finetune import DataArguments, ModelArguments, parse_with_recipe, result_settings, split_sizes
 from .recipes import MODEL_SIZES, parse_config_overrides
 
 
@@ -183,18 +183,8 @@ def parse_pretraining_args(argv: Optional[Sequence[str]] = None) -> tuple:
 
     ``--recipe`` (default ``quick``) gives the `TrainingArguments` defaults; every flag overrides them.
     """
-    argv = list(sys.argv[1:] if argv is None else argv)
     types = (ModelArguments, DataArguments, PretrainingArguments, TrainingArguments)
-    parser = HfArgumentParser(types)
-    known = {f.name for t in types for f in fields(t)}
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        with open(argv[0]) as f:
-            given = json.load(f)
-        defaults = PRETRAINING_RECIPES[given.get("recipe", "quick")]
-        return parser.parse_dict({**{k: v for k, v in defaults.items() if k in known}, **given})
-    recipe, _ = HfArgumentParser(PretrainingArguments).parse_known_args(argv)
-    parser.set_defaults(**{k: v for k, v in PRETRAINING_RECIPES[recipe.recipe].items() if k in known})
-    return parser.parse_args_into_dataclasses(args=argv)
+    return parse_with_recipe(types, PretrainingArguments, PRETRAINING_RECIPES.__getitem__, argv)
 
 
 # ------------------------------------------------------------------------------------------------------ model
