@@ -259,3 +259,17 @@ def test_a_hub_dataset_of_videos_streams_every_clip_into_training_and_evaluation
 
 def names(shard: str, count: int) -> list[str]:
     return [f"{shard.split('-')[0]}_{shard.split('-')[1]}_{i}.mp4" for i in range(count)]
+
+
+def test_pretrain_takes_the_face_crop_flag_into_its_processor(tmp_path):
+    from mmder_hf.models.multimae_der import MultiMAEDERConfig
+    from mmder_hf.training.finetune import build_processor
+    from mmder_hf.training.pretraining import parse_pretraining_args
+
+    config = MultiMAEDERConfig(image_size=32, num_frames=4)
+    argv = ["--output_dir", str(tmp_path), "--dataset_name", "videos", "--dataset_source", str(tmp_path)]
+    model_args, data_args, _, _ = parse_pretraining_args([*argv, "--face_crop", "true", "--face_margin", "0.4"])
+    processor = build_processor(model_args, data_args, config)
+    assert processor.face_crop is True and processor.face_margin == 0.4
+    model_args, data_args, _, _ = parse_pretraining_args(argv)
+    assert build_processor(model_args, data_args, config).face_crop is False  # off unless asked
