@@ -75,7 +75,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
 
     # Data, model and processor. The folder holds the code files and processor from the start, so every
     # checkpoint the Trainer pushes loads with trust_remote_code.
-    data = load_pretraining_data(data_args, pretrain_args, training_args)
+    data = load_pretraining_data(data_args, pretrain_args, training_args, model_args.fusion_strategy)
     model = build_pretraining_model(model_args, pretrain_args)
     processor = build_processor(model_args, data_args, model.config)
     match_processor_statistics(model, processor)

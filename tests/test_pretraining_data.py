@@ -273,3 +273,28 @@ def test_pretrain_takes_the_face_crop_flag_into_its_processor(tmp_path):
     assert processor.face_crop is True and processor.face_margin == 0.4
     model_args, data_args, _, _ = parse_pretraining_args(argv)
     assert build_processor(model_args, data_args, config).face_crop is False  # off unless asked
+
+
+def test_a_folder_with_broken_files_keeps_going_and_names_them(tmp_path, caplog):
+    import logging
+
+    root = tmp_path / "videos"
+    (root / "a").mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 255, (12, 36, 48, 3), dtype=np.uint8)
+    audio = (0.3 * np.sin(np.arange(8000) * 0.05)).astype(np.float32)[None]
+    for i in range(3):
+        write_clip(root / "a" / f"good{i}.mp4", frames, 12.0, audio, 16000)
+    write_clip(root / "a" / "silent.mp4", frames, 12.0)  # no audio track
+    (root / "a" / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(200))  # not a playable file
+    args = DataArguments(dataset_name="videos", dataset_source=str(root))
+    with caplog.at_level(logging.WARNING):
+        data = load_pretraining_data(args, PretrainingArguments(validation_clips=0), training_args(tmp_path), "FSLF")
+    kept = sorted(p.rsplit("/", 1)[-1] for p in data.splits["train"]["video"])
+    assert kept == ["good0.mp4", "good1.mp4", "good2.mp4"]
+    assert "2 unusable file(s) were skipped" in data.description and "no audio track: 1" in data.description
+    warning = "\n".join(r.getMessage() for r in caplog.records)
+    assert "a/silent.mp4" in warning and "a/broken.mp4" in warning
+    # the video baseline reads no audio: the silent clip is usable there
+    data = load_pretraining_data(args, PretrainingArguments(validation_clips=0), training_args(tmp_path), "video")
+    assert len(data.splits["train"]) == 4

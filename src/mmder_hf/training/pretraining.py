@@ -30,6 +30,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import seed_worker
 
 from ..data import MultiMAEDERDataCollator, load_emotion_dataset, preprocess_to_cache
+from ..data.builders import BadDataReport, probe_media
 from ..data.corpora import get_corpus_info, normalize_corpus_name
 from ..data.loading import DEFAULT_CACHE_DIR
 from ..data.synthetic import is_synthetic_source
@@ -276,6 +277,34 @@ def find_videos(folder: str) -> list[str]:
     return sorted(found)
 
 
+def skip_unusable_videos(
+    paths: list[str], root: str, need_video: bool = True, need_audio: bool = True, num_proc: Optional[int] = None
+) -> tuple[list[str], BadDataReport]:
+    """The files of ``paths`` that have the streams the strategy reads, and a report naming the others and why.
+
+    Each file is demuxed once (:func:`~mmder_hf.data.builders.probe_media`, no decoding), in ``num_proc``
+    processes, so that a broken file or one without an audio track is skipped and reported here rather than
+    stopping the run at its first batch.
+    """
+    probed = datasets.Dataset.from_dict({"path": paths}).map(
+        partial(_probe_batch, need_video=need_video, need_audio=need_audio),
+        batched=True,
+        batch_size=16,
+        num_proc=num_proc if num_proc and num_proc > 1 and len(paths) > 1 else None,
+        desc="checking the videos",
+    )
+    report = BadDataReport("videos")
+    for path, reason in zip(paths, probed["reason"]):
+        if reason:
+            report.add(os.path.relpath(path, root), reason)
+    report.log()
+    return [p for p, reason in zip(paths, probed["reason"]) if not reason], report
+
+
+def _probe_batch(batch: dict, need_video: bool, need_audio: bool) -> dict:
+    return {"reason": [probe_media(p, need_video=need_video, need_audio=need_audio) or "" for p in batch["path"]]}
+
+
 @dataclass
 class PretrainingData:
     """Unlabelled ``train`` / ``validation`` splits and what the card says about them."""
@@ -308,12 +337,17 @@ def _undecoded_video(ds: Any, column: str) -> Any:
 
 
 def load_pretraining_data(
-    data_args: DataArguments, pretrain_args: PretrainingArguments, training_args: TrainingArguments
+    data_args: DataArguments,
+    pretrain_args: PretrainingArguments,
+    training_args: TrainingArguments,
+    fusion_strategy: Optional[str] = None,
 ) -> PretrainingData:
     """Unlabelled clips for pre-training, with a held-out ``validation`` split for the loss.
 
     * ``--dataset_name videos --dataset_source <folder>``: every video file under the folder (recursively);
-      ``--validation_clips`` of them (at most a tenth), drawn with the seed, are held out.
+      ``--validation_clips`` of them (at most a tenth), drawn with the seed, are held out. Files without the streams
+      ``fusion_strategy`` reads (audio for all but ``video`` / ``prefused``, video for all but ``audio``) or that
+      are broken are skipped and reported (:func:`skip_unusable_videos`).
     * ``--dataset_name videos --dataset_source <Hub dataset id>``: its ``train`` split, streamed (``--max_steps``);
       its ``validation`` split, if any, for the loss (``--validation_clips`` of it).
     * ``--dataset_name <corpus> [--dataset_source ...] --fold k``: the corpus's fold ``k``: its training actors are
@@ -328,6 +362,16 @@ def load_pretraining_data(
             paths = find_videos(source)
             if data_args.max_train_samples is not None:
                 paths = paths[: data_args.max_train_samples]
+            found = len(paths)
+            paths, report = skip_unusable_videos(
+                paths,
+                source,
+                need_video=fusion_strategy != "audio",
+                need_audio=fusion_strategy not in ("video", "prefused"),
+                num_proc=data_args.preprocessing_num_workers,
+            )
+            if not paths:
+                raise ValueError(f"None of the {found} video files under {source} can be used:\n{report.summary()}")
             names = [os.path.relpath(path, source) for path in paths]
             full = datasets.Dataset.from_dict({"video": paths, "file": names})
             held = min(pretrain_args.validation_clips, len(paths) // 10)
@@ -340,6 +384,9 @@ def load_pretraining_data(
                 f"{len(paths)} video files found under a local folder (searched recursively; unlabelled). "
                 f"{held} of them, drawn with seed {training_args.seed}, are held out for the validation loss."
             )
+            if len(report):
+                reasons = "; ".join(f"{reason}: {len(files)}" for reason, files in sorted(report.by_reason().items()))
+                description += f" {len(report)} unusable file(s) were skipped ({reasons})."
             return PretrainingData(splits, description)
         if not data_args.streaming or training_args.max_steps <= 0:
             raise ValueError("A Hub dataset of videos is streamed: pass --streaming true and --max_steps")
