@@ -57,6 +57,9 @@ class MultiMAEDERDataCollator:
             the utterance's start); passed to the processor as ``audio_start``.
         processor_kwargs (`dict`, *optional*):
             more arguments of every processor call (the preprocess cache asks for unnormalised 8-bit images).
+        return_face_boxes (`bool`, defaults to `False`):
+            also return the processor's ``face_boxes`` (with face cropping); off for training, where the model reads
+            only the crops; the preprocess cache keeps them for its no-face report.
 
     Example:
 
@@ -77,6 +80,7 @@ class MultiMAEDERDataCollator:
         end_column: str = "end",
         audio_start_column: str = "audio_start",
         processor_kwargs: Optional[dict] = None,
+        return_face_boxes: bool = False,
     ) -> None:
         self.processor = processor
         self.video_column = video_column
@@ -86,6 +90,7 @@ class MultiMAEDERDataCollator:
         self.end_column = end_column
         self.audio_start_column = audio_start_column
         self.processor_kwargs = dict(processor_kwargs or {})
+        self.return_face_boxes = return_face_boxes
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
         if not rows:
@@ -101,7 +106,8 @@ class MultiMAEDERDataCollator:
                     batch[key] = stacked
         else:
             batch = dict(self.processor(**self._processor_inputs(rows), **self.processor_kwargs, return_tensors="pt"))
-            batch.pop("face_boxes", None)  # what was cropped, for people: the model reads only the crops
+            if not self.return_face_boxes:
+                batch.pop("face_boxes", None)
         label_key = "labels" if "labels" in first else self.label_column
         if label_key and label_key in first:
             batch["labels"] = torch.as_tensor([int(r[label_key]) for r in rows], dtype=torch.long)

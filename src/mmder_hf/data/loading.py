@@ -415,7 +415,9 @@ def preprocess_to_cache(
         logger.info("Reusing preprocessed cache %s", path)
         return _report_faces(datasets.load_from_disk(path).with_format("torch", dtype=None), dataset)
     calls = {"do_rescale": False, "do_normalize": False, "num_video_frames": counts[0], "num_audio_frames": counts[1]}
-    collator = MultiMAEDERDataCollator(processor, label_column=label_column, processor_kwargs=calls)
+    collator = MultiMAEDERDataCollator(
+        processor, label_column=label_column, processor_kwargs=calls, return_face_boxes=True
+    )
     keep = list(keep_columns)
 
     def process(batch: dict, kept: list[str], worker: bool = False) -> dict:
