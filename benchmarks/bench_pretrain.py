@@ -30,7 +30,7 @@ from common import emit  # noqa: E402
 def _model(size: str, device: str):
     from mmder_hf import MultiMAEDERConfig, MultiMAEDERForPreTraining
     from mmder_hf.training import MODEL_SIZES
-    from mmder_hf.training.pretraining import DECODER_SIZES
+    from mmder_hf.training.recipes import DECODER_SIZES
 
     config = MultiMAEDERConfig(fusion_strategy="FSLF", **MODEL_SIZES[size], **DECODER_SIZES[size])
     return MultiMAEDERForPreTraining(config).to(device).train()

@@ -33,16 +33,15 @@ from mmder_hf.training.finetune import (
     build_model,
     build_processor,
     corpus_for_card,
-    describe_differences,
     finished_training,
     fold_shortfall,
     load_data,
     load_trained_weights,
     parse_args,
     prepare_datasets,
+    refuse_other_settings,
     result_settings,
     save_run_args,
-    settings_differences,
     setup_run,
     split_sizes,
     widget_examples_from_split,
@@ -58,12 +57,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     setup_run(model_args, training_args)
     logger.info("Recipe %r: %s", recipe_args.recipe, RECIPES[recipe_args.recipe].description)
     output_dir = training_args.output_dir
-    differences = settings_differences(output_dir, result_settings(model_args, data_args, recipe_args, training_args))
-    if differences:  # resuming or reusing it would mix two runs
-        raise ValueError(
-            f"{output_dir} holds a run with other settings ({describe_differences(differences)}): "
-            "use another --output_dir, or remove that folder to start again"
-        )
+    refuse_other_settings(output_dir, result_settings(model_args, data_args, recipe_args, training_args))
     last_checkpoint = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) and training_args.do_train else None
     set_seed(training_args.seed)
 

@@ -35,9 +35,8 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from mmder_hf.training.finetune import (
     build_processor,
-    describe_differences,
+    refuse_other_settings,
     result_settings,
-    settings_differences,
     setup_run,
 )
 from mmder_hf.training.pretraining import (
@@ -64,12 +63,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     setup_run(model_args, training_args)
     output_dir = training_args.output_dir
     all_args = (model_args, data_args, pretrain_args, training_args)
-    differences = settings_differences(output_dir, result_settings(*all_args))
-    if differences:  # resuming or reusing it would mix two runs
-        raise ValueError(
-            f"{output_dir} holds a run with other settings ({describe_differences(differences)}): "
-            "use another --output_dir, or remove that folder to start again"
-        )
+    refuse_other_settings(output_dir, result_settings(*all_args))
     last_checkpoint = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) and training_args.do_train else None
     set_seed(training_args.seed)
 

@@ -571,6 +571,16 @@ def describe_differences(differences: dict[str, tuple]) -> str:
     return "; ".join(f"{k.split('.', 1)[1]}: {a!r} there, {b!r} now" for k, (a, b) in sorted(differences.items()))
 
 
+def refuse_other_settings(output_dir: str, settings: dict[str, Any]) -> None:
+    """Raise when ``output_dir`` holds a run made with other ``settings`` (resuming it would mix two runs)."""
+    differences = settings_differences(output_dir, settings)
+    if differences:
+        raise ValueError(
+            f"{output_dir} holds a run with other settings ({describe_differences(differences)}): "
+            "use another --output_dir, or remove that folder to start again"
+        )
+
+
 def save_run_args(
     output_dir: str, argv: Optional[Sequence[str]], all_args: Sequence[Any], started: float, **extra
 ) -> str:

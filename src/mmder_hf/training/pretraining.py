@@ -44,7 +44,7 @@ from ..models.multimae_der.modeling_multimae_der import (
     unpatchify,
 )
 from .finetune import DataArguments, ModelArguments, parse_with_recipe, result_settings, split_sizes
-from .recipes import MODEL_SIZES, parse_config_overrides
+from .recipes import DECODER_SIZES, MODEL_SIZES, parse_config_overrides
 
 
 logger = logging.getLogger(__name__)
@@ -53,35 +53,6 @@ logger = logging.getLogger(__name__)
 VIDEOS = "videos"
 #: File endings read from a folder of videos.
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".flv", ".m4v", ".mpg", ".mpeg")
-
-#: Decoders of the random models (``--model_size``): VideoMAE's for base (384 wide, 4 layers) and large (512, 4);
-#: narrow and shallow for the CPU-sized ones.
-DECODER_SIZES: dict[str, dict] = {
-    "tiny": dict(
-        decoder_hidden_size=32,
-        decoder_num_hidden_layers=1,
-        decoder_num_attention_heads=2,
-        decoder_intermediate_size=64,
-    ),
-    "small": dict(
-        decoder_hidden_size=64,
-        decoder_num_hidden_layers=1,
-        decoder_num_attention_heads=4,
-        decoder_intermediate_size=128,
-    ),
-    "base": dict(
-        decoder_hidden_size=384,
-        decoder_num_hidden_layers=4,
-        decoder_num_attention_heads=6,
-        decoder_intermediate_size=1536,
-    ),
-    "large": dict(
-        decoder_hidden_size=512,
-        decoder_num_hidden_layers=4,
-        decoder_num_attention_heads=8,
-        decoder_intermediate_size=2048,
-    ),
-}
 
 _COMMON = {"remove_unused_columns": False, "report_to": "none", "do_train": True, "do_eval": True}
 #: Pre-training recipes: `TrainingArguments` defaults that any flag overrides.

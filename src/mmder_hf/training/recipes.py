@@ -239,4 +239,42 @@ def parse_config_overrides(overrides: Optional[str], known: Optional[Iterable[st
     return out
 
 
-__all__ = ["MODEL_SIZES", "RECIPES", "Recipe", "RecipeArguments", "parse_config_overrides", "recipe_defaults"]
+#: Decoders of the random models (``--model_size``): VideoMAE's for base (384 wide, 4 layers) and large (512, 4);
+#: narrow and shallow for the CPU-sized ones.
+DECODER_SIZES: dict[str, dict] = {
+    "tiny": dict(
+        decoder_hidden_size=32,
+        decoder_num_hidden_layers=1,
+        decoder_num_attention_heads=2,
+        decoder_intermediate_size=64,
+    ),
+    "small": dict(
+        decoder_hidden_size=64,
+        decoder_num_hidden_layers=1,
+        decoder_num_attention_heads=4,
+        decoder_intermediate_size=128,
+    ),
+    "base": dict(
+        decoder_hidden_size=384,
+        decoder_num_hidden_layers=4,
+        decoder_num_attention_heads=6,
+        decoder_intermediate_size=1536,
+    ),
+    "large": dict(
+        decoder_hidden_size=512,
+        decoder_num_hidden_layers=4,
+        decoder_num_attention_heads=8,
+        decoder_intermediate_size=2048,
+    ),
+}
+
+
+__all__ = [
+    "DECODER_SIZES",
+    "MODEL_SIZES",
+    "RECIPES",
+    "Recipe",
+    "RecipeArguments",
+    "parse_config_overrides",
+    "recipe_defaults",
+]
