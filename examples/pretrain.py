@@ -35,6 +35,8 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from mmder_hf.training.finetune import (
     build_processor,
+    finished_training,
+    load_trained_weights,
     refuse_other_settings,
     result_settings,
     setup_run,
@@ -51,6 +53,7 @@ from mmder_hf.training.pretraining import (
     parse_pretraining_args,
     prepare_pretraining_data,
     save_pretraining_run_args,
+    saved_log_history,
 )
 
 
@@ -74,7 +77,11 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     processor = build_processor(model_args, data_args, model.config)
     match_processor_statistics(model, processor)
     logger.info("Masks: %s", describe_masks(model.config))
-    if training_args.should_save:  # the settings from the start: a killed run refuses other ones too
+    finished = finished_training(output_dir, training_args)
+    if finished is not None:  # evaluate (and card) the pre-trained model again: never overwrite it
+        logger.warning("%s holds a finished pre-training run with these settings: not training it again", output_dir)
+        load_trained_weights(model, output_dir)
+    elif training_args.should_save:  # the settings from the start: a killed run refuses other ones too
         model.save_pretrained(output_dir)
         processor.save_pretrained(output_dir)
         save_pretraining_run_args(output_dir, argv, all_args, started)
@@ -98,13 +105,16 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     results: dict = {}
     evaluate = training_args.do_eval and prepared.validation is not None
     init_path = os.path.join(output_dir, "init_results.json")
-    if evaluate and last_checkpoint is None:  # the held-out loss at initialisation: the bar to go below
+    # the held-out loss at initialisation: the bar to go below
+    if evaluate and last_checkpoint is None and finished is None:
         metrics = trainer.evaluate(metric_key_prefix="init")
         trainer.save_metrics("init", metrics)
         results.update(metrics)
     if os.path.isfile(init_path):
         card_writer.initial_eval_loss = MultiMAEDERPreTrainer.read_metric(init_path, "init_loss")
-    if training_args.do_train:
+    if finished is not None:
+        results.update(finished)
+    elif training_args.do_train:
         if last_checkpoint is not None and training_args.resume_from_checkpoint is None:
             logger.warning("Resuming from %s", last_checkpoint)
         train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint or last_checkpoint)
@@ -122,8 +132,11 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         results.update(metrics)
 
     if trainer.is_world_process_zero():
-        save_pretraining_run_args(output_dir, argv, all_args, started, train_clips=data.train_clips)
-        card_writer.history = trainer.state.log_history
+        if finished is None:
+            save_pretraining_run_args(output_dir, argv, all_args, started, train_clips=data.train_clips)
+        # a finished run's training log is the saved one: this process only evaluated
+        saved = saved_log_history(output_dir) if finished is not None else []
+        card_writer.history = saved + trainer.state.log_history
         card_writer(output_dir)
     if training_args.push_to_hub:
         trainer.push_to_hub(commit_message=f"MultiMAE-DER pre-training ({model.config.fusion_strategy})")

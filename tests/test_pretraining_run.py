@@ -377,3 +377,22 @@ def test_killed_pretraining_resumes_from_its_last_checkpoint_with_the_same_weigh
     ):
         other = run_killable(pretrain_args(small_corpus, cache, tmp_path / "straight", flag, value), tmp_path)
         assert other.returncode != 0 and said in other.stderr, other.stderr[-2000:]
+
+    # The same command on the finished run: it evaluates again and writes the card, but trains no step and
+    # overwrites neither the weights nor the training metrics nor the loss at initialisation.
+    finished = tmp_path / "straight"
+    kept = {name: (finished / name).read_bytes() for name in ("train_results.json", "init_results.json")}
+    weights = load_file(finished / "model.safetensors")
+    again = run_killable(pretrain_args(small_corpus, cache, finished), tmp_path)
+    assert again.returncode == 0, again.stderr[-4000:]
+    assert {name: (finished / name).read_bytes() for name in kept} == kept
+    assert "holds a finished pre-training run with these settings" in again.stdout + again.stderr
+    reloaded = load_file(finished / "model.safetensors")
+    assert reloaded.keys() == weights.keys()
+    for name, tensor in weights.items():
+        assert torch.equal(tensor, reloaded[name]), name
+    assert json.loads((finished / "eval_results.json").read_text())["eval_loss"] == pytest.approx(
+        first["eval_loss"], abs=1e-6
+    )
+    card = (finished / "README.md").read_text()
+    assert f"{first['eval_loss']:.4f}" in card and "loss_curve.png" in card

@@ -374,7 +374,7 @@ def finished_training(output_dir: str, training_args: TrainingArguments) -> Opti
         return json.load(f)
 
 
-def load_trained_weights(model: MultiMAEDERForVideoClassification, output_dir: str) -> None:
+def load_trained_weights(model: torch.nn.Module, output_dir: str) -> None:
     """Load the weights a finished run saved in ``output_dir`` (one file or shards) into ``model``, exactly."""
     index = os.path.join(output_dir, "model.safetensors.index.json")
     if os.path.isfile(index):

@@ -810,6 +810,15 @@ def pretraining_hyperparameters(training_args: TrainingArguments, pretrain_args:
     }
 
 
+def saved_log_history(output_dir: str) -> list[dict]:
+    """The ``log_history`` of the ``trainer_state.json`` in ``output_dir`` (``[]`` without one)."""
+    state_path = os.path.join(output_dir, "trainer_state.json")
+    if not os.path.isfile(state_path):
+        return []
+    with open(state_path) as f:
+        return json.load(f).get("log_history", [])
+
+
 def last_losses(log_history: list[dict]) -> dict:
     """The last logged training loss (and parts) and the last held-out loss (and parts)."""
     losses = {}
@@ -839,11 +848,7 @@ class PretrainingCardWriter:
     def __call__(self, output_dir: str) -> None:
         from ..cards import write_pretraining_card
 
-        state_path = os.path.join(output_dir, "trainer_state.json")
-        history = self.history or []
-        if self.history is None and os.path.isfile(state_path):
-            with open(state_path) as f:
-                history = json.load(f).get("log_history", [])
+        history = saved_log_history(output_dir) if self.history is None else self.history
         if history:
             save_loss_curve(history, os.path.join(output_dir, "loss_curve.png"), self.initial_eval_loss)
         args = self.training_args
@@ -877,6 +882,7 @@ __all__ = [
     "ReconstructionPictureCallback",
     "build_pretraining_model",
     "describe_masks",
+    "saved_log_history",
     "describe_target",
     "find_videos",
     "first_batch",
