@@ -129,3 +129,41 @@ def test_default_source_is_the_synthetic_corpus(synthetic_ravdess_dir, tmp_path,
     assert set(ds["test"]["actor"]) == {5, 6, 7, 8}
     with pytest.raises(ValueError, match="needs a source"):
         load_emotion_dataset("crema_d")
+
+
+def test_the_face_has_eyes_and_a_mouth_that_follows_the_voice():
+    """The cue square is a cartoon face: dark eyes and a mouth opening with the syllable envelope of the audio."""
+    from mmder_hf.data.synthetic import SyntheticCorpusConfig, render_clip
+
+    config = SyntheticCorpusConfig()
+    frames, wave = render_clip(config, 3, 5, 1, 1, 1)
+    assert frames.shape == (30, 72, 128, 3) and wave.shape == (1, 32000)
+    # loudness of the voice around each frame, and darkness of the lower half of the frame (where the mouth is)
+    hop = config.sample_rate // config.fps
+    loudness = np.array(
+        [np.sqrt(np.mean(wave[0, max(0, i * hop - hop // 4) : i * hop + hop // 4] ** 2)) for i in range(len(frames))]
+    )
+    lower = frames[:, 36:, :, :].astype(np.float64).mean(axis=(1, 2, 3))
+    assert np.corrcoef(loudness[2:-2], lower[2:-2])[0, 1] < -0.9  # louder: the mouth is open, the frame darker
+    # two eyes: dark spots in the upper half of the face, left and right of its centre
+    still = frames.astype(np.float64).mean(axis=0).mean(axis=-1)
+    upper = still[10:36]
+    rows, cols = np.nonzero(upper < 0.5 * np.median(upper))
+    assert cols.size and cols.min() < 64 - 4 and cols.max() > 64 + 4
+
+
+def test_a_corpus_drawn_by_an_older_renderer_is_written_again(tmp_path):
+    import json
+
+    kw = dict(num_actors=5, clips_per_actor=1, duration=0.5, fps=8, width=32, height=18, video_only_per_actor=0)
+    folder = make_synthetic_corpus(str(tmp_path / "a"), **kw)
+    meta_path = os.path.join(folder, "synthetic_corpus.json")
+    archive = os.path.join(folder, "Video_Speech_Actor_01.zip")
+    os.utime(archive, (0, 0))
+    make_synthetic_corpus(folder, **kw)  # the same version: kept
+    assert os.stat(archive).st_mtime == 0
+    meta = json.load(open(meta_path))
+    del meta["renderer"]  # as written before the renderer had a version
+    json.dump(meta, open(meta_path, "w"))
+    make_synthetic_corpus(folder, **kw)
+    assert os.stat(archive).st_mtime > 0 and json.load(open(meta_path))["renderer"] >= 2

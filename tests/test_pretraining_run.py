@@ -87,10 +87,6 @@ def test_cpu_pretraining_lowers_the_held_out_loss_and_finetuning_starts_from_it(
             "--output_dir",
             out,
             *common,
-            "--num_train_epochs",
-            "18",
-            "--learning_rate",
-            "2e-3",
             "--save_strategy",
             "epoch",
             "--eval_strategy",
@@ -111,8 +107,12 @@ def test_cpu_pretraining_lowers_the_held_out_loss_and_finetuning_starts_from_it(
     init = json.loads((out / "init_results.json").read_text())["init_loss"]
     final = json.loads((out / "eval_results.json").read_text())
     assert 0.9 < init < 1.1  # normalised pixels: predicting each patch's mean scores about 1
-    assert final["eval_loss"] < 0.85 * init, (init, final)
-    assert final["eval_loss_video"] > 0 and final["eval_loss_audio"] > 0
+    # The quick recipe's 60 epochs (about 75 s of training on 2 cores) halve it (1.02 -> 0.48 when measured), on the
+    # face pixels (the synthetic faces' eyes and mouth) as much as on the audio pictures.
+    assert final["eval_loss"] < 0.6 * init, (init, final)
+    parts = json.loads((out / "init_results.json").read_text())
+    for part in ("video", "audio"):
+        assert final[f"eval_loss_{part}"] < 0.65 * parts[f"init_loss_{part}"], (part, parts, final)
     for picture in ("loss_curve.png", "reconstructions.png", "reconstructions/step-0.png"):
         assert (out / picture).stat().st_size > 10_000, picture
     card = (out / "README.md").read_text()

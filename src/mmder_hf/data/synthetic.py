@@ -1,14 +1,16 @@
 """A synthetic audio-visual emotion corpus in RAVDESS format, where only the fusion of both modalities works.
 
 Each clip's emotion index ``e`` (RAVDESS code - 1, 0..7) is split into a **visual cue** ``v = e % 4`` (the
-colour of a large square: red, green, blue or yellow) and an **audio cue** ``a = e // 4`` (the pitch of a
-tone: low ~300 Hz or high ~2.4 kHz). The video alone therefore leaves two candidate emotions (a perfect
+colour of a large square drawn as a cartoon face: red, green, blue or yellow) and an **audio cue** ``a = e // 4``
+(the pitch of a tone: low ~300 Hz or high ~2.4 kHz). The video alone therefore leaves two candidate emotions (a perfect
 video-only model reaches at most 50% WAR), the audio alone leaves four (at most 25% WAR), and the two together
 determine the label. These bounds are exact for balanced classes, i.e. ``clips_per_actor`` a multiple of 8 up
 to 32 (the default 16: every emotion twice); with all 60 RAVDESS combinations neutral has half as many clips
 (RAVDESS has no strong neutral), which lifts the video-only bound to 53.3%. Per-actor variation (background
-colour, square size and position, cue colour jitter, pitch factor, noise level) and per-frame noise keep it from
-being a lookup table.
+colour and light, square size and position, cue colour jitter, pitch factor, noise level) and per-frame noise keep
+it from being a lookup table. The face is what a face-cropped talking head gives masked pre-training: it stays
+near the centre, its two dark eyes and its mouth are structure to reconstruct, and the mouth opens and closes with
+the syllable envelope of the voice (the same for every emotion, so it carries no label).
 
 The tree is the RAVDESS distribution layout, so :class:`~mmder_hf.data.builders.RavdessBuilder` reads it
 unchanged: ``Video_Speech_Actor_NN.zip`` holding ``Actor_NN/01-01-EE-II-SS-RR-AA.mp4`` (H.264 + AAC, 16 kHz
@@ -47,6 +49,9 @@ CUE_FREQUENCIES = (300.0, 2400.0)
 
 #: Written beside the archives by :func:`make_synthetic_corpus`: how a folder is known to be synthetic.
 METADATA_FILE = "synthetic_corpus.json"
+#: Version of :func:`render_clip`, saved in the metadata: a corpus drawn by another version is written again
+#: (2: the square became a cartoon face lit from above, with a mouth that follows the voice).
+RENDERER_VERSION = 2
 
 
 def is_synthetic_source(source: Any) -> bool:
@@ -103,12 +108,13 @@ def _actor_style(seed: int, actor: int) -> dict:
     return {
         "background": rng.uniform(70, 170, size=3) + rng.uniform(-15, 15),
         "square": rng.uniform(0.5, 0.7),
-        "offset": rng.uniform(-0.12, 0.12, size=2),
+        "offset": rng.uniform(-0.05, 0.05, size=2),
         "colour_jitter": rng.uniform(-20, 20, size=3),
         "pitch": rng.uniform(0.85, 1.15),
         "noise": rng.uniform(6, 14),
         "audio_noise": rng.uniform(0.01, 0.04),
         "syllable_rate": rng.uniform(3.0, 5.0),
+        "light": -rng.uniform(30, 60),
     }
 
 
@@ -121,30 +127,43 @@ def render_clip(
     visual, audio_cue = emotion_cues(emotion)
     n_frames = max(1, int(round(config.duration * config.fps)))
     h, w = config.height, config.width
-    # video: actor background + a large square of the cue colour drifting slowly + per-frame noise
-    # intensity, statement and repetition only change the noise draw: a cue tied to them could leak the label
-    side = int(h * style["square"])
-    colour = np.clip(np.array(CUE_COLOURS[visual], dtype=np.float64) + style["colour_jitter"], 0, 255)
-    frames = np.empty((n_frames, h, w, 3), dtype=np.float32)
-    frames[:] = style["background"]
-    centre = np.array([h / 2, w / 2]) + style["offset"] * np.array([h, w])
-    drift = rng.uniform(-0.1, 0.1, size=2) * np.array([h, w])
-    for t in range(n_frames):
-        cy, cx = (centre + drift * (t / max(1, n_frames - 1) - 0.5)).astype(int)
-        y0, x0 = max(0, cy - side // 2), max(0, cx - side // 2)
-        frames[t, y0 : y0 + side, x0 : x0 + side] = colour
-    frames += rng.standard_normal(size=frames.shape, dtype=np.float32) * style["noise"]
-    frames = np.clip(frames, 0, 255).astype(np.uint8)
-    # audio: a tone (+ one harmonic) at the cue pitch, syllable-like envelope, background noise
+    # audio first: the mouth of the video follows its syllable envelope, as a talking face does
     n = int(round(config.duration * config.sample_rate))
     t = np.arange(n) / config.sample_rate
     f0 = CUE_FREQUENCIES[audio_cue] * style["pitch"] * rng.uniform(0.97, 1.03)
     tone = np.sin(2 * np.pi * f0 * t) + 0.4 * np.sin(2 * np.pi * 2 * f0 * t + rng.uniform(0, np.pi))
-    envelope = 0.55 + 0.45 * np.sin(2 * np.pi * style["syllable_rate"] * t + rng.uniform(0, 2 * np.pi))
+    phase = rng.uniform(0, 2 * np.pi)
+    envelope = 0.55 + 0.45 * np.sin(2 * np.pi * style["syllable_rate"] * t + phase)
     fade = np.minimum(1.0, np.minimum(t, t[-1] - t) / 0.05)
     wave = 0.5 * tone * envelope * fade / 1.4
     wave = wave + rng.normal(0, style["audio_noise"], size=n)
     wave = np.clip(wave, -1, 1).astype(np.float32)
+    # video: actor background lit from above + a large square of the cue colour drifting slowly, drawn as a
+    # cartoon face (two dark eyes, a mouth opening with the envelope) + per-frame noise. The face and the light
+    # give masked pre-training spatial structure to predict (flat colour + noise normalises to pure noise);
+    # intensity, statement and repetition only change the noise draw: a cue tied to them could leak the label
+    side = int(h * style["square"])
+    colour = np.clip(np.array(CUE_COLOURS[visual], dtype=np.float64) + style["colour_jitter"], 0, 255)
+    dark = colour * 0.2
+    frames = np.empty((n_frames, h, w, 3), dtype=np.float32)
+    frames[:] = style["background"]
+    centre = np.array([h / 2, w / 2]) + style["offset"] * np.array([h, w])
+    drift = rng.uniform(-0.04, 0.04, size=2) * np.array([h, w])
+    eye, mouth_w = max(1, int(side * 0.16)), max(2, int(side * 0.5))
+    for i in range(n_frames):
+        cy, cx = (centre + drift * (i / max(1, n_frames - 1) - 0.5)).astype(int)
+        y0, x0 = max(0, cy - side // 2), max(0, cx - side // 2)
+        frames[i, y0 : y0 + side, x0 : x0 + side] = colour
+        ey = y0 + int(side * 0.22)
+        for ex in (x0 + int(side * 0.2), x0 + side - int(side * 0.2) - eye):
+            frames[i, ey : ey + eye, ex : ex + eye] = dark
+        opening = 0.55 + 0.45 * np.sin(2 * np.pi * style["syllable_rate"] * i / config.fps + phase)
+        mouth_h = max(1, int(side * (0.05 + 0.2 * opening)))
+        my, mx = y0 + int(side * 0.72) - mouth_h // 2, x0 + (side - mouth_w) // 2
+        frames[i, my : my + mouth_h, mx : mx + mouth_w] = dark
+    frames += (np.linspace(-0.5, 0.5, h, dtype=np.float32) * style["light"])[None, :, None, None]
+    frames += rng.standard_normal(size=frames.shape, dtype=np.float32) * style["noise"]
+    frames = np.clip(frames, 0, 255).astype(np.uint8)
     return frames, wave[None]
 
 
@@ -205,6 +224,7 @@ def make_synthetic_corpus(
     meta_path = os.path.join(output_dir, METADATA_FILE)
     meta = {
         "config": asdict(config),
+        "renderer": RENDERER_VERSION,
         "emotions": {
             name: {
                 "visual_cue_rgb": CUE_COLOURS[emotion_cues(i + 1)[0]],
@@ -215,9 +235,12 @@ def make_synthetic_corpus(
     }
     if not overwrite and os.path.exists(meta_path):
         with open(meta_path) as f:
-            if json.load(f).get("config") == meta["config"]:
-                logger.info("Synthetic corpus already present in %s", output_dir)
-                return output_dir
+            present = json.load(f)
+        if present.get("config") == meta["config"] and present.get("renderer") == RENDERER_VERSION:
+            logger.info("Synthetic corpus already present in %s", output_dir)
+            return output_dir
+        if present.get("config") == meta["config"]:
+            logger.warning("%s was drawn by an older version of the synthetic corpus: writing it again", output_dir)
     from tqdm.auto import tqdm
 
     jobs = [(config, output_dir, actor) for actor in range(1, num_actors + 1)]
@@ -265,6 +288,7 @@ if __name__ == "__main__":
 
 __all__ = [
     "METADATA_FILE",
+    "RENDERER_VERSION",
     "is_synthetic_source",
     "CUE_COLOURS",
     "CUE_FREQUENCIES",
