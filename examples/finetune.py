@@ -33,14 +33,13 @@ from mmder_hf.training.finetune import (
     build_model,
     build_processor,
     corpus_for_card,
-    finished_training,
     fold_shortfall,
     load_data,
-    load_trained_weights,
     parse_args,
     prepare_datasets,
     refuse_other_settings,
     result_settings,
+    reuse_or_start_run,
     save_run_args,
     setup_run,
     split_sizes,
@@ -67,13 +66,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     label_names = list(raw["train"].features["emotion"].names)
     model = build_model(model_args, recipe_args, label_names)
     processor = build_processor(model_args, data_args, model.config)
-    finished = finished_training(output_dir, training_args)
-    if finished is not None:  # evaluate (and card) the trained model again: never overwrite it
-        logger.warning("%s holds a finished training run with these settings: not training it again", output_dir)
-        load_trained_weights(model, output_dir)
-    elif training_args.should_save:
-        model.save_pretrained(output_dir)
-        processor.save_pretrained(output_dir)
+    finished = reuse_or_start_run(model, processor, training_args)  # a finished run is evaluated and carded again
     data, collator, feature_cache = prepare_datasets(raw, model, processor, data_args, recipe_args, training_args)
 
     compute_metrics = WarUarMetrics(label_names)

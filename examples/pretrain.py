@@ -35,10 +35,9 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from mmder_hf.training.finetune import (
     build_processor,
-    finished_training,
-    load_trained_weights,
     refuse_other_settings,
     result_settings,
+    reuse_or_start_run,
     setup_run,
 )
 from mmder_hf.training.pretraining import (
@@ -77,13 +76,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     processor = build_processor(model_args, data_args, model.config)
     match_processor_statistics(model, processor)
     logger.info("Masks: %s", describe_masks(model.config))
-    finished = finished_training(output_dir, training_args)
-    if finished is not None:  # evaluate (and card) the pre-trained model again: never overwrite it
-        logger.warning("%s holds a finished pre-training run with these settings: not training it again", output_dir)
-        load_trained_weights(model, output_dir)
-    elif training_args.should_save:  # the settings from the start: a killed run refuses other ones too
-        model.save_pretrained(output_dir)
-        processor.save_pretrained(output_dir)
+    finished = reuse_or_start_run(model, processor, training_args, kind="pre-training")
+    if finished is None and training_args.should_save:  # the settings from the start: a killed run refuses others
         save_pretraining_run_args(output_dir, argv, all_args, started)
     prepared = prepare_pretraining_data(data, model, processor, data_args, training_args)
 

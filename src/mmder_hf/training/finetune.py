@@ -387,6 +387,26 @@ def load_trained_weights(model: torch.nn.Module, output_dir: str) -> None:
     model.load_state_dict(load_file(os.path.join(output_dir, "model.safetensors")), strict=True)
 
 
+def reuse_or_start_run(
+    model: torch.nn.Module, processor: Any, training_args: TrainingArguments, kind: str = "training"
+) -> Optional[dict]:
+    """Start ``training_args.output_dir``, or reuse the finished run it holds: the train metrics, else ``None``.
+
+    A finished run of these settings has its weights loaded into ``model`` and is never overwritten; otherwise the
+    folder receives the model (with its code files) and the processor from the start, so that every checkpoint the
+    `Trainer` pushes loads with trust_remote_code.
+    """
+    output_dir = training_args.output_dir
+    finished = finished_training(output_dir, training_args)
+    if finished is not None:
+        logger.warning("%s holds a finished %s run with these settings: not training it again", output_dir, kind)
+        load_trained_weights(model, output_dir)
+    elif training_args.should_save:
+        model.save_pretrained(output_dir)
+        processor.save_pretrained(output_dir)
+    return finished
+
+
 def report_rank_split(train: Any, training_args: TrainingArguments) -> Optional[str]:
     """Say how the training split is shared among processes, and how many clips repeat to fill the last batch.
 
@@ -653,6 +673,7 @@ __all__ = [
     "finished_training",
     "fold_shortfall",
     "load_trained_weights",
+    "reuse_or_start_run",
     "hyperparameters",
     "load_data",
     "parse_args",
