@@ -3,9 +3,11 @@
     python benchmarks/bench_gpu.py                          # on the CUDA device, ViT-B and ViT-L
     python benchmarks/bench_gpu.py --peak_tflops 989        # a GPU missing from PEAK_BF16_TFLOPS
     python benchmarks/bench_gpu.py --device cpu --quick     # a tiny model on CPU: checks the script itself
+    python benchmarks/bench_gpu.py --device cpu --sizes vit-l --dtype float32 --batch 1   # ViT-L on a CPU
 
 For each size it reports, for a training step (AdamW, bf16 autocast over fp32 master weights, as Trainer's
-``bf16=True`` does) and for inference (bf16 weights, ``torch.inference_mode``):
+``bf16=True`` does) and for inference (bf16 weights, ``torch.inference_mode``); ``--dtype float32`` runs both in
+float32 instead, for CPUs without fast bf16 matrix multiplies:
 - clips/s (median over timed repetitions after a warm-up) and peak accelerator memory;
 - model FLOPs per clip, from the architecture (``model_flops_per_clip``, checked against torch's FlopCounterMode
   in the tests), and MFU: achieved model FLOP/s over the device's dense bf16 peak.
@@ -96,9 +98,16 @@ def peak_mib(device: torch.device) -> Optional[float]:
 
 
 def bench_size(
-    name: str, device: torch.device, batch: int, repeats: int, warmup: int, image_size: int, peak: Optional[float]
+    name: str,
+    device: torch.device,
+    batch: int,
+    repeats: int,
+    warmup: int,
+    image_size: int,
+    peak: Optional[float],
+    dtype: torch.dtype = torch.bfloat16,
 ) -> dict:
-    """Training and inference clips/s, peak memory and MFU of one model size."""
+    """Training and inference clips/s, peak memory and MFU of one model size (``dtype``: bf16 autocast or fp32)."""
     torch.manual_seed(0)
     config = MultiMAEDERConfig(
         fusion_strategy="FSLF",
@@ -123,13 +132,13 @@ def bench_size(
         }
     }
 
-    # Training: fp32 master weights, bf16 autocast, fused AdamW where the device has it.
+    # Training: fp32 master weights, bf16 autocast (unless float32), fused AdamW where the device has it.
     model = MultiMAEDERForVideoClassification(config).to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
 
     def train_step():
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
             loss = model(pixel_values=video, audio_values=audio, labels=labels).loss
         loss.backward()
         optimizer.step()
@@ -140,9 +149,9 @@ def bench_size(
     optimizer = None  # free the optimizer state before measuring inference memory
     model.zero_grad(set_to_none=True)  # free the gradients before measuring inference memory
 
-    # Inference: bf16 weights and inputs.
-    model = model.eval().to(torch.bfloat16)
-    video, audio = video.to(torch.bfloat16), audio.to(torch.bfloat16)
+    # Inference: weights and inputs in ``dtype``.
+    model = model.eval().to(dtype)
+    video, audio = video.to(dtype), audio.to(dtype)
 
     @torch.inference_mode()
     def infer():
@@ -151,6 +160,7 @@ def bench_size(
     reset_peak(device)
     infer_s = median_seconds(infer, device, repeats, warmup)
     infer_peak = peak_mib(device)
+    result["config"]["inference_dtype"] = str(infer().dtype).removeprefix("torch.")
     model = None
 
     flops = {"train": model_flops_per_clip(config, True), "inference": model_flops_per_clip(config, False)}
@@ -217,6 +227,9 @@ def main() -> None:
         "--peak_tflops", type=float, help="dense bf16 peak of the device, TFLOP/s (overrides the table)"
     )
     parser.add_argument("--quick", action="store_true", help="few repetitions; on CPU a tiny model at 32 x 32")
+    parser.add_argument(
+        "--dtype", choices=("bfloat16", "float32"), default="bfloat16", help="bf16 autocast (default) or float32"
+    )
     args = parser.parse_args()
 
     device = torch.device(args.device)
@@ -236,7 +249,14 @@ def main() -> None:
     for name in sizes:
         batch = args.batch or (2 if on_cpu else (32 if name != "vit-l" else 16))
         models[name] = bench_size(
-            name, device, batch, repeats, warmup=1 if args.quick else 5, image_size=image_size, peak=peak
+            name,
+            device,
+            batch,
+            repeats,
+            warmup=1 if args.quick else 5,
+            image_size=image_size,
+            peak=peak,
+            dtype=getattr(torch, args.dtype),
         )
 
     per_core = pipeline_rates(args.quick, image_size)
@@ -254,7 +274,7 @@ def main() -> None:
         {
             "benchmark": "gpu",
             "device": device_name,
-            "dtype": "bfloat16",
+            "dtype": args.dtype,
             "attention": "sdpa",
             "peak_bf16_tflops": peak,
             "models": models,

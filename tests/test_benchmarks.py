@@ -261,7 +261,8 @@ def test_make_table_follows_the_file_not_fixed_text():
 
 
 @pytest.mark.slow
-def test_bench_gpu_runs_on_cpu_and_reports_consistent_figures(tmp_path):
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+def test_bench_gpu_runs_on_cpu_and_reports_consistent_figures(tmp_path, dtype):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": BENCHMARKS}
     done = subprocess.run(
         [
@@ -272,6 +273,8 @@ def test_bench_gpu_runs_on_cpu_and_reports_consistent_figures(tmp_path):
             "--quick",
             "--peak_tflops",
             "0.5",
+            "--dtype",
+            dtype,
         ],
         capture_output=True,
         text=True,
@@ -282,7 +285,9 @@ def test_bench_gpu_runs_on_cpu_and_reports_consistent_figures(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["benchmark"] == "gpu" and result["device"] == "cpu" and result["peak_bf16_tflops"] == 0.5
+    assert result["dtype"] == dtype and result["command"].endswith(f"--dtype {dtype}")
     tiny = result["models"]["tiny"]
+    assert tiny["config"]["inference_dtype"] == dtype  # the logits of the timed inference
     assert tiny["config"]["tokens"] == 8 * (32 // 16) ** 2
     for phase in ("train", "inference"):
         figures = tiny[phase]
