@@ -1,7 +1,7 @@
 """examples/finetune.py end to end on a tiny synthetic corpus: offline push that loads back as remote code and
 reproduces the logged metrics, resume after a hard kill, and two real CPU processes (gloo) under accelerate.
 
-Every run happens in a subprocess started from ``RUNNER`` below, which patches ``HfApi`` at class level (no network:
+Every run happens in a subprocess started from ``RUNNER`` below, which patches ``HfApi`` (``offline_hub``: no network,
 each upload is copied aside at upload time) and can SIGKILL the run at a given step.
 """
 
@@ -28,35 +28,15 @@ EXAMPLES = ROOT / "examples"
 
 RUNNER = textwrap.dedent(
     """
-    import json, os, shutil, signal, sys, types, concurrent.futures
+    import json, os, signal, sys
     sys.path.insert(0, os.environ["MMDER_EXAMPLES"])
-    from huggingface_hub import HfApi
+    sys.path.insert(0, os.environ["MMDER_TESTS"])
     import finetune
+    from offline_hub import patch_hf_api
     from transformers import TrainerCallback
 
-    UPLOADS = os.environ["MMDER_TEST_UPLOADS"]
     RANK = os.environ.get("RANK", "0")
-
-    def create_repo(self, repo_id, **kwargs):
-        return types.SimpleNamespace(repo_id=repo_id, url=f"https://huggingface.co/{repo_id}")
-
-    def upload_folder(
-        self, *, repo_id, folder_path, path_in_repo=None, ignore_patterns=None, run_as_future=False, **kwargs
-    ):
-        os.makedirs(UPLOADS, exist_ok=True)
-        where = (path_in_repo or 'root').replace('/', '_')
-        name = f"{len(os.listdir(UPLOADS)):03d}-rank{RANK}-{repo_id.replace('/', '__')}-{where}"
-        dest = os.path.join(UPLOADS, name)
-        shutil.copytree(folder_path, dest, ignore=shutil.ignore_patterns(*(ignore_patterns or [])))
-        future = concurrent.futures.Future()
-        future.set_result(types.SimpleNamespace(commit_url=f"{repo_id}@fake"))
-        return future if run_as_future else future.result()
-
-    def refuse(self, *args, **kwargs):
-        raise RuntimeError("unexpected Hub call")
-
-    HfApi.create_repo, HfApi.upload_folder = create_repo, upload_folder
-    HfApi.create_commit = HfApi.preupload_lfs_files = HfApi.upload_file = HfApi.model_info = refuse
+    patch_hf_api(os.environ["MMDER_TEST_UPLOADS"], rank=RANK)
 
     class Spy(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
@@ -148,6 +128,7 @@ def run(args, tmp_path, launcher=(sys.executable, "-c", RUNNER), env=None, timeo
         "HF_HUB_OFFLINE": "1",
         "OMP_NUM_THREADS": "1",
         "MMDER_EXAMPLES": str(EXAMPLES),
+        "MMDER_TESTS": str(ROOT / "tests"),
         "MMDER_TEST_UPLOADS": str(tmp_path / "uploads"),
         **(env or {}),
     }

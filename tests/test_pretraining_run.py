@@ -23,29 +23,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 RUNNER = textwrap.dedent(
     """
-    import os, shutil, sys, types, concurrent.futures, importlib
+    import os, sys, importlib
     sys.path.insert(0, os.path.join(os.environ["MMDER_ROOT"], "examples"))
-    from huggingface_hub import HfApi
+    sys.path.insert(0, os.path.join(os.environ["MMDER_ROOT"], "tests"))
+    from offline_hub import patch_hf_api
 
-    UPLOADS = os.environ["MMDER_TEST_UPLOADS"]
-
-    def create_repo(self, repo_id, **kwargs):
-        return types.SimpleNamespace(repo_id=repo_id, url=f"https://huggingface.co/{repo_id}")
-
-    def upload_folder(self, *, repo_id, folder_path, path_in_repo=None, ignore_patterns=None, run_as_future=False,
-                      **kwargs):
-        os.makedirs(UPLOADS, exist_ok=True)
-        dest = os.path.join(UPLOADS, f"{len(os.listdir(UPLOADS)):03d}")
-        shutil.copytree(folder_path, dest, ignore=shutil.ignore_patterns(*(ignore_patterns or [])))
-        future = concurrent.futures.Future()
-        future.set_result(types.SimpleNamespace(commit_url=f"{repo_id}@fake"))
-        return future if run_as_future else future.result()
-
-    def refuse(self, *args, **kwargs):
-        raise RuntimeError("unexpected Hub call")
-
-    HfApi.create_repo, HfApi.upload_folder = create_repo, upload_folder
-    HfApi.create_commit = HfApi.preupload_lfs_files = HfApi.upload_file = HfApi.model_info = refuse
+    patch_hf_api(os.environ["MMDER_TEST_UPLOADS"])
     importlib.import_module(sys.argv[1]).main(sys.argv[2:])
     """
 )
