@@ -117,12 +117,21 @@ class DataArguments:
         default="FSLF",
         metadata={"help": "With --fusion_strategy prefused: which of the authors' RAVDESS_<LAYOUT>.zip to read."},
     )
-    audio_representation: str = field(
-        default="mfcc",
-        metadata={"help": "Audio pictures: 'mfcc' (the paper) or 'log-mel'.", "choices": ["mfcc", "log-mel"]},
+    audio_representation: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Audio pictures: 'mfcc' (the paper) or 'log-mel'. Default: a MultiMAE-DER checkpoint's "
+            "processor setting, else mfcc.",
+            "choices": ["mfcc", "log-mel"],
+        },
     )
-    frame_sampling: str = field(
-        default="aligned", metadata={"help": "'aligned' (frames at the audio windows' centres) or 'original'."}
+    frame_sampling: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "'aligned' (frames at the audio windows' centres) or 'original'. Default: a MultiMAE-DER "
+            "checkpoint's processor setting, else aligned.",
+            "choices": ["aligned", "original"],
+        },
     )
     streaming: bool = field(
         default=False, metadata={"help": "Stream the corpus (needs --max_steps); decodes on the fly."}
@@ -139,15 +148,22 @@ class DataArguments:
     cache_dir: Optional[str] = field(
         default=None, metadata={"help": "Cache for datasets, the synthetic corpus and preprocessed clips."}
     )
-    face_crop: bool = field(
-        default=False,
+    face_crop: Optional[bool] = field(
+        default=None,
         metadata={
             "help": "Crop every frame to the clip's tracked main face (the [faces] extra; saved in the processor). "
-            "The finetune recipe turns it on, paper and quick keep whole frames; never on the synthetic corpus."
+            "The finetune recipe turns it on; otherwise a MultiMAE-DER checkpoint's processor setting, else whole "
+            "frames. Never on the synthetic corpus.",
+            "nargs": "?",
+            "const": True,
         },
     )
-    face_margin: float = field(
-        default=0.25, metadata={"help": "Space around the face box on each side, as a fraction of its larger side."}
+    face_margin: Optional[float] = field(
+        default=None,
+        metadata={
+            "help": "Space around the face box on each side, as a fraction of its larger side (default: the "
+            "checkpoint's processor setting, else 0.25)."
+        },
     )
     max_train_samples: Optional[int] = field(default=None, metadata={"help": "Keep only this many training clips."})
     max_eval_samples: Optional[int] = field(
@@ -278,25 +294,39 @@ def build_model(
     return model
 
 
+def checkpoint_processor_settings(source: Optional[str], revision: Optional[str] = None) -> dict[str, Any]:
+    """The saved settings of a MultiMAE-DER checkpoint's processor (a folder or a Hub id), else ``{}``.
+
+    A VideoMAE checkpoint's image processor is not read: its settings (resizing, crops, ImageNet std) describe
+    VideoMAE's inputs, not MultiMAE-DER's, and a local copy must give the same processor as its Hub id.
+    """
+    if source is None:
+        return {}
+    try:
+        saved, _ = MultiMAEDERProcessor.get_feature_extractor_dict(source, revision=revision)
+    except OSError:  # no preprocessor_config.json there
+        return {}
+    return saved if saved.get("feature_extractor_type") == MultiMAEDERProcessor.__name__ else {}
+
+
+#: Processor settings that data flags set; a flag left unset (``None``) keeps the checkpoint's setting.
+PROCESSOR_FLAGS = ("audio_representation", "frame_sampling", "face_crop", "face_margin")
+
+
 def build_processor(
     model_args: ModelArguments, data_args: DataArguments, config: MultiMAEDERConfig
 ) -> MultiMAEDERProcessor:
-    """The checkpoint's processor when it has one (else the defaults), matched to ``config`` and the data flags."""
-    settings = {
-        "audio_representation": data_args.audio_representation,
-        "frame_sampling": data_args.frame_sampling,
-        "fusion_strategy": config.fusion_strategy,
-        "num_frames": config.num_frames,
-        "image_size": config.image_size,
-    }
-    if data_args.face_crop and is_synthetic_source(data_args.dataset_source):
+    """The checkpoint's processor when it has one (else the defaults), matched to ``config`` and the data flags.
+
+    Each processor flag left unset keeps the checkpoint's setting, so a model trained further sees the inputs it
+    was trained on (log-mel pictures stay log-mel, face crops stay face crops); a flag given changes it.
+    """
+    settings = checkpoint_processor_settings(model_args.model_name_or_path, model_args.model_revision)
+    settings.update({k: getattr(data_args, k) for k in PROCESSOR_FLAGS if getattr(data_args, k) is not None})
+    settings.update(fusion_strategy=config.fusion_strategy, num_frames=config.num_frames, image_size=config.image_size)
+    if settings.get("face_crop") and is_synthetic_source(data_args.dataset_source):
         logger.info("The synthetic corpus shows no faces: face cropping is off")
-    elif data_args.face_crop:
-        settings.update(face_crop=True, face_margin=data_args.face_margin)
-    source = model_args.model_name_or_path
-    if source is not None and os.path.isfile(os.path.join(source, "preprocessor_config.json")):
-        saved = MultiMAEDERProcessor.get_feature_extractor_dict(source)[0]
-        return MultiMAEDERProcessor(**{**saved, **settings})
+        settings["face_crop"] = False
     return MultiMAEDERProcessor(**settings)
 
 

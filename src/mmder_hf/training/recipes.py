@@ -50,7 +50,6 @@ RECIPES: dict[str, Recipe] = {
             "logging_strategy": "epoch",
         },
         recipe={"freeze_backbone": True, "layer_decay": 1.0, "drop_path_rate": 0.0, "mixup_alpha": 0.0, "flip": False},
-        data={"face_crop": False},
     ),
     "finetune": Recipe(
         "finetune",
@@ -111,7 +110,6 @@ RECIPES: dict[str, Recipe] = {
             "mixup_alpha": 0.0,
             "flip": False,
         },
-        data={"face_crop": False},
     ),
 }
 

@@ -1,0 +1,106 @@
+"""The processor a training run builds: a MultiMAE-DER checkpoint's saved settings carry over unless a flag says
+otherwise, from a folder and from a Hub id alike; a VideoMAE checkpoint's image processor is not read."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from mmder_hf import MultiMAEDERConfig, MultiMAEDERProcessor
+from mmder_hf.training.finetune import build_processor, parse_args
+
+
+CONFIG = MultiMAEDERConfig(image_size=32, num_frames=4)
+#: Every one differs from the processor's default (mfcc, aligned, whole frames, margin 0.25, std 0.225).
+TRAINED_WITH = dict(audio_representation="log-mel", frame_sampling="original", face_crop=True, face_margin=0.4)
+
+
+def processor_for(source, *flags):
+    model_args, data_args, _, _ = parse_args(["--output_dir", "x", "--dataset_source", "/data/ravdess", *flags])
+    model_args.model_name_or_path = source
+    return build_processor(model_args, data_args, CONFIG)
+
+
+def settings(processor):
+    return {k: getattr(processor, k) for k in (*TRAINED_WITH, "image_std")}
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    folder = tmp_path / "multimae-der-logmel-faces"
+    MultiMAEDERProcessor(**TRAINED_WITH, image_std=[0.3, 0.3, 0.3]).save_pretrained(folder)
+    return folder
+
+
+def test_a_checkpoints_processor_settings_carry_over(checkpoint):
+    assert settings(processor_for(str(checkpoint))) == {**TRAINED_WITH, "image_std": [0.3, 0.3, 0.3]}
+
+
+def test_flags_given_override_the_checkpoints_settings(checkpoint):
+    processor = processor_for(str(checkpoint), "--audio_representation", "mfcc", "--face_crop", "false")
+    assert (processor.audio_representation, processor.face_crop) == ("mfcc", False)
+    assert (processor.frame_sampling, processor.face_margin) == ("original", 0.4)  # the others stay
+    assert processor_for(str(checkpoint), "--frame_sampling", "aligned").frame_sampling == "aligned"
+
+
+def test_the_finetune_recipe_crops_faces_and_the_synthetic_corpus_never(checkpoint):
+    assert processor_for(None, "--recipe", "finetune").face_crop is True
+    assert processor_for(None, "--recipe", "paper").face_crop is False
+    model_args, data_args, _, _ = parse_args(["--output_dir", "x"])  # the built-in synthetic corpus
+    model_args.model_name_or_path = str(checkpoint)
+    processor = build_processor(model_args, data_args, CONFIG)
+    assert processor.face_crop is False and processor.audio_representation == "log-mel"
+
+
+def test_a_videomae_image_processor_is_not_read(tmp_path):
+    folder = tmp_path / "videomae-base"
+    folder.mkdir()
+    videomae = {
+        "image_processor_type": "VideoMAEImageProcessor",
+        "image_mean": [0.485, 0.456, 0.406],
+        "image_std": [0.229, 0.224, 0.225],
+        "size": {"shortest_edge": 224},
+        "crop_size": {"height": 224, "width": 224},
+        "do_center_crop": True,
+    }
+    (folder / "preprocessor_config.json").write_text(json.dumps(videomae))
+    processor = processor_for(str(folder))
+    assert processor.to_dict() == processor_for(None).to_dict()
+    assert processor.image_std == [0.225] * 3 and not hasattr(processor, "crop_size")
+
+
+HUB_ID = textwrap.dedent(
+    """
+    import json, sys
+    from mmder_hf import MultiMAEDERConfig
+    from mmder_hf.training.finetune import build_processor, parse_args
+    model_args, data_args, _, _ = parse_args(["--output_dir", "x", "--dataset_source", "/data/ravdess"])
+    model_args.model_name_or_path = sys.argv[1]
+    processor = build_processor(model_args, data_args, MultiMAEDERConfig(image_size=32, num_frames=4))
+    print(json.dumps({k: getattr(processor, k) for k in sys.argv[2:]}))
+    """
+)
+
+
+def test_a_hub_checkpoint_gives_the_same_processor_as_its_folder(checkpoint, tmp_path):
+    """The Hub id resolves through huggingface_hub's real offline cache (the layout a download leaves)."""
+    commit = "0" * 40
+    repo = tmp_path / "hub" / "models--someone--multimae-der-logmel-faces"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    config = (checkpoint / "preprocessor_config.json").read_text()
+    (repo / "snapshots" / commit / "preprocessor_config.json").write_text(config)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub")}
+    done = subprocess.run(
+        [sys.executable, "-c", HUB_ID, "someone/multimae-der-logmel-faces", *TRAINED_WITH],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == TRAINED_WITH
