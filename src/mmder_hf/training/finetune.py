@@ -68,9 +68,12 @@ class ModelArguments:
             "help": "Config fields to change, e.g. 'hidden_size=128,num_hidden_layers=4,hidden_dropout_prob=0.1'."
         },
     )
-    fusion_strategy: str = field(
-        default="FSLF",
-        metadata={"help": "FSLF, FFLS, OFOS, RFAS, CFAS, SFAS; the baselines 'video' / 'audio'; or 'prefused'."},
+    fusion_strategy: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "FSLF, FFLS, OFOS, RFAS, CFAS, SFAS; the baselines 'video' / 'audio'; or 'prefused'. Default: "
+            "a MultiMAE-DER checkpoint's strategy, else FSLF."
+        },
     )
     num_frames: Optional[int] = field(
         default=None, metadata={"help": "Length of the fused clip (default: the checkpoint's or --model_size's)."}
@@ -186,10 +189,30 @@ def parse_with_recipe(
         with open(argv[0]) as f:
             given = json.load(f)
         defaults = defaults_of(given.get("recipe", "quick"))
-        return parser.parse_dict({**{k: v for k, v in defaults.items() if k in known}, **given})
-    recipe, _ = HfArgumentParser(recipe_type).parse_known_args(argv)
-    parser.set_defaults(**{k: v for k, v in defaults_of(recipe.recipe).items() if k in known})
-    return parser.parse_args_into_dataclasses(args=argv)
+        parsed = parser.parse_dict({**{k: v for k, v in defaults.items() if k in known}, **given})
+    else:
+        recipe, _ = HfArgumentParser(recipe_type).parse_known_args(argv)
+        parser.set_defaults(**{k: v for k, v in defaults_of(recipe.recipe).items() if k in known})
+        parsed = parser.parse_args_into_dataclasses(args=argv)
+    for args in parsed:
+        if isinstance(args, ModelArguments) and args.fusion_strategy is None:
+            args.fusion_strategy = checkpoint_fusion_strategy(args.model_name_or_path, args.model_revision)
+    return tuple(parsed)
+
+
+def checkpoint_fusion_strategy(source: Optional[str], revision: Optional[str] = None) -> str:
+    """A MultiMAE-DER checkpoint's fusion strategy (a folder or a Hub id); FSLF for anything else.
+
+    So that a CFAS model trained further stays CFAS: its weights learned that layout, and its processor fuses it.
+    """
+    if source is not None:
+        try:
+            saved, _ = MultiMAEDERConfig.get_config_dict(source, revision=revision)
+        except OSError:  # nothing to read there: loading the model names the problem
+            saved = {}
+        if saved.get("model_type") == MultiMAEDERConfig.model_type and saved.get("fusion_strategy"):
+            return saved["fusion_strategy"]
+    return MultiMAEDERConfig.fusion_strategy
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> tuple:

@@ -1,5 +1,6 @@
-"""The processor a training run builds: a MultiMAE-DER checkpoint's saved settings carry over unless a flag says
-otherwise, from a folder and from a Hub id alike; a VideoMAE checkpoint's image processor is not read."""
+"""What a training run started from a checkpoint keeps: a MultiMAE-DER checkpoint's fusion strategy and processor
+settings carry over unless a flag says otherwise, from a folder and from a Hub id alike; a VideoMAE checkpoint's
+image processor is not read."""
 
 import json
 import os
@@ -9,8 +10,11 @@ import textwrap
 
 import pytest
 
-from mmder_hf import MultiMAEDERConfig, MultiMAEDERProcessor
-from mmder_hf.training.finetune import build_processor, parse_args
+from mmder_hf import MultiMAEDERConfig, MultiMAEDERForVideoClassification, MultiMAEDERProcessor
+from mmder_hf.training import MODEL_SIZES
+from mmder_hf.training.finetune import build_model, build_processor, parse_args
+from mmder_hf.training.pretraining import parse_pretraining_args
+from mmder_hf.training.recipes import RecipeArguments
 
 
 CONFIG = MultiMAEDERConfig(image_size=32, num_frames=4)
@@ -104,3 +108,26 @@ def test_a_hub_checkpoint_gives_the_same_processor_as_its_folder(checkpoint, tmp
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == TRAINED_WITH
+
+
+def test_a_checkpoints_fusion_strategy_carries_over_unless_a_flag_changes_it(tmp_path):
+    folder = tmp_path / "multimae-der-cfas"
+    config = MultiMAEDERConfig(fusion_strategy="CFAS", num_labels=3, **MODEL_SIZES["tiny"])
+    MultiMAEDERForVideoClassification(config).save_pretrained(folder)
+    MultiMAEDERProcessor(fusion_strategy="CFAS", num_frames=4, image_size=32).save_pretrained(folder)
+    base = ["--output_dir", "x", "--model_name_or_path", str(folder)]
+    model_args, data_args, _, _ = parse_args(base)
+    assert model_args.fusion_strategy == "CFAS"
+    assert parse_pretraining_args(base)[0].fusion_strategy == "CFAS"  # the same parser
+    model = build_model(model_args, RecipeArguments(), ["a", "b", "c"])
+    processor = build_processor(model_args, data_args, model.config)
+    assert model.config.fusion_strategy == processor.fusion_strategy == "CFAS"
+    assert parse_args([*base, "--fusion_strategy", "sfas"])[0].fusion_strategy == "sfas"
+    assert parse_args(["--output_dir", "x"])[0].fusion_strategy == "FSLF"  # a new model
+
+
+def test_a_videomae_checkpoint_starts_as_fslf(tmp_path):
+    folder = tmp_path / "videomae"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "videomae", "hidden_size": 32}))
+    assert parse_args(["--output_dir", "x", "--model_name_or_path", str(folder)])[0].fusion_strategy == "FSLF"
