@@ -131,3 +131,31 @@ def test_a_videomae_checkpoint_starts_as_fslf(tmp_path):
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps({"model_type": "videomae", "hidden_size": 32}))
     assert parse_args(["--output_dir", "x", "--model_name_or_path", str(folder)])[0].fusion_strategy == "FSLF"
+
+
+def test_a_pretraining_checkpoints_objective_carries_over_unless_a_flag_changes_it(tmp_path):
+    from mmder_hf.models.multimae_der import MultiMAEDERForPreTraining
+    from mmder_hf.training.pretraining import build_pretraining_model
+    from mmder_hf.training.recipes import DECODER_SIZES
+
+    folder = tmp_path / "pretrained-ofos"
+    trained = dict(
+        fusion_strategy="OFOS",
+        mask_type="random",
+        mask_ratio_video=0.75,
+        pretraining_target="frame_difference",
+        norm_pix_loss=False,
+    )
+    config = MultiMAEDERConfig(**MODEL_SIZES["tiny"], **DECODER_SIZES["tiny"], **trained)
+    MultiMAEDERForPreTraining(config).save_pretrained(folder)
+    base = ["--output_dir", "x", "--model_name_or_path", str(folder)]
+    model_args, _, pretrain_args, _ = parse_pretraining_args(base)
+    model = build_pretraining_model(model_args, pretrain_args)
+    assert {k: getattr(model.config, k) for k in trained} == trained
+    model_args, _, pretrain_args, _ = parse_pretraining_args([*base, "--mask_ratio_video", "0.5", "--norm_pix_loss"])
+    model = build_pretraining_model(model_args, pretrain_args)
+    assert (model.config.mask_ratio_video, model.config.norm_pix_loss) == (0.5, True)
+    assert (model.config.pretraining_target, model.config.fusion_strategy) == ("frame_difference", "OFOS")
+    _, _, fresh, _ = parse_pretraining_args(["--output_dir", "x"])  # a new model: the config's defaults
+    assert (fresh.mask_type, fresh.mask_ratio_video, fresh.mask_ratio_audio) == ("tube", 0.9, 0.8)
+    assert (fresh.pretraining_target, fresh.norm_pix_loss) == ("pixels", True)

@@ -46,6 +46,18 @@ RUN_DEFAULTS = {
 }
 
 
+#: Config fields that flags of finetune.py / pretrain.py set, whose unset value (``None``) means "the checkpoint's"
+#: (:func:`fill_checkpoint_defaults`): the layout and the pre-training objective the weights learned with.
+FROM_CHECKPOINT = (
+    "fusion_strategy",
+    "mask_type",
+    "mask_ratio_video",
+    "mask_ratio_audio",
+    "pretraining_target",
+    "norm_pix_loss",
+)
+
+
 @dataclass
 class ModelArguments:
     """Which backbone to start from and how the model fuses the modalities."""
@@ -72,7 +84,7 @@ class ModelArguments:
         default=None,
         metadata={
             "help": "FSLF, FFLS, OFOS, RFAS, CFAS, SFAS; the baselines 'video' / 'audio'; or 'prefused'. Default: "
-            "a MultiMAE-DER checkpoint's strategy, else FSLF."
+            "a MultiMAE-DER checkpoint's strategy, else FSLF.",
         },
     )
     num_frames: Optional[int] = field(
@@ -194,25 +206,33 @@ def parse_with_recipe(
         recipe, _ = HfArgumentParser(recipe_type).parse_known_args(argv)
         parser.set_defaults(**{k: v for k, v in defaults_of(recipe.recipe).items() if k in known})
         parsed = parser.parse_args_into_dataclasses(args=argv)
-    for args in parsed:
-        if isinstance(args, ModelArguments) and args.fusion_strategy is None:
-            args.fusion_strategy = checkpoint_fusion_strategy(args.model_name_or_path, args.model_revision)
+    fill_checkpoint_defaults(parsed)
     return tuple(parsed)
 
 
-def checkpoint_fusion_strategy(source: Optional[str], revision: Optional[str] = None) -> str:
-    """A MultiMAE-DER checkpoint's fusion strategy (a folder or a Hub id); FSLF for anything else.
+def fill_checkpoint_defaults(parsed: Sequence[Any]) -> None:
+    """Give every :data:`FROM_CHECKPOINT` field left unset a MultiMAE-DER checkpoint's config value (a folder or a Hub
+    id), else the config's default.
 
-    So that a CFAS model trained further stays CFAS: its weights learned that layout, and its processor fuses it.
+    So that a model trained further keeps what its weights learned with (a CFAS layout, a masking ratio, a
+    frame-difference target) unless a flag says otherwise. A VideoMAE checkpoint's config has none of these.
     """
-    if source is not None:
+    model_args = next((args for args in parsed if isinstance(args, ModelArguments)), None)
+    saved = {}
+    if model_args is not None and model_args.model_name_or_path is not None:
         try:
-            saved, _ = MultiMAEDERConfig.get_config_dict(source, revision=revision)
+            saved, _ = MultiMAEDERConfig.get_config_dict(
+                model_args.model_name_or_path, revision=model_args.model_revision
+            )
         except OSError:  # nothing to read there: loading the model names the problem
             saved = {}
-        if saved.get("model_type") == MultiMAEDERConfig.model_type and saved.get("fusion_strategy"):
-            return saved["fusion_strategy"]
-    return MultiMAEDERConfig.fusion_strategy
+    if saved.get("model_type") != MultiMAEDERConfig.model_type:
+        saved = {}
+    defaults = MultiMAEDERConfig().to_dict()
+    for args in parsed:
+        for f in fields(args):
+            if f.name in FROM_CHECKPOINT and getattr(args, f.name) is None:
+                setattr(args, f.name, saved.get(f.name, defaults[f.name]))
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> tuple:

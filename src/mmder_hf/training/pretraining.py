@@ -43,7 +43,13 @@ from ..models.multimae_der.modeling_multimae_der import (
     tubelet_modalities,
     unpatchify,
 )
-from .finetune import DataArguments, ModelArguments, parse_with_recipe, result_settings, split_sizes
+from .finetune import (
+    DataArguments,
+    ModelArguments,
+    parse_with_recipe,
+    result_settings,
+    split_sizes,
+)
 from .recipes import DECODER_SIZES, MODEL_SIZES, parse_config_overrides
 
 
@@ -108,31 +114,43 @@ class PretrainingArguments:
             "choices": list(PRETRAINING_RECIPES),
         },
     )
-    mask_type: str = field(
-        default="tube",
+    mask_type: Optional[str] = field(
+        default=None,
         metadata={
-            "help": "'tube' (the same patches in every tubelet of a modality) or 'random'.",
+            "help": "'tube' (the same patches in every tubelet of a modality) or 'random'. Default, as for the "
+            "masking and target flags below: a MultiMAE-DER checkpoint's setting, else tube.",
             "choices": ["tube", "random"],
         },
     )
-    mask_ratio_video: float = field(
-        default=0.9,
+    mask_ratio_video: Optional[float] = field(
+        default=None,
         metadata={
             "help": "Masked share of the video tubelets, and of every tubelet that mixes the modalities "
-            "(OFOS, RFAS, CFAS, SFAS: this one ratio)."
+            "(OFOS, RFAS, CFAS, SFAS: this one ratio). Default: the checkpoint's, else 0.9.",
         },
     )
-    mask_ratio_audio: float = field(
-        default=0.8, metadata={"help": "Masked share of the pure audio tubelets (FSLF, FFLS, audio)."}
-    )
-    pretraining_target: str = field(
-        default="pixels",
+    mask_ratio_audio: Optional[float] = field(
+        default=None,
         metadata={
-            "help": "'pixels' (normalised per patch with --norm_pix_loss) or 'frame_difference' (MAE-DFER).",
+            "help": "Masked share of the pure audio tubelets (FSLF, FFLS, audio). Default: the checkpoint's, else 0.8."
+        },
+    )
+    pretraining_target: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "'pixels' (normalised per patch with --norm_pix_loss) or 'frame_difference' (MAE-DFER). Default: "
+            "the checkpoint's, else pixels.",
             "choices": ["pixels", "frame_difference"],
         },
     )
-    norm_pix_loss: bool = field(default=True, metadata={"help": "Normalise each target patch (VideoMAE)."})
+    norm_pix_loss: Optional[bool] = field(
+        default=None,
+        metadata={
+            "help": "Normalise each target patch (VideoMAE). Default: the checkpoint's, else true.",
+            "nargs": "?",
+            "const": True,
+        },
+    )
     video_column: str = field(
         default="video", metadata={"help": "Video column of a Hub dataset (--dataset_name videos)."}
     )
