@@ -43,13 +43,7 @@ from ..models.multimae_der.modeling_multimae_der import (
     tubelet_modalities,
     unpatchify,
 )
-from .finetune import (
-    DataArguments,
-    ModelArguments,
-    parse_with_recipe,
-    result_settings,
-    split_sizes,
-)
+from .finetune import DataArguments, ModelArguments, parse_with_recipe, result_settings, split_sizes
 from .recipes import DECODER_SIZES, MODEL_SIZES, parse_config_overrides
 
 
