@@ -311,11 +311,31 @@ def test_card_describes_the_inputs_from_the_saved_processor(tmp_path):
     text = write_model_card(tmp_path, "ravdess", model_id="me/m", fold=1, results=results).read_text()
     assert "log-mel picture (128 Kaldi mel bins" in text and "resampled to 44100 Hz" in text
     assert "2 video frame(s) sampled every 24th frame from the first, resized to 32 x 32" in text
-    assert "MFCC picture" not in text and "2 overlapping windows" in text
+    assert "MFCC" not in text and "2 overlapping windows" in text  # nowhere, the introduction included
+    assert "audio pictures (log-mel images of overlapping audio windows)" in text
     MultiMAEDERProcessor.from_model_config(model.config).save_pretrained(tmp_path)  # the defaults: the paper's MFCC
     text = write_model_card(tmp_path, "ravdess", model_id="me/m", fold=1, results=results).read_text()
     assert "MFCC picture (coefficients 1-13 of 40 mel filters" in text and "16000 Hz" in text
     assert "sampled at the centres of the audio windows" in text and "log-mel" not in text
+    assert "audio pictures (MFCC images of overlapping audio windows)" in text
+
+
+def test_an_iemocap_card_says_whether_the_dialog_videos_were_face_cropped(tmp_path):
+    from inference_helpers import tiny_classifier
+
+    from mmder_hf import MultiMAEDERProcessor
+    from mmder_hf.cards import write_model_card
+
+    model = tiny_classifier("FSLF")
+    model.save_pretrained(tmp_path)
+    results = {"test_war": 0.5, "test_uar": 0.4}
+    MultiMAEDERProcessor.from_model_config(model.config).save_pretrained(tmp_path)
+    text = write_model_card(tmp_path, "iemocap", model_id="me/m", fold=1, results=results).read_text()
+    assert "No face crop: the dialog videos show both actors side by side." in text
+    MultiMAEDERProcessor.from_model_config(model.config, face_crop=True).save_pretrained(tmp_path)
+    text = write_model_card(tmp_path, "iemocap", model_id="me/m", fold=1, results=results).read_text()
+    assert "No face crop" not in text and "which need not be the speaker" in text
+    assert "cropped to a square around the clip's tracked main face" in text
 
 
 def test_card_states_the_split_sizes_and_how_peers_split():

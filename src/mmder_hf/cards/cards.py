@@ -199,13 +199,19 @@ def template_path(corpus: str, templates_dir: Union[str, os.PathLike, None] = No
     return path
 
 
-def describe_preprocessing(settings: Optional[dict]) -> str:
-    """What the model reads, in words, from a processor's saved settings (``preprocessor_config.json``)."""
+def completed_processor_settings(settings: Optional[dict]) -> dict:
+    """A processor's saved settings (``preprocessor_config.json``) completed with the processor's defaults."""
     from ..models.multimae_der import MultiMAEDERProcessor
-    from ..models.multimae_der.fusion import frames_per_modality
 
     defaults = MultiMAEDERProcessor().to_dict()
-    p = {**defaults, **{k: v for k, v in (settings or {}).items() if k in defaults}}
+    return {**defaults, **{k: v for k, v in (settings or {}).items() if k in defaults}}
+
+
+def describe_preprocessing(settings: Optional[dict]) -> str:
+    """What the model reads, in words, from a processor's saved settings (``preprocessor_config.json``)."""
+    from ..models.multimae_der.fusion import frames_per_modality
+
+    p = completed_processor_settings(settings)
     n_video, n_audio = frames_per_modality(p["fusion_strategy"], p["num_frames"])
     size = p["image_size"]
     parts = []
@@ -332,6 +338,10 @@ def render_model_card(
     info = get_corpus_info(corpus)
     corpus = info.name
     licence = model_license(corpus, base_model)
+    inputs = completed_processor_settings(
+        processor_settings
+        or {k: getattr(config, k) for k in ("fusion_strategy", "num_frames", "image_size") if hasattr(config, k)}
+    )
     if label_names is None and config is not None and getattr(config, "id2label", None):
         label_names = [config.id2label[i] for i in sorted(config.id2label)]
     strategy = getattr(config, "fusion_strategy", None)
@@ -388,10 +398,9 @@ def render_model_card(
         "eval_war": _finite(single.get("eval_war")),
         "eval_uar": _finite(single.get("eval_uar")),
         "confusion_matrix_file": confusion_matrix_file,
-        "preprocessing": describe_preprocessing(
-            processor_settings
-            or {k: getattr(config, k) for k in ("fusion_strategy", "num_frames", "image_size") if hasattr(config, k)}
-        ),
+        "preprocessing": describe_preprocessing(inputs),
+        "audio_pictures": "MFCC images" if inputs["audio_representation"] == "mfcc" else "log-mel images",
+        "face_crop": bool(inputs["face_crop"]),
         "data_splits": describe_splits(
             corpus, splits, fold if fold is not None else (folds[0] if len(folds) == 1 else None)
         ),
