@@ -59,6 +59,19 @@ def test_the_finetune_recipe_crops_faces_and_the_synthetic_corpus_never(checkpoi
     assert processor.face_crop is False and processor.audio_representation == "log-mel"
 
 
+def test_face_crops_of_iemocap_dialogs_come_with_a_warning(caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="mmder_hf.training.finetune"):
+        processor_for(None, "--recipe", "finetune", "--dataset_name", "iemocap")
+    assert "need not be the speaker" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="mmder_hf.training.finetune"):
+        processor_for(None, "--recipe", "finetune", "--dataset_name", "iemocap", "--face_crop", "false")
+        processor_for(None, "--recipe", "finetune", "--dataset_name", "ravdess")
+    assert "speaker" not in caplog.text
+
+
 def test_a_videomae_image_processor_is_not_read(tmp_path):
     folder = tmp_path / "videomae-base"
     folder.mkdir()

@@ -370,6 +370,11 @@ def build_processor(
     if settings.get("face_crop") and is_synthetic_source(data_args.dataset_source):
         logger.info("The synthetic corpus shows no faces: face cropping is off")
         settings["face_crop"] = False
+    if settings.get("face_crop") and data_args.dataset_name.strip().lower() == "iemocap":
+        logger.warning(
+            "IEMOCAP's dialog videos show both actors side by side: the face crop follows the main face track, "
+            "which need not be the speaker (--face_crop false keeps whole frames)"
+        )
     return MultiMAEDERProcessor(**settings)
 
 
