@@ -199,11 +199,16 @@ def template_path(corpus: str, templates_dir: Union[str, os.PathLike, None] = No
     return path
 
 
-def completed_processor_settings(settings: Optional[dict]) -> dict:
-    """A processor's saved settings (``preprocessor_config.json``) completed with the processor's defaults."""
+def completed_processor_settings(settings: Optional[dict], config: Any = None) -> dict:
+    """A processor's saved settings (``preprocessor_config.json``) completed with the processor's defaults, or
+    without saved settings the defaults for ``config``'s strategy, clip length and frame size."""
     from ..models.multimae_der import MultiMAEDERProcessor
 
     defaults = MultiMAEDERProcessor().to_dict()
+    if not settings and config is not None:
+        settings = {
+            k: getattr(config, k) for k in ("fusion_strategy", "num_frames", "image_size") if hasattr(config, k)
+        }
     return {**defaults, **{k: v for k, v in (settings or {}).items() if k in defaults}}
 
 
@@ -338,10 +343,7 @@ def render_model_card(
     info = get_corpus_info(corpus)
     corpus = info.name
     licence = model_license(corpus, base_model)
-    inputs = completed_processor_settings(
-        processor_settings
-        or {k: getattr(config, k) for k in ("fusion_strategy", "num_frames", "image_size") if hasattr(config, k)}
-    )
+    inputs = completed_processor_settings(processor_settings, config)
     if label_names is None and config is not None and getattr(config, "id2label", None):
         label_names = [config.id2label[i] for i in sorted(config.id2label)]
     strategy = getattr(config, "fusion_strategy", None)
@@ -401,6 +403,7 @@ def render_model_card(
         "preprocessing": describe_preprocessing(inputs),
         "audio_pictures": "MFCC images" if inputs["audio_representation"] == "mfcc" else "log-mel images",
         "face_crop": bool(inputs["face_crop"]),
+        "face_crop_note": info.face_crop_note or "",
         "data_splits": describe_splits(
             corpus, splits, fold if fold is not None else (folds[0] if len(folds) == 1 else None)
         ),
@@ -546,9 +549,8 @@ def write_pretraining_card(
         datasets=[dataset_id] if dataset_id else None,
         base_model=base_model if base_model and not os.path.isdir(str(base_model)) else None,
     )
-    settings = {k: getattr(config, k) for k in ("fusion_strategy", "num_frames", "image_size")}
-    if (output_dir / "preprocessor_config.json").is_file():
-        settings = json.loads((output_dir / "preprocessor_config.json").read_text())
+    saved = output_dir / "preprocessor_config.json"
+    settings = completed_processor_settings(json.loads(saved.read_text()) if saved.is_file() else None, config)
     losses = {k: _finite(v) for k, v in (losses or {}).items()}
     context = {
         "model_id": model_id,

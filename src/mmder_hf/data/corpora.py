@@ -331,6 +331,8 @@ class CorpusInfo:
         label_sets: the corpus' :class:`LabelSet` s; ``default_label_set`` names the standard one.
         license_slug, license_link: the Hub ``license_name`` / ``license_link`` metadata, for ``license: other``.
         published: what the MultiMAE-DER paper reports on the corpus (``None``: nothing).
+        face_crop_note: what a face crop of the corpus's videos gives when that is not simply the one face in
+            them, in one sentence (model cards, and the warning of a face-cropped run); ``None``: nothing to say.
     """
 
     name: str
@@ -351,6 +353,7 @@ class CorpusInfo:
     license_slug: Optional[str] = None
     license_link: Optional[str] = None
     published: Optional[PublishedResults] = None
+    face_crop_note: Optional[str] = None
 
     @property
     def citation_key(self) -> Optional[str]:
@@ -495,6 +498,8 @@ Kim, Samuel and Chang, Jeannette N. and Lee, Sungbok and Narayanan, Shrikanth S.
         ),
         license_slug="iemocap-release-agreement",
         license_link="https://sail.usc.edu/iemocap/release_form.php",
+        face_crop_note="The dialog videos show both actors side by side: the crop follows the main face track (the "
+        "face seen larger, more often and nearer the centre), which need not be the speaker.",
     ),
     "synthetic": CorpusInfo(
         name="synthetic",

@@ -370,11 +370,13 @@ def build_processor(
     if settings.get("face_crop") and is_synthetic_source(data_args.dataset_source):
         logger.info("The synthetic corpus shows no faces: face cropping is off")
         settings["face_crop"] = False
-    if settings.get("face_crop") and data_args.dataset_name.strip().lower() == "iemocap":
-        logger.warning(
-            "IEMOCAP's dialog videos show both actors side by side: the face crop follows the main face track, "
-            "which need not be the speaker (--face_crop false keeps whole frames)"
-        )
+    if settings.get("face_crop"):
+        try:
+            note = get_corpus_info(data_args.dataset_name).face_crop_note
+        except ValueError:  # not a corpus: pre-training on a folder of videos
+            note = None
+        if note:
+            logger.warning("%s: %s (--face_crop false keeps whole frames)", data_args.dataset_name, note)
     return MultiMAEDERProcessor(**settings)
 
 
