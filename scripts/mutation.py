@@ -33,9 +33,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+
+import tomllib
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,8 +128,10 @@ def _is_log_call(node: ast.Call) -> bool:
         owner = func.value
         name = owner.id if isinstance(owner, ast.Name) else getattr(owner, "attr", "")
         return "log" in name.lower() or name in {"warnings", "logging"}
-    return isinstance(func, ast.Attribute) and func.attr == "warn" or (
-        isinstance(func, ast.Name) and func.id in {"print"}
+    return (
+        isinstance(func, ast.Attribute)
+        and func.attr == "warn"
+        or (isinstance(func, ast.Name) and func.id in {"print"})
     )
 
 
@@ -155,7 +158,8 @@ def _variants(node: ast.AST, parent: ast.AST | None) -> list[tuple[str, ast.AST 
         new.ops = [SWAP_OPS[type(node.ops[0])]()]
         out.append(("compare", new))
     elif isinstance(node, ast.BinOp) and type(node.op) in BIN_OPS:
-        if not (isinstance(node.op, ast.Mod) and isinstance(node.left, ast.Constant) and isinstance(node.left.value, str)):
+        formatting = isinstance(node.op, ast.Mod) and isinstance(node.left, ast.Constant)
+        if not (formatting and isinstance(node.left.value, str)):
             new = copy.deepcopy(node)
             new.op = BIN_OPS[type(node.op)]()
             out.append(("arith", new))
@@ -177,11 +181,14 @@ def _variants(node: ast.AST, parent: ast.AST | None) -> list[tuple[str, ast.AST 
             out.append(("constant", ast.Constant(value / 2)))
     elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and not _is_log_call(node.value):
         out.append(("dropped-call", "pass"))
-    elif isinstance(node, ast.Return) and node.value is not None and not (
-        isinstance(node.value, ast.Constant) and node.value.value is None
+    elif (
+        isinstance(node, ast.Return)
+        and node.value is not None
+        and not (isinstance(node.value, ast.Constant) and node.value.value is None)
     ):
         out.append(("return", "return None"))
-    if isinstance(node, ast.Call) and len(node.args) >= 2 and not any(isinstance(a, ast.Starred) for a in node.args[:2]):
+    starred = isinstance(node, ast.Call) and any(isinstance(a, ast.Starred) for a in node.args[:2])
+    if isinstance(node, ast.Call) and len(node.args) >= 2 and not starred:
         if ast.dump(node.args[0]) != ast.dump(node.args[1]) and not _is_log_call(node):
             new = copy.deepcopy(node)
             new.args[0], new.args[1] = new.args[1], new.args[0]
@@ -374,7 +381,8 @@ def main(argv: list[str] | None = None) -> int:
         rng = random.Random(f"{args.seed}:{name}")
         chosen = pool if args.per_module <= 0 or len(pool) <= args.per_module else rng.sample(pool, args.per_module)
         plan[name] = sorted(chosen, key=lambda m: (m.path, m.line, m.col))
-        print(f"{name}: {len(mutants)} mutants, {len(mutants) - len(pool)} listed as equivalent, running {len(chosen)}")
+        listed = len(mutants) - len(pool)
+        print(f"{name}: {len(mutants)} mutants, {listed} listed as equivalent, running {len(chosen)}")
     if args.list:
         for name, mutants in plan.items():
             for m in mutants:
