@@ -363,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=config.get("timeout", 300))
     parser.add_argument("--list", action="store_true", help="print the sampled mutants and stop")
     parser.add_argument("--no-fork", action="store_true", help="a fresh interpreter per mutant")
+    parser.add_argument("--tests", nargs="+", help="run these test files instead of the configured ones")
     parser.add_argument("--out", default=config.get("report", "mutation-report.json"))
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in modules]
@@ -396,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict] = {}
     try:
         for name, mutants in plan.items():
-            tests = modules[name]["tests"]
+            tests = args.tests or modules[name]["tests"]
             # The unmutated code must pass first, or every mutant would count as killed.
             status, seconds = run_tests(workdir, tests, args.timeout, fork)
             if status != "survived":
