@@ -162,18 +162,192 @@ def test_crema_d_and_iemocap_folds():
         get_fold("ravdess", 7)
 
 
-def test_exported_folds_match_code(tmp_path):
-    export_folds(str(tmp_path))
-    committed = os.path.join(os.path.dirname(__file__), "..", "src", "mmder_hf", "data", "folds")
-    for corpus in ("ravdess", "crema_d", "iemocap"):
-        with open(tmp_path / f"{corpus}_folds.json") as f:
-            fresh = json.load(f)
-        with open(os.path.join(committed, f"{corpus}_folds.json")) as f:
-            assert json.load(f) == fresh  # the committed tables are up to date
-        with open(tmp_path / f"{corpus}_folds.csv") as f:
-            rows = list(csv.DictReader(f))
-        fold1 = get_fold(corpus, 1)
-        assert sorted(int(r["actor"]) for r in rows if r["fold"] == "1" and r["split"] == "test") == list(fold1.test)
+FOLDS_DIR = Path(__file__).resolve().parents[1] / "src" / "mmder_hf" / "data" / "folds"  # the committed tables
+FOLD_CORPORA = {"ravdess": range(1, 25), "crema_d": range(1001, 1092), "iemocap": range(1, 11)}
+
+
+def _committed_json(corpus):
+    return json.loads((FOLDS_DIR / f"{corpus}_folds.json").read_text())
+
+
+def _committed_csv(corpus):
+    """``{(fold, split): sorted actors}`` and the rows, read from the committed CSV file."""
+    with open(FOLDS_DIR / f"{corpus}_folds.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    table = {}
+    for row in rows:
+        table.setdefault((int(row["fold"]), row["split"]), []).append(int(row["actor"]))
+    return {key: sorted(actors) for key, actors in table.items()}, rows
+
+
+@pytest.mark.parametrize("corpus", list(FOLD_CORPORA))
+def test_exported_folds_match_code(corpus):
+    """The code's folds equal the committed JSON and CSV tables, read as files (never regenerated first)."""
+    from mmder_hf.data.folds import get_folds
+
+    folds = get_folds(corpus)
+    committed = _committed_json(corpus)
+    assert committed["corpus"] == corpus and committed["rule"] == folds[0].rule
+    assert [f["fold"] for f in committed["folds"]] == [f.fold for f in folds] == list(range(1, len(folds) + 1))
+    table, rows = _committed_csv(corpus)
+    for standard, fold in zip(committed["folds"], folds):
+        assert fold.corpus == standard["corpus"] == corpus and fold.rule == standard["rule"]
+        for split in ("train", "validation", "test"):
+            assert list(getattr(fold, split)) == standard[split], (corpus, fold.fold, split)
+            assert sorted(getattr(fold, split)) == table[(fold.fold, split)], (corpus, fold.fold, split)
+    assert len(rows) == len(folds) * len(FOLD_CORPORA[corpus])  # every actor once per fold
+    assert {r["corpus"] for r in rows} == {corpus}
+    if corpus == "iemocap":  # session column: actors 2s-1 and 2s are session s
+        assert all(int(r["session"]) == (int(r["actor"]) + 1) // 2 for r in rows)
+    else:
+        assert "session" not in rows[0]
+
+
+@pytest.mark.parametrize("corpus", list(FOLD_CORPORA))
+def test_every_actor_is_tested_in_exactly_one_committed_fold(corpus):
+    table, _ = _committed_csv(corpus)
+    folds = sorted({fold for fold, _ in table})
+    tested = [a for fold in folds for a in table[(fold, "test")]]
+    assert sorted(tested) == list(FOLD_CORPORA[corpus])
+    for fold in folds:
+        splits = [set(table[(fold, s)]) for s in ("train", "validation", "test")]
+        assert sum(len(s) for s in splits) == len(set().union(*splits)) == len(FOLD_CORPORA[corpus])
+
+
+def test_export_writes_exactly_the_committed_files(tmp_path):
+    from mmder_hf.data.folds import main
+
+    out = tmp_path / "new" / "folds"  # a folder that does not exist yet
+    written = export_folds(str(out))
+    names = [f"{c}_folds.{ext}" for c in ("ravdess", "crema_d", "iemocap") for ext in ("json", "csv")]
+    assert written == [str(out / name) for name in names]
+    for name in names:
+        assert (out / name).read_bytes() == (FOLDS_DIR / name).read_bytes(), name
+    assert export_folds(str(tmp_path / "one"), ["iemocap"]) == [
+        str(tmp_path / "one" / "iemocap_folds.json"),
+        str(tmp_path / "one" / "iemocap_folds.csv"),
+    ]
+    main(["--output_dir", str(tmp_path / "cli")])
+    assert sorted(p.name for p in (tmp_path / "cli").iterdir()) == sorted(names)
+    assert (tmp_path / "cli" / "crema_d_folds.csv").read_bytes() == (FOLDS_DIR / "crema_d_folds.csv").read_bytes()
+
+
+def test_standard_folds_follow_the_stated_protocol():
+    """Expected folds computed here from the protocol sentence, for each corpus."""
+    from mmder_hf.data.folds import get_folds
+
+    for k, fold in enumerate(get_folds("ravdess"), 1):
+        test = list(range(4 * k - 3, 4 * k + 1))
+        validation = [4 * (k % 6) + 1, 4 * (k % 6) + 2]
+        assert (fold.fold, list(fold.test), list(fold.validation)) == (k, test, validation)
+        assert list(fold.train) == [a for a in range(1, 25) if a not in test + validation]
+    ranges = [(1001, 1018), (1019, 1036), (1037, 1054), (1055, 1072), (1073, 1091)]
+    folds = get_folds("CREMA-D")
+    assert len(folds) == 5
+    for k, (fold, (lo, hi)) in enumerate(zip(folds, ranges)):
+        nxt = ranges[(k + 1) % 5][0]
+        test, validation = list(range(lo, hi + 1)), list(range(nxt, nxt + 4))
+        assert (fold.corpus, fold.fold, list(fold.test), list(fold.validation)) == ("crema_d", k + 1, test, validation)
+        assert list(fold.train) == [a for a in range(1001, 1092) if a not in test + validation]
+    folds = get_folds("iemocap")
+    assert len(folds) == 5
+    for k, fold in enumerate(folds, 1):
+        v = k % 5 + 1
+        assert (fold.corpus, fold.fold, fold.test, fold.validation) == (
+            "iemocap",
+            k,
+            (2 * k - 1, 2 * k),
+            (2 * v - 1, 2 * v),
+        )
+        assert fold.train == tuple(a for a in range(1, 11) if (a + 1) // 2 not in (k, v))
+
+
+def test_fold_split_lookup():
+    fold = get_fold("ravdess", 2)
+    assert [fold.split_of(a) for a in (5, 8, 9, 10, 11, 1, 24)] == [
+        "test", "test", "validation", "validation", "train", "train", "train"
+    ]  # fmt: skip
+    assert fold.split_of(25) is None and fold.split_of(0) is None
+    assert fold.actors("val") == fold.actors("validation") == (9, 10)
+    assert fold.actors("test") == (5, 6, 7, 8) and fold.actors("train") == fold.train
+
+
+def test_folds_over_other_actor_sets():
+    # a synthetic corpus larger than RAVDESS: blocks continue past 24
+    folds = ravdess_folds(range(1, 29))
+    assert [f.test for f in folds][-1] == (25, 26, 27, 28) and folds[-1].validation == (1, 2)
+    assert folds[5].validation == (25, 26) and len(folds) == 7
+    _check_partition(folds, range(1, 29))
+    # exactly 5 actors is enough: fold 2 tests actor 5 and validates on 1, 2
+    small = ravdess_folds([5, 4, 3, 2, 1, 1])
+    assert [(f.fold, f.test, f.validation, f.train) for f in small] == [
+        (1, (1, 2, 3, 4), (5,), ()),
+        (2, (5,), (1, 2), (3, 4)),
+    ]
+    with pytest.raises(ValueError, match="at least 5 actors"):
+        ravdess_folds([1, 2, 3, 4])
+    # CREMA-D restricted to some actors: each range shrinks, validation = first 4 present of the next range
+    present = [1001, 1002, 1019, 1020, 1037, 1038, 1055, 1056, 1073, 1076]
+    folds = crema_d_folds(present)
+    assert [(f.test, f.validation) for f in folds] == [
+        ((1001, 1002), (1019, 1020)),
+        ((1019, 1020), (1037, 1038)),
+        ((1037, 1038), (1055, 1056)),
+        ((1055, 1056), (1073, 1076)),
+        ((1073, 1076), (1001, 1002)),
+    ]
+    assert folds[0].train == (1037, 1038, 1055, 1056, 1073, 1076)
+    # IEMOCAP over three sessions: cyclic within them
+    folds = iemocap_folds((3, 1, 2))
+    assert [(f.fold, f.test, f.validation, f.train) for f in folds] == [
+        (1, (1, 2), (3, 4), (5, 6)),
+        (2, (3, 4), (5, 6), (1, 2)),
+        (3, (5, 6), (1, 2), (3, 4)),
+    ]
+
+
+def test_get_fold_errors_name_the_folds():
+    from mmder_hf.data.folds import get_folds
+
+    assert get_fold("CREMA-D", "2").test == tuple(range(1019, 1037))
+    assert get_fold("iemocap", 1, actors=[1, 2, 3]) == get_folds("iemocap")[0]  # IEMOCAP: whole sessions
+    with pytest.raises(ValueError, match=r"ravdess has folds \[1, 2, 3, 4, 5, 6\], got fold=0"):
+        get_fold("ravdess", 0)
+    with pytest.raises(ValueError, match=r"iemocap has folds \[1, 2, 3, 4, 5\], got fold=6"):
+        get_fold("iemocap", 6)
+    with pytest.raises(ValueError, match=r"crema_d fold 5 has none of its test actors \[1073, 1074"):
+        get_fold("crema_d", 5, range(1001, 1073))
+    with pytest.raises(ValueError, match=r"crema_d has folds \[1, 2, 3, 4\], got fold=6"):
+        get_fold("crema_d", 6, range(1001, 1073))
+    with pytest.raises(ValueError, match="Unknown corpus"):
+        get_fold("voxceleb", 1)
+
+
+def test_missing_actors_per_split():
+    from mmder_hf.data.folds import missing_actors
+
+    assert missing_actors("ravdess", 1, range(1, 25)) == {}
+    assert missing_actors("ravdess", 1, [a for a in range(1, 25) if a not in (2, 6, 20)]) == {
+        "train": [20],
+        "validation": [6],
+        "test": [2],
+    }
+    assert missing_actors("iemocap", 3, [a for a in range(1, 11) if a != 1]) == {"train": [1]}
+
+
+def test_fold_tables_in_markdown():
+    from mmder_hf.data.folds import _ranges, fold_table_markdown
+
+    lines = fold_table_markdown("ravdess").splitlines()
+    assert lines[:3] == [
+        "| fold | test actors | validation actors | train actors |",
+        "|---|---|---|---|",
+        "| 1 | 1-4 | 5-6 | 7-24 |",
+    ]
+    assert lines[-1] == "| 6 | 21-24 | 1-2 | 3-20 |" and len(lines) == 8
+    assert fold_table_markdown("iemocap").splitlines()[3] == "| 2 | 3-4 | 5-6 | 1-2, 7-10 |"
+    assert _ranges([12, 9, 10, 11, 7, 1, 2, 3, 4]) == "1-4, 7, 9-12"
+    assert _ranges([5]) == "5" and _ranges([]) == ""
 
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "mmder_hf"
