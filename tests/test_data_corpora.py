@@ -109,6 +109,270 @@ def test_parse_iemocap():
         parse_iemocap_utterance_id("Ses06F_impro01_F000")
 
 
+RAVDESS_CODES = {
+    "modality": {1: "audio-visual", 2: "video-only", 3: "audio-only"},
+    "vocal_channel": {1: "speech", 2: "song"},
+    "emotion": {
+        1: "neutral",
+        2: "calm",
+        3: "happy",
+        4: "sad",
+        5: "angry",
+        6: "fearful",
+        7: "disgust",
+        8: "surprised",
+    },
+    "intensity": {1: "normal", 2: "strong"},
+    "statement_text": {1: "Kids are talking by the door", 2: "Dogs are sitting by the door"},
+}
+
+
+def test_parse_ravdess_every_code_of_every_field():
+    """Each code of each field (RAVDESS README), with the others fixed, and every actor's gender."""
+    from mmder_hf.data.corpora import RAVDESS_ACTORS, ravdess_archive_name, ravdess_file_name
+
+    for code, name in RAVDESS_CODES["modality"].items():
+        ext = "wav" if code == 3 else "mp4"
+        assert parse_ravdess_filename(f"{code:02d}-01-03-01-01-01-01.{ext}")["modality"] == name
+        assert ravdess_file_name(3, 1, 1, 1, 1, modality=code) == f"{code:02d}-01-03-01-01-01-01.{ext}"
+    for code, name in RAVDESS_CODES["vocal_channel"].items():
+        assert parse_ravdess_filename(f"01-{code:02d}-03-01-01-01-01.mp4")["vocal_channel"] == name
+    for code, name in RAVDESS_CODES["emotion"].items():
+        meta = parse_ravdess_filename(f"01-01-{code:02d}-01-01-01-01.mp4")
+        assert (meta["emotion"], meta["emotion_code"]) == (name, code)
+    for code, name in RAVDESS_CODES["intensity"].items():
+        assert parse_ravdess_filename(f"01-01-03-{code:02d}-01-01-01.mp4")["intensity"] == name
+    for code, text in RAVDESS_CODES["statement_text"].items():
+        meta = parse_ravdess_filename(f"01-01-03-01-{code:02d}-01-01.mp4")
+        assert (meta["statement"], meta["statement_text"]) == (code, text)
+    for repetition in (1, 2):
+        assert parse_ravdess_filename(f"01-01-03-01-01-{repetition:02d}-01.mp4")["repetition"] == repetition
+    for actor in range(1, 25):
+        meta = parse_ravdess_filename(f"01-01-03-01-01-01-{actor:02d}.mp4")
+        assert (meta["actor"], meta["gender"]) == (actor, "male" if actor in range(1, 25, 2) else "female")
+    assert RAVDESS_ACTORS == tuple(range(1, 25)) and len(RAVDESS_ACTORS) == 24
+    # strong intensity is fine for any emotion but neutral; directory prefixes of either kind are ignored
+    assert parse_ravdess_filename("01-01-02-02-01-01-01.mp4")["intensity"] == "strong"
+    meta = parse_ravdess_filename("C:\\data\\Actor_03\\01-02-04-02-02-02-03.mp4")
+    assert (meta["file"], meta["vocal_channel"], meta["actor"]) == ("01-02-04-02-02-02-03.mp4", "song", 3)
+    assert parse_ravdess_filename("a/b/01-01-04-01-01-01-05.mp4")["file"] == "01-01-04-01-01-01-05.mp4"
+    assert ravdess_file_name(8, 2, 1, 2, 24, vocal_channel=2) == "01-02-08-02-01-02-24.mp4"
+    assert ravdess_archive_name(7) == "Video_Speech_Actor_07.zip"
+    assert ravdess_archive_name(12, "song") == "Video_Song_Actor_12.zip"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "00-01-03-01-01-01-01.mp4",  # modality 0
+        "01-03-03-01-01-01-01.mp4",  # vocal channel 3
+        "01-00-03-01-01-01-01.mp4",  # vocal channel 0
+        "01-01-00-01-01-01-01.mp4",  # emotion 0
+        "01-01-03-03-01-01-01.mp4",  # intensity 3
+        "01-01-03-01-00-01-01.mp4",  # statement 0
+        "01-01-03-01-01-03-01.mp4",  # repetition 3
+        "01-01-03-01-01-00-01.mp4",  # repetition 0
+        "01-01-03-01-01-01-00.mp4",  # actor 0
+        "01-01-01-02-02-02-02.mp4",  # strong neutral does not exist
+        "01-01-03-01-01-01-01.avi",  # extension
+    ],
+)
+def test_parse_ravdess_rejects_each_out_of_range_code(name):
+    with pytest.raises(UnknownFileNameError):
+        parse_ravdess_filename(name)
+
+
+CREMA_D_CODES = {
+    "sentence_text": {
+        "IEO": "It's eleven o'clock",
+        "TIE": "That is exactly what happened",
+        "IOM": "I'm on my way to the meeting",
+        "IWW": "I wonder what this is about",
+        "TAI": "The airplane is almost full",
+        "MTI": "Maybe tomorrow it will be cold",
+        "IWL": "I would like a new alarm clock",
+        "ITH": "I think I have a doctor's appointment",
+        "DFA": "Don't forget a jacket",
+        "ITS": "I think I've seen this before",
+        "TSI": "The surface is slick",
+        "WSI": "We'll stop in a couple of minutes",
+    },
+    "emotion": {"ANG": "angry", "DIS": "disgust", "FEA": "fearful", "HAP": "happy", "NEU": "neutral", "SAD": "sad"},
+    "level": {"LO": "low", "MD": "medium", "HI": "high", "XX": "unspecified"},
+}
+
+
+def test_parse_crema_d_every_code_and_actor_range():
+    from mmder_hf.data.corpora import CREMA_D_ACTORS
+
+    for code, text in CREMA_D_CODES["sentence_text"].items():
+        meta = parse_crema_d_filename(f"1002_{code}_SAD_LO.wav")
+        assert (meta["sentence"], meta["sentence_text"]) == (code, text)
+    for code, name in CREMA_D_CODES["emotion"].items():
+        meta = parse_crema_d_filename(f"1002_IEO_{code}_XX")
+        assert (meta["emotion"], meta["emotion_code"]) == (name, code)
+    for code, name in CREMA_D_CODES["level"].items():
+        assert parse_crema_d_filename(f"1002_IEO_SAD_{code}.flv")["level"] == name
+    meta = parse_crema_d_filename("1091_WSI_NEU_XX")  # no extension: the clip id is the whole name
+    assert (meta["file"], meta["clip_id"], meta["actor"]) == ("1091_WSI_NEU_XX", "1091_WSI_NEU_XX", 1091)
+    meta = parse_crema_d_filename("D:\\CREMA-D\\AudioWAV\\1001_TSI_HAP_HI.wav")
+    assert (meta["file"], meta["clip_id"], meta["actor"]) == ("1001_TSI_HAP_HI.wav", "1001_TSI_HAP_HI", 1001)
+    assert parse_crema_d_filename("a/b/1050_TSI_FEA_LO.mp4")["clip_id"] == "1050_TSI_FEA_LO"
+    for bad in ("1000_DFA_ANG_XX", "1092_DFA_ANG_XX", "1001_DFA_ANG_QQ", "1001_DFA_ANG_XX.flv.bak"):
+        with pytest.raises(UnknownFileNameError):
+            parse_crema_d_filename(bad)
+    assert CREMA_D_ACTORS == tuple(range(1001, 1092)) and len(CREMA_D_ACTORS) == 91
+
+
+def test_crema_d_demographics_keep_only_known_genders():
+    text = (
+        "ActorID,Age,Sex,Race,Ethnicity\n"
+        "1001,51, MALE ,Caucasian,Not Hispanic\n"
+        "1002,21,female,Caucasian,Not Hispanic\n"
+        "1003,30,Other,x,y\n"  # neither: left out (unknown)
+        ",30,Male,x,y\n"  # no actor id
+        "1004,30,,x,y\n"
+    )
+    genders = read_crema_d_demographics(text)
+    assert genders == {1001: "male", 1002: "female"}
+    assert parse_crema_d_filename("1003_DFA_ANG_XX", genders)["gender"] == "unknown"
+    assert parse_crema_d_filename("1002_DFA_ANG_XX", genders)["gender"] == "female"
+    assert read_crema_d_demographics("ActorID,Age,Sex\n") == {}
+
+
+def test_parse_iemocap_actor_gender_and_dialog_of_every_speaker():
+    from mmder_hf.data.corpora import IEMOCAP_SESSIONS
+
+    assert IEMOCAP_SESSIONS == (1, 2, 3, 4, 5)
+    for session in range(1, 6):
+        for lead in "FM":
+            for speaker, actor in (("M", 2 * session - 1), ("F", 2 * session)):
+                utt = f"Ses0{session}{lead}_impro05a_{speaker}012"
+                assert parse_iemocap_utterance_id(utt) == {
+                    "utterance_id": utt,
+                    "dialog": f"Ses0{session}{lead}_impro05a",
+                    "session": session,
+                    "improvised": True,
+                    "gender": {"F": "female", "M": "male"}[speaker],
+                    "speaker": f"Ses0{session}{speaker}",
+                    "actor": actor,
+                    "turn": 12,
+                }
+    assert parse_iemocap_utterance_id("Ses05F_script03_2_M042")["dialog"] == "Ses05F_script03_2"
+    for bad in ("Ses00F_impro01_F000", "Ses01X_impro01_F000", "Ses01F_impro01_F00", "Ses01F_rehearsal01_F000"):
+        with pytest.raises(UnknownFileNameError):
+            parse_iemocap_utterance_id(bad)
+
+
+def test_parse_iemocap_evaluation_reads_every_summary_line():
+    text = (
+        "% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]\n\n"
+        "[6.2901 - 8.2357]\tSes01F_impro01_F000\tneu\t[2.5000, 2.5000, 2.5000]\n"
+        "C-E2:\tNeutral;\t()\n"
+        "A-E3:\tval 3; act 2; dom  2;\t()\n\n"
+        "[10 - 12.5]\tSes01F_impro01_M001\txxx\t[3.0000, 2.0000, 2.5000]\n"
+    )
+    assert parse_iemocap_evaluation(text) == [
+        {"utterance_id": "Ses01F_impro01_F000", "start": 6.2901, "end": 8.2357, "label_code": "neu"},
+        {"utterance_id": "Ses01F_impro01_M001", "start": 10.0, "end": 12.5, "label_code": "xxx"},
+    ]
+    assert parse_iemocap_evaluation("no summary here\n") == []
+
+
+def test_label_sets_name_their_corpus_classes_and_mapping():
+    from mmder_hf.data.corpora import DEFAULT_LABEL_SETS, LABEL_SETS
+
+    eight = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
+    expected = {
+        ("ravdess", "8class"): eight,
+        ("ravdess", "7class"): ("neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised"),
+        ("crema_d", "6class"): ("neutral", "happy", "sad", "angry", "fearful", "disgust"),
+        ("iemocap", "4class"): ("neutral", "happy", "angry", "sad"),
+    }
+    for (corpus, name), names in expected.items():
+        for spelling in (name, name[0], int(name[0])):
+            label_set = get_label_set(corpus.upper(), spelling)
+            assert (label_set.corpus, label_set.name, label_set.names) == (corpus, name, names)
+        assert LABEL_SETS[corpus][name] is get_label_set(corpus, name)
+    assert DEFAULT_LABEL_SETS == {"ravdess": "8class", "crema_d": "6class", "iemocap": "4class"}
+    assert get_label_set("ravdess").name == "8class" and get_label_set("crema").name == "6class"
+    assert all(get_label_set("ravdess", "8").map(e) == e for e in eight)
+    assert {e: get_label_set("ravdess", "7").map(e) for e in eight} == {**{e: e for e in eight}, "calm": "neutral"}
+    six = get_label_set("cremad")
+    assert {code: six.map(e) for code, e in CREMA_D_CODES["emotion"].items()} == CREMA_D_CODES["emotion"]
+    four = get_label_set("iemocap")
+    raw = ["neutral", "happy", "excited", "angry", "sad", "frustrated", "fearful", "surprised", "other", "undecided"]
+    assert [four.map(e) for e in raw] == ["neutral", "happy", "happy", "angry", "sad", None, None, None, None, None]
+    with pytest.raises(ValueError, match="Unknown label set '8class' for crema_d"):
+        get_label_set("crema_d", "8class")
+
+
+def test_corpus_names_and_registry_records_are_fixed():
+    import dataclasses
+
+    from mmder_hf.data.corpora import normalize_corpus_name
+
+    assert [normalize_corpus_name(n) for n in ("RAVDESS", " crema-d ", "CremaD", "crema", "IEMOCAP")] == [
+        "ravdess",
+        "crema_d",
+        "crema_d",
+        "crema_d",
+        "iemocap",
+    ]
+    with pytest.raises(ValueError, match="Unknown corpus 'synthetic'"):
+        normalize_corpus_name("synthetic")
+    assert get_corpus_info("IEMOCAP").name == "iemocap" and get_corpus_info("ravdess").name == "ravdess"
+    redistributable = {name: info.redistributable for name, info in CORPUS_INFO.items()}
+    assert redistributable == {"ravdess": True, "crema_d": True, "iemocap": False, "synthetic": True}
+    info = CORPUS_INFO["ravdess"]
+    for record, attribute in ((info, "license"), (info.published, "backbone"), (info.label_sets[0], "names")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(record, attribute, None)
+
+
+def test_crema_d_fold_ranges_and_the_papers_published_numbers():
+    from mmder_hf.data.corpora import CREMA_D_FOLD_RANGES
+
+    assert CREMA_D_FOLD_RANGES == ((1001, 1018), (1019, 1036), (1037, 1054), (1055, 1072), (1073, 1091))
+    # MultiMAE-DER paper, tables of results (UAR, WAR) in percent
+    paper = {
+        "ravdess": {
+            "FSLF": (83.23, 83.61),
+            "FFLS": (82.27, 83.56),
+            "CFAS": (80.65, 81.39),
+            "OFOS": (77.78, 78.61),
+            "SFAS": (75.79, 76.94),
+            "RFAS": (75.97, 75.44),
+            "video": (None, 74.13),
+            "audio": (None, 80.55),
+        },
+        "crema_d": {
+            "FSLF": (79.12, 79.36),
+            "FFLS": (78.59, 78.83),
+            "CFAS": (78.24, 78.16),
+            "OFOS": (76.88, 76.54),
+            "SFAS": (75.73, 75.48),
+            "RFAS": (74.62, 74.90),
+            "video": (None, 77.83),
+            "audio": (None, 78.45),
+        },
+        "iemocap": {
+            "FSLF": (63.21, 63.73),
+            "FFLS": (62.92, 63.43),
+            "CFAS": (61.98, 62.25),
+            "OFOS": (61.87, 61.12),
+            "SFAS": (60.39, 60.17),
+            "RFAS": (58.62, 59.98),
+            "video": (None, 56.13),
+            "audio": (None, 58.69),
+        },
+    }
+    for corpus, results in paper.items():
+        assert CORPUS_INFO[corpus].published.results == results, corpus
+    assert [CORPUS_INFO[c].published.label_set for c in paper] == ["7class", "6class", "4class"]
+    assert CORPUS_INFO["synthetic"].published is None
+
+
 def test_label_sets():
     assert len(get_label_set("ravdess").names) == 8
     seven = get_label_set("ravdess", "7class")
