@@ -37,6 +37,275 @@ def _truth_at_samples(truth: np.ndarray) -> np.ndarray:
     return truth[aligned_frame_indices(len(truth), SAMPLED)]
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Tracking, smoothing and cropping on hand-made detections (no detector): expected values computed by hand.
+
+
+def _face_row(x0: float, y0: float, x1: float, y1: float, score: float = 0.9) -> np.ndarray:
+    """One detection as detect_faces returns it: box, the five landmarks at typical places in the box, score."""
+    w, h = x1 - x0, y1 - y0
+    marks = [(0.3, 0.4), (0.7, 0.4), (0.5, 0.6), (0.35, 0.8), (0.65, 0.8)]
+    return np.array([x0, y0, x1, y1, *[v for fx, fy in marks for v in (x0 + fx * w, y0 + fy * h)], score])
+
+
+def _frames_of(*faces_per_frame) -> list[np.ndarray]:
+    return [np.array([_face_row(*f) for f in frame]).reshape(-1, 15) for frame in faces_per_frame]
+
+
+def test_box_iou_by_hand():
+    assert faces.box_iou(np.array([0, 0, 10, 10.0]), np.array([5, 5, 15, 15.0])) == pytest.approx(25 / 175)
+    assert faces.box_iou(np.array([0, 0, 10, 20.0]), np.array([0, 10, 10, 30.0])) == pytest.approx(100 / 300)
+    assert faces.box_iou(np.array([0, 0, 10, 10.0]), np.array([20, 0, 30, 10.0])) == 0.0
+    assert faces.box_iou(np.array([3, 3, 3, 3.0]), np.array([3, 3, 3, 3.0])) == 0.0  # no area: no overlap
+
+
+def test_a_moving_face_is_one_track_with_a_gap_where_it_is_hidden():
+    # A face (100 px) in the upper right moving 20 px right and 5 px down per frame; not found in frame 2.
+    boxes = [(800 + 20 * t, 100 + 5 * t, 900 + 20 * t, 200 + 5 * t) for t in range(5)]
+    detections = _frames_of([boxes[0]], [boxes[1]], [], [boxes[3]], [boxes[4]])
+    track = faces.main_face_track(detections, 720, 1280)
+    assert track.shape == (5, 15)
+    for t in (0, 1, 3, 4):
+        np.testing.assert_array_equal(track[t], _face_row(*boxes[t]))
+    assert np.isnan(track[2]).all()
+    assert np.isnan(faces.main_face_track([np.zeros((0, 15))] * 3, 720, 1280)).all()  # no face at all
+
+
+@pytest.mark.parametrize(
+    "second, linked",
+    [
+        ((290, 300, 390, 400), True),  # the centre moved 1.9 box sizes
+        ((310, 300, 410, 400), False),  # 2.1 box sizes: another face
+        ((75, 275, 225, 425), True),  # same centre, 1.5 times larger
+        ((65, 265, 235, 435), False),  # 1.7 times larger: another face
+    ],
+)
+def test_a_detection_continues_a_track_within_two_sizes_at_a_similar_size(second, linked):
+    """Frames 0-2 show a face (100 px, left of centre); frames 3-4 a box moved or grown by the given amount."""
+    first = (100, 300, 200, 400)
+    detections = _frames_of([first], [first], [first], [second], [second])
+    track = faces.main_face_track(detections, 720, 1280)
+    found = ~np.isnan(track[:, 0])
+    if linked:  # one track of five frames
+        assert found.all()
+    else:  # two tracks; the main one by score x sqrt(area) x centrality, computed here by hand
+        half_diagonal = math.hypot(1280, 720) / 2
+
+        def weight(box, frames):
+            x0, y0, x1, y1 = box
+            d = math.hypot((x0 + x1 - 1280) / 2, (y0 + y1 - 720) / 2) / half_diagonal
+            return frames * 0.9 * math.sqrt((x1 - x0) * (y1 - y0)) * (1 - 0.5 * min(1.0, d))
+
+        second_wins = weight(second, 2) > weight(first, 3)
+        assert found.tolist() == ([False] * 3 + [True] * 2 if second_wins else [True] * 3 + [False] * 2)
+
+
+def test_closest_pairs_are_linked_first():
+    # Two faces side by side walk right by 80 px (0.8 of their size): each keeps its own track although the left
+    # face's new box is also within reach (1.2 sizes) of the right face's old one.
+    detections = _frames_of(
+        [(100, 300, 200, 400, 0.6), (300, 300, 400, 400, 0.95)],
+        [(180, 300, 280, 400, 0.6), (380, 300, 480, 400, 0.95)],
+    )
+    track = faces.main_face_track(detections, 720, 1280)
+    assert track[:, 0].tolist() == [300, 380] and track[:, 14].tolist() == [0.95, 0.95]
+
+
+@pytest.mark.parametrize(
+    "a, b, a_frames, winner",
+    [
+        # Same size and score: the face nearer the centre (B, 190 px below it; A 270 px above it).
+        ((590, 40, 690, 140, 0.9), (590, 500, 690, 600, 0.9), 1, "b"),
+        # Same distance from the centre: the larger by the root of the area, summed over the frames: A (100 px)
+        # in two frames beats B (160 px) in one.
+        ((290, 310, 390, 410, 0.9), (860, 280, 1020, 440, 0.9), 2, "a"),
+        # A higher score beats a slightly larger face (0.9 x 100 > 0.6 x 140), at the same distance.
+        ((290, 310, 390, 410, 0.9), (870, 290, 1010, 430, 0.6), 1, "a"),
+        # A large face in the upper right against a smaller one lower left: 100 x 0.77 > 80 x 0.64.
+        ((900, 160, 1000, 260, 0.9), (100, 500, 180, 580, 0.9), 1, "a"),
+    ],
+)
+def test_the_main_face_is_large_confident_and_central(a, b, a_frames, winner):
+    detections = _frames_of([a, b], *[[a]] * (a_frames - 1), [])  # B is seen in the first frame only
+    track = faces.main_face_track(detections, 720, 1280)
+    expected = a if winner == "a" else b
+    np.testing.assert_array_equal(track[0], _face_row(*expected))
+    seen = a_frames if winner == "a" else 1
+    assert (~np.isnan(track[:, 0])).tolist() == [True] * seen + [False] * (len(detections) - seen)
+
+
+def test_smoothing_is_a_running_median_over_the_found_frames():
+    values = np.array(
+        [[0.0, 10.0], [np.nan, np.nan], [1.0, 11.0], [9.0, 30.0], [3.0, 13.0], [np.nan, np.nan], [4.0, 14.0]]
+    )
+    # Frames 0, 2, 3, 4, 6 were found: medians of (0, 1, 9), (1, 9, 3), (9, 3, 4); the first and last are kept.
+    expected = [[0, 10], [np.nan, np.nan], [1, 11], [3, 13], [4, 14], [np.nan, np.nan], [4, 14]]
+    np.testing.assert_array_equal(faces.smooth_track(values), np.array(expected, dtype=float))
+    steady = np.arange(10.0)[:, None] * [2.0, -3.0] + [5.0, 100.0]
+    np.testing.assert_array_equal(faces.smooth_track(steady), steady)  # steady motion is kept exactly
+
+
+def test_frames_without_a_face_take_the_box_between_their_neighbours():
+    values = np.array([[np.nan, np.nan], [10.0, 0.0], [np.nan, np.nan], [np.nan, np.nan], [40.0, 6.0], [np.nan] * 2])
+    expected = [[10, 0], [10, 0], [20, 2], [30, 4], [40, 6], [40, 6]]  # held before the first, after the last
+    np.testing.assert_allclose(faces.fill_track(values), expected)
+    none = np.full((3, 2), np.nan)
+    assert np.isnan(faces.fill_track(none)).all()
+    full = np.array([[1.0, 2.0], [3.0, 4.0]])
+    filled = faces.fill_track(full)
+    np.testing.assert_array_equal(filled, full)
+    filled[0, 0] = 99.0
+    assert full[0, 0] == 1.0  # a copy, not the input
+
+
+def test_square_crops_by_hand():
+    boxes = np.array(
+        [
+            [100.0, 200.0, 180.0, 260.0],  # 80 x 60: side 80 * 1.5 = 120 around (140, 230)
+            [10.3, 20.7, 60.3, 50.7],  # 50 x 30: side 75 around (35.3, 35.7), pushed inside at the top left
+            [1000.0, 600.0, 1100.0, 700.0],  # side 150 around (1050, 650): shifted up to end at the bottom
+            [500.0, 300.0, 500.4, 300.4],  # a dot: the smallest square is 2 px
+            [0.0, 0.0, 1280.0, 100.0],  # wider than the frame is high: the side is the frame's height
+        ]
+    )
+    squares = faces.square_crop_boxes(boxes, 0.25, 720, 1280)
+    assert squares.dtype == np.int64
+    assert squares.tolist() == [
+        [80, 170, 200, 290],
+        [0, 0, 75, 75],
+        [975, 570, 1125, 720],
+        [499, 299, 501, 301],
+        [280, 0, 1000, 720],
+    ]
+    assert faces.square_crop_boxes(boxes[:1], 0.0, 720, 1280).tolist() == [[100, 190, 180, 270]]  # no margin
+
+
+class _FakeDetector:
+    """Stands in for YuNet: records what it is shown, returns given faces ``(x, y, w, h, 5 landmarks, score)``."""
+
+    def __init__(self, answers):
+        self.answers, self.sizes, self.images = list(answers), [], []
+
+    def setInputSize(self, size):  # noqa: N802 - OpenCV's name
+        self.sizes.append(tuple(size))
+
+    def detect(self, image):
+        self.images.append(image.copy())
+        answer = self.answers.pop(0)
+        return 1, None if answer is None else np.array(answer, dtype=np.float32).reshape(-1, 15)
+
+
+def test_detection_runs_on_a_downscaled_bgr_copy_and_maps_back_to_frame_pixels(monkeypatch):
+    frames = torch.zeros(2, 3, 360, 1280, dtype=torch.uint8)
+    frames[:, 0], frames[:, 1], frames[:, 2] = 200, 100, 50  # R, G, B
+    face = [10, 20, 30, 40, 15, 25, 25, 25, 20, 30, 16, 40, 24, 40, 0.8]  # in the 320 x 90 image
+    edge = [-5, 70, 30, 40, 1, 75, 9, 75, 5, 80, 2, 85, 8, 85, 0.7]  # reaching past the left and bottom edges
+    fake = _FakeDetector([[face, edge], None])
+    monkeypatch.setattr(faces, "_detector", lambda threshold: fake)
+    found = faces.detect_faces(frames, detect_width=320)
+    assert fake.sizes == [(320, 90)]  # width, height: a quarter of the frame
+    assert [image.shape for image in fake.images] == [(90, 320, 3)] * 2
+    assert fake.images[0].dtype == np.uint8 and fake.images[0][45, 160].tolist() == [50, 100, 200]  # BGR
+    assert len(found) == 2 and found[1].shape == (0, 15)
+    expected = np.array(
+        [
+            [40, 80, 160, 240, 60, 100, 100, 100, 80, 120, 64, 160, 96, 160, 0.8],
+            [0, 280, 100, 360, 4, 300, 36, 300, 20, 320, 8, 340, 32, 340, 0.7],  # box clipped to the frame
+        ]
+    )
+    np.testing.assert_allclose(found[0], expected, rtol=1e-6)
+
+
+def test_detection_never_upscales(monkeypatch):
+    frames = torch.full((1, 3, 120, 200), 77.0)  # float frames in 0..255, narrower than detect_width
+    fake = _FakeDetector([[[10, 20, 30, 40, 15, 25, 25, 25, 20, 30, 16, 40, 24, 40, 0.9]]])
+    monkeypatch.setattr(faces, "_detector", lambda threshold: fake)
+    found = faces.detect_faces(frames, detect_width=320)
+    assert fake.sizes == [(200, 120)] and fake.images[0].shape == (120, 200, 3)
+    assert (fake.images[0] == 77).all()
+    np.testing.assert_allclose(found[0][0, :4], [10, 20, 40, 60])  # frame pixels as they are
+
+
+def _gradient_frames(num_frames: int, height: int, width: int) -> torch.Tensor:
+    """Frames whose red channel is the column index and green channel twice the row index (blue 128)."""
+    ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+    frame = torch.stack([xs, 2 * ys, torch.full_like(xs, 128)]).to(torch.uint8)
+    return frame[None].repeat(num_frames, 1, 1, 1)
+
+
+def test_crop_faces_smooths_fills_and_cuts_the_squares(monkeypatch):
+    # A 40 px face walking right; not found in frame 2; found 15 px too far right in frame 3 (one jittery box).
+    seen = [(40, 30, 80, 70), (50, 30, 90, 70), None, (95, 30, 135, 70), (80, 30, 120, 70)]
+    widths = []
+
+    def fake_detect(frames, detect_width, score_threshold):
+        widths.append(detect_width)
+        return _frames_of(*[[box] if box else [] for box in seen])
+
+    monkeypatch.setattr(faces, "detect_faces", fake_detect)
+    frames = _gradient_frames(5, 128, 256)
+    out = faces.crop_faces(frames, image_size=60, margin=0.25)
+    assert widths == [320] and out.found
+    # Medians: frame 1 of (40, 50, 95) -> 50; frame 3 of (50, 95, 80) -> 80; frames 0 and 4 kept; 2 not found.
+    expected_boxes = [[40, 30, 80, 70], [50, 30, 90, 70], [np.nan] * 4, [80, 30, 120, 70], [80, 30, 120, 70]]
+    torch.testing.assert_close(out.face_boxes, torch.tensor(expected_boxes, dtype=torch.float32), equal_nan=True)
+    # Squares of side 40 * 1.5 = 60 around the boxes; frame 2 around the box halfway between frames 1 and 3.
+    x0s = [30, 40, 55, 70, 70]
+    assert out.crop_boxes.tolist() == [[x, 20, x + 60, 80] for x in x0s]
+    assert out.frames.shape == (5, 3, 60, 60) and out.frames.dtype == torch.uint8
+    for t, x in enumerate(x0s):  # the crop pixels are those of the square (red: column, green: 2 x row)
+        torch.testing.assert_close(out.frames[t], frames[t, :, 20:80, x : x + 60], rtol=0, atol=0)
+    small = faces.crop_faces(frames, image_size=30, margin=0.25)
+    for t, x in enumerate(x0s):  # resized: the mean colour of the square stays
+        assert float(small.frames[t, 0].float().mean()) == pytest.approx(x + 29.5, abs=0.6)
+        assert float(small.frames[t, 1].float().mean()) == pytest.approx(2 * 49.5, abs=0.6)
+
+
+def test_a_wide_shot_without_a_face_is_searched_again_at_twice_the_width(monkeypatch):
+    widths = []
+
+    def fake_detect(frames, detect_width, score_threshold):
+        widths.append(detect_width)
+        return [np.zeros((0, 15)) for _ in frames]
+
+    monkeypatch.setattr(faces, "detect_faces", fake_detect)
+    out = faces.crop_faces(_gradient_frames(2, 360, 640), image_size=32)
+    assert widths == [320, 640] and not out.found and out.crop_boxes is None
+    widths.clear()
+    faces.crop_faces(_gradient_frames(2, 360, 600), image_size=32)  # 640 would be an upscale: one pass only
+    assert widths == [320]
+
+
+def test_the_aligned_crop_samples_the_box_rotated_about_its_centre():
+    """Output pixel (u, v) shows the frame at centre + R(angle) (u + 1/2 - size/2, v + 1/2 - size/2) side / size: on a
+    frame whose colours are linear in x and y, bilinear sampling gives those values exactly (up to rounding)."""
+    frame = _gradient_frames(1, 128, 256)[0]
+    box = np.array([48, 40, 80, 72])  # side 32 around (64, 56)
+    for size, degrees in ((32, 0), (64, 90), (64, 30), (16, 30)):
+        angle = math.radians(degrees)
+        out = faces._aligned_crop(frame, box, angle, size).float()
+        assert out.shape == (3, size, size)
+        v, u = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")
+        qx, qy = (u - size / 2) * 32 / size, (v - size / 2) * 32 / size
+        px = 64 + math.cos(angle) * qx - math.sin(angle) * qy
+        py = 56 + math.sin(angle) * qx + math.cos(angle) * qy
+        assert (out[0] - (px - 0.5)).abs().max() <= 1.5, (size, degrees)
+        assert (out[1] - 2 * (py - 0.5)).abs().max() <= 2.5, (size, degrees)
+    plain = faces._aligned_crop(frame, box, 0.0, 32)
+    torch.testing.assert_close(plain, frame[:, 40:72, 48:80], rtol=0, atol=0)  # upright, same size: the box itself
+
+
+def test_the_tilt_search_rotates_about_the_crop_centre():
+    image = np.zeros((96, 96, 3), dtype=np.uint8)
+    image[47:50, 67:70] = 255  # a dot 20 px right of the centre (48, 48)
+    turned = faces._rotate(image, 90)  # OpenCV: positive is counter-clockwise on screen
+    weights = turned[..., 0].astype(np.float64)
+    rows, cols = np.mgrid[0:96, 0:96]
+    centre = (weights * rows).sum() / weights.sum(), (weights * cols).sum() / weights.sum()
+    assert centre == pytest.approx((28, 48), abs=0.25)  # turned a quarter counter-clockwise: 20 px above the centre
+    assert turned.shape == image.shape
+
+
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
     """The test clips, written once: name -> (path, true boxes (T, faces, 4))."""
