@@ -1,0 +1,147 @@
+"""The frozen-backbone feature cache: each clip's features are the model's pooled encoder output, in order.
+
+Fast: a tiny random model and a few random clips; the expected features are computed here clip by clip from the
+encoder's last hidden state (mean over tokens), independently of the cache's batching.
+"""
+
+import datasets
+import pytest
+import torch
+
+from mmder_hf import MultiMAEDERConfig, MultiMAEDERForVideoClassification
+from mmder_hf.training import MODEL_SIZES, RecipeArguments, can_cache_features, compute_pooled_features, feature_cache
+
+
+def _model(strategy="FSLF"):
+    torch.manual_seed(0)
+    config = MultiMAEDERConfig(fusion_strategy=strategy, num_labels=3, **MODEL_SIZES["tiny"])
+    return MultiMAEDERForVideoClassification(config).freeze_backbone()
+
+
+@pytest.fixture(scope="module")
+def model():
+    return _model()
+
+
+def _rows(n, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [
+        {
+            "pixel_values": torch.randn(2, 3, 32, 32, generator=g),
+            "audio_values": torch.randn(2, 3, 32, 32, generator=g),
+            "labels": (7 * i + 1) % 3,
+        }
+        for i in range(n)
+    ]
+
+
+def _collate(rows):
+    return {
+        "pixel_values": torch.stack([r["pixel_values"] for r in rows]),
+        "audio_values": torch.stack([r["audio_values"] for r in rows]),
+        "labels": torch.tensor([r["labels"] for r in rows]),
+    }
+
+
+def _expected(model, rows):
+    """Each clip alone through the encoder: mean of its last hidden state over the tokens."""
+    with torch.no_grad():
+        return torch.cat(
+            [
+                model.videomae(pixel_values=r["pixel_values"][None], audio_values=r["audio_values"][None])
+                .last_hidden_state.mean(1)
+                .float()
+                for r in rows
+            ]
+        )
+
+
+def test_cached_features_are_the_models_pooled_output_in_order(model, capsys):
+    rows = _rows(7)
+    model.train()  # the cache runs the encoder in eval mode and gives the model back as it found it
+    cached = compute_pooled_features(model, rows, _collate, batch_size=3)
+    assert model.training and model.classifier.training
+    assert isinstance(cached, datasets.Dataset) and cached.column_names == ["features", "labels"]
+    features, labels = cached[:]["features"], cached[:]["labels"]
+    assert features.shape == (7, model.config.hidden_size) and features.dtype == torch.float32
+    assert torch.allclose(features, _expected(model, rows), atol=1e-5)
+    assert labels.tolist() == [r["labels"] for r in rows] and labels.dtype == torch.int64
+    # the head on the cached features gives the full model's logits
+    model.eval()
+    with torch.no_grad():
+        full = model(**{k: v for k, v in _collate(rows).items() if k != "labels"}).logits
+        head = model(features=features).logits
+    assert torch.allclose(head, full, atol=1e-5)
+    assert "encoder features" in capsys.readouterr().err  # progress is shown on rank 0
+
+
+def test_the_cache_runs_the_encoder_in_eval_mode_and_restores_eval(model):
+    model.eval()
+    seen = []
+    hook = model.videomae.register_forward_pre_hook(lambda m, a: seen.append(m.training))
+    try:
+        rows = _rows(4, seed=1)
+        compute_pooled_features(model, rows, _collate, batch_size=4, desc="probe")
+        model.train()
+        compute_pooled_features(model, rows, _collate, batch_size=4, device=torch.device("cpu"))
+    finally:
+        hook.remove()
+    assert seen == [False, False] and model.training
+
+
+def test_an_empty_dataset_gives_empty_columns(model):
+    cached = compute_pooled_features(model, [], _collate)
+    assert len(cached) == 0 and cached.column_names == ["features", "labels"]
+
+
+def test_each_rank_encodes_its_share_and_the_pieces_are_gathered_in_order(model, monkeypatch):
+    """Rank 1 of 2 encodes clips 1, 3, 5; rank 0's pieces (0, 2, 4, 6) arrive by all_gather_object."""
+    rows = _rows(7, seed=2)
+    expected = _expected(model, rows)
+    encoded = []
+    original = model.pooled_features
+
+    def recording(**inputs):
+        encoded.append(inputs["pixel_values"].clone())
+        return original(**inputs)
+
+    monkeypatch.setattr(model, "pooled_features", recording)
+    gathered_calls = []
+
+    def all_gather_object(out, obj):
+        gathered_calls.append(obj)
+        out[0] = ([0, 2, 4, 6], expected[[0, 2, 4, 6]], torch.tensor([rows[i]["labels"] for i in (0, 2, 4, 6)]))
+        out[1] = obj
+
+    monkeypatch.setattr(feature_cache, "_world", lambda: (1, 2))
+    monkeypatch.setattr(torch.distributed, "all_gather_object", all_gather_object)
+    cached = compute_pooled_features(model, rows, _collate, batch_size=2)
+    clips = torch.cat(encoded)
+    assert torch.equal(clips, torch.stack([rows[i]["pixel_values"] for i in (1, 3, 5)]))  # only its share
+    (indices, features, labels) = gathered_calls[0]
+    assert indices == [1, 3, 5] and labels.tolist() == [rows[i]["labels"] for i in (1, 3, 5)]
+    assert torch.allclose(features, expected[[1, 3, 5]], atol=1e-5)
+    assert torch.allclose(cached[:]["features"], expected, atol=1e-5)  # the whole dataset, in its order
+    assert cached[:]["labels"].tolist() == [r["labels"] for r in rows]
+
+
+def test_world_is_read_from_torch_distributed(tmp_path):
+    assert feature_cache._world() == (0, 1)  # not initialised: one process
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        assert feature_cache._world() == (0, 1)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_the_cache_is_offered_only_when_it_gives_the_plain_result():
+    frozen = _model()
+    assert can_cache_features(frozen, RecipeArguments(freeze_backbone=True)) is True
+    assert not can_cache_features(frozen, RecipeArguments(freeze_backbone=True, use_feature_cache=False))
+    assert not can_cache_features(frozen, RecipeArguments(freeze_backbone=True, flip=True))
+    assert not can_cache_features(_model("RFAS"), RecipeArguments(freeze_backbone=True))
+    trainable = _model()
+    trainable.videomae.embeddings.patch_embeddings.projection.weight.requires_grad_(True)  # one encoder weight
+    assert not can_cache_features(trainable, RecipeArguments(freeze_backbone=True))
