@@ -33,7 +33,7 @@ from mmder_hf.cards import push_folder, update_model_card
 from mmder_hf.cards.comparison import comparison_table, render_comparison_card, save_grid_chart, summarize_grid
 from mmder_hf.data.corpora import PAPER_MODELS
 from mmder_hf.models.multimae_der import FUSION_STRATEGIES
-from mmder_hf.training.finetune import DataArguments, corpus_for_card
+from mmder_hf.training.finetune import DataArguments, corpus_for_card, end_process_group
 
 
 logger = logging.getLogger(__name__)
@@ -129,4 +129,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Optional[dict]:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s - %(levelname)s - %(name)s - %(message)s")
-    main()
+    try:
+        main()
+    finally:
+        end_process_group()  # a process group left to interpreter exit can abort the process

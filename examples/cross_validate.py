@@ -33,6 +33,7 @@ from mmder_hf.training.finetune import (
     DataArguments,
     corpus_for_card,
     describe_differences,
+    end_process_group,
     result_settings,
     settings_differences,
 )
@@ -213,4 +214,7 @@ def _is_main_process() -> bool:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        end_process_group()  # a process group left to interpreter exit can abort the process

@@ -33,6 +33,7 @@ from mmder_hf.training.finetune import (
     build_model,
     build_processor,
     corpus_for_card,
+    end_process_group,
     fold_shortfall,
     load_data,
     parse_args,
@@ -140,4 +141,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        end_process_group()  # a process group left to interpreter exit can abort the process

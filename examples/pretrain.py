@@ -35,6 +35,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from mmder_hf.training.finetune import (
     build_processor,
+    end_process_group,
     refuse_other_settings,
     result_settings,
     reuse_or_start_run,
@@ -138,4 +139,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        end_process_group()  # a process group left to interpreter exit can abort the process

@@ -133,7 +133,7 @@ def test_cpu_pretraining_lowers_the_held_out_loss_and_finetuning_starts_from_it(
 DISTRIBUTED = textwrap.dedent(
     """
     import json, os, sys
-    from mmder_hf.training.finetune import build_processor, setup_run
+    from mmder_hf.training.finetune import build_processor, end_process_group, setup_run
     from mmder_hf.training.pretraining import (
         MultiMAEDERPreTrainer, build_pretraining_model, load_pretraining_data, parse_pretraining_args,
         prepare_pretraining_data,
@@ -170,6 +170,7 @@ DISTRIBUTED = textwrap.dedent(
         record = {"epochs": epochs, "trained": list(seen), "steps": trainer.state.global_step}
         with open(os.path.join(out, f"{name}.rank{rank}.json"), "w") as f:
             json.dump(record, f)
+    end_process_group()
     """
 )
 

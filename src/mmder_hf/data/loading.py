@@ -570,8 +570,10 @@ def split_for_rank(
     archive per actor; published corpora: one Parquet shard per actor), else by examples, so every rank
     decodes only its own clips: nothing is decoded on one rank and broadcast. This is for loops of your own: the
     `Trainer`'s accelerate data loader already gives each rank its part (with
-    ``accelerator_config={"dispatch_batches": False}``), so pass it the whole split, as ``examples/finetune.py``
-    does; splitting it here as well would shard it twice and lose data. ``rank`` / ``world_size`` default to
+    ``accelerator_config={"dispatch_batches": False}``), so pass it the whole split, a stream wrapped by
+    :func:`~mmder_hf.data.distributed.split_streams_by_example` (by shard, ranks would take different step counts
+    when shards hold different numbers of examples), as ``examples/finetune.py`` does; splitting it here as well
+    would shard it twice and lose data. ``rank`` / ``world_size`` default to
     accelerate's ``PartialState``.
     """
     if rank is None or world_size is None:

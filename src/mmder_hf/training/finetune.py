@@ -24,6 +24,7 @@ from ..cards import write_model_card
 from ..cards.widget import widget_examples
 from ..data import MultiMAEDERDataCollator, load_emotion_dataset, load_prefused_dataset, preprocess_to_cache
 from ..data.corpora import get_corpus_info, normalize_corpus_name
+from ..data.distributed import ExampleSplitStream, split_streams_by_example
 from ..data.loading import DEFAULT_CACHE_DIR
 from ..data.media_writing import write_row_clip
 from ..data.synthetic import is_synthetic_source
@@ -268,6 +269,17 @@ def setup_run(model_args: ModelArguments, training_args: TrainingArguments) -> N
         torch.set_num_threads(threads)
 
 
+def end_process_group() -> None:
+    """Destroy the default process group, if one is up, before the interpreter exits.
+
+    A gloo group left to interpreter finalisation can abort the process after a finished run (SIGABRT, "terminate
+    called without an active exception": its worker threads still hold tensors when Python is torn down), losing the
+    exit code, the card and the push. Every script calls this once, after its last collective.
+    """
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
 def load_data(data_args: DataArguments, model_args: ModelArguments, training_args: TrainingArguments) -> Any:
     """The fold's train / validation / test splits (the authors' pre-fused zips for ``prefused``), trimmed."""
     with training_args.main_process_first(desc="loading the corpus"):
@@ -393,10 +405,11 @@ def prepare_datasets(
     Map-style corpora are preprocessed once into the 8-bit cache (``--preprocess_cache``); with a frozen encoder
     and no augmentation, the encoder then runs once per clip and the head trains on the features.
 
-    Under several processes the training split is given to the `Trainer` whole: its accelerate data loader gives
-    each rank its part (a streaming split by shards when it has at least one shard per rank, else every rank reads
-    the stream and keeps its own examples; a map-style split by indices), and the collator decodes only those.
-    Splitting it here as well (:func:`~mmder_hf.data.split_for_rank`) would shard it twice and lose data.
+    Under several processes each split is given to the `Trainer` whole: its accelerate data loader gives each rank
+    its part (a map-style split by indices; a streaming split by example, batch by batch, through
+    :class:`~mmder_hf.data.distributed.ExampleSplitStream`, so that uneven shards never give ranks different step
+    counts), and the collator decodes only those. Splitting it here as well
+    (:func:`~mmder_hf.data.split_for_rank`) would shard it twice and lose data.
     """
     streaming = data_args.streaming
     if streaming and training_args.max_steps <= 0:
@@ -429,6 +442,9 @@ def prepare_datasets(
             for split, ds in data.items()
         }
         collator = transformers.default_data_collator
+    if streaming:  # by example with even batches, never by shard (see mmder_hf.data.distributed)
+        sizes = {"train": training_args.per_device_train_batch_size, None: training_args.per_device_eval_batch_size}
+        data = split_streams_by_example(data, sizes, training_args.world_size, training_args.process_index)
     return data, collator, use_cache
 
 
@@ -498,15 +514,13 @@ def report_rank_split(train: Any, training_args: TrainingArguments) -> Optional[
         return None
     per_step = training_args.per_device_train_batch_size * world
     uneven = False
-    if isinstance(train, datasets.IterableDataset):
-        if train.n_shards >= world:
-            message = f"{train.n_shards} shards of the training stream shared among {world} processes, by shard"
-        else:
-            uneven = True
-            message = (
-                f"{train.n_shards} shard(s) for {world} processes: every process reads the whole training stream and "
-                f"keeps its own examples; the last batch of each pass is completed from the start of the stream"
-            )
+    if isinstance(train, (datasets.IterableDataset, ExampleSplitStream)):
+        uneven = True
+        message = (
+            f"The training stream ({train.n_shards} shard(s)) is split by example among {world} processes, so that "
+            f"every process takes the same steps: each reads the whole stream and keeps its own part of each batch of "
+            f"{per_step}; the last batch of each pass is completed from the first (how many: logged after each pass)"
+        )
     else:
         repeated = -len(train) % per_step
         message = f"{len(train)} training clips shared among {world} processes"
@@ -750,6 +764,7 @@ __all__ = [
     "build_processor",
     "corpus_for_card",
     "describe_differences",
+    "end_process_group",
     "finished_training",
     "fold_shortfall",
     "load_trained_weights",

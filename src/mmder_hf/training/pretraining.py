@@ -32,6 +32,7 @@ from transformers.trainer_utils import seed_worker
 from ..data import MultiMAEDERDataCollator, load_emotion_dataset, preprocess_to_cache
 from ..data.builders import BadDataReport, probe_media
 from ..data.corpora import get_corpus_info, normalize_corpus_name
+from ..data.distributed import ExampleSplitStream, split_streams_by_example
 from ..data.loading import DEFAULT_CACHE_DIR
 from ..data.synthetic import is_synthetic_source
 from ..models.multimae_der import MultiMAEDERConfig, MultiMAEDERForPreTraining, draw_mask, mask_ratios
@@ -485,7 +486,7 @@ def prepare_pretraining_data(
     Under several processes a map-style training split is cut into one contiguous shard per rank; each rank builds
     the cache of its own shard only (so no node needs the others' files) and reads only that shard
     (:class:`RankShardBatchSampler`, through :class:`MultiMAEDERPreTrainer`). A streaming split is given whole to the
-    `Trainer`, whose accelerate loader gives each rank its own shards of the stream.
+    `Trainer`, split by example with even batches (:class:`~mmder_hf.data.distributed.ExampleSplitStream`).
     """
     collator = MultiMAEDERDataCollator(processor, label_column=None)
     train, validation = data.splits["train"], data.splits.get("validation")
@@ -525,7 +526,10 @@ def prepare_pretraining_data(
             if not n
         ]
         train = train.remove_columns([c for c in unused if c in train.column_names])
-    return PreparedData(train, validation, collator, total)
+    # A stream goes to the Trainer whole, split by example with even batches (never by shard: uneven step counts).
+    sizes = {"train": training_args.per_device_train_batch_size, None: training_args.per_device_eval_batch_size}
+    streams = split_streams_by_example({"train": train, "validation": validation}, sizes, world, rank)
+    return PreparedData(streams["train"], streams["validation"], collator, total)
 
 
 # ---------------------------------------------------------------------------------------------------- trainer
@@ -771,7 +775,7 @@ def first_batch(dataset: Any, collator: MultiMAEDERDataCollator, count: int) -> 
         return None
     rows = (
         list(dataset.take(count))
-        if isinstance(dataset, datasets.IterableDataset)
+        if isinstance(dataset, (datasets.IterableDataset, ExampleSplitStream))
         else list(dataset.select(range(min(count, len(dataset)))))
     )
     return collator(rows) if rows else None
