@@ -542,6 +542,11 @@ def test_folds_over_other_actor_sets():
     assert [f.test for f in folds][-1] == (25, 26, 27, 28) and folds[-1].validation == (1, 2)
     assert folds[5].validation == (25, 26) and len(folds) == 7
     _check_partition(folds, range(1, 29))
+    # a gap before the last actor: the last block still exists, and every actor is tested once
+    folds = ravdess_folds([*range(1, 25), 29])
+    assert [f.fold for f in folds] == [1, 2, 3, 4, 5, 6, 8] and folds[-1].test == (29,)
+    assert folds[5].validation == (29,) and folds[-1].validation == (1, 2)
+    _check_partition(folds, [*range(1, 25), 29])
     # exactly 5 actors is enough: fold 2 tests actor 5 and validates on 1, 2
     small = ravdess_folds([5, 4, 3, 2, 1, 1])
     assert [(f.fold, f.test, f.validation, f.train) for f in small] == [
