@@ -164,7 +164,7 @@ def fake_hub(monkeypatch, uploaded_root):
     import inspect
     from pathlib import Path
 
-    from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
+    from offline_hub import files_to_upload
 
     calls = {"create": [], "upload": []}
     real_upload_folder = inspect.signature(HfApi.upload_folder)
@@ -176,12 +176,7 @@ def fake_hub(monkeypatch, uploaded_root):
     def upload_folder(self, **kwargs):
         call = real_upload_folder.bind(self, **kwargs).arguments  # push_folder must call the real signature
         folder = Path(call["folder_path"]).expanduser().resolve()
-        ignore = call.get("ignore_patterns") or []
-        ignore = [ignore] if isinstance(ignore, str) else list(ignore)
-        files = [p.relative_to(folder).as_posix() for p in sorted(folder.glob("**/*")) if p.is_file()]
-        selected = filter_repo_objects(
-            files, allow_patterns=call.get("allow_patterns"), ignore_patterns=ignore + DEFAULT_IGNORE_PATTERNS
-        )
+        selected = files_to_upload(folder, call.get("allow_patterns"), call.get("ignore_patterns"))
         prefix = f"{call['path_in_repo'].strip('/')}/" if call.get("path_in_repo") else ""
         uploaded = []
         for relpath in selected:
@@ -207,6 +202,29 @@ def test_fake_upload_filters_like_huggingface_hub(tmp_path, monkeypatch):
     assert calls["upload"][0]["uploaded"] == ["a.json", "sub/deep/c.png", "x.pt"]
     HfApi().upload_folder(repo_id="me/x", folder_path=tmp_path / "f", allow_patterns="*.png", path_in_repo="p")
     assert calls["upload"][1]["uploaded"] == ["p/sub/deep/c.png"]
+
+
+def test_offline_hub_of_the_end_to_end_runs_uploads_what_a_real_push_sends(tmp_path, monkeypatch):
+    """tests/offline_hub.py (the runners' Hub) selects by path as huggingface_hub does: `runs/` logs, private files,
+    checkpoints and `.git` stay local, also below the top level, which basename matching would let through."""
+    from offline_hub import patch_hf_api
+
+    for attr in ("create_repo", "upload_folder", "create_commit", "preupload_lfs_files", "upload_file", "model_info"):
+        monkeypatch.setattr(HfApi, attr, getattr(HfApi, attr))  # patch_hf_api replaces them: restored afterwards
+    folder = tmp_path / "run"
+    names = ["config.json", "README.md", "runs/Dec03/events.out", "_private.json", "checkpoint-4/model.safetensors"]
+    names += ["fold_1/_note.txt", "fold_1/eval.json", ".git/HEAD", "optimizer.pt"]
+    for name in names:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(name)
+    patch_hf_api(str(tmp_path / "uploads"))
+    push_folder(folder, "me/x")
+    (upload,) = (tmp_path / "uploads").iterdir()
+    assert upload.name == "000-rank0-me__x-root"
+    sent = sorted(p.relative_to(upload).as_posix() for p in upload.glob("**/*") if p.is_file())
+    assert sent == ["README.md", "config.json", "fold_1/eval.json"]
+    with pytest.raises(RuntimeError, match="unexpected Hub call"):
+        HfApi().upload_file(path_or_fileobj=b"x", path_in_repo="x", repo_id="me/x")
 
 
 def write_training_folder(folder):
