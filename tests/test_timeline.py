@@ -1,0 +1,139 @@
+"""Emotion timelines (mmder_hf.timeline): summary, CSV rows and the plot's content, on hand-made timelines (no model).
+
+Expected values are computed by hand from the windows given here."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from mmder_hf.timeline import plot_timeline, summarize_timeline, timeline_labels, write_timeline_csv
+
+
+pytest.importorskip("matplotlib")
+
+
+def _window(start: float, end: float, scores: dict, face_boxes=None) -> dict:
+    best = max(scores, key=scores.get)
+    entry = {"start": start, "end": end, "label": best, "score": scores[best], "scores": scores}
+    if face_boxes is not None:
+        entry["face_boxes"] = face_boxes
+    return entry
+
+
+# Three windows of 2 s, one per second; labels in the model's order (not alphabetical).
+TIMELINE = [
+    _window(0.0, 2.0, {"sad": 0.1, "happy": 0.7, "angry": 0.2}),
+    _window(1.0, 3.0, {"sad": 0.2, "happy": 0.5, "angry": 0.3}),
+    _window(2.0, 4.0, {"sad": 0.6, "happy": 0.1, "angry": 0.3}),
+]
+
+
+def test_labels_and_summary():
+    assert timeline_labels(TIMELINE) == ["sad", "happy", "angry"]
+    assert timeline_labels(TIMELINE[:1]) == ["sad", "happy", "angry"]  # the first window's order
+    assert timeline_labels([]) == [] and summarize_timeline([]) == []
+    summary = summarize_timeline(TIMELINE)
+    # Means: happy (0.7 + 0.5 + 0.1) / 3 = 0.433, sad 0.3, angry 0.267; best first.
+    assert [s["label"] for s in summary] == ["happy", "sad", "angry"]
+    assert [s["score"] for s in summary] == pytest.approx([1.3 / 3, 0.9 / 3, 0.8 / 3])
+    assert summarize_timeline(TIMELINE[2:]) == [
+        {"label": "sad", "score": 0.6},
+        {"label": "angry", "score": 0.3},
+        {"label": "happy", "score": 0.1},
+    ]
+
+
+def test_csv_rows(tmp_path):
+    path = write_timeline_csv(TIMELINE, tmp_path / "new" / "folder" / "t.csv")  # folders are made
+    assert path == tmp_path / "new" / "folder" / "t.csv"
+    assert path.read_text().splitlines() == [
+        "start,end,label,score,sad,happy,angry",
+        "0.000,2.000,happy,0.700000,0.100000,0.700000,0.200000",
+        "1.000,3.000,happy,0.500000,0.200000,0.500000,0.300000",
+        "2.000,4.000,sad,0.600000,0.600000,0.100000,0.300000",
+    ]
+    again = write_timeline_csv(TIMELINE[:1], tmp_path / "new" / "folder" / "t2.csv")  # the folder exists already
+    assert len(again.read_text().splitlines()) == 2
+
+
+def test_csv_counts_the_frames_with_a_face(tmp_path):
+    boxes = [[1.0, 2.0, 3.0, 4.0], None, [1.0, 2.0, 3.0, 4.0], None]
+    faced = [
+        _window(0.0, 2.0, {"sad": 0.4, "happy": 0.6}, boxes),
+        _window(1.0, 3.0, {"sad": 0.9, "happy": 0.1}, [None] * 4),
+    ]
+    rows = write_timeline_csv(faced, tmp_path / "faces.csv").read_text().splitlines()
+    assert rows == [
+        "start,end,label,score,sad,happy,face_frames",
+        "0.000,2.000,happy,0.600000,0.400000,0.600000,2/4",
+        "1.000,3.000,sad,0.900000,0.900000,0.100000,0/4",
+    ]
+    mixed = [faced[0], _window(1.0, 3.0, {"sad": 0.9, "happy": 0.1})]  # not every window has boxes: no column
+    with (tmp_path / "mixed.csv").open("w") as handle:
+        handle.write("stale")
+    rows = write_timeline_csv(mixed, tmp_path / "mixed.csv").read_text().splitlines()
+    assert rows[0] == "start,end,label,score,sad,happy" and len(rows) == 3
+    assert write_timeline_csv([], tmp_path / "empty.csv").read_text().splitlines() == ["start,end,label,score"]
+    with (tmp_path / "faces.csv").open(newline="") as handle:
+        assert [row["face_frames"] for row in csv.DictReader(handle)] == ["2/4", "0/4"]
+
+
+def test_plot_stacks_the_probabilities_over_time():
+    figure = plot_timeline(TIMELINE, title="clip")
+    assert tuple(figure.get_size_inches()) == pytest.approx((10, 4.2))
+    [axes] = figure.axes
+    assert axes.get_subplotspec().get_geometry() == (1, 1, 0, 0)
+    assert axes.get_xlim() == (0.0, 4.0) and axes.get_ylim() == (0.0, 1.0)
+    assert axes.get_xlabel() == "time (s)" and axes.get_ylabel() == "probability"
+    assert axes.get_title() == "clip" and axes.title.get_position() is not None
+    bands = axes.collections
+    assert [band.get_label() for band in bands] == ["sad", "happy", "angry"]
+    assert all(band.get_alpha() == pytest.approx(0.85) for band in bands)
+    # Window centres 1, 2, 3 s, held out to the clip's edges 0 and 4 s; the bands stack up to 1.
+    tops = []
+    for band in bands:
+        top: dict = {}
+        for x, y in band.get_paths()[0].vertices:  # the band's outline: its top is the highest point at each x
+            top[float(x)] = max(top.get(float(x), 0.0), float(y))
+        tops.append(sorted(top.items()))
+    assert [x for x, _ in tops[0]] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert [y for _, y in tops[0]] == pytest.approx([0.1, 0.1, 0.2, 0.6, 0.6])  # sad
+    assert [y for _, y in tops[1]] == pytest.approx([0.8, 0.8, 0.7, 0.7, 0.7])  # sad + happy
+    assert [y for _, y in tops[2]] == pytest.approx([1.0] * 5)  # + angry: each window sums to 1
+    # The top label is written above the plot where it changes: happy at 1 s, sad at 3 s.
+    notes = [(t.get_text(), t.xy, t.get_fontsize(), t.get_rotation()) for t in axes.texts]
+    assert notes == [("happy", (1.0, 1.0), 7, 45), ("sad", (3.0, 1.0), 7, 45)]
+    assert all(t.xyann == (0, 3) and t.anncoords == "offset points" for t in axes.texts)
+    legend = axes.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["sad", "happy", "angry"]
+    assert tuple(legend.get_bbox_to_anchor().transformed(axes.transAxes.inverted()).bounds[:2]) == pytest.approx(
+        (1.01, 0.5)
+    )
+
+
+def test_plot_of_one_window_is_a_stacked_bar():
+    figure = plot_timeline(TIMELINE[1:2])
+    [axes] = figure.axes
+    bars = axes.patches
+    assert [container.get_label() for container in axes.containers] == ["sad", "happy", "angry"]
+    # Centred on the window (2 s), as wide as it (2 s), stacked: 0.2, then 0.5 on it, then 0.3.
+    assert [(bar.get_x(), bar.get_width()) for bar in bars] == [(1.0, 2.0)] * 3
+    assert [bar.get_y() for bar in bars] == pytest.approx([0, 0.2, 0.7])
+    assert [bar.get_height() for bar in bars] == pytest.approx([0.2, 0.5, 0.3])
+    assert all(bar.get_alpha() == pytest.approx(0.85) for bar in bars)
+    assert not axes.collections and axes.get_xlim() == (1.0, 3.0)
+    assert [t.get_text() for t in axes.texts] == ["happy"] and axes.get_title() == ""
+
+
+def test_plot_saved_as_png(tmp_path):
+    path = plot_timeline(TIMELINE, tmp_path / "plots" / "t.png", dpi=50)
+    assert path == tmp_path / "plots" / "t.png" and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from PIL import Image
+
+    assert Image.open(path).size == (500, 210)  # 10 x 4.2 inches at 50 dpi
+    again = plot_timeline(TIMELINE, tmp_path / "plots" / "t2.png", dpi=50)  # into the existing folder
+    assert again.is_file()
+    with pytest.raises(ValueError, match="empty"):
+        plot_timeline([])
