@@ -4,6 +4,8 @@ The file route reads the audio over the video stream's time span (an AAC track u
 frame, padding its last packet); decoded arrays are taken as they are, frames and waveform spanning the same time.
 """
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -35,3 +37,33 @@ def test_file_and_decoded_arrays_agree_on_the_same_samples(tmp_path):
     longer = processor(videos=decoded, audio=samples.data.numpy(), sampling_rate=samples.sample_rate)
     assert torch.equal(longer["pixel_values"], from_file["pixel_values"])
     assert not torch.equal(longer["audio_values"], from_file["audio_values"])
+
+
+def test_audio_baseline_is_served_the_samples_the_cache_trained_it_on(make_clip, tmp_path):
+    """Training reads a clip through the preprocess cache, which decodes frames and audio together (the audio over
+    the video stream's span); serving the ``audio`` baseline reads the file's audio alone. Both must read the same
+    samples even when the audio track outlasts the video (here by 0.6 s)."""
+    import datasets
+    from torchcodec.decoders import AudioDecoder, VideoDecoder
+
+    from mmder_hf.data import MultiMAEDERDataCollator, preprocess_to_cache
+
+    path = str(make_clip("audio_outlasts_video", num_frames=50, fps=25, audio_duration=2.6))
+    video_end = VideoDecoder(path).metadata.end_stream_seconds
+    assert video_end == 2.0 and AudioDecoder(path).metadata.duration_seconds > 2.5
+    processor = MultiMAEDERProcessor(fusion_strategy="audio", num_frames=2, image_size=32)
+    dataset = datasets.DatasetDict({"test": datasets.Dataset.from_dict({"video": [path], "emotion": [0]})})
+    cached = preprocess_to_cache(dataset, processor, str(tmp_path / "cache"), batch_size=1)
+    trained = MultiMAEDERDataCollator(processor)([cached["test"][0]])["audio_values"]
+    served = processor(videos=path)["audio_values"]
+    assert served.shape == (1, 2, 3, 32, 32)
+    assert torch.equal(trained, served)
+    for other in (processor(audio=path), processor(videos=Path(path).read_bytes())):  # other ways to give it
+        assert torch.equal(other["audio_values"], served)
+    # what both read: the samples played during the video's 2 s, not the whole 2.6 s track
+    samples = AudioDecoder(path).get_samples_played_in_range(0.0, video_end)
+    span = processor(audio=samples.data.numpy(), sampling_rate=samples.sample_rate)["audio_values"]
+    assert torch.equal(span, served)
+    whole = AudioDecoder(path).get_all_samples()
+    longer = processor(audio=whole.data.numpy(), sampling_rate=whole.sample_rate)["audio_values"]
+    assert not torch.equal(longer, served)

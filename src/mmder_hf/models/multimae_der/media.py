@@ -518,6 +518,33 @@ def _decode_audio(
     return prepare_waveform(data, rate, sample_rate), decoded_end
 
 
+def _span_video_decoder(source: MediaSource, seek_mode: str, num_threads: int, name: str) -> Any:
+    """A ``VideoDecoder`` giving the time span of ``source``'s video stream, or ``None`` when it has no real one.
+
+    Only metadata is read (the packet scan of ``seek_mode="exact"``), no frame is decoded. An audio file's cover
+    picture (a single-frame "video" stream without a usable duration) does not count: its audio stream sets the span.
+    """
+    if is_video_decoder(source):
+        return source
+    from torchcodec.decoders import VideoDecoder, get_container_metadata
+
+    data = check_source(source, name)
+    try:
+        streams = get_container_metadata(data).streams
+    except Exception:
+        return None  # not readable as media: opening the audio decoder reports it
+    if not any(getattr(stream, "media_type", None) == "video" for stream in streams):
+        return None
+    try:
+        decoder = VideoDecoder(data, seek_mode=seek_mode, num_ffmpeg_threads=num_threads)
+        if (decoder.metadata.num_frames or 0) < 2:
+            return None
+        _video_range(decoder, name)
+    except Exception:
+        return None
+    return decoder
+
+
 def decode_clip(
     source: MediaSource,
     num_video_frames: int,
@@ -538,7 +565,8 @@ def decode_clip(
     Args:
         source (`str`, `os.PathLike`, `bytes` or torchcodec `VideoDecoder`/`AudioDecoder`): the clip. A
             ``VideoDecoder`` made by ``datasets.Video`` remembers its file, so its audio track is found too.
-        num_video_frames (`int`): frames to sample; 0 decodes no video (audio-only inputs are then accepted).
+        num_video_frames (`int`): frames to sample; 0 decodes no video (audio-only inputs are then accepted; the
+            audio of a file with a video stream is still read over that stream's span, as with frames).
         audio_sample_rate (`int`, *optional*, defaults to 16000): rate of the returned waveform; `None` decodes no
             audio (video-only inputs are then accepted).
         frame_sampling (`str`, *optional*, defaults to `"aligned"`): ``"aligned"``: frames played at times
@@ -605,9 +633,14 @@ def decode_clip(
         else:
             audio_decoder = open_audio_decoder(audio_input, name=audio_name)
 
-    # The clip's timeline: the video stream's when there is video, else the audio stream's.
-    if video_decoder is not None:
-        begin, stream_end, _ = _video_range(video_decoder, name)
+    # The clip's timeline: the video stream's when there is video, else the audio stream's. Audio alone from a file
+    # with a video stream is read over that stream's span too, as when frames are read with it (the preprocess cache
+    # reads both), so the `audio` baseline is served the samples it was trained on.
+    span_decoder = video_decoder
+    if span_decoder is None and audio_decoder is not None and not is_audio_decoder(source):
+        span_decoder = _span_video_decoder(source, seek_mode, num_threads, name)
+    if span_decoder is not None:
+        begin, stream_end, _ = _video_range(span_decoder, name)
     else:
         begin, stream_end = _audio_range(audio_decoder)
     start = begin if clip_start is None else max(begin, float(clip_start))
@@ -620,7 +653,7 @@ def decode_clip(
         frames, times = _decode_frames(video_decoder, name, num_video_frames, start, end, frame_sampling, frame_stride)
     waveform = None
     if audio_decoder is not None:
-        ranged = clip_start is not None or clip_end is not None or video_decoder is not None
+        ranged = clip_start is not None or clip_end is not None or span_decoder is not None
         audio_name = source_name(audio_source) if audio_source is not None else name
         waveform, decoded_end = _decode_audio(
             audio_decoder,
@@ -628,10 +661,14 @@ def decode_clip(
             start if ranged else None,
             end if ranged else None,
             audio_sample_rate,
-            pad_to_range=video_decoder is not None and end is not None,
+            pad_to_range=span_decoder is not None and end is not None,
         )
-        # The video's file was checked above (its scan covers its audio track too); other audio is checked here.
-        if video_decoder is None or audio_source is not None:
+        if span_decoder is not None and video_decoder is None:  # after the audio: its decoder errors come first
+            problem = _video_truncation(span_decoder, _raw_input(source))
+            if problem:
+                raise MediaError(name, problem)
+        # The video's file was checked (its scan covers its audio track too); other audio is checked here.
+        if span_decoder is None or audio_source is not None:
             problem = _audio_truncation(audio_decoder, audio_data, decoded_end, end if ranged else None)
             if problem:
                 raise MediaError(audio_name, problem)
