@@ -121,6 +121,15 @@ def test_a_published_corpus_missing_a_split_or_with_other_labels_is_refused(tmp_
     assert ds["test"].features["emotion"].names == RAVDESS_8[:1] + RAVDESS_8[2:]
 
 
+def test_a_published_iemocap_copy_missing_a_session_is_refused_for_the_folds_that_need_it(tmp_path):
+    source = _write_published(tmp_path / "iemocap", range(1, 9), names=["neutral", "happy", "angry", "sad"], clips=1)
+    ds = loading.load_emotion_dataset("iemocap", source=source, fold=1, cache_dir=str(tmp_path / "hf"))
+    assert sorted(ds["test"]["actor"]) == [1, 2] and sorted(ds["validation"]["actor"]) == [3, 4]
+    assert sorted(ds["train"]["actor"]) == [5, 6, 7, 8]  # session 5 (actors 9, 10) is not there
+    with pytest.raises(ValueError, match=r"fold 4 of iemocap has no data for split\(s\) \['validation'\]"):
+        loading.load_emotion_dataset("iemocap", source=source, fold=4, cache_dir=str(tmp_path / "hf"))
+
+
 def test_the_built_in_synthetic_corpus_and_sources_required(tmp_path, monkeypatch):
     calls = []
 
