@@ -1,5 +1,6 @@
 """The six fusion layouts, checked with marker frames whose value is their identity."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -121,3 +122,64 @@ def test_strategy_names_any_case_and_clear_errors():
         fuse(torch.zeros(1, 4, 3, 8, 8), None, "FSLF", num_frames=8)
     with pytest.raises(ValueError, match="share batch size"):
         fuse(torch.zeros(1, 4, 3, 8, 8), torch.zeros(1, 4, 3, 16, 16), "OFOS")
+
+
+def test_temporal_layouts_move_whole_frames_pixel_for_pixel():
+    """Random pixels (not flat markers): each output frame is exactly one input frame, in the paper's order."""
+    generator = torch.Generator().manual_seed(3)
+    video, audio = torch.rand(2, 3, 3, 5, 4, generator=generator), torch.rand(2, 3, 3, 5, 4, generator=generator)
+    expected = {
+        "FSLF": [audio[:, 0], audio[:, 1], audio[:, 2], video[:, 0], video[:, 1], video[:, 2]],
+        "FFLS": [video[:, 0], video[:, 1], video[:, 2], audio[:, 0], audio[:, 1], audio[:, 2]],
+        "OFOS": [video[:, 0], audio[:, 0], video[:, 1], audio[:, 1], video[:, 2], audio[:, 2]],
+    }
+    for strategy, frames in expected.items():
+        assert torch.equal(fuse(video, audio, strategy), torch.stack(frames, dim=1)), strategy
+
+
+def test_cfas_is_a_bilinear_antialiased_halving_of_the_stacked_frame():
+    """CFAS stacks F_i (top) on S_i (bottom) into a 2H x W picture and shrinks it to H x W with antialiased bilinear
+    filtering: for a factor-2 shrink each output row is the triangle filter of width 4 over input rows 2r-1 .. 2r+2
+    (weights 1/8, 3/8, 3/8, 1/8, renormalised where the filter runs past the edge); the width is kept as is."""
+    generator = torch.Generator().manual_seed(0)
+    video = torch.rand(2, 3, 3, 6, 5, dtype=torch.float64, generator=generator)
+    audio = torch.rand(2, 3, 3, 6, 5, dtype=torch.float64, generator=generator)
+    clip = fuse(video, audio, "CFAS")
+    assert clip.shape == (2, 3, 3, 6, 5) and clip.dtype == torch.float64
+
+    tall = np.concatenate([video.numpy(), audio.numpy()], axis=-2)  # (2, 3, 3, 12, 5): rows 0-5 face, 6-11 audio
+    expected = np.zeros(video.shape)
+    for r in range(6):
+        rows = [2 * r - 1, 2 * r, 2 * r + 1, 2 * r + 2]
+        weights = np.array([1.0, 3.0, 3.0, 1.0])
+        inside = [(row, w) for row, w in zip(rows, weights) if 0 <= row < 12]
+        total = sum(w for _, w in inside)
+        expected[..., r, :] = sum(w * tall[..., row, :] for row, w in inside) / total
+    np.testing.assert_allclose(clip.numpy(), expected, rtol=0, atol=1e-12)
+    # the same as torch's own antialiased bilinear resize of the stacked picture
+    reference = torch.nn.functional.interpolate(
+        torch.from_numpy(tall).reshape(6, 3, 12, 5), size=(6, 5), mode="bilinear", align_corners=False, antialias=True
+    )
+    torch.testing.assert_close(clip, reference.reshape(2, 3, 3, 6, 5), rtol=0, atol=1e-12)
+
+
+def test_sfas_adds_each_face_frame_to_its_audio_image():
+    video = torch.tensor([250.0, 0.5, -3.0]).view(1, 3, 1, 1, 1).expand(1, 3, 3, 2, 2)
+    audio = torch.tensor([10.0, 0.25, 3.0]).view(1, 3, 1, 1, 1).expand(1, 3, 3, 2, 2)
+    clip = fuse(video, audio, "SFAS")
+    assert clip.dtype == torch.float32
+    assert frame_ids(clip) == [[260.0, 0.75, 0.0]]
+
+
+def test_rfas_shuffles_each_clip_on_its_own_and_the_seed_fixes_every_order():
+    video, audio = markers(8, 4, VIDEO), markers(8, 4, AUDIO)
+    clips = [fuse(video, audio, "RFAS", generator=torch.Generator().manual_seed(seed)) for seed in (5, 5, 6)]
+    assert torch.equal(clips[0], clips[1]) and not torch.equal(clips[0], clips[2])
+    orders = frame_ids(clips[0])
+    for b, order in enumerate(orders):  # clip b holds its own 8 frames (ids 100 + 10b + i, 200 + 10b + i), each once
+        own = [VIDEO + 10 * b + i for i in range(4)] + [AUDIO + 10 * b + i for i in range(4)]
+        assert sorted(order) == sorted(own)
+        # a whole frame moves: every pixel of an output frame comes from the same input frame
+        assert torch.equal(clips[0][b], clips[0][b, :, :1, :1, :1].expand_as(clips[0][b]))
+    relative = {tuple(v - 10 * b for v in order) for b, order in enumerate(orders)}
+    assert len(relative) > 1  # clips are not all shuffled the same way
