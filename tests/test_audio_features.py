@@ -245,3 +245,91 @@ def test_prepare_waveform_resamples_keeping_frequency(source_rate):
     spectrum = torch.fft.rfft(wave[1000:-1000] * torch.hann_window(wave.shape[0] - 2000))
     peak_hz = spectrum.abs().argmax().item() * 16000 / (wave.shape[0] - 2000)
     assert abs(peak_hz - 1000) < 5
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Windows, waveforms and pictures against hand computations
+
+
+def test_window_bounds_exact_for_tiny_clips_and_each_window_holds_its_samples():
+    # cuts round(j * N / (n + 1)); an empty window keeps one sample
+    assert window_bounds(1, 3) == [(0, 1), (0, 1), (0, 1)]
+    assert window_bounds(3, 8) == [(0, 1), (0, 1), (1, 2), (1, 2), (1, 2), (2, 3), (2, 3), (2, 3)]
+    assert window_bounds(10, 1) == [(0, 10)]  # one window: the whole clip
+    assert window_bounds(12, 2) == [(0, 8), (4, 12)]
+    for args in ((0, 4), (10, 0)):
+        with pytest.raises(ValueError):
+            window_bounds(*args)
+    windows = split_windows(torch.arange(12.0), 2)
+    assert [w.tolist() for w in windows] == [list(range(0, 8)), list(range(4, 12))]
+
+
+def test_prepare_waveform_takes_tensors_that_numpy_cannot_hold():
+    wave = torch.tensor([0.5, -0.25, 0.125, 1.0])
+    for tensor in (wave.clone().requires_grad_(True), wave.to(torch.bfloat16)):  # e.g. a model's output
+        out = prepare_waveform(tensor, 16000, 16000)
+        assert out.dtype == torch.float32 and not out.requires_grad
+        assert out.tolist() == wave.tolist()
+
+
+def test_peak_normalize_threshold_is_strictly_below_eps():
+    wave = torch.tensor([0.5, -0.25])
+    assert peak_normalize(wave, eps=0.5).tolist() == [1.0, -0.5]  # a peak equal to eps is divided by
+    assert peak_normalize(wave, eps=0.5000001).tolist() == [0.5, -0.25]  # below eps: left as is
+
+
+def test_colorize_counts_spans_below_a_millionth_of_the_magnitude_as_constant():
+    table = colormap_table()
+    large = colorize(torch.tensor([[1000.0, 1000.0005]], dtype=torch.float64))  # span 5e-4 < 1e-6 * 1000
+    assert (large == table[0].view(3, 1, 1)).all()
+    small = colorize(torch.tensor([[0.0, 5e-7]], dtype=torch.float64))  # below 1e-6 (magnitudes under 1 count as 1)
+    assert (small == table[0].view(3, 1, 1)).all()
+    stretched = colorize(torch.tensor([[1000.0, 1000.002]], dtype=torch.float64))  # 2e-3 > 1e-3: stretched
+    assert stretched[:, 0, 0].tolist() == table[0].tolist() and stretched[:, 0, 1].tolist() == table[255].tolist()
+
+
+def reference_audio_images(wave: np.ndarray, sample_rate: int, num_windows: int, size: int) -> np.ndarray:
+    """The whole default picture pipeline in numpy: peak normalisation, windows, the original MFCC, matshow colours
+    (min-max, floor(256 x), viridis, coefficient 1 at the bottom) and nearest-exact resizing (pixel centres)."""
+    wave = wave / np.abs(wave).max()
+    viridis = colormap_table().numpy()  # checked against matplotlib in test_colormap_is_matplotlibs_viridis
+    images = []
+    for i in range(num_windows):
+        start = round(i * len(wave) / (num_windows + 1))
+        end = round((i + 2) * len(wave) / (num_windows + 1))
+        matrix = reference_mfcc(wave[start:end], sample_rate, 0.010).T  # (13 coefficients, frames)
+        scaled = (matrix - matrix.min()) / (matrix.max() - matrix.min())
+        picture = viridis[np.clip(np.floor(scaled * 256).astype(int), 0, 255)][::-1]  # row 0 at the bottom
+        rows = np.floor((np.arange(size) + 0.5) * picture.shape[0] / size).astype(int)
+        cols = np.floor((np.arange(size) + 0.5) * picture.shape[1] / size).astype(int)
+        images.append(picture[rows][:, cols].transpose(2, 0, 1))
+    return np.stack(images)
+
+
+def test_default_audio_images_match_an_independent_numpy_pipeline():
+    wave = speech_like(16000, 16000, seed=1) * 0.7
+    expected = reference_audio_images(wave, 16000, 4, 24)
+    got = audio_images(torch.from_numpy(wave), 16000, 4, image_size=24)
+    assert got.shape == (4, 3, 24, 24) and got.dtype == torch.uint8
+    np.testing.assert_array_equal(got.numpy(), expected)
+    # the defaults of mfcc() itself are the same recipe (25 ms frames, 10 ms hop, 512-point FFT, 40 filters, ...)
+    np.testing.assert_allclose(mfcc(torch.from_numpy(wave), 16000).numpy(), reference_mfcc(wave, 16000, 0.010), 1e-9)
+
+
+@pytest.mark.parametrize("gain", [0.25, 0.1])
+def test_do_peak_normalize_makes_log_mel_pictures_level_independent(gain):
+    wave = torch.from_numpy(speech_like(16000, 16000)).float()
+    images = {}
+    for representation in ("mfcc", "log-mel"):
+        for peak in (True, False):
+            settings = AudioImageSettings(representation=representation, do_peak_normalize=peak)
+            images[representation, peak] = [audio_images(w, 16000, 4, 24, settings) for w in (wave, gain * wave)]
+    # log-mel: its empty low mel bins sit at a fixed floor, so the level shows unless the peak is normalised
+    loud, quiet = images["log-mel", True]
+    assert torch.equal(loud, quiet)
+    loud, quiet = images["log-mel", False]
+    assert (loud != quiet).float().mean() > 0.5
+    by_hand = audio_images(wave / wave.abs().max(), 16000, 4, 24, AudioImageSettings("log-mel", False))
+    assert torch.equal(images["log-mel", True][0], by_hand)
+    # MFCC: a gain only moves the dropped c0, so the setting changes nothing
+    assert all(torch.equal(images["mfcc", True][0], other) for other in images["mfcc", True] + images["mfcc", False])

@@ -348,7 +348,11 @@ class AudioImageSettings:
         representation (`str`, *optional*, defaults to `"mfcc"`):
             ``"mfcc"`` (:func:`mfcc`, the paper's MFCC pictures) or ``"log-mel"`` (:func:`log_mel`, as HiCMAE).
         do_peak_normalize (`bool`, *optional*, defaults to `True`):
-            Divide the clip's waveform by its peak first (guarded for silence, see :func:`peak_normalize`).
+            Divide the clip's waveform by its peak first (guarded for silence, see :func:`peak_normalize`), so that
+            the pictures do not depend on the recording level. This matters for ``"log-mel"`` only: its empty low mel
+            bins are floored at a fixed log energy, so without it a quieter recording draws different pictures. MFCC
+            pictures are the same either way (up to rounding): a gain only shifts every log mel energy of a frame
+            by the same amount, which moves ``c0`` alone (dropped), and each picture is min-max scaled.
         pre_emphasis, frame_length_ms, hop_length_ms, n_fft, num_mel_filters, num_mfcc, cepstral_lifter:
             The MFCC parameters of :func:`mfcc` (frame length and hop also serve ``log-mel``).
         num_log_mel_bins (`int`, *optional*, defaults to 128):

@@ -94,7 +94,10 @@ class MultiMAEDERProcessor(FeatureExtractionMixin):
         audio_representation (`str`, *optional*, defaults to `"mfcc"`):
             ``"mfcc"``: the paper's MFCC pictures; ``"log-mel"``: 128-bin Kaldi log-mel filterbanks (as HiCMAE).
         do_peak_normalize (`bool`, *optional*, defaults to `True`):
-            Divide the clip's waveform by its peak (the original's ``normalize_audio``); skipped for silence.
+            Divide the clip's waveform by its peak (the original's ``normalize_audio``; skipped for silence), so that
+            the pictures do not depend on the recording level. Only ``"log-mel"`` pictures change with it (their
+            empty low mel bins sit at a fixed floor); MFCC pictures are the same either way, since a gain moves only
+            the dropped coefficient ``c0`` and each picture is min-max scaled.
         pre_emphasis (`float`, *optional*, defaults to 0.97), frame_length_ms (`float`, *optional*, defaults to 25.0),
         hop_length_ms (`float`, *optional*, defaults to 10.0), n_fft (`int`, *optional*, defaults to 512),
         num_mel_filters (`int`, *optional*, defaults to 40), num_mfcc (`int`, *optional*, defaults to 13),
