@@ -87,7 +87,8 @@ def test_plot_stacks_the_probabilities_over_time():
     assert axes.get_subplotspec().get_geometry() == (1, 1, 0, 0)
     assert axes.get_xlim() == (0.0, 4.0) and axes.get_ylim() == (0.0, 1.0)
     assert axes.get_xlabel() == "time (s)" and axes.get_ylabel() == "probability"
-    assert axes.get_title() == "clip" and axes.title.get_position() is not None
+    assert axes.get_title() == "clip"
+    assert axes.titleOffsetTrans.get_matrix()[1, 2] == pytest.approx(28 / 72 * figure.dpi)  # 28 pt above the plot
     bands = axes.collections
     assert [band.get_label() for band in bands] == ["sad", "happy", "angry"]
     assert all(band.get_alpha() == pytest.approx(0.85) for band in bands)
@@ -137,3 +138,18 @@ def test_plot_saved_as_png(tmp_path):
     assert again.is_file()
     with pytest.raises(ValueError, match="empty"):
         plot_timeline([])
+
+
+def test_saving_a_plot_switches_matplotlib_to_a_headless_backend(tmp_path):
+    """Saving to a file (a script, a server) selects the Agg backend; returning the figure leaves the choice alone."""
+    import matplotlib
+
+    before = matplotlib.get_backend()
+    try:
+        matplotlib.use("svg")
+        plot_timeline(TIMELINE)
+        assert matplotlib.get_backend() == "svg"
+        plot_timeline(TIMELINE, tmp_path / "t.png")
+        assert matplotlib.get_backend().lower() == "agg"
+    finally:
+        matplotlib.use(before)
