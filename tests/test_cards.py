@@ -442,3 +442,21 @@ def test_widget_examples_are_the_pipelines_rounded_outputs(make_clip, tmp_path):
     assert widget_examples(pipe, [clip], top_k=2)[0]["output"] == [
         {"label": p["label"], "score": round(p["score"], 4)} for p in expected[:2]
     ]
+
+
+def test_card_lists_the_hyperparameters():
+    card = render_model_card(
+        "ravdess", "me/m", FOLDS, config=tiny_config(), hyperparameters={"learning_rate": 0.001, "epochs": 5}
+    )
+    assert "| setting | value |\n|---|---|\n| learning_rate | 0.001 |\n| epochs | 5 |" in card.text
+
+
+def test_single_fold_card_checks_its_splits_against_that_standard_fold():
+    # RAVDESS fold 1 tests on actors 1-4; this run's source had only 1 and 2 of them.
+    splits = {"train": (40, [9, 10, 11]), "test": (20, [1, 2])}
+    results = {1: {"test_war": 0.5, "test_uar": 0.5}}
+    single = render_model_card("ravdess", "me/m", results, config=tiny_config(), splits=splits)
+    assert "**Smaller than the standard fold 1**: the source lacked actors (" in single.text
+    several = render_model_card("ravdess", "me/m", FOLDS, config=tiny_config(), splits=splits)
+    assert "Smaller than the standard fold" not in several.text  # no one fold to compare with
+    assert "train: 40 clips of 3 actors (9, 10, 11); test: 20 clips of 2 actors (1, 2)." in several.text
