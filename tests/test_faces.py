@@ -293,6 +293,8 @@ def test_the_aligned_crop_samples_the_box_rotated_about_its_centre():
         assert (out[1] - 2 * (py - 0.5)).abs().max() <= 2.5, (size, degrees)
     plain = faces._aligned_crop(frame, box, 0.0, 32)
     torch.testing.assert_close(plain, frame[:, 40:72, 48:80], rtol=0, atol=0)  # upright, same size: the box itself
+    edge = faces._aligned_crop(frame, np.array([0, 40, 32, 72]), 0.0, 32)  # at the frame's left edge
+    torch.testing.assert_close(edge, frame[:, 40:72, 0:32], rtol=0, atol=0)
 
 
 def test_the_tilt_search_rotates_about_the_crop_centre():
@@ -304,6 +306,33 @@ def test_the_tilt_search_rotates_about_the_crop_centre():
     centre = (weights * rows).sum() / weights.sum(), (weights * cols).sum() / weights.sum()
     assert centre == pytest.approx((28, 48), abs=0.25)  # turned a quarter counter-clockwise: 20 px above the centre
     assert turned.shape == image.shape
+
+
+@pytest.mark.parametrize("peak", [12.0, -35.0])
+def test_the_tilt_is_the_peak_of_the_centred_faces_score(monkeypatch, peak):
+    """The detector's score of the face at the crop's centre, tried at -40..40 degrees, peaks at ``peak`` (a
+    parabola): the tilt is that peak, found between the tried angles; a face away from the centre is ignored."""
+
+    class Scores:
+        def __init__(self):
+            self.calls = 0
+
+        def setInputSize(self, size):  # noqa: N802 - OpenCV's name
+            assert tuple(size) == (96, 96)
+
+        def detect(self, image):
+            degrees = -40 + 10 * self.calls
+            self.calls += 1
+            score = 0.9 - 1e-4 * (degrees - peak) ** 2
+            centred = [33, 33, 30, 30, *[48.0] * 10, score]  # centre (48, 48)
+            aside = [0, 33, 20, 30, *[10.0] * 10, 0.99]  # centre (10, 48): 38 px from the centre
+            return 1, np.array([centred, aside], dtype=np.float32)
+
+    fake = Scores()
+    monkeypatch.setattr(faces, "_detector", lambda threshold: fake)
+    crop = _gradient_frames(1, 120, 120)[0]
+    assert math.degrees(faces.estimate_roll(crop)) == pytest.approx(peak, abs=1e-3)
+    assert fake.calls == 9
 
 
 @pytest.fixture(scope="module")

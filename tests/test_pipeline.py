@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import textwrap
 
@@ -44,6 +45,215 @@ def direct_probs(pipe, **processor_kwargs) -> torch.Tensor:
     inputs = pipe.processor(return_tensors="pt", **processor_kwargs)
     with torch.no_grad():
         return pipe.model(**inputs).logits.softmax(-1)[0]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Scores, windows and the samples each window holds, against hand-computed values.
+
+
+def test_scores_are_the_softmax_sorted_and_cut_to_top_k(pipe):
+    logits = [1.0, 3.0, 0.0, 2.0, -1.0]  # angry, happy, neutral, sad, surprised
+    softmax = np.exp(logits) / np.exp(logits).sum()
+    output = [{"logits": torch.tensor([logits]), "start": None, "end": None, "is_last": True}]
+    top = pipe.postprocess(output, top_k=3)
+    assert [p["label"] for p in top] == ["happy", "sad", "angry"]
+    assert [p["score"] for p in top] == pytest.approx(softmax[[1, 3, 0]].tolist(), abs=1e-6)
+    assert [p["label"] for p in pipe.postprocess(output, top_k=1)] == ["happy"]
+    every = pipe.postprocess(output)  # default top_k 5: every label
+    assert [p["label"] for p in every] == ["happy", "sad", "angry", "neutral", "surprised"]
+    assert sum(p["score"] for p in every) == pytest.approx(1, abs=1e-6)
+    assert len(pipe.postprocess(output, top_k=50)) == 5
+
+
+def test_timeline_entries_by_hand(pipe):
+    nan = float("nan")
+    outputs = [
+        {  # softmax of (0, 0, 0, 0, ln 4): 1/8 each, surprised 1/2
+            "logits": torch.tensor([[0.0, 0.0, 0.0, 0.0, math.log(4.0)]]),
+            "start": 1 / 3,
+            "end": 1 / 3 + 2,
+            "is_last": False,
+            "face_boxes": torch.tensor([[[1.2345678, 3.14159, 10.006, 99.999], [nan] * 4]]),
+        },
+        {"logits": torch.tensor([[math.log(3.0), 0.0, 0.0, 0.0, 0.0]]), "start": 2 / 3, "end": 8 / 3, "is_last": True},
+    ]
+    first, second = pipe.postprocess(outputs, timeline=True)
+    assert (first["start"], first["end"], second["start"], second["end"]) == (0.333333, 2.333333, 0.666667, 2.666667)
+    assert first["label"] == "surprised" and first["score"] == pytest.approx(0.5)
+    assert first["scores"] == pytest.approx(
+        {"angry": 0.125, "happy": 0.125, "neutral": 0.125, "sad": 0.125, "surprised": 0.5}
+    )
+    assert list(first["scores"]) == LABELS
+    assert first["face_boxes"] == [[1.23, 3.14, 10.01, 100.0], None]  # source pixels, 2 decimals; None: no face
+    assert second["label"] == "angry" and second["score"] == pytest.approx(3 / 7) and "face_boxes" not in second
+
+
+def test_sliding_windows_at_the_edges():
+    assert sliding_windows(0.0, 0.1 + 0.2, 0.3, 0.1) == [(0.0, 0.1 + 0.2)]  # a hair longer than the window: one
+    assert sliding_windows(2.0, 9.0, 3.0, 2.0) == [(2.0, 5.0), (4.0, 7.0), (6.0, 9.0)]  # from the clip's start
+    # 4.5 s from 1.5 s, 2 s windows every 1.5 s: 1.5-3.5, 3-5, and the tail 4-6 s.
+    assert sliding_windows(1.5, 6.0, 2.0, 1.5) == [(1.5, 3.5), (3.0, 5.0), (4.0, 6.0)]
+    assert sliding_windows(1.0, 1.5, 3.0, 1.0) == [(1.0, 1.5)]
+    for window, stride in ((0.0, 1.0), (-1.0, 1.0), (1.0, -1.0)):
+        with pytest.raises(ValueError, match="positive"):
+            sliding_windows(0.0, 7.0, window, stride)
+
+
+def test_arguments_are_checked_before_the_input_is_read(pipe, tmp_path):
+    missing = str(tmp_path / "missing.mp4")
+    for kwargs in ({"window": 1.0, "stride": 0.0}, {"window": 0.0}, {"window": -2.0, "stride": 1.0}):
+        with pytest.raises(ValueError, match="window and stride must be positive seconds"):
+            pipe(missing, **kwargs)
+    with pytest.raises(ValueError, match="top_k must be >= 1"):
+        pipe(missing, top_k=0)
+
+
+def test_decoded_timeline_windows_hold_their_own_frames_and_samples(pipe, monkeypatch):
+    from conftest import decode_indices, indexed_frames
+
+    frames = indexed_frames(20, 48, 64)  # 2 s at 10 fps
+    waveform = (np.arange(32000, dtype=np.float32) / 32000)[None]  # 2 s at 16 kHz: the value tells the sample
+    calls = []
+    processor_call = MultiMAEDERProcessor.__call__
+
+    def spy(self, *args, **kwargs):
+        calls.append(kwargs)
+        return processor_call(self, *args, **kwargs)
+
+    monkeypatch.setattr(MultiMAEDERProcessor, "__call__", spy)
+    clip = {"video": frames, "audio": waveform, "sampling_rate": 16000, "fps": 10.0}
+    timeline = pipe(clip, window=1.0, stride=0.5, batch_size=2)
+    assert [(w["start"], w["end"]) for w in timeline] == [(0.0, 1.0), (0.5, 1.5), (1.0, 2.0)]
+    for call, (first, last) in zip(calls, [(0, 10), (5, 15), (10, 20)]):
+        assert decode_indices(call["videos"]) == list(range(first, last))
+        audio = np.asarray(call["audio"])
+        assert audio.shape == (1, 16000) and call["sampling_rate"] == 16000
+        np.testing.assert_array_equal(audio[0], waveform[0, first * 1600 : last * 1600])
+    calls.clear()
+    # clip_start / clip_end: windows over 0.5-1.7 s only; a window shorter than one frame or sample keeps one.
+    ranged = pipe(clip, window=1.0, stride=1.0, clip_start=0.5, clip_end=1.7)
+    assert np.array([(w["start"], w["end"]) for w in ranged]) == pytest.approx(np.array([(0.5, 1.5), (0.7, 1.7)]))
+    assert [decode_indices(c["videos"]) for c in calls] == [list(range(5, 15)), list(range(7, 17))]
+    assert [np.asarray(c["audio"])[0, [0, -1]].tolist() for c in calls] == [
+        waveform[0, [8000, 23999]].tolist(),
+        waveform[0, [11200, 27199]].tolist(),
+    ]
+
+
+def test_decoder_inputs_and_clip_ranges_without_window(pipe, short_clip):
+    from torchcodec.decoders import VideoDecoder
+
+    by_path = pipe(str(short_clip), top_k=5)
+    decoder = VideoDecoder(str(short_clip))
+    decoder._hf_encoded = {"path": str(short_clip), "bytes": None}  # as a datasets Video column returns it
+    by_decoder = pipe(decoder, top_k=5)
+    assert [p["label"] for p in by_decoder] == [p["label"] for p in by_path]
+    assert [p["score"] for p in by_decoder] == pytest.approx([p["score"] for p in by_path], abs=1e-6)
+    assert len(pipe(str(short_clip), top_k=1)) == 1
+    late = {p["label"]: p["score"] for p in pipe(str(short_clip), clip_start=1.0)}
+    probs = direct_probs(pipe, videos=str(short_clip), clip_start=1.0)
+    assert [late[label] for label in LABELS] == pytest.approx(probs.tolist(), abs=1e-6)
+    early = {p["label"]: p["score"] for p in pipe(str(short_clip), clip_end=1.0)}
+    probs = direct_probs(pipe, videos=str(short_clip), clip_end=1.0)
+    assert [early[label] for label in LABELS] == pytest.approx(probs.tolist(), abs=1e-6)
+    assert late != pytest.approx(early, abs=1e-3)  # the two halves differ: the range was used
+
+
+def test_a_video_only_model_reads_frames_only(make_clip):
+    from torchcodec.decoders import VideoDecoder
+
+    model = tiny_classifier("video")
+    processor = MultiMAEDERProcessor.from_model_config(model.config)
+    video_pipe = MultiMAEDERPipeline(model=model, processor=processor, device="cpu")
+    silent = make_clip("video_only_for_pipeline", num_frames=10, fps=10.0, audio=False)
+    timeline = video_pipe(str(silent), window=0.5, stride=0.5)  # no audio track needed
+    assert np.array([(w["start"], w["end"]) for w in timeline]) == pytest.approx(np.array([(0.0, 0.5), (0.5, 1.0)]))
+    frames = VideoDecoder(str(silent)).get_frames_in_range(0, 10).data.permute(0, 2, 3, 1).numpy()
+    out = video_pipe(frames, top_k=5)  # decoded frames alone
+    with torch.no_grad():
+        probs = model(**processor(videos=frames, return_tensors="pt")).logits.softmax(-1)[0]
+    assert {p["label"]: p["score"] for p in out} == pytest.approx(dict(zip(LABELS, probs.tolist())), abs=1e-6)
+
+
+def test_a_downloaded_clip_is_named_by_its_url(pipe, make_clip, monkeypatch):
+    from mmder_hf.models.multimae_der import pipeline as pipeline_module
+
+    silent = make_clip("video_only_for_pipeline", num_frames=10, fps=10.0, audio=False)
+    url = "https://example.org/silent.mp4"
+    monkeypatch.setattr(pipeline_module, "_download", lambda address: silent.read_bytes())
+    for kwargs in ({}, {"window": 0.5}):
+        with pytest.raises(MediaError, match="no audio stream") as info:
+            pipe(url, **kwargs)
+        assert info.value.source == url
+
+
+def test_more_than_one_worker_is_reduced_to_one(pipe, short_clip, caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING):
+        iterator = pipe.get_iterator([str(short_clip)], 2, 1, {}, {}, {})
+    assert iterator.loader.loader.num_workers == 1
+    assert any("num_workers > 1 is not supported" in r.getMessage() for r in caplog.records)
+    assert pipe.get_iterator([str(short_clip)], 0, 1, {}, {}, {}).loader.loader.num_workers == 0
+
+
+def test_a_model_without_a_saved_processor_gets_one_from_its_config(short_clip, caplog):
+    model = tiny_classifier()  # in memory: no folder to load a processor from
+    bare = MultiMAEDERPipeline(model=model, device="cpu")
+    assert bare.processor.to_dict() == MultiMAEDERProcessor.from_model_config(model.config).to_dict()
+    assert [p["label"] for p in bare(str(short_clip), top_k=1)] == [
+        LABELS[int(direct_probs(bare, videos=str(short_clip)).argmax())]
+    ]
+
+
+def test_video_only_and_audio_only_timelines_over_decoded_data(make_clip, monkeypatch):
+    from conftest import decode_indices, indexed_frames
+
+    calls = []
+    processor_call = MultiMAEDERProcessor.__call__
+    monkeypatch.setattr(
+        MultiMAEDERProcessor, "__call__", lambda self, *a, **k: calls.append(k) or processor_call(self, *a, **k)
+    )
+    video_model = tiny_classifier("video")
+    video_pipe = MultiMAEDERPipeline(
+        model=video_model, processor=MultiMAEDERProcessor.from_model_config(video_model.config), device="cpu"
+    )
+    frames = indexed_frames(15, 48, 64)  # 1.5 s at 10 fps, no audio
+    timeline = video_pipe({"video": frames, "fps": 10.0}, window=1.0, stride=0.5)
+    assert [(w["start"], w["end"]) for w in timeline] == [(0.0, 1.0), (0.5, 1.5)]
+    assert [decode_indices(c["videos"]) for c in calls] == [list(range(0, 10)), list(range(5, 15))]
+    assert all(c.get("audio") is None for c in calls)
+    calls.clear()
+    audio_model = tiny_classifier("audio")
+    audio_pipe = MultiMAEDERPipeline(
+        model=audio_model,
+        processor=MultiMAEDERProcessor.from_model_config(audio_model.config, audio_sample_rate=16000),
+        device="cpu",
+    )
+    waveform = np.sin(np.arange(40000, dtype=np.float32) / 7)  # 2.5 s at 16 kHz, no video
+    timeline = audio_pipe({"audio": waveform, "sampling_rate": 16000}, window=1.0, stride=1.0)
+    assert [(w["start"], w["end"]) for w in timeline] == [(0.0, 1.0), (1.0, 2.0), (1.5, 2.5)]
+    for call, first in zip(calls, (0, 16000, 24000)):
+        np.testing.assert_array_equal(np.asarray(call["audio"]), waveform[first : first + 16000])
+
+
+def test_each_window_of_a_file_is_decoded_with_both_streams(short_clip):
+    """With one video frame and one audio image per clip, every window still opens the video and the audio."""
+    model = tiny_classifier()
+    processor = MultiMAEDERProcessor(fusion_strategy="FSLF", num_frames=2, image_size=32, audio_sample_rate=16000)
+    small = MultiMAEDERPipeline(model=model, processor=processor, device="cpu")
+    items = list(small.preprocess(str(short_clip), window=1.0, stride=1.0))
+    assert [(item["start"], item["end"], item["is_last"]) for item in items] == [(0.0, 1.0, False), (1.0, 2.0, True)]
+    for item in items:
+        assert item["pixel_values"].shape[:2] == (1, 1) and item["audio_values"].shape[:2] == (1, 1)
+
+
+def test_one_worker_is_not_warned_about(pipe, short_clip, caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING):
+        iterator = pipe.get_iterator([str(short_clip)], 1, 1, {}, {}, {})
+    assert iterator.loader.loader.num_workers == 1 and not caplog.records
 
 
 def test_predict_matches_model_and_is_sorted(pipe, short_clip):
@@ -110,7 +320,7 @@ def test_timeline_decodes_window_by_window(pipe, long_clip, monkeypatch):
 
     spans = [(w["start"], w["end"]) for w in timeline]
     assert np.allclose(spans, [(0.0, 3.0), (1.0, 4.0), (2.0, 5.0), (3.0, 6.0), (4.0, 7.0)], atol=0.05)
-    assert progress[-1] == (5, 5)
+    assert progress == [(1, 5), (2, 5), (3, 5), (4, 5), (5, 5)]  # (done, total) after each window
     # Each window is decoded on its own from one opened decoder: never the whole file at once.
     assert len(calls) == 5
     assert all(type(c["videos"]).__name__ == "VideoDecoder" for c in calls)
