@@ -75,18 +75,27 @@ def test_cached_features_are_the_models_pooled_output_in_order(model, capsys):
     assert "encoder features" in capsys.readouterr().err  # progress is shown on rank 0
 
 
-def test_the_cache_runs_the_encoder_in_eval_mode_and_restores_eval(model):
+def test_the_cache_runs_the_encoder_in_eval_mode_and_restores_the_mode():
+    """A model that is not frozen, with dropout: its cached features are still the eval-mode (dropout-free) ones."""
+    torch.manual_seed(0)
+    config = MultiMAEDERConfig(num_labels=3, hidden_dropout_prob=0.5, **MODEL_SIZES["tiny"])
+    model = MultiMAEDERForVideoClassification(config)
+    rows = _rows(4, seed=1)
     model.eval()
+    expected = _expected(model, rows)
     seen = []
     hook = model.videomae.register_forward_pre_hook(lambda m, a: seen.append(m.training))
     try:
-        rows = _rows(4, seed=1)
-        compute_pooled_features(model, rows, _collate, batch_size=4, desc="probe")
         model.train()
-        compute_pooled_features(model, rows, _collate, batch_size=4, device=torch.device("cpu"))
+        cached = compute_pooled_features(model, rows, _collate, batch_size=4, device=torch.device("cpu"))
+        assert model.training and model.videomae.training  # given back in train mode
+        model.eval()
+        compute_pooled_features(model, rows, _collate, batch_size=4, desc="probe")
+        assert not model.training
     finally:
         hook.remove()
-    assert seen == [False, False] and model.training
+    assert seen == [False, False]
+    assert torch.allclose(cached[:]["features"], expected, atol=1e-5)
 
 
 def test_an_empty_dataset_gives_empty_columns(model):
