@@ -23,7 +23,9 @@ from mmder_hf.models.multimae_der.audio_features import (
 )
 
 
-def reference_mfcc(signal: np.ndarray, sample_rate: int, hop_seconds: float) -> np.ndarray:
+def reference_mfcc(
+    signal: np.ndarray, sample_rate: int, hop_seconds: float, nfilt: int = 40, nfft: int = 512
+) -> np.ndarray:
     """The original MultiMAE-DER ``MFCC()`` (numpy, loops), with scipy's orthonormal DCT-II written out."""
     emphasized = np.append(signal[0], signal[1:] - 0.97 * signal[:-1])
     frame_length, frame_step = int(round(0.025 * sample_rate)), int(round(hop_seconds * sample_rate))
@@ -34,12 +36,12 @@ def reference_mfcc(signal: np.ndarray, sample_rate: int, hop_seconds: float) -> 
         + np.tile(np.arange(0, num_frames * frame_step, frame_step), (frame_length, 1)).T
     )
     frames = pad[idx] * np.hamming(frame_length)
-    power = (1.0 / 512) * np.abs(np.fft.rfft(frames, 512)) ** 2
+    power = (1.0 / nfft) * np.abs(np.fft.rfft(frames, nfft)) ** 2
     mel_high = 2595 * np.log10(1 + (sample_rate / 2) / 700)
-    hz = 700 * (10 ** (np.linspace(0, mel_high, 42) / 2595) - 1)
-    bins = np.floor(513 * hz / sample_rate)
-    fbank = np.zeros((40, 257))
-    for m in range(1, 41):
+    hz = 700 * (10 ** (np.linspace(0, mel_high, nfilt + 2) / 2595) - 1)
+    bins = np.floor((nfft + 1) * hz / sample_rate)
+    fbank = np.zeros((nfilt, nfft // 2 + 1))
+    for m in range(1, nfilt + 1):
         for k in range(int(bins[m - 1]), int(bins[m])):
             fbank[m - 1, k] = (k - bins[m - 1]) / (bins[m] - bins[m - 1])
         for k in range(int(bins[m]), int(bins[m + 1])):
@@ -47,11 +49,11 @@ def reference_mfcc(signal: np.ndarray, sample_rate: int, hop_seconds: float) -> 
     energies = power @ fbank.T
     energies = np.where(energies == 0, np.finfo(float).eps, energies)
     db = 20 * np.log10(energies)
-    n = np.arange(40)
+    n = np.arange(nfilt)
     dct = np.empty_like(db)
-    for k in range(40):
-        scale = math.sqrt(1 / 40) if k == 0 else math.sqrt(2 / 40)
-        dct[:, k] = scale * (db * np.cos(np.pi * k * (2 * n + 1) / 80)).sum(1)
+    for k in range(nfilt):
+        scale = math.sqrt(1 / nfilt) if k == 0 else math.sqrt(2 / nfilt)
+        dct[:, k] = scale * (db * np.cos(np.pi * k * (2 * n + 1) / (2 * nfilt))).sum(1)
     out = dct[:, 1:14]
     return out * (1 + 11 * np.sin(np.pi * np.arange(13) / 22))
 
@@ -74,6 +76,18 @@ def test_mfcc_matches_original_formula(sample_rate, hop):
     num_frames = math.ceil((len(signal) - round(0.025 * sample_rate)) / round(hop * sample_rate))
     assert got.shape == expected.shape == (num_frames, 13)
     np.testing.assert_allclose(got, expected, rtol=1e-7, atol=1e-7)
+
+
+def test_mfcc_with_empty_mel_filters_matches_original_formula():
+    """128 filters on a 512-point FFT at 16 kHz: the narrow low filters catch no FFT bin, so their energy is exactly
+    0 and becomes float64's eps (-313 dB) whatever the level, unlike the other filters."""
+    signal = speech_like(8000, 16000)
+    expected = reference_mfcc(signal, 16000, 0.010, nfilt=128)
+    got = mfcc(torch.from_numpy(signal), 16000, num_mel_filters=128).numpy()
+    assert got.shape == expected.shape == (48, 13)
+    np.testing.assert_allclose(got, expected, rtol=1e-7, atol=1e-6)
+    doubled = mfcc(torch.from_numpy(2 * signal), 16000, num_mel_filters=128).numpy()
+    assert np.abs(doubled - got).max() > 1.0  # the empty filters do not follow the level: the shape changes
 
 
 def test_mfcc_short_and_silent_windows_are_finite():
