@@ -170,3 +170,13 @@ def vfr_clip_path(media_dir) -> tuple[Path, np.ndarray]:
 def frame_index_decoder() -> Callable[[np.ndarray], list[int]]:
     """:func:`decode_indices`: frame indices from index-coded RGB frames in 0..255."""
     return decode_indices
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A TCP port free on localhost now, for a multi-process run's rendezvous (tests may run side by side)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

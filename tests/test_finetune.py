@@ -58,7 +58,10 @@ RUNNER = textwrap.dedent(
 
     finetune.MultiMAEDERTrainer = SpyTrainer
     import importlib
-    importlib.import_module(os.environ.get("MMDER_TEST_SCRIPT", "finetune")).main(sys.argv[1:])
+    try:
+        importlib.import_module(os.environ.get("MMDER_TEST_SCRIPT", "finetune")).main(sys.argv[1:])
+    finally:
+        finetune.end_process_group()  # as the scripts' own entry points do
     """
 )
 
@@ -253,7 +256,7 @@ def test_killed_run_resumes_from_its_last_checkpoint_with_the_same_result(corpus
     assert state["global_step"] == 12
 
 
-def test_two_cpu_processes_train_evaluate_and_only_the_main_one_pushes(corpus, cache_dir, tmp_path):
+def test_two_cpu_processes_train_evaluate_and_only_the_main_one_pushes(corpus, cache_dir, tmp_path, free_port):
     runner = tmp_path / "runner.py"
     runner.write_text(RUNNER)
     launcher = (
@@ -263,7 +266,7 @@ def test_two_cpu_processes_train_evaluate_and_only_the_main_one_pushes(corpus, c
         "--config_file",
         str(EXAMPLES / "accelerate_configs" / "cpu_2proc.yaml"),
         "--main_process_port",
-        "29731",
+        str(free_port),
         str(runner),
     )
     seen = tmp_path / "seen"

@@ -28,8 +28,13 @@ RUNNER = textwrap.dedent(
     sys.path.insert(0, os.path.join(os.environ["MMDER_ROOT"], "tests"))
     from offline_hub import patch_hf_api
 
+    from mmder_hf.training.finetune import end_process_group
+
     patch_hf_api(os.environ["MMDER_TEST_UPLOADS"])
-    importlib.import_module(sys.argv[1]).main(sys.argv[2:])
+    try:
+        importlib.import_module(sys.argv[1]).main(sys.argv[2:])
+    finally:
+        end_process_group()  # as the scripts' own entry points do
     """
 )
 
@@ -175,7 +180,7 @@ DISTRIBUTED = textwrap.dedent(
 )
 
 
-def test_two_processes_pretrain_reading_every_clip_exactly_once(tmp_path):
+def test_two_processes_pretrain_reading_every_clip_exactly_once(tmp_path, free_port):
     from mmder_hf.data import make_synthetic_corpus
     from mmder_hf.data.media_writing import write_clip
 
@@ -216,7 +221,7 @@ def test_two_processes_pretrain_reading_every_clip_exactly_once(tmp_path):
         "--config_file",
         str(ROOT / "examples" / "accelerate_configs" / "cpu_2proc.yaml"),
         "--main_process_port",
-        "29753",
+        str(free_port),
         "--no_python",
         sys.executable,
         "-c",

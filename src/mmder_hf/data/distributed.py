@@ -44,6 +44,7 @@ class ExampleSplitStream(torch.utils.data.IterableDataset):
         self.process_index = process_index
         #: examples in the last complete pass (``None`` before one ends)
         self.last_pass_examples = None
+        self._reported = False
 
     @property
     def features(self) -> Any:
@@ -79,7 +80,10 @@ class ExampleSplitStream(torch.utils.data.IterableDataset):
         info = torch.utils.data.get_worker_info()
         if self.process_index == 0 and (info is None or info.id == 0):
             where = "" if info is None else f" (DataLoader worker 0 of {info.num_workers})"
-            logger.info(
+            # said once as a warning (the padding is read twice in each pass), then at the info level
+            log = logger.info if self._reported else logger.warning
+            self._reported = True
+            log(
                 "The %s stream gave %d examples in this pass%s, split by example among %d processes; %d repeat from "
                 "the first batch to complete the last batch of %d",
                 self.name,
