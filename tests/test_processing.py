@@ -46,6 +46,192 @@ def decode_all(path):
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Settings, layouts and routes checked against hand-computed values
+
+
+def test_normalisation_and_decoded_frame_sampling_by_hand():
+    """Frame t is a flat colour (t, 2t, 3t) + 40: aligned sampling of 4 of 10 frames takes floor((k + 1) 10 / 5),
+    i.e. frames 2, 4, 6, 8; each value v becomes (v / 255 - mean_c) / std_c."""
+    t = np.arange(10)
+    colours = np.stack([t, 2 * t, 3 * t], axis=1) + 40
+    frames = np.broadcast_to(colours[:, None, None, :], (10, 8, 8, 3)).astype(np.uint8)
+    mean, std = (0.1, 0.2, 0.3), (0.5, 0.25, 0.125)
+    processor = MultiMAEDERProcessor(
+        fusion_strategy="video", num_frames=4, image_size=8, image_mean=mean, image_std=std
+    )
+    picked = colours[[2, 4, 6, 8]].astype(np.float64)  # (4, 3)
+    cases = {
+        (None, None): (picked / 255 - mean) / std,
+        (False, None): (picked - mean) / std,
+        (None, False): picked / 255,
+    }
+    for (rescale, normalize), expected in cases.items():
+        out = processor(videos=frames, do_rescale=rescale, do_normalize=normalize)["pixel_values"]
+        assert out.shape == (1, 4, 3, 8, 8) and out.dtype == torch.float32
+        want = torch.from_numpy(expected).float().view(1, 4, 3, 1, 1).expand(1, 4, 3, 8, 8)
+        torch.testing.assert_close(out, want, rtol=1e-6, atol=1e-6)
+    raw = processor(videos=frames, do_rescale=False, do_normalize=False)["pixel_values"]
+    assert raw.dtype == torch.uint8 and raw[0, :, :, 0, 0].tolist() == colours[[2, 4, 6, 8]].tolist()
+
+
+def test_frame_layouts_alpha_and_gray_give_the_rgb_inputs():
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 255, (6, 12, 10, 3)).astype(np.uint8)
+    gray = rng.integers(0, 255, (6, 12, 10, 1)).astype(np.uint8)
+    rgba = np.concatenate([rgb, rng.integers(0, 255, (6, 12, 10, 1)).astype(np.uint8)], axis=-1)
+    processor = tiny(fusion_strategy="video", image_size=16)
+    reference = processor(videos=rgb)["pixel_values"]
+    for frames in (rgba, rgba.transpose(0, 3, 1, 2), rgb.transpose(0, 3, 1, 2)):  # alpha dropped, either layout
+        assert torch.equal(processor(videos=frames)["pixel_values"], reference)
+    gray_as_rgb = processor(videos=np.repeat(gray, 3, axis=-1))["pixel_values"]
+    for frames in (gray, gray.transpose(0, 3, 1, 2)):
+        assert torch.equal(processor(videos=frames)["pixel_values"], gray_as_rgb)
+
+
+def test_batches_as_5d_frame_and_3d_audio_arrays_are_split_per_clip():
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 255, (2, 9, 16, 16, 3)).astype(np.uint8)
+    audio = (0.3 * rng.standard_normal((2, 2, 8000))).astype(np.float32)
+    processor = tiny(image_size=16)
+    batch = processor(videos=frames, audio=audio, sampling_rate=16000)
+    assert batch["pixel_values"].shape == batch["audio_values"].shape == (2, 2, 3, 16, 16)
+    for i in range(2):
+        alone = processor(videos=frames[i], audio=audio[i], sampling_rate=16000)
+        for key in ("pixel_values", "audio_values"):
+            assert torch.equal(batch[key][i : i + 1], alone[key]), (key, i)
+
+
+def test_audio_baseline_reads_no_frames():
+    wave = np.sin(2 * np.pi * 440 * np.arange(16000) / 16000).astype(np.float32)
+    processor = tiny(fusion_strategy="audio")
+    expected = processor(audio=wave, sampling_rate=16000)["audio_values"]
+    no_frames = np.zeros((0, 8, 8, 3), dtype=np.uint8)  # e.g. an audio-only row of a dataset
+    assert torch.equal(processor(videos=no_frames, audio=wave, sampling_rate=16000)["audio_values"], expected)
+
+
+def test_face_detector_runs_only_with_face_crop(synthetic_clip_path, monkeypatch):
+    from mmder_hf.models.multimae_der import processing_multimae_der
+
+    monkeypatch.setattr(processing_multimae_der, "crop_faces", lambda *a, **k: pytest.fail("detector ran"))
+    output = tiny()(videos=str(synthetic_clip_path))
+    assert set(output.keys()) == {"pixel_values", "audio_values"}
+
+
+def test_face_crop_returns_one_box_per_frame_even_for_a_single_frame(synthetic_clip_path):
+    pytest.importorskip("cv2")
+    processor = tiny(fusion_strategy="video", num_frames=1, face_crop=True)
+    output = processor(videos=str(synthetic_clip_path))
+    assert output["pixel_values"].shape == (1, 1, 3, 32, 32)
+    assert output["face_boxes"].shape == (1, 1, 4) and torch.isnan(output["face_boxes"]).all()  # no face in it
+
+
+def test_settings_are_validated_with_their_ranges():
+    for kwargs in (
+        {"face_margin": 0.0},
+        {"face_margin": 2.0},
+        {"face_detect_width": 32},
+        {"face_score_threshold": 0.01},
+    ):
+        tiny(**kwargs)
+    for kwargs, message in (
+        ({"face_margin": -0.01}, "face_margin"),
+        ({"face_margin": 2.01}, "face_margin"),
+        ({"face_detect_width": 31}, "face_detect_width"),
+        ({"face_score_threshold": 0.0}, "face_score_threshold"),
+        ({"face_score_threshold": 1.0}, "face_score_threshold"),
+        ({"face_crop": "yes"}, "face_crop must be true or false"),
+        ({"image_mean": (0.5, 0.5)}, "image_mean and image_std"),
+        ({"image_std": (0.2, 0.0, 0.2)}, "image_mean and image_std"),
+        ({"num_frames": 5}, "even num_frames"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            tiny(**kwargs)
+
+
+def test_every_setting_survives_save_and_load(tmp_path):
+    changed = dict(
+        fusion_strategy="ofos",
+        num_frames=6,
+        image_size=40,
+        frame_sampling="original",
+        original_frame_stride=5,
+        do_rescale=False,
+        rescale_factor=0.5,
+        do_normalize=False,
+        image_mean=(0.1, 0.2, 0.3),
+        image_std=(0.4, 0.5, 0.6),
+        audio_sample_rate=22050,
+        audio_representation="logmel",
+        do_peak_normalize=False,
+        pre_emphasis=0.9,
+        frame_length_ms=20.0,
+        hop_length_ms=5.0,
+        n_fft=1024,
+        num_mel_filters=26,
+        num_mfcc=12,
+        cepstral_lifter=20.0,
+        num_log_mel_bins=64,
+        audio_colormap="gray",
+        audio_image_origin="upper",
+        audio_image_interpolation="bilinear",
+        seek_mode="approximate",
+        num_decoder_threads=2,
+        face_margin=0.5,
+        face_align=True,
+        face_strict=True,
+        face_detect_width=256,
+        face_score_threshold=0.7,
+    )
+    processor = MultiMAEDERProcessor(**changed)
+    processor.save_pretrained(tmp_path)
+    loaded = MultiMAEDERProcessor.from_pretrained(tmp_path)
+    canonical = {"fusion_strategy": "OFOS", "audio_representation": "log-mel"}
+    for name, value in changed.items():
+        want = canonical.get(name, list(value) if isinstance(value, tuple) else value)
+        assert getattr(loaded, name) == getattr(processor, name) == want, name
+    settings = loaded.audio_settings
+    assert (settings.representation, settings.do_peak_normalize, settings.n_fft, settings.colormap) == (
+        "log-mel",
+        False,
+        1024,
+        "gray",
+    )
+
+
+def write_16k_wav(path, seconds: float, seed: int = 0) -> np.ndarray:
+    """A mono 16 kHz noise WAV; returns its samples as the decoder reads them (float32)."""
+    from conftest import write_wav
+    from torchcodec.decoders import AudioDecoder
+
+    noise = np.random.default_rng(seed).uniform(-0.5, 0.5, int(seconds * 16000)).astype(np.float32)
+    write_wav(path, noise, 16000)
+    return AudioDecoder(str(path)).get_all_samples().data[0].numpy()
+
+
+def test_a_separate_audio_file_is_read_on_its_own_timeline(synthetic_clip_path, tmp_path):
+    """``audio_start``: the utterance WAV begins 0.5 s into the video; ``[clip_start, clip_end)`` of the video is
+    ``[clip_start - 0.5, clip_end - 0.5)`` of the WAV, with silence where the WAV stops short."""
+    samples = write_16k_wav(tmp_path / "utterance.wav", 1.0)  # 16000 samples: the video's 0.5 s .. 1.5 s
+    wav = str(tmp_path / "utterance.wav")
+    processor = tiny(fusion_strategy="audio")
+
+    def from_samples(wave):
+        return processor(audio=wave, sampling_rate=16000)["audio_values"]
+
+    def from_file(**times):
+        return processor(videos=str(synthetic_clip_path), audio=wav, audio_start=0.5, **times)["audio_values"]
+
+    assert torch.equal(from_file(clip_start=0.75, clip_end=1.25), from_samples(samples[4000:12000]))
+    padded = np.concatenate([samples[8000:], np.zeros(8000, dtype=np.float32)])  # 1.0 .. 2.0: half past the WAV
+    assert torch.equal(from_file(clip_start=1.0, clip_end=2.0), from_samples(padded))
+    assert torch.equal(from_file(clip_start=1.0), from_samples(samples[8000:]))  # to the WAV's end
+    # with the video's frames too (FSLF): the same audio pictures
+    fslf = tiny()(videos=str(synthetic_clip_path), audio=wav, audio_start=0.5, clip_start=1.0, clip_end=2.0)
+    frames = np.zeros((4, 8, 8, 3), np.uint8)
+    assert torch.equal(fslf["audio_values"], tiny()(videos=frames, audio=padded, sampling_rate=16000)["audio_values"])
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Defaults and output layout
 
 
@@ -405,189 +591,3 @@ def test_remote_code_loads_without_the_package(tmp_path, synthetic_clip_path):
     assert set(remote) == set(expected.keys())
     for key in expected:
         torch.testing.assert_close(remote[key], expected[key], atol=0, rtol=0)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Settings, layouts and routes checked against hand-computed values
-
-
-def test_normalisation_and_decoded_frame_sampling_by_hand():
-    """Frame t is a flat colour (t, 2t, 3t) + 40: aligned sampling of 4 of 10 frames takes floor((k + 1) 10 / 5),
-    i.e. frames 2, 4, 6, 8; each value v becomes (v / 255 - mean_c) / std_c."""
-    t = np.arange(10)
-    colours = np.stack([t, 2 * t, 3 * t], axis=1) + 40
-    frames = np.broadcast_to(colours[:, None, None, :], (10, 8, 8, 3)).astype(np.uint8)
-    mean, std = (0.1, 0.2, 0.3), (0.5, 0.25, 0.125)
-    processor = MultiMAEDERProcessor(
-        fusion_strategy="video", num_frames=4, image_size=8, image_mean=mean, image_std=std
-    )
-    picked = colours[[2, 4, 6, 8]].astype(np.float64)  # (4, 3)
-    cases = {
-        (None, None): (picked / 255 - mean) / std,
-        (False, None): (picked - mean) / std,
-        (None, False): picked / 255,
-    }
-    for (rescale, normalize), expected in cases.items():
-        out = processor(videos=frames, do_rescale=rescale, do_normalize=normalize)["pixel_values"]
-        assert out.shape == (1, 4, 3, 8, 8) and out.dtype == torch.float32
-        want = torch.from_numpy(expected).float().view(1, 4, 3, 1, 1).expand(1, 4, 3, 8, 8)
-        torch.testing.assert_close(out, want, rtol=1e-6, atol=1e-6)
-    raw = processor(videos=frames, do_rescale=False, do_normalize=False)["pixel_values"]
-    assert raw.dtype == torch.uint8 and raw[0, :, :, 0, 0].tolist() == colours[[2, 4, 6, 8]].tolist()
-
-
-def test_frame_layouts_alpha_and_gray_give_the_rgb_inputs():
-    rng = np.random.default_rng(0)
-    rgb = rng.integers(0, 255, (6, 12, 10, 3)).astype(np.uint8)
-    gray = rng.integers(0, 255, (6, 12, 10, 1)).astype(np.uint8)
-    rgba = np.concatenate([rgb, rng.integers(0, 255, (6, 12, 10, 1)).astype(np.uint8)], axis=-1)
-    processor = tiny(fusion_strategy="video", image_size=16)
-    reference = processor(videos=rgb)["pixel_values"]
-    for frames in (rgba, rgba.transpose(0, 3, 1, 2), rgb.transpose(0, 3, 1, 2)):  # alpha dropped, either layout
-        assert torch.equal(processor(videos=frames)["pixel_values"], reference)
-    gray_as_rgb = processor(videos=np.repeat(gray, 3, axis=-1))["pixel_values"]
-    for frames in (gray, gray.transpose(0, 3, 1, 2)):
-        assert torch.equal(processor(videos=frames)["pixel_values"], gray_as_rgb)
-
-
-def test_batches_as_5d_frame_and_3d_audio_arrays_are_split_per_clip():
-    rng = np.random.default_rng(1)
-    frames = rng.integers(0, 255, (2, 9, 16, 16, 3)).astype(np.uint8)
-    audio = (0.3 * rng.standard_normal((2, 2, 8000))).astype(np.float32)
-    processor = tiny(image_size=16)
-    batch = processor(videos=frames, audio=audio, sampling_rate=16000)
-    assert batch["pixel_values"].shape == batch["audio_values"].shape == (2, 2, 3, 16, 16)
-    for i in range(2):
-        alone = processor(videos=frames[i], audio=audio[i], sampling_rate=16000)
-        for key in ("pixel_values", "audio_values"):
-            assert torch.equal(batch[key][i : i + 1], alone[key]), (key, i)
-
-
-def test_audio_baseline_reads_no_frames():
-    wave = np.sin(2 * np.pi * 440 * np.arange(16000) / 16000).astype(np.float32)
-    processor = tiny(fusion_strategy="audio")
-    expected = processor(audio=wave, sampling_rate=16000)["audio_values"]
-    no_frames = np.zeros((0, 8, 8, 3), dtype=np.uint8)  # e.g. an audio-only row of a dataset
-    assert torch.equal(processor(videos=no_frames, audio=wave, sampling_rate=16000)["audio_values"], expected)
-
-
-def test_face_detector_runs_only_with_face_crop(synthetic_clip_path, monkeypatch):
-    from mmder_hf.models.multimae_der import processing_multimae_der
-
-    monkeypatch.setattr(processing_multimae_der, "crop_faces", lambda *a, **k: pytest.fail("detector ran"))
-    output = tiny()(videos=str(synthetic_clip_path))
-    assert set(output.keys()) == {"pixel_values", "audio_values"}
-
-
-def test_face_crop_returns_one_box_per_frame_even_for_a_single_frame(synthetic_clip_path):
-    pytest.importorskip("cv2")
-    processor = tiny(fusion_strategy="video", num_frames=1, face_crop=True)
-    output = processor(videos=str(synthetic_clip_path))
-    assert output["pixel_values"].shape == (1, 1, 3, 32, 32)
-    assert output["face_boxes"].shape == (1, 1, 4) and torch.isnan(output["face_boxes"]).all()  # no face in it
-
-
-def test_settings_are_validated_with_their_ranges():
-    for kwargs in (
-        {"face_margin": 0.0},
-        {"face_margin": 2.0},
-        {"face_detect_width": 32},
-        {"face_score_threshold": 0.01},
-    ):
-        tiny(**kwargs)
-    for kwargs, message in (
-        ({"face_margin": -0.01}, "face_margin"),
-        ({"face_margin": 2.01}, "face_margin"),
-        ({"face_detect_width": 31}, "face_detect_width"),
-        ({"face_score_threshold": 0.0}, "face_score_threshold"),
-        ({"face_score_threshold": 1.0}, "face_score_threshold"),
-        ({"face_crop": "yes"}, "face_crop must be true or false"),
-        ({"image_mean": (0.5, 0.5)}, "image_mean and image_std"),
-        ({"image_std": (0.2, 0.0, 0.2)}, "image_mean and image_std"),
-        ({"num_frames": 5}, "even num_frames"),
-    ):
-        with pytest.raises(ValueError, match=message):
-            tiny(**kwargs)
-
-
-def test_every_setting_survives_save_and_load(tmp_path):
-    changed = dict(
-        fusion_strategy="ofos",
-        num_frames=6,
-        image_size=40,
-        frame_sampling="original",
-        original_frame_stride=5,
-        do_rescale=False,
-        rescale_factor=0.5,
-        do_normalize=False,
-        image_mean=(0.1, 0.2, 0.3),
-        image_std=(0.4, 0.5, 0.6),
-        audio_sample_rate=22050,
-        audio_representation="logmel",
-        do_peak_normalize=False,
-        pre_emphasis=0.9,
-        frame_length_ms=20.0,
-        hop_length_ms=5.0,
-        n_fft=1024,
-        num_mel_filters=26,
-        num_mfcc=12,
-        cepstral_lifter=20.0,
-        num_log_mel_bins=64,
-        audio_colormap="gray",
-        audio_image_origin="upper",
-        audio_image_interpolation="bilinear",
-        seek_mode="approximate",
-        num_decoder_threads=2,
-        face_margin=0.5,
-        face_align=True,
-        face_strict=True,
-        face_detect_width=256,
-        face_score_threshold=0.7,
-    )
-    processor = MultiMAEDERProcessor(**changed)
-    processor.save_pretrained(tmp_path)
-    loaded = MultiMAEDERProcessor.from_pretrained(tmp_path)
-    canonical = {"fusion_strategy": "OFOS", "audio_representation": "log-mel"}
-    for name, value in changed.items():
-        want = canonical.get(name, list(value) if isinstance(value, tuple) else value)
-        assert getattr(loaded, name) == getattr(processor, name) == want, name
-    settings = loaded.audio_settings
-    assert (settings.representation, settings.do_peak_normalize, settings.n_fft, settings.colormap) == (
-        "log-mel",
-        False,
-        1024,
-        "gray",
-    )
-
-
-def write_16k_wav(path, seconds: float, seed: int = 0) -> np.ndarray:
-    """A mono 16 kHz noise WAV; returns its samples as the decoder reads them (float32)."""
-    from conftest import write_wav
-    from torchcodec.decoders import AudioDecoder
-
-    noise = np.random.default_rng(seed).uniform(-0.5, 0.5, int(seconds * 16000)).astype(np.float32)
-    write_wav(path, noise, 16000)
-    return AudioDecoder(str(path)).get_all_samples().data[0].numpy()
-
-
-def test_a_separate_audio_file_is_read_on_its_own_timeline(synthetic_clip_path, tmp_path):
-    """``audio_start``: the utterance WAV begins 0.5 s into the video; ``[clip_start, clip_end)`` of the video is
-    ``[clip_start - 0.5, clip_end - 0.5)`` of the WAV, with silence where the WAV stops short."""
-    samples = write_16k_wav(tmp_path / "utterance.wav", 1.0)  # 16000 samples: the video's 0.5 s .. 1.5 s
-    wav = str(tmp_path / "utterance.wav")
-    processor = tiny(fusion_strategy="audio")
-
-    def from_samples(wave):
-        return processor(audio=wave, sampling_rate=16000)["audio_values"]
-
-    def from_file(**times):
-        return processor(videos=str(synthetic_clip_path), audio=wav, audio_start=0.5, **times)["audio_values"]
-
-    assert torch.equal(from_file(clip_start=0.75, clip_end=1.25), from_samples(samples[4000:12000]))
-    padded = np.concatenate([samples[8000:], np.zeros(8000, dtype=np.float32)])  # 1.0 .. 2.0: half past the WAV
-    assert torch.equal(from_file(clip_start=1.0, clip_end=2.0), from_samples(padded))
-    assert torch.equal(from_file(clip_start=1.0), from_samples(samples[8000:]))  # to the WAV's end
-    # with the video's frames too (FSLF): the same audio pictures
-    fslf = tiny()(videos=str(synthetic_clip_path), audio=wav, audio_start=0.5, clip_start=1.0, clip_end=2.0)
-    frames = np.zeros((4, 8, 8, 3), np.uint8)
-    assert torch.equal(fslf["audio_values"], tiny()(videos=frames, audio=padded, sampling_rate=16000)["audio_values"])
