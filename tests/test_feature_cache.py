@@ -154,3 +154,24 @@ def test_the_cache_is_offered_only_when_it_gives_the_plain_result():
     trainable = _model()
     trainable.videomae.embeddings.patch_embeddings.projection.weight.requires_grad_(True)  # one encoder weight
     assert not can_cache_features(trainable, RecipeArguments(freeze_backbone=True))
+
+
+def test_clips_go_to_the_models_device_unless_another_is_given():
+    """A stand-in model on the ``meta`` device records where its inputs are (no real accelerator needed)."""
+
+    class OnDevice(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.empty(1, device="meta"))
+            self.seen = []
+
+        def pooled_features(self, pixel_values, audio_values):
+            self.seen.append((pixel_values.device.type, audio_values.device.type))
+            return torch.ones(pixel_values.shape[0], 2)
+
+    model = OnDevice()
+    cached = compute_pooled_features(model, _rows(3), _collate, batch_size=2)
+    assert model.seen == [("meta", "meta")] * 2 and cached[:]["features"].tolist() == [[1.0, 1.0]] * 3
+    model.seen.clear()
+    compute_pooled_features(model, _rows(3), _collate, batch_size=3, device=torch.device("cpu"))
+    assert model.seen == [("cpu", "cpu")]
