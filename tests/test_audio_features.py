@@ -117,6 +117,23 @@ def test_colormap_is_matplotlibs_viridis():
     np.testing.assert_array_equal(table.numpy(), expected)
 
 
+def test_gray_colormap_is_the_identity_ramp():
+    table = colormap_table("gray")
+    assert table.shape == (256, 3) and table.dtype == torch.uint8
+    assert torch.equal(table, torch.arange(256, dtype=torch.uint8)[:, None].repeat(1, 3))
+    rgb = colorize(torch.tensor([[0.0, 1.0], [2.0, 4.0]]), colormap="gray")  # min 0, 1/4 -> 64, max -> 255
+    assert rgb[0].tolist() == [[128, 255], [0, 64]] and torch.equal(rgb[0], rgb[1]) and torch.equal(rgb[0], rgb[2])
+
+
+def test_mfcc_of_a_one_sample_window():
+    """Tiny clips give one-sample windows: one zero-padded frame whose spectrum is flat, whatever the sample."""
+    first = mfcc(torch.tensor([0.3]), 16000)
+    assert first.shape == (1, 13) and torch.isfinite(first).all() and first.abs().max() > 1.0
+    torch.testing.assert_close(mfcc(torch.tensor([-0.7]), 16000), first, rtol=1e-9, atol=1e-9)
+    with pytest.raises(ValueError, match="empty window"):
+        mfcc(torch.tensor([]), 16000)
+
+
 def test_colorize_minmax_origin_and_constant():
     matrix = torch.tensor([[0.0, 1.0], [2.0, 4.0]])  # row 0 is drawn at the bottom
     rgb = colorize(matrix)
