@@ -308,3 +308,26 @@ def test_a_datasets_video_decoder_finds_its_audio_track(synthetic_clip_path):
     from_path = decode_clip(str(synthetic_clip_path), 4)
     torch.testing.assert_close(from_decoder.waveform, from_path.waveform)
     assert decode_indices(from_decoder.frames) == decode_indices(from_path.frames) == [10, 20, 30, 40]
+
+
+def test_a_video_ending_early_is_fine_when_the_audio_reaches_the_declared_end(ramp_wav, monkeypatch):
+    """The video's packets stop at 1 s of the 2 s the container declares: truncated, unless an audio track reaches
+    2 s. A scanned audio stream tells its own end; one the scan does not know is decoded near 2 s (the 2 s ramp
+    file here reaches it)."""
+    decoder = SimpleNamespace(metadata=SimpleNamespace(end_stream_seconds_from_content=1.0))
+
+    def container(*streams):
+        info = SimpleNamespace(duration_seconds_from_header=2.0, streams=list(streams))
+        monkeypatch.setattr(media, "_container_metadata", lambda decoder, data=None: info)
+
+    audio = lambda duration: SimpleNamespace(media_type="audio", duration_seconds=duration)  # noqa: E731
+    container(SimpleNamespace(media_type="video", duration_seconds=1.0))
+    expected = "truncated file: its streams end at 1.00 s but its container declares 2.00 s"
+    assert media._video_truncation(decoder, str(ramp_wav)) == expected  # no audio track
+    container(audio(1.0))
+    assert media._video_truncation(decoder, str(ramp_wav)) == expected  # the audio track ends early too
+    container(audio(1.95))
+    assert media._video_truncation(decoder, str(ramp_wav)) is None  # within 0.1 s of the end
+    container(audio(None))  # not scanned: decoded near the declared end
+    assert media._video_truncation(decoder, str(ramp_wav)) is None
+    assert media._video_truncation(decoder, None) == expected  # nothing to decode
