@@ -132,6 +132,12 @@ def test_mfcc_of_a_one_sample_window():
     torch.testing.assert_close(mfcc(torch.tensor([-0.7]), 16000), first, rtol=1e-9, atol=1e-9)
     with pytest.raises(ValueError, match="empty window"):
         mfcc(torch.tensor([]), 16000)
+    # log-mel removes the mean first: one sample is silence, every bin at the floor ln(float32 eps)
+    floor = log_mel(torch.tensor([0.3]), 16000)
+    assert floor.shape == (1, 128)
+    torch.testing.assert_close(floor, torch.full((1, 128), math.log(np.finfo(np.float32).eps)))
+    with pytest.raises(ValueError, match="empty window"):
+        log_mel(torch.tensor([]), 16000)
 
 
 def test_colorize_minmax_origin_and_constant():
