@@ -231,7 +231,18 @@ def test_video_only_and_audio_only_timelines_over_decoded_data(make_clip, monkey
         device="cpu",
     )
     waveform = np.sin(np.arange(40000, dtype=np.float32) / 7)  # 2.5 s at 16 kHz, no video
+    from mmder_hf.models.multimae_der import pipeline as pipeline_module
+
+    spans, windows = [], pipeline_module.sliding_windows
+
+    def checked_windows(start, end, window, stride):  # the span is checked before any window is made
+        spans.append((start, end))
+        assert (start, end) == (0.0, 2.5), "the timeline spans the waveform: 40000 samples at 16 kHz"
+        return windows(start, end, window, stride)
+
+    monkeypatch.setattr(pipeline_module, "sliding_windows", checked_windows)
     timeline = audio_pipe({"audio": waveform, "sampling_rate": 16000}, window=1.0, stride=1.0)
+    assert spans == [(0.0, 2.5)]
     assert [(w["start"], w["end"]) for w in timeline] == [(0.0, 1.0), (1.0, 2.0), (1.5, 2.5)]
     for call, first in zip(calls, (0, 16000, 24000)):
         np.testing.assert_array_equal(np.asarray(call["audio"]), waveform[first : first + 16000])
