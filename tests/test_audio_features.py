@@ -315,12 +315,14 @@ def test_peak_normalize_threshold_is_strictly_below_eps():
     assert peak_normalize(wave, eps=0.5000001).tolist() == [0.5, -0.25]  # below eps: left as is
 
 
-def test_colorize_counts_spans_below_a_millionth_of_the_magnitude_as_constant():
+def test_colorize_counts_spans_of_at_most_a_millionth_of_the_magnitude_as_constant():
     table = colormap_table()
     large = colorize(torch.tensor([[1000.0, 1000.0005]], dtype=torch.float64))  # span 5e-4 < 1e-6 * 1000
     assert (large == table[0].view(3, 1, 1)).all()
     small = colorize(torch.tensor([[0.0, 5e-7]], dtype=torch.float64))  # below 1e-6 (magnitudes under 1 count as 1)
     assert (small == table[0].view(3, 1, 1)).all()
+    at_most = colorize(torch.tensor([[0.0, 1e-6]], dtype=torch.float64))  # a span of exactly 1e-6 still counts
+    assert (at_most == table[0].view(3, 1, 1)).all()
     stretched = colorize(torch.tensor([[1000.0, 1000.002]], dtype=torch.float64))  # 2e-3 > 1e-3: stretched
     assert stretched[:, 0, 0].tolist() == table[0].tolist() and stretched[:, 0, 1].tolist() == table[255].tolist()
 

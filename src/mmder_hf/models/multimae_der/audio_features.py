@@ -294,7 +294,7 @@ def colorize(matrix: torch.Tensor, colormap: str = "viridis", origin: str = "low
     low, high = matrix.min(), matrix.max()
     span = high - low
     # Rounding noise on a constant matrix (the MFCC of digital silence is ~1e-14) must not be stretched to the
-    # full colour range: spans below 1e-6 of the values' magnitude count as constant.
+    # full colour range: spans of at most 1e-6 of the values' magnitude count as constant.
     constant = bool(span <= 1e-6 * max(1.0, float(low.abs()), float(high.abs())))
     scaled = torch.zeros_like(matrix) if constant else (matrix - low) / span
     index = (scaled * 256).to(torch.long).clamp_(0, 255)
