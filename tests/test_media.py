@@ -140,6 +140,9 @@ def test_frames_in_channels_last_or_grey_come_back_as_rgb_channels_first():
         frames, times = media._decode_frames(decoder(hwc, height), "x", 2, 0.0, 1.0, "aligned", None)
         assert frames.shape == (2, 3, 4, 6) and times == [0.25, 0.75]
         torch.testing.assert_close(frames, hwc.permute(0, 3, 1, 2))
+    row = torch.arange(2 * 1 * 6 * 3, dtype=torch.uint8).reshape(2, 1, 6, 3)  # channels-last frames one pixel high
+    frames, _ = media._decode_frames(decoder(row, height=1), "x", 2, 0.0, 1.0, "aligned", None)
+    torch.testing.assert_close(frames, row.permute(0, 3, 1, 2))
     grey = torch.arange(48, dtype=torch.uint8).reshape(2, 1, 4, 6)
     frames, _ = media._decode_frames(decoder(grey), "x", 2, 0.0, 1.0, "aligned", None)
     assert frames.shape == (2, 3, 4, 6)
@@ -190,6 +193,9 @@ def test_late_audio_is_placed_on_the_clips_timeline():
     torch.testing.assert_close(waveform[4000:], data[0, :12000])
     unpadded, _ = media._decode_audio(decoder, "x", 0.0, 1.0, 16000, pad_to_range=False)
     torch.testing.assert_close(unpadded, data[0])
+    asked.clear()
+    media._decode_audio(decoder, "x", 0.5, None, 16000, pad_to_range=False)  # from 0.5 s to the stream's end
+    assert asked == [(0.5, None)]
 
 
 def test_an_audio_decoding_error_names_the_input():
