@@ -350,3 +350,65 @@ def test_split_for_rank_gives_each_example_to_one_rank():
     for rank in (-1, 3):
         with pytest.raises(ValueError, match=r"rank must be in \[0, 3\)"):
             loading.split_for_rank(ds, rank=rank, world_size=3)
+
+
+class _StandInBuilder:
+    """Records how load_emotion_dataset configures and uses a corpus builder (no media)."""
+
+    made = []
+    prepared_now = False
+    report = None
+
+    def __init__(self, cache_dir=None, **config):
+        self.cache_dir, self.config, self.prepared = cache_dir, config, 0
+        _StandInBuilder.made.append(self)
+
+    def download_and_prepare(self):
+        self.prepared += 1
+
+    def stored_report(self):
+        return type(self).report
+
+    def as_dataset(self):
+        return datasets.DatasetDict({"train": datasets.Dataset.from_dict({"actor": [1]})})
+
+
+def test_a_builder_is_configured_prepared_and_its_stored_report_shown(tmp_path, monkeypatch, caplog):
+    monkeypatch.setitem(loading.BUILDERS, "ravdess", _StandInBuilder)
+    monkeypatch.setattr(_StandInBuilder, "made", [])
+    source = tmp_path / "zips"
+    source.mkdir()
+    report = BadDataReport("ravdess", skipped={"Actor_01/x.mp4": "empty file"})
+    monkeypatch.setattr(_StandInBuilder, "report", report)
+    with caplog.at_level("INFO"):
+        ds = loading.load_emotion_dataset(
+            "RAVDESS", source=source, fold=3, label_set="7", strict=True, revision="v2", cache_dir=str(tmp_path / "c")
+        )
+    (builder,) = _StandInBuilder.made
+    assert builder.cache_dir == str(tmp_path / "c") and builder.prepared == 1 and ds.bad_data is report
+    fingerprint = builder.config.pop("data_fingerprint")
+    assert builder.config == {
+        "source": str(source),
+        "fold": 3,
+        "label_set": "7class",
+        "strict": True,
+        "validate_media": True,
+        "revision": "v2",
+        "vocal_channel": "speech",
+    }
+    assert len(fingerprint) == 16
+    # a reused cache shows the report saved with it; a fresh preparation has logged it already
+    assert "(when the cached data in" in caplog.text and "Actor_01/x.mp4" in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(_StandInBuilder, "prepared_now", True)
+    loading.load_emotion_dataset("ravdess", source=str(source), cache_dir=str(tmp_path / "c"))
+    assert "(when the cached data in" not in caplog.text
+    monkeypatch.setattr(_StandInBuilder, "report", None)
+    with caplog.at_level("INFO"):
+        ds = loading.load_emotion_dataset("ravdess", source=str(source), cache_dir=str(tmp_path / "c"))
+    assert ds.bad_data is None and "No bad-data report is stored" in caplog.text
+
+
+def test_a_published_corpus_is_found_whatever_the_revision(published, tmp_path):
+    ds = loading.load_emotion_dataset("ravdess", source=published, fold=1, revision="main", cache_dir=str(tmp_path))
+    assert ds.bad_data is None and sorted(set(ds["test"]["actor"])) == [1, 2, 3, 4]
