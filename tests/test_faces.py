@@ -226,6 +226,16 @@ def test_detection_never_upscales(monkeypatch):
     np.testing.assert_allclose(found[0][0, :4], [10, 20, 40, 60])  # frame pixels as they are
 
 
+def test_a_sliver_of_a_frame_is_detected_on_at_least_one_pixel(monkeypatch):
+    """Downscaling to detect_width never rounds a side to nothing, and never stretches a side of one pixel."""
+    fake = _FakeDetector([None, None])
+    monkeypatch.setattr(faces, "_detector", lambda threshold: fake)
+    faces.detect_faces(torch.zeros(1, 3, 2, 1280, dtype=torch.uint8))  # 2 x 0.25 = 0.5 px high: 1 px
+    faces.detect_faces(torch.zeros(1, 3, 10, 1, dtype=torch.uint8))  # one pixel wide: kept so
+    assert fake.sizes == [(320, 1), (1, 10)]
+    assert [image.shape for image in fake.images] == [(1, 320, 3), (10, 1, 3)]
+
+
 def _gradient_frames(num_frames: int, height: int, width: int) -> torch.Tensor:
     """Frames whose red channel is the column index and green channel twice the row index (blue 128)."""
     ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
