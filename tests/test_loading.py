@@ -412,3 +412,75 @@ def test_a_builder_is_configured_prepared_and_its_stored_report_shown(tmp_path, 
 def test_a_published_corpus_is_found_whatever_the_revision(published, tmp_path):
     ds = loading.load_emotion_dataset("ravdess", source=published, fold=1, revision="main", cache_dir=str(tmp_path))
     assert ds.bad_data is None and sorted(set(ds["test"]["actor"])) == [1, 2, 3, 4]
+
+
+class _StandInProcessor:
+    """Returns 8-bit clips whose pixels encode the row (its ``video`` name's number) and face boxes (NaN: no face
+    in clip ``b``); records its calls."""
+
+    fusion_strategy, num_video_frames, num_audio_frames, image_size, face_crop = "FSLF", 2, 3, 4, True
+
+    def __init__(self):
+        self.calls = []
+
+    def to_dict(self):
+        return {"image_size": self.image_size, "face_crop": self.face_crop, "num_video_frames": self.num_video_frames}
+
+    def __call__(self, videos=None, return_tensors=None, **kwargs):
+        import torch
+
+        self.calls.append({"videos": list(videos), **kwargs})
+        n = [int(v[1:]) for v in videos]
+        pixel = torch.stack([torch.full((kwargs["num_video_frames"], 3, 4, 4), i, dtype=torch.uint8) for i in n])
+        audio = torch.stack([torch.full((kwargs["num_audio_frames"], 3, 4, 4), 100 + i, dtype=torch.uint8) for i in n])
+        boxes = torch.tensor([[[float("nan")] * 4 if i == 2 else [0.0, 0.0, 1.0, 1.0]] * 3 for i in n])
+        out = {"pixel_values": pixel, "audio_values": audio}
+        return {**out, "face_boxes": boxes} if self.face_crop else out
+
+
+def test_preprocess_to_cache_stores_8bit_clips_labels_faces_and_is_reused(tmp_path, caplog):
+    import torch
+
+    source = datasets.DatasetDict(
+        {"test": datasets.Dataset.from_dict({"video": ["v1", "v2", "v3"], "emotion": [5, 0, 7], "actor": [1, 2, 2]})}
+    )
+    source.bad_data = BadDataReport("ravdess")
+    proc = _StandInProcessor()
+    with caplog.at_level("WARNING"):
+        cached = loading.preprocess_to_cache(source, proc, str(tmp_path), batch_size=2)
+    # one cache of max(2, 3) = 3 frames per modality, 8-bit, asked without rescaling or normalisation
+    assert [c["videos"] for c in proc.calls] == [["v1", "v2"], ["v3"]]
+    assert all(
+        (c["do_rescale"], c["do_normalize"], c["num_video_frames"], c["num_audio_frames"]) == (False, False, 3, 3)
+        for c in proc.calls
+    )
+    test = cached["test"][:]
+    assert test["pixel_values"].dtype == test["audio_values"].dtype == torch.uint8
+    assert test["pixel_values"].shape == (3, 3, 3, 4, 4) and test["audio_values"].shape == (3, 3, 3, 4, 4)
+    assert [int(x) for x in test["pixel_values"][:, 0, 0, 0, 0]] == [1, 2, 3]
+    assert [int(x) for x in test["audio_values"][:, 0, 0, 0, 0]] == [101, 102, 103]
+    assert test["labels"].tolist() == [5, 0, 7] and test["actor"].tolist() == [1, 2, 2]
+    assert list(test["face_source"]) == ["v1", "v2", "v3"]
+    assert cached.bad_data is source.bad_data and source.bad_data.noted == {"v2": NO_FACE}
+    assert "1 cached clip(s) show no face" in caplog.text
+    # the same data and settings: read back, the processor is not called again
+    again = loading.preprocess_to_cache(source, proc, str(tmp_path), batch_size=2)
+    assert len(proc.calls) == 2 and again["test"][:]["labels"].tolist() == [5, 0, 7]
+    # other settings: a new cache
+    proc.image_size = 4
+    proc.face_crop = False
+    loading.preprocess_to_cache(source, proc, str(tmp_path), batch_size=3, label_column=None)
+    assert len(proc.calls) == 3 and len([d for d in os.listdir(tmp_path) if d != "tmp"]) == 2
+
+
+def test_preprocess_to_cache_refuses_float_frames(tmp_path):
+    import torch
+
+    class FloatFrames(_StandInProcessor):
+        def __call__(self, videos=None, return_tensors=None, **kwargs):
+            out = super().__call__(videos, return_tensors, **kwargs)
+            return {**out, "pixel_values": out["pixel_values"].to(torch.float32)}
+
+    source = datasets.DatasetDict({"test": datasets.Dataset.from_dict({"video": ["v1"], "emotion": [1]})})
+    with pytest.raises(ValueError, match="pixel_values is torch.float32, not 8-bit images"):
+        loading.preprocess_to_cache(source, FloatFrames(), str(tmp_path))
