@@ -180,3 +180,30 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture
+def example_main(monkeypatch) -> Callable[..., object]:
+    """``example_main("finetune", argv)``: an example script's ``main(argv)`` run in this process, for the checks that
+    end before any training (refusals), without the ~9 s of imports of a fresh interpreter. The process-wide
+    settings the script makes (torch threads, log levels) are put back afterwards."""
+    import importlib.util
+    import logging
+
+    import torch
+
+    threads = torch.get_num_threads()
+    levels = {name: logging.getLogger(name).level for name in ("mmder_hf", "__main__")}
+    root = Path(__file__).resolve().parents[1] / "examples"
+
+    def run(name: str, argv: list) -> object:
+        spec = importlib.util.spec_from_file_location(f"example_{name}", root / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        monkeypatch.syspath_prepend(str(root))  # cross_validate imports finetune
+        spec.loader.exec_module(module)
+        return module.main([str(a) for a in argv])
+
+    yield run
+    torch.set_num_threads(threads)
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)

@@ -34,6 +34,7 @@ RUNNER = textwrap.dedent(
     import finetune
     from offline_hub import patch_hf_api
     from transformers import TrainerCallback
+    from mmder_hf.training.finetune import end_process_group
 
     RANK = os.environ.get("RANK", "0")
     patch_hf_api(os.environ["MMDER_TEST_UPLOADS"], rank=RANK)
@@ -61,7 +62,7 @@ RUNNER = textwrap.dedent(
     try:
         importlib.import_module(os.environ.get("MMDER_TEST_SCRIPT", "finetune")).main(sys.argv[1:])
     finally:
-        finetune.end_process_group()  # as the scripts' own entry points do
+        end_process_group()  # as the scripts' own entry points do
     """
 )
 
@@ -346,7 +347,7 @@ def test_cross_validation_skips_finished_folds_and_pushes_folds_and_aggregate(co
     assert not any("-fold1-" in u for u in uploads)
 
 
-def test_cross_validation_never_reuses_a_fold_run_with_other_settings(corpus, cache_dir, tmp_path):
+def test_cross_validation_never_reuses_a_fold_run_with_other_settings(corpus, cache_dir, tmp_path, example_main):
     out = tmp_path / "cv"
     env = {"MMDER_TEST_SCRIPT": "cross_validate"}
     common = finetune_args(
@@ -357,13 +358,15 @@ def test_cross_validation_never_reuses_a_fold_run_with_other_settings(corpus, ca
     saved = json.loads((out / "fold_1" / "run_args.json").read_text())["settings"]
     assert saved["training.learning_rate"] == 3e-3 and saved["data.fold"] == 1 and saved["training.seed"] == 7
 
-    other = run([*common, "--folds", "1", "--learning_rate", "1e-3"], tmp_path, env=env)  # flags given later win
-    assert other.returncode != 0
-    assert "fold 1 in" in other.stderr and "learning_rate: 0.003 there, 0.001 now" in other.stderr
-    assert "--rerun_mismatched" in other.stderr
+    # refused before any training, so checked in this process: flags given later win
+    with pytest.raises(SystemExit) as other:  # a message, so the exit status is 1
+        example_main("cross_validate", [*common, "--folds", "1", "--learning_rate", "1e-3"])
+    said = other.value.code
+    assert isinstance(said, str) and "fold 1 in" in said and "learning_rate: 0.003 there, 0.001 now" in said
+    assert "--rerun_mismatched" in said
     # finetune.py itself refuses to resume or reuse such a folder
-    direct = run([*finetune_args(corpus, cache_dir, out / "fold_1", "--learning_rate", "1e-3")], tmp_path)
-    assert direct.returncode != 0 and "holds a run with other settings" in direct.stderr
+    with pytest.raises(ValueError, match="holds a run with other settings"):
+        example_main("finetune", finetune_args(corpus, cache_dir, out / "fold_1", "--learning_rate", "1e-3"))
 
     again = run([*common, "--folds", "1", "--learning_rate", "1e-3", "--rerun_mismatched"], tmp_path, env=env)
     assert again.returncode == 0, again.stderr[-4000:]
