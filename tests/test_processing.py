@@ -88,6 +88,16 @@ def test_frame_layouts_alpha_and_gray_give_the_rgb_inputs():
         assert torch.equal(processor(videos=frames)["pixel_values"], gray_as_rgb)
 
 
+def test_thin_and_single_frames_are_resized_empty_ones_rejected():
+    processor = tiny(fusion_strategy="video", image_size=8, image_mean=(0.0,) * 3, image_std=(1.0,) * 3)
+    for shape in ((2, 5, 1, 3), (2, 3, 1, 5), (1, 6, 6, 3)):  # 1 px wide, 1 px high (channels first), 1 frame
+        out = processor(videos=np.full(shape, 51, dtype=np.uint8))["pixel_values"]
+        torch.testing.assert_close(out, torch.full((1, 4, 3, 8, 8), 0.2))  # 51 / 255, on every sampled frame
+    for shape in ((0, 5, 5, 3), (2, 0, 5, 3), (2, 5, 0, 3)):
+        with pytest.raises(ValueError, match="frames are empty"):
+            processor(videos=np.zeros(shape, dtype=np.uint8))
+
+
 def test_batches_as_5d_frame_and_3d_audio_arrays_are_split_per_clip():
     rng = np.random.default_rng(1)
     frames = rng.integers(0, 255, (2, 9, 16, 16, 3)).astype(np.uint8)
