@@ -24,11 +24,16 @@ from mmder_hf.models.multimae_der.audio_features import (
 
 
 def reference_mfcc(
-    signal: np.ndarray, sample_rate: int, hop_seconds: float, nfilt: int = 40, nfft: int = 512
+    signal: np.ndarray,
+    sample_rate: int,
+    hop_seconds: float,
+    nfilt: int = 40,
+    nfft: int = 512,
+    frame_seconds: float = 0.025,
 ) -> np.ndarray:
     """The original MultiMAE-DER ``MFCC()`` (numpy, loops), with scipy's orthonormal DCT-II written out."""
     emphasized = np.append(signal[0], signal[1:] - 0.97 * signal[:-1])
-    frame_length, frame_step = int(round(0.025 * sample_rate)), int(round(hop_seconds * sample_rate))
+    frame_length, frame_step = int(round(frame_seconds * sample_rate)), int(round(hop_seconds * sample_rate))
     num_frames = int(np.ceil(float(np.abs(len(emphasized) - frame_length)) / frame_step))
     pad = np.append(emphasized, np.zeros(num_frames * frame_step + frame_length - len(emphasized)))
     idx = (
@@ -67,7 +72,7 @@ def speech_like(num_samples: int, sample_rate: int, seed: int = 0) -> np.ndarray
     )
 
 
-@pytest.mark.parametrize("sample_rate,hop", [(16000, 0.010), (44100, 0.010), (16000, 0.0001)])
+@pytest.mark.parametrize("sample_rate,hop", [(16000, 0.010), (44100, 0.010), (16000, 0.0001), (8000, 0.0001)])
 def test_mfcc_matches_original_formula(sample_rate, hop):
     # 44.1 kHz exercises the original's quirk: 1102-sample frames truncated to the 512-point FFT
     signal = speech_like(int(0.4 * sample_rate), sample_rate)
@@ -75,6 +80,15 @@ def test_mfcc_matches_original_formula(sample_rate, hop):
     got = mfcc(torch.from_numpy(signal), sample_rate, hop_length_ms=hop * 1000).numpy()
     num_frames = math.ceil((len(signal) - round(0.025 * sample_rate)) / round(hop * sample_rate))
     assert got.shape == expected.shape == (num_frames, 13)
+    np.testing.assert_allclose(got, expected, rtol=1e-7, atol=1e-7)
+
+
+def test_mfcc_with_one_sample_frames_matches_original_formula():
+    """A 0.125 ms frame at 8 kHz is one sample (its Hamming window is [1]), every 1 ms."""
+    signal = speech_like(800, 8000)
+    expected = reference_mfcc(signal, 8000, 0.001, frame_seconds=0.000125)
+    got = mfcc(torch.from_numpy(signal), 8000, frame_length_ms=0.125, hop_length_ms=1.0).numpy()
+    assert got.shape == expected.shape == (100, 13)
     np.testing.assert_allclose(got, expected, rtol=1e-7, atol=1e-7)
 
 
