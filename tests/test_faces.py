@@ -123,6 +123,10 @@ def test_closest_pairs_are_linked_first():
         ((290, 310, 390, 410, 0.9), (870, 290, 1010, 430, 0.6), 1, "a"),
         # A large face in the upper right against a smaller one lower left: 100 x 0.77 > 80 x 0.64.
         ((900, 160, 1000, 260, 0.9), (100, 500, 180, 580, 0.9), 1, "a"),
+        # Distance in pixels, both axes alike: 200 px right of the centre beats 250 px below it, and 200 px below
+        # beats 250 px right.
+        ((790, 310, 890, 410, 0.9), (590, 560, 690, 660, 0.9), 1, "a"),
+        ((590, 510, 690, 610, 0.9), (840, 310, 940, 410, 0.9), 1, "a"),
     ],
 )
 def test_the_main_face_is_large_confident_and_central(a, b, a_frames, winner):

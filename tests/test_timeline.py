@@ -129,12 +129,12 @@ def test_plot_of_one_window_is_a_stacked_bar():
 
 
 def test_plot_saved_as_png(tmp_path):
-    path = plot_timeline(TIMELINE, tmp_path / "plots" / "t.png", dpi=50)
-    assert path == tmp_path / "plots" / "t.png" and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    path = plot_timeline(TIMELINE, tmp_path / "plots" / "run" / "t.png", dpi=50)  # folders are made
+    assert path == tmp_path / "plots" / "run" / "t.png" and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     from PIL import Image
 
     assert Image.open(path).size == (500, 210)  # 10 x 4.2 inches at 50 dpi
-    again = plot_timeline(TIMELINE, tmp_path / "plots" / "t2.png", dpi=50)  # into the existing folder
+    again = plot_timeline(TIMELINE, tmp_path / "plots" / "run" / "t2.png", dpi=50)  # into the existing folder
     assert again.is_file()
     with pytest.raises(ValueError, match="empty"):
         plot_timeline([])
