@@ -282,6 +282,8 @@ def test_a_cut_mkv_is_reported_as_truncated(make_clip):
         MediaError, match=r"truncated file: its streams end at 1\.\d\d s but its container declares 2\.0"
     ):
         decode_clip(data[: int(len(data) * 0.6)], 4, audio_sample_rate=None)
+    with pytest.raises(MediaError, match=r"truncated file: its (streams end|audio ends) at 1\.\d\d s"):
+        decode_clip(data[: int(len(data) * 0.6)], 0)  # its audio alone
     clip = decode_clip(data, 4, audio_sample_rate=None)  # the whole file is fine
     assert decode_indices(clip.frames) == [10, 20, 30, 40]
 

@@ -122,8 +122,10 @@ def test_decoded_timeline_windows_hold_their_own_frames_and_samples(pipe, monkey
 
     monkeypatch.setattr(MultiMAEDERProcessor, "__call__", spy)
     clip = {"video": frames, "audio": waveform, "sampling_rate": 16000, "fps": 10.0}
-    timeline = pipe(clip, window=1.0, stride=0.5, batch_size=2)
+    progress = []
+    timeline = pipe(clip, window=1.0, stride=0.5, batch_size=2, window_callback=lambda d, t: progress.append((d, t)))
     assert [(w["start"], w["end"]) for w in timeline] == [(0.0, 1.0), (0.5, 1.5), (1.0, 2.0)]
+    assert progress == [(1, 3), (2, 3), (3, 3)]  # (done, total) after each window
     for call, (first, last) in zip(calls, [(0, 10), (5, 15), (10, 20)]):
         assert decode_indices(call["videos"]) == list(range(first, last))
         audio = np.asarray(call["audio"])
