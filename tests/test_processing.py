@@ -98,6 +98,16 @@ def test_thin_and_single_frames_are_resized_empty_ones_rejected():
             processor(videos=np.zeros(shape, dtype=np.uint8))
 
 
+def test_a_time_range_on_decoded_frames_is_refused_not_ignored():
+    frames = np.zeros((5, 8, 8, 3), dtype=np.uint8)
+    wave = np.zeros(8000, dtype=np.float32)
+    for times in ({"clip_start": 0.5}, {"clip_end": 1.0}, {"clip_start": 0.0, "clip_end": 1.0}):
+        with pytest.raises(ValueError, match="need a file, bytes or decoder input"):
+            tiny(fusion_strategy="video")(videos=frames, **times)
+        with pytest.raises(ValueError, match="need a file, bytes or decoder input"):
+            tiny(fusion_strategy="audio")(audio=wave, sampling_rate=16000, **times)
+
+
 def test_batches_as_5d_frame_and_3d_audio_arrays_are_split_per_clip():
     rng = np.random.default_rng(1)
     frames = rng.integers(0, 255, (2, 9, 16, 16, 3)).astype(np.uint8)
