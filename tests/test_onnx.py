@@ -50,7 +50,7 @@ def rfas(tmp_path_factory):
 def audio_only(tmp_path_factory):
     model = tiny_classifier("audio")
     path = tmp_path_factory.mktemp("onnx_audio") / "audio.onnx"
-    export_onnx(model, path, opset_version=20)
+    export_onnx(model, path, opset_version=18)
     return model, path
 
 
@@ -112,7 +112,7 @@ def test_single_modality_export_takes_one_input(audio_only, clips):
 
     model, path = audio_only
     opsets = {o.domain: o.version for o in onnx.load(str(path)).opset_import}
-    assert opsets[""] == 20  # the opset asked for
+    assert opsets[""] == 18  # the opset asked for (the exporter defaults to 20 here)
     processor = MultiMAEDERProcessor.from_model_config(model.config)
     inputs = processor(videos=clips, return_tensors="pt")
     assert list(inputs) == ["audio_values"]
