@@ -42,8 +42,6 @@ class ExampleSplitStream(torch.utils.data.IterableDataset):
         self.global_batch_size = per_device_batch_size * world_size
         self.world_size = world_size
         self.process_index = process_index
-        #: examples in the last complete pass (``None`` before one ends)
-        self.last_pass_examples = None
         self._reported = False
 
     @property
@@ -75,7 +73,6 @@ class ExampleSplitStream(torch.utils.data.IterableDataset):
         for example in self.dataset:
             count += 1
             yield example
-        self.last_pass_examples = count
         repeated = self.padding(count)
         info = torch.utils.data.get_worker_info()
         if self.process_index == 0 and (info is None or info.id == 0):
