@@ -484,3 +484,27 @@ def test_preprocess_to_cache_refuses_float_frames(tmp_path):
     source = datasets.DatasetDict({"test": datasets.Dataset.from_dict({"video": ["v1"], "emotion": [1]})})
     with pytest.raises(ValueError, match="pixel_values is torch.float32, not 8-bit images"):
         loading.preprocess_to_cache(source, FloatFrames(), str(tmp_path))
+
+
+def test_a_cache_left_half_written_is_built_again(tmp_path):
+    """A run killed while saving leaves the cache folder without its dataset_dict.json: rebuilt, never loaded."""
+    source = datasets.DatasetDict({"test": datasets.Dataset.from_dict({"video": ["v1", "v2"], "emotion": [3, 4]})})
+    proc = _StandInProcessor()
+    loading.preprocess_to_cache(source, proc, str(tmp_path), batch_size=2)
+    (folder,) = [d for d in os.listdir(tmp_path) if d != "tmp"]
+    os.remove(tmp_path / folder / "dataset_dict.json")
+    again = loading.preprocess_to_cache(source, proc, str(tmp_path), batch_size=2)
+    assert len(proc.calls) == 2 and again["test"][:]["labels"].tolist() == [3, 4]
+    assert (tmp_path / folder / "dataset_dict.json").is_file()
+
+
+def test_a_streaming_split_is_cached_under_what_it_reads_and_its_transforms():
+    def rows():
+        yield from ({"video": f"v{i}", "emotion": i} for i in range(4))
+
+    stream = datasets.IterableDataset.from_generator(rows)
+    same = datasets.IterableDataset.from_generator(rows)
+    identity = loading._streaming_identity
+    assert identity(stream) == identity(same)
+    assert identity(stream.take(2)) != identity(stream)  # fewer clips: another cache
+    assert identity(stream.skip(1)) not in (identity(stream), identity(stream.take(2)))
