@@ -48,8 +48,9 @@ def rfas(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def audio_only(tmp_path_factory):
+    """Exported into folders that do not exist yet (export makes them)."""
     model = tiny_classifier("audio")
-    path = tmp_path_factory.mktemp("onnx_audio") / "audio.onnx"
+    path = tmp_path_factory.mktemp("onnx_audio") / "new" / "folder" / "audio.onnx"
     export_onnx(model, path, opset_version=18)
     return model, path
 
