@@ -45,14 +45,6 @@ class ExampleSplitStream(torch.utils.data.IterableDataset):
         self._reported = False
 
     @property
-    def features(self) -> Any:
-        return self.dataset.features
-
-    @property
-    def column_names(self) -> Any:
-        return self.dataset.column_names
-
-    @property
     def n_shards(self) -> int:
         return self.dataset.n_shards
 
