@@ -301,17 +301,29 @@ def _raw_input(obj: Any) -> Any:
     return encoded.get("bytes") or encoded.get("path")
 
 
+def _scanned_container_metadata(decoder: Any) -> Any:
+    """The container metadata of an open torchcodec decoder, with what its packet scan found (raises if unavailable).
+
+    The one place that reaches into torchcodec's private API (``torchcodec._core`` and ``decoder._decoder``; pinned by
+    ``tests/test_dependency_pins.py``). No public call gives this: the public
+    ``torchcodec.decoders.get_container_metadata(source)`` reads the header again, so its streams lack the scanned
+    ``duration_seconds`` / ``begin_stream_seconds`` that tell where an audio track ends (a Matroska or FLV header
+    declares no stream durations at all), and it needs the source, which an open decoder does not give back.
+    """
+    from torchcodec import _core
+
+    return _core.get_container_metadata(decoder._decoder)
+
+
 def _container_metadata(decoder: Any, data: Any = None) -> Any:
     """The container metadata behind an open torchcodec decoder, or ``None``.
 
     Read from the decoder itself (no reopening); after the packet scan of ``seek_mode="exact"`` its streams carry
-    what the scan found. Where that entry point (private in torchcodec 0.17) is missing, the header of ``data`` is
-    read again instead (container duration only).
+    what the scan found. Where that is unavailable, the header of ``data`` is read again with torchcodec's public
+    ``get_container_metadata`` instead (container duration only).
     """
     try:
-        from torchcodec import _core
-
-        return _core.get_container_metadata(decoder._decoder)
+        return _scanned_container_metadata(decoder)
     except Exception:
         pass
     if data is None:
