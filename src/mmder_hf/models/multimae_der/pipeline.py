@@ -29,8 +29,7 @@ from typing import Any, Callable, Iterator, Optional, Union
 
 import numpy as np
 import torch
-from transformers.pipelines.base import ChunkPipeline, no_collate_fn
-from transformers.pipelines.pt_utils import PipelineChunkIterator, PipelineIterator, PipelinePackIterator
+from transformers.pipelines.base import ChunkPipeline
 
 from .media import (
     MediaError,
@@ -149,6 +148,8 @@ class MultiMAEDERPipeline(ChunkPipeline):
         self.processor = processor if processor is not None else feature_extractor
         if self.processor is None:
             self.processor = self._load_processor_for(model)
+        # The processor is a feature extractor: ChunkPipeline batches with its collation (see get_iterator).
+        self.feature_extractor = self.processor
         self.model.eval()
 
     @staticmethod
@@ -364,27 +365,26 @@ class MultiMAEDERPipeline(ChunkPipeline):
     # ------------------------------------------------------------------------------------------------------------
     # Batching, forward, postprocessing
 
-    @staticmethod
-    def _collate(items: list[dict]) -> dict:
-        batch = {}
-        for key in items[0]:
-            values = [item[key] for item in items]
-            batch[key] = torch.cat(values, dim=0) if isinstance(values[0], torch.Tensor) else values
-        return batch
+    def get_iterator(
+        self,
+        inputs: Any,
+        num_workers: int,
+        batch_size: int,
+        preprocess_params: dict,
+        forward_params: dict,
+        postprocess_params: dict,
+    ) -> Iterator:
+        """ChunkPipeline's iterator, with one worker at most (the windows of a file come from one generator).
 
-    def get_iterator(self, inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params):
-        # ChunkPipeline's iterator pads with a tokenizer/feature extractor; clips have fixed shapes, so batches
-        # are plain concatenations, with the window metadata kept as lists.
+        Batches use ChunkPipeline's feature-extractor collation: clips and windows have fixed shapes and a batch dim
+        of 1, so their tensors are concatenated and the window metadata kept as lists (``tests/test_public_apis.py``).
+        """
         if num_workers and num_workers > 1:
             logger.warning("num_workers > 1 is not supported by this pipeline; using 1")
             num_workers = 1
-        dataset = PipelineChunkIterator(inputs, self.preprocess, preprocess_params)
-        collate = no_collate_fn if batch_size == 1 else self._collate
-        dataloader = torch.utils.data.DataLoader(
-            dataset, num_workers=num_workers, batch_size=batch_size, collate_fn=collate
+        return super().get_iterator(
+            inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params
         )
-        model_iterator = PipelinePackIterator(dataloader, self.forward, forward_params, loader_batch_size=batch_size)
-        return PipelineIterator(model_iterator, self.postprocess, postprocess_params)
 
     def _forward(self, model_inputs: dict) -> dict:
         metadata = {key: model_inputs.pop(key) for key in _METADATA_KEYS}
