@@ -20,7 +20,7 @@ from fixtures_data import (  # noqa: F401  (fixtures)
 )
 
 from mmder_hf.data import RavdessBuilder, load_emotion_dataset, load_prefused_dataset
-from mmder_hf.data.builders import REPORT_FILENAME
+from mmder_hf.data.bad_data import REPORT_FILENAME
 from mmder_hf.data.media_writing import write_clip
 from mmder_hf.models.multimae_der import MultiMAEDERProcessor
 from mmder_hf.models.multimae_der.media import MediaError
@@ -154,7 +154,7 @@ def test_crema_d_hub_files_are_validated_too(fake_crema_d_dir, tmp_path, monkeyp
 
     import huggingface_hub
 
-    import mmder_hf.data.builders as builders
+    import mmder_hf.data.sources as sources
 
     root = tmp_path / "crema"
     shutil.copytree(fake_crema_d_dir, root)
@@ -178,7 +178,7 @@ def test_crema_d_hub_files_are_validated_too(fake_crema_d_dir, tmp_path, monkeyp
         urls.append(filename)
         return f"memory://crema-d/{filename}"
 
-    monkeypatch.setattr(builders, "hub_file_location", location)
+    monkeypatch.setattr(sources, "hub_file_location", location)
     with caplog.at_level(logging.WARNING):
         ds = load_emotion_dataset("crema_d", source="someone/crema-d", fold=None, streaming=True)
         clips = {row["clip_id"] for row in ds["train"].select_columns(["clip_id"])}

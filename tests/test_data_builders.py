@@ -27,7 +27,7 @@ from mmder_hf.data import (
     preprocess_to_cache,
     split_for_rank,
 )
-from mmder_hf.data.builders import probe_media
+from mmder_hf.data.probing import probe_media
 
 
 def _actors(split):
@@ -111,7 +111,7 @@ def test_ravdess_hub_repo_source(synthetic_ravdess_dir, monkeypatch, hf_cache_di
     ds = load_emotion_dataset("ravdess", source="someone/ravdess-zips", fold=1, cache_dir=hf_cache_dir)
     assert len(ds["test"]) == 4 * CLIPS
     assert "Video_Speech_Actor_01.zip" in fetched and not any("Song" in f for f in fetched)
-    from mmder_hf.data.builders import hub_file_location
+    from mmder_hf.data.sources import hub_file_location
 
     assert hub_file_location("a/b", "x.zip", streaming=True) == "hf://datasets/a/b/x.zip"
 

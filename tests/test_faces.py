@@ -530,7 +530,7 @@ def test_the_preprocess_cache_stores_the_crops_and_reports_clips_without_a_face(
     import datasets
 
     from mmder_hf.data import preprocess_to_cache
-    from mmder_hf.data.builders import NO_FACE
+    from mmder_hf.data.bad_data import NO_FACE
 
     paths = [clips["moving"][0], clips["cat"][0]]
     raw = datasets.DatasetDict({"train": datasets.Dataset.from_dict({"video": paths, "emotion": [0, 1]})})

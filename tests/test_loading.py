@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from mmder_hf.data import loading
-from mmder_hf.data.builders import NO_FACE, BadDataError, BadDataReport
+from mmder_hf.data.bad_data import NO_FACE, BadDataError, BadDataReport
 from mmder_hf.data.folds import get_fold
 
 

@@ -1,6 +1,7 @@
 """Audio-visual emotion corpora for MultiMAE-DER: parsers, folds, builders, loading, publishing, synthetic data."""
 
-from .builders import BadDataError, BadDataReport, CremaDBuilder, IemocapBuilder, RavdessBuilder
+from .bad_data import BadDataError, BadDataReport
+from .builders import CremaDBuilder, IemocapBuilder, RavdessBuilder
 from .collate import MultiMAEDERDataCollator
 from .corpora import LABEL_SETS, UnknownFileNameError, get_label_set
 from .folds import Fold, export_folds, get_fold, get_folds

@@ -13,31 +13,33 @@ works when our code instantiates it (``download_and_prepare`` / ``as_dataset`` /
 * IEMOCAP: the ``IEMOCAP_full_release`` folder; one row per utterance with the dialog video and the
   utterance's ``start`` / ``end`` times (the collator cuts the segment) and the utterance wav.
 
-Sources: a local folder, a list of local paths / URLs, or a Hub dataset repo id holding those files.
-Bad data (unknown names, corrupt, truncated or missing members, empty audio) is reported (count and names) and
-skipped, or raises :class:`BadDataError` with ``strict=True``; nothing is relabelled. The report (``builder.report``)
-is saved beside the prepared data (:data:`REPORT_FILENAME`, read back by ``builder.stored_report()`` when the cache
-is reused) and reaches users as ``load_emotion_dataset(...).bad_data``. Each builder's ``DatasetInfo``
+Sources: a local folder, a list of local paths / URLs, or a Hub dataset repo id holding those files (listed and
+read by :mod:`mmder_hf.data.sources`). Bad data
+(unknown names, corrupt, truncated or missing members, empty audio; :mod:`mmder_hf.data.probing` checks the media) is
+reported (count and names) and skipped, or raises :class:`~mmder_hf.data.bad_data.BadDataError` with
+``strict=True``; nothing is relabelled. The report (``builder.report``, a
+:class:`~mmder_hf.data.bad_data.BadDataReport`) is saved beside the prepared data
+(:data:`~mmder_hf.data.bad_data.REPORT_FILENAME`, read back by ``builder.stored_report()`` when the cache is reused)
+and reaches users as ``load_emotion_dataset(...).bad_data``. Each builder's ``DatasetInfo``
 (description, citation, homepage, licence) is read from :data:`mmder_hf.data.corpora.CORPUS_INFO`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import logging
 import os
 import posixpath
 import re
-import zipfile
-import zlib
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterator, Optional, Union
 
 import datasets
 
+# BadDataReport and probe_media are imported here also for training/pretraining.py until it imports them from their
+# own modules (bad_data, probing)
+from .bad_data import REPORT_FILENAME, BadDataReport
 from .corpora import (
     CREMA_D_BROKEN,
     IEMOCAP_EMOTIONS,
@@ -52,269 +54,15 @@ from .corpora import (
     read_crema_d_demographics,
 )
 from .folds import get_fold
+from .probing import probe_location, probe_media
+from .sources import extract_zip_members, iter_zip_members, list_source, open_location, resolve_location
 from .synthetic import is_synthetic_source
 
 
 logger = logging.getLogger(__name__)
 
-Source = Union[str, os.PathLike, list, tuple]
 _ARCHIVE = re.compile(r"Video_(Speech|Song)_Actor_(\d+)\.zip$")
 _ACTOR_DIR = re.compile(r"(?:^|/)Actor_(\d+)$")
-_REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
-#: The bad-data report of a prepared corpus, saved beside its Arrow files in the builder's cache folder.
-REPORT_FILENAME = "mmder_bad_data.json"
-
-
-# ------------------------------------------------------------------------------------------ bad data
-class BadDataError(ValueError):
-    """Raised in strict mode on the first unusable file."""
-
-
-@dataclass
-class BadDataReport:
-    """Files skipped because they cannot be used, by reason (``name -> reason``), and files kept with a remark
-    (``noted``: e.g. clips in which face cropping found no face and whose whole frames were used)."""
-
-    corpus: str = ""
-    skipped: dict = field(default_factory=dict)
-    noted: dict = field(default_factory=dict)
-
-    def note(self, name: str, remark: str) -> None:
-        """Record that ``name`` was used despite ``remark`` (it is counted in :meth:`summary`, not skipped)."""
-        self.noted[name] = remark
-
-    def add(self, name: str, reason: str, strict: bool = False) -> None:
-        """Record ``name`` as skipped for ``reason``, or raise :class:`BadDataError` when ``strict``."""
-        if strict:
-            raise BadDataError(f"{self.corpus}: {name}: {reason} (strict mode; pass strict=False to skip)")
-        self.skipped[name] = reason
-        logger.debug("skipping %s: %s", name, reason)
-
-    def __len__(self) -> int:
-        return len(self.skipped)
-
-    def by_reason(self) -> dict[str, list[str]]:
-        """``reason -> sorted names``."""
-        out = defaultdict(list)
-        for name, reason in self.skipped.items():
-            out[reason].append(name)
-        return {reason: sorted(names) for reason, names in out.items()}
-
-    def summary(self) -> str:
-        """One line per reason with the count and up to 10 names (then the noted files, the same way)."""
-        lines = [f"{self.corpus}: skipped {len(self)} file(s)"]
-        for reason, names in sorted(self.by_reason().items()):
-            more = f" (+{len(names) - 10} more)" if len(names) > 10 else ""
-            lines.append(f"  {reason}: {len(names)}: {', '.join(names[:10])}{more}")
-        remarks = defaultdict(list)
-        for name, remark in self.noted.items():
-            remarks[remark].append(name)
-        for remark, names in sorted(remarks.items()):
-            names = sorted(names)
-            more = f" (+{len(names) - 10} more)" if len(names) > 10 else ""
-            lines.append(f"  kept, {remark}: {len(names)}: {', '.join(names[:10])}{more}")
-        return "\n".join(lines)
-
-    def log(self, note: str = "") -> None:
-        """Warn with :meth:`summary` (count and names) when anything was skipped; ``note`` is appended to its first
-        line."""
-        if self.skipped or self.noted:
-            summary = self.summary()
-            if note:
-                first, _, rest = summary.partition("\n")
-                summary = f"{first} {note}" + (f"\n{rest}" if rest else "")
-            logger.warning(summary)
-
-    def to_dict(self) -> dict:
-        """``{"corpus", "skipped": {name: reason}}``, as saved beside the prepared data."""
-        out = {"corpus": self.corpus, "skipped": dict(sorted(self.skipped.items()))}
-        if self.noted:
-            out["noted"] = dict(sorted(self.noted.items()))
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict) -> BadDataReport:
-        return cls(
-            corpus=str(data.get("corpus", "")),
-            skipped=dict(data.get("skipped", {})),
-            noted=dict(data.get("noted", {})),
-        )
-
-
-#: Reasons :func:`probe_media` gives for a file that was cut short.
-#: The remark :func:`~mmder_hf.data.preprocess_to_cache` notes for a clip in which face cropping found no face.
-NO_FACE = "no face found (whole frames used)"
-TRUNCATED_MEDIA = "truncated media (its streams end before the duration its container declares)"
-TRUNCATED_PACKET = "truncated media (its last packet is incomplete)"
-TRUNCATED_WAV = "truncated media (its WAV header declares more audio than the file holds)"
-
-
-def probe_media(data: Union[bytes, str], need_video: bool = True, need_audio: bool = True) -> Optional[str]:
-    """Return why ``data`` (bytes or a path) is unusable, or ``None`` when it has the required streams.
-
-    Demuxes every packet once (no decoding, a small fraction of a decode's cost): a container that does not open
-    is "corrupt media", a missing stream is "no video stream" / "no audio track", an audio track without a single
-    non-empty packet is "empty audio", a file cut short is "truncated media (...)" (its streams stop more than
-    :data:`~mmder_hf.models.multimae_der.media.TRUNCATION_TOLERANCE` seconds, or 1 %, before the duration its
-    container declares, its last packet is incomplete, or its WAV header declares more data than it holds), and a
-    file that fails or holds damaged packets in the middle is "corrupt media (...)".
-    """
-    import av
-
-    from ..models.multimae_der.media import TRUNCATION_TOLERANCE, _wav_missing_seconds
-
-    missing = _wav_missing_seconds(data)
-    if missing is not None and missing > TRUNCATION_TOLERANCE:
-        return TRUNCATED_WAV
-    try:
-        with av.open(io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data) as container:
-            if need_video and not container.streams.video:
-                return "no video stream"
-            if need_audio and not container.streams.audio:
-                return "no audio track"
-            audio = container.streams.audio[0].index if container.streams.audio else None
-            audio_bytes, end, last_corrupt, damaged = 0, None, {}, False
-            try:
-                for packet in container.demux():
-                    if not packet.size:  # the demuxer's flush packets
-                        continue
-                    index = packet.stream.index
-                    if index == audio:
-                        audio_bytes += packet.size
-                    if last_corrupt.get(index):
-                        damaged = True  # a damaged packet that is not the stream's last one
-                    last_corrupt[index] = packet.is_corrupt
-                    if packet.pts is not None and packet.time_base is not None:
-                        packet_end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
-                        end = packet_end if end is None else max(end, packet_end)
-            except (av.error.FFmpegError, OSError) as err:
-                return f"corrupt media ({type(err).__name__} while demuxing)"
-            if need_audio and not audio_bytes:
-                return "empty audio"
-            if any(last_corrupt.values()):
-                return TRUNCATED_PACKET
-            if damaged:
-                return "corrupt media (damaged packets)"
-            declared = container.duration / av.time_base if container.duration else None
-            if declared and end is not None and end < declared - max(TRUNCATION_TOLERANCE, 0.01 * declared):
-                return TRUNCATED_MEDIA
-    except (av.error.FFmpegError, OSError, ValueError) as err:
-        return f"corrupt media ({type(err).__name__})"
-    return None
-
-
-def _probe_location(location: str, need_video: bool = True, need_audio: bool = True) -> Optional[str]:
-    """:func:`probe_media` on a local path or a remote URL (``hf://``...), which is read into memory.
-
-    (Told apart by the ``://``: when streaming, datasets patches this module's ``os.path.exists`` to say yes to
-    URLs too, which FFmpeg cannot open.)
-    """
-    if "://" not in location and os.path.exists(location):
-        return probe_media(location, need_video=need_video, need_audio=need_audio)
-    try:
-        with _open(location) as f:
-            data = f.read()
-    except (OSError, ValueError) as err:
-        return f"missing file ({type(err).__name__})"
-    if not data:
-        return "empty file"
-    return probe_media(data, need_video=need_video, need_audio=need_audio)
-
-
-# ------------------------------------------------------------------------------------------ sources
-def is_hub_repo_id(source: Any) -> bool:
-    """True for ``owner/name`` strings that are not an existing local path."""
-    return isinstance(source, str) and bool(_REPO_ID.match(source)) and not os.path.exists(source)
-
-
-def list_hub_files(repo_id: str, revision: Optional[str] = None) -> list[str]:
-    """Files of a Hub *dataset* repo (``HfApi.list_repo_files``)."""
-    from huggingface_hub import HfApi
-
-    return HfApi().list_repo_files(repo_id, repo_type="dataset", revision=revision)
-
-
-def hub_file_location(repo_id: str, filename: str, streaming: bool, revision: Optional[str] = None) -> str:
-    """Where to read a Hub file from: an ``hf://`` URL when streaming, else a local copy (``hf_hub_download``)."""
-    if streaming:
-        return f"hf://datasets/{repo_id}{'@' + revision if revision else ''}/{filename}"
-    from huggingface_hub import hf_hub_download
-
-    return hf_hub_download(repo_id, filename, repo_type="dataset", revision=revision)
-
-
-def _listing(source: Source, streaming: bool, revision: Optional[str]) -> list[str]:
-    """Flat list of file locations (local paths or URLs) under ``source``."""
-    if isinstance(source, (list, tuple)):
-        return [os.fspath(s) for s in source]
-    source = os.fspath(source)
-    if os.path.isdir(source):
-        out = []
-        for root, dirs, files in os.walk(source):
-            dirs.sort()
-            out.extend(os.path.join(root, f) for f in sorted(files))
-        return out
-    if is_hub_repo_id(source):
-        return [f"hub://{source}/{f}" for f in list_hub_files(source, revision)]
-    return [source]
-
-
-def _materialize(location: str, streaming: bool, revision: Optional[str]) -> str:
-    """Turn a ``hub://repo/file`` listing entry into a readable location; other entries are returned as is."""
-    if location.startswith("hub://"):
-        owner, name, filename = location[len("hub://") :].split("/", 2)
-        return hub_file_location(f"{owner}/{name}", filename, streaming, revision)
-    return location
-
-
-def source_fingerprint(source: Source) -> str:
-    """A short hash of a local source (file names, sizes, mtimes) so the builder cache follows data changes."""
-    h = hashlib.sha1()
-    if isinstance(source, (str, os.PathLike)) and os.path.isdir(source):
-        for path in _listing(source, False, None):
-            st = os.stat(path)
-            h.update(f"{os.path.relpath(path, source)}:{st.st_size}:{int(st.st_mtime)}".encode())
-    else:
-        h.update(repr(source).encode())
-    return h.hexdigest()[:16]
-
-
-def _open(location: str):
-    """Open a local path or a remote URL (``hf://``, ``https://``) for random-access binary reading."""
-    if os.path.exists(location):
-        return open(location, "rb")
-    from datasets.utils.file_utils import xopen
-
-    return xopen(location, "rb")
-
-
-def iter_zip_members(location: str, report: BadDataReport, strict: bool) -> Iterator[tuple[str, bytes]]:
-    """Yield ``(member name, bytes)`` of a (local or remote) zip, member by member, without extracting it.
-
-    Unreadable archives and members (bad CRC, truncated data) are reported and skipped.
-    """
-    label = os.path.basename(location)
-    try:
-        f = _open(location)
-    except (OSError, FileNotFoundError) as err:
-        report.add(label, f"missing archive ({type(err).__name__})", strict)
-        return
-    with f:
-        try:
-            zf = zipfile.ZipFile(f)
-        except (zipfile.BadZipFile, OSError) as err:
-            report.add(label, f"corrupt archive ({err})", strict)
-            return
-        with zf:
-            for info in zf.infolist():
-                if info.is_dir():
-                    continue
-                try:
-                    data = zf.read(info)
-                except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as err:
-                    report.add(f"{label}:{info.filename}", f"corrupt archive member ({type(err).__name__})", strict)
-                    continue
-                yield info.filename, data
 
 
 # ------------------------------------------------------------------------------------------ configs
@@ -331,7 +79,8 @@ class EmotionCorpusConfig(datasets.BuilderConfig):
         label_set (`str`, *optional*):
             name of the label set (default: the corpus' standard one).
         strict (`bool`, defaults to `False`):
-            raise :class:`BadDataError` on the first unusable file instead of reporting and skipping it.
+            raise :class:`~mmder_hf.data.bad_data.BadDataError` on the first unusable file instead of reporting and
+            skipping it.
         validate_media (`bool`, defaults to `True`):
             demux every file (remote ones too: they are read once for it) to catch corrupt or truncated media and
             empty audio before it reaches training.
@@ -488,7 +237,7 @@ class RavdessBuilder(_EmotionBuilder):
         streaming = dl_manager.is_streaming
         units = defaultdict(list)  # actor -> [(kind, location)]
         channels = self._channels()
-        for location in _listing(self.config.source, streaming, self.config.revision):
+        for location in list_source(self.config.source, self.config.revision):
             match = _ARCHIVE.search(location.replace("\\", "/"))
             if match and match.group(1).lower() in channels:
                 units[int(match.group(2))].append(("zip", location))
@@ -523,23 +272,11 @@ class RavdessBuilder(_EmotionBuilder):
             for name in sorted(os.listdir(location)):
                 yield os.path.join(os.path.basename(location), name), os.path.join(location, name)
             return
-        location = _materialize(location, streaming, self.config.revision)
+        location = resolve_location(location, streaming, self.config.revision)
         if streaming:
             yield from iter_zip_members(location, self.report, self.config.strict)
-            return
-        # map-style: extract member by member (a corrupt member does not lose the archive) into the cache, so
-        # that the Arrow table stores paths and the media bytes are not copied a second time
-        st = os.stat(location)
-        key = hashlib.sha1(f"{os.path.abspath(location)}:{st.st_size}:{int(st.st_mtime)}".encode()).hexdigest()[:16]
-        root = os.path.join(self._cache_dir_root, "mmder_extracted", key)
-        for name, data in iter_zip_members(location, self.report, self.config.strict):
-            target = os.path.join(root, name)
-            if not (os.path.exists(target) and os.path.getsize(target) == len(data)):
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                with open(target + ".part", "wb") as f:
-                    f.write(data)
-                os.replace(target + ".part", target)
-            yield name, target
+        else:  # extracted member by member (a corrupt member does not lose the archive) into the cache
+            yield from extract_zip_members(location, self._cache_dir_root, self.report, self.config.strict)
 
     def _generate_examples(self, units, streaming) -> Iterator[tuple[str, dict]]:
         label_set = self.label_set
@@ -622,11 +359,11 @@ class CremaDBuilder(_EmotionBuilder):
         self._reset_report()
         streaming = dl_manager.is_streaming
         videos, audios, genders = {}, {}, {}
-        for location in _listing(self.config.source, streaming, self.config.revision):
+        for location in list_source(self.config.source, self.config.revision):
             parts = location.replace("\\", "/").split("/")
             folder, base = (parts[-2] if len(parts) > 1 else ""), parts[-1]
             if base == "VideoDemographics.csv":
-                with _open(_materialize(location, streaming, self.config.revision)) as f:
+                with open_location(resolve_location(location, streaming, self.config.revision)) as f:
                     genders = read_crema_d_demographics(f.read().decode("utf-8", "replace"))
                 continue
             stem, ext = os.path.splitext(base)
@@ -663,10 +400,10 @@ class CremaDBuilder(_EmotionBuilder):
     def _generate_examples(self, clips, streaming) -> Iterator[tuple[str, dict]]:
         label_set = self.label_set
         for stem, video, audio, meta in clips:
-            video = _materialize(video, streaming, self.config.revision)
-            audio = _materialize(audio, streaming, self.config.revision)
+            video = resolve_location(video, streaming, self.config.revision)
+            audio = resolve_location(audio, streaming, self.config.revision)
             if self.config.validate_media:  # local paths, and remote (hf://) files read into memory
-                problem = _probe_location(video, need_audio=False) or _probe_location(audio, need_video=False)
+                problem = probe_location(video, need_audio=False) or probe_location(audio, need_video=False)
                 if problem:
                     self._skip(stem, problem)
                     continue
@@ -828,21 +565,9 @@ BUILDERS = {"ravdess": RavdessBuilder, "crema_d": CremaDBuilder, "iemocap": Iemo
 
 __all__ = [
     "BUILDERS",
-    "BadDataError",
-    "BadDataReport",
-    "NO_FACE",
-    "REPORT_FILENAME",
-    "TRUNCATED_MEDIA",
-    "TRUNCATED_PACKET",
-    "TRUNCATED_WAV",
     "CremaDBuilder",
     "EmotionCorpusConfig",
     "IemocapBuilder",
     "RavdessBuilder",
     "RavdessConfig",
-    "hub_file_location",
-    "is_hub_repo_id",
-    "list_hub_files",
-    "probe_media",
-    "source_fingerprint",
 ]

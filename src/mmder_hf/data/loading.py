@@ -22,9 +22,11 @@ import datasets
 import numpy as np
 import torch
 
-from .builders import BUILDERS, BadDataError, BadDataReport, is_hub_repo_id, list_hub_files, source_fingerprint
+from .bad_data import BadDataError, BadDataReport
+from .builders import BUILDERS
 from .corpora import get_label_set, normalize_corpus_name
 from .folds import get_fold
+from .sources import is_hub_repo_id, list_hub_files, source_fingerprint
 
 
 logger = logging.getLogger(__name__)
@@ -164,7 +166,7 @@ def load_emotion_dataset(
         ``test``; ``emotion`` is a [`~datasets.ClassLabel`], ``video`` / ``audio`` decode to torchcodec
         decoders, and ``actor`` never appears in two splits.
 
-        Its ``bad_data`` attribute is the [`~mmder_hf.data.builders.BadDataReport`] of the files that were
+        Its ``bad_data`` attribute is the [`~mmder_hf.data.bad_data.BadDataReport`] of the files that were
         skipped (``.skipped``: name -> reason; ``len()``, ``.by_reason()``, ``.summary()``), which is also logged
         as a warning (count and names) on every call. Map-style, the report is saved beside the prepared data in
         the builder's cache folder (``mmder_bad_data.json``) and read back when that cache is reused, so it is
@@ -289,7 +291,7 @@ def load_prefused_dataset(
         ``train`` / ``validation`` / ``test`` with ``video`` (Video), ``emotion`` (ClassLabel, RAVDESS
         7-class names) and ``file``. Actor ids are not recoverable from these files (the test files were
         renamed), so this split is the authors' one, not a subject-independent fold. Its ``bad_data``
-        attribute is a [`~mmder_hf.data.builders.BadDataReport`] of the ``.mp4`` members left out (a label
+        attribute is a [`~mmder_hf.data.bad_data.BadDataReport`] of the ``.mp4`` members left out (a label
         folder not in :data:`PREFUSED_LABELS`, or outside the split folders), also logged as a warning.
     """
     path = _prefused_zip(source, strategy, revision)
@@ -530,7 +532,7 @@ def _row_name(row: dict) -> str:
 def _report_faces(cached: datasets.DatasetDict, dataset: Any) -> datasets.DatasetDict:
     """Count the cached clips in which face cropping found no face (their whole frames were used): noted in the
     source's ``bad_data`` report (a new one when it has none), logged, and set as the cache's ``bad_data``."""
-    from .builders import NO_FACE, BadDataReport
+    from .bad_data import NO_FACE, BadDataReport
 
     report = getattr(dataset, "bad_data", None)
     report = report if report is not None else BadDataReport("preprocess cache")
