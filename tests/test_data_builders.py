@@ -94,6 +94,19 @@ def test_ravdess_builder_reads_extracted_folders_and_url_lists(synthetic_ravdess
     assert len(list(ds["validation"])) == 2 * CLIPS
 
 
+def test_ravdess_url_lists_map_style_are_fetched_by_the_download_manager(synthetic_ravdess_dir, tmp_path):
+    """Archives listed as URLs, map-style: datasets' download manager fetches them (extracting needs a local file;
+    a URL used to fail there), and they give the rows their local paths give."""
+    import pathlib
+
+    paths = [os.path.join(synthetic_ravdess_dir, f"Video_Speech_Actor_{a:02d}.zip") for a in range(1, 9)]
+    urls = [pathlib.Path(path).as_uri() for path in paths]  # file://: a URL that needs no network
+    from_urls = load_emotion_dataset("ravdess", source=urls, fold=2, cache_dir=str(tmp_path / "hf"))
+    from_paths = load_emotion_dataset("ravdess", source=paths, fold=2, cache_dir=str(tmp_path / "hf"))
+    assert sorted(from_urls["validation"]["file"]) == sorted(from_paths["validation"]["file"])
+    assert len(from_urls["validation"]) == 2 * CLIPS and not from_urls.bad_data.skipped
+
+
 def test_ravdess_hub_repo_source(synthetic_ravdess_dir, monkeypatch, hf_cache_dir):
     """A Hub repo holding the zips: files are listed with HfApi and fetched with hf_hub_download."""
     import huggingface_hub

@@ -14,7 +14,7 @@ works when our code instantiates it (``download_and_prepare`` / ``as_dataset`` /
   utterance's ``start`` / ``end`` times (the collator cuts the segment) and the utterance wav.
 
 Sources: a local folder, a list of local paths / URLs, or a Hub dataset repo id holding those files (listed and
-read by :mod:`mmder_hf.data.sources`). Bad data
+read by :mod:`mmder_hf.data.sources`; remote archives are fetched with datasets' download manager). Bad data
 (unknown names, corrupt, truncated or missing members, empty audio; :mod:`mmder_hf.data.probing` checks the media) is
 reported (count and names) and skipped, or raises :class:`~mmder_hf.data.bad_data.BadDataError` with
 ``strict=True``; nothing is relabelled. The report (``builder.report``, a
@@ -235,6 +235,7 @@ class RavdessBuilder(_EmotionBuilder):
             raise ValueError("RavdessBuilder needs a source (folder, list of zips/URLs, or Hub repo id)")
         self._reset_report()
         streaming = dl_manager.is_streaming
+        self._dl_manager = dl_manager  # fetches remote archives (see _fetch)
         units = defaultdict(list)  # actor -> [(kind, location)]
         channels = self._channels()
         for location in list_source(self.config.source, self.config.revision):
@@ -272,11 +273,18 @@ class RavdessBuilder(_EmotionBuilder):
             for name in sorted(os.listdir(location)):
                 yield os.path.join(os.path.basename(location), name), os.path.join(location, name)
             return
-        location = resolve_location(location, streaming, self.config.revision)
+        location = self._fetch(location, streaming)
         if streaming:
             yield from iter_zip_members(location, self.report, self.config.strict)
         else:  # extracted member by member (a corrupt member does not lose the archive) into the cache
             yield from extract_zip_members(location, self._cache_dir_root, self.report, self.config.strict)
+
+    def _fetch(self, location: str, streaming: bool) -> str:
+        """An archive's listing entry as a location to read: Hub entries through :func:`resolve_location`, then
+        remote URLs through datasets' download manager (map-style: downloaded into its cache, as extracting needs a
+        local file; streaming: read in place). Local paths are read where they are."""
+        location = resolve_location(location, streaming, self.config.revision)
+        return self._dl_manager.download(location) if "://" in location else location
 
     def _generate_examples(self, units, streaming) -> Iterator[tuple[str, dict]]:
         label_set = self.label_set

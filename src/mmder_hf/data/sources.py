@@ -1,6 +1,6 @@
 """Where the builders read a corpus from: a local folder, a list of local paths / URLs, or a Hub dataset repo.
 
-``datasets``' download managers fetch remote files, but what
+``datasets``' download managers fetch remote files (the builders use ``dl_manager.download`` for them), but what
 they lack is here: listing a Hub repo (``hub://`` entries, fetched only for the splits that read them), the source
 fingerprint that keys the builder cache, and reading a zip member by member so that one corrupt member is reported
 in the :class:`~mmder_hf.data.bad_data.BadDataReport` and skipped instead of failing the archive
