@@ -88,6 +88,20 @@ def test_streams_of_different_lengths_are_not_truncation(make_clip, container):
             assert all(np.isfinite(v.numpy()).all() for v in out.values())
 
 
+def test_a_separate_audio_file_whose_video_is_longer_is_not_truncation(make_clip, synthetic_clip_path):
+    """CREMA-D / IEMOCAP read the audio from a file of its own. When that file holds a 2 s video and a complete 1 s
+    audio track (Matroska: no per-stream duration, so its video is scanned), the short track is how the file is:
+    its tone for 1 s, then silence to the clip's 2 s."""
+    from mmder_hf.models.multimae_der.media import decode_clip
+
+    audio_file = make_clip("audio_1.0_mkv", audio_duration=1.0, container="mkv")
+    clip = decode_clip(str(synthetic_clip_path), 4, audio_source=str(audio_file))
+    assert (clip.start, clip.end) == (0.0, 2.0) and clip.waveform.shape == (32000,)
+    wave = clip.waveform.numpy()
+    assert np.sqrt(np.mean(wave[:15000] ** 2)) > 0.2  # the tone (440 Hz and 880 Hz at 0.5, mixed to mono)
+    assert (wave[17000:] == 0).all()
+
+
 def test_truncated_wav_alone_or_beside_a_video(audio_only_path, synthetic_clip_path, tmp_path):
     # FFmpeg derives a WAV's duration from the file size: only the header's data size shows the cut
     broken = cut(audio_only_path, tmp_path)

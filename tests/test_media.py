@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from conftest import decode_indices, write_wav
+from conftest import decode_indices, tone, write_wav
 
 from mmder_hf.models.multimae_der import media
 from mmder_hf.models.multimae_der.media import (
@@ -175,6 +175,11 @@ def test_audio_of_a_range_holds_its_own_samples(ramp_wav):
     assert late.waveform.shape == (8000,) and float(late.waveform[0]) == pytest.approx(_ramp(1.5), abs=2e-4)
 
 
+def test_a_range_one_sample_long_holds_that_sample(ramp_wav):
+    one = decode_clip(str(ramp_wav), 0, clip_start=0.5, clip_end=0.5 + 1 / 16000)
+    assert one.waveform.shape == (1,) and float(one.waveform[0]) == pytest.approx(_ramp(0.5), abs=2e-4)  # -0.4
+
+
 def test_late_audio_is_placed_on_the_clips_timeline():
     """An audio track starting 0.25 s into a 1 s range: silence first, then its samples, cut at the range end."""
     data = torch.linspace(0.1, 0.9, 16000)[None]  # 1 s at 16 kHz from 0.25 s
@@ -196,6 +201,48 @@ def test_late_audio_is_placed_on_the_clips_timeline():
     asked.clear()
     media._decode_audio(decoder, "x", 0.5, None, 16000, pad_to_range=False)  # from 0.5 s to the stream's end
     assert asked == [(0.5, None)]
+
+
+@pytest.mark.parametrize("audio_seconds", [1.0, 3.0])
+def test_audio_alone_from_a_video_file_is_read_over_the_video_span(make_clip, audio_seconds):
+    """Audio without frames from a file with a 2 s video stream is read over the video's 2 s, as when frames are read
+    with it: a 1 s track is followed by silence, a 3 s one is cut at 2 s (the tone written is the expected value)."""
+    path = make_clip(
+        f"span_audio_{audio_seconds}",
+        num_frames=20,
+        fps=10.0,
+        sample_rate=16000,
+        channels=1,
+        audio_duration=audio_seconds,
+        container="mkv",
+    )
+    clip = decode_clip(str(path), 0)
+    assert clip.frames is None and (clip.start, clip.end) == (0.0, 2.0)
+    assert clip.waveform.shape == (32000,)
+    wave, written = clip.waveform.numpy(), tone(audio_seconds, 16000)[0]
+
+    def rms(x):
+        return float(np.sqrt(np.mean(np.square(x))))
+
+    assert rms(wave[:15000] - written[:15000]) < 0.02  # the tone (RMS 0.35), through AAC
+    if audio_seconds == 1.0:
+        assert (wave[17000:] == 0).all()  # after the track's end (and the codec's padding): silence
+    else:
+        assert rms(wave[17000:] - written[17000:32000]) < 0.02
+
+
+def test_an_audio_stream_without_a_declared_duration_ends_where_its_samples_do(ramp_wav):
+    """A stream whose header does not tell its length (as in some live recordings): the clip ends after its decoded
+    samples, 32000 at 16 kHz from 0 s."""
+    import dataclasses
+
+    from torchcodec.decoders import AudioDecoder
+
+    decoder = AudioDecoder(str(ramp_wav))
+    decoder.metadata = dataclasses.replace(decoder.metadata, duration_seconds=None, duration_seconds_from_header=None)
+    clip = decode_clip(decoder, 0)
+    assert clip.waveform.shape == (32000,) and (clip.start, clip.end) == (0.0, 2.0)
+    np.testing.assert_allclose(clip.waveform.numpy(), _ramp(np.arange(32000) / 16000), atol=2e-4)
 
 
 def test_an_audio_decoding_error_names_the_input():
@@ -265,6 +312,15 @@ def test_wav_header_against_the_file_length():
     assert media._wav_missing_seconds(_wav_bytes(1.0, size=0)) is None
     assert media._wav_missing_seconds(_wav_bytes(1.0)[:30]) is None  # cut inside the format chunk
     assert media._wav_missing_seconds(b"not a wav file at all") is None
+
+
+def test_only_a_riff_wave_header_is_read_for_missing_audio():
+    """The cut check trusts a WAV's data chunk only: the same cut bytes under another RIFF form (an AVI) or another
+    tag (RF64, whose real sizes live in its ds64 chunk) are not judged by it."""
+    cut = _wav_bytes(1.0)[:-16000]  # 0.5 s missing as a WAV
+    assert media._wav_missing_seconds(cut) == pytest.approx(0.5)
+    assert media._wav_missing_seconds(cut[:8] + b"AVI " + cut[12:]) is None
+    assert media._wav_missing_seconds(b"RF64" + cut[4:]) is None
 
 
 def test_a_cut_wav_file_is_reported_as_truncated(tmp_path, ramp_wav):
