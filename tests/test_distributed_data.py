@@ -24,11 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = textwrap.dedent(
     """
     import json, os, sys
-    from mmder_hf.training import MultiMAEDERTrainer
-    from mmder_hf.training.finetune import (
-        build_model, build_processor, end_process_group, load_data, parse_args, prepare_datasets, report_rank_split,
-        setup_run,
-    )
+    from mmder_hf.training import MultiMAEDERTrainer, parse_args
+    from mmder_hf.training.finetune import build_model, load_data, prepare_datasets, report_rank_split
+    from mmder_hf.training.run import build_processor, end_process_group, setup_run
 
     out, runs = sys.argv[1], json.loads(sys.argv[2])
     rank = int(os.environ["RANK"])

@@ -31,10 +31,10 @@ RUNNER = textwrap.dedent(
     import json, os, signal, sys
     sys.path.insert(0, os.environ["MMDER_EXAMPLES"])
     sys.path.insert(0, os.environ["MMDER_TESTS"])
-    import finetune
+    import mmder_hf.training.finetune as finetune
     from offline_hub import patch_hf_api
     from transformers import TrainerCallback
-    from mmder_hf.training.finetune import end_process_group
+    from mmder_hf.training.run import end_process_group
 
     RANK = os.environ.get("RANK", "0")
     patch_hf_api(os.environ["MMDER_TEST_UPLOADS"], rank=RANK)

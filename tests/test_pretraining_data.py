@@ -9,20 +9,14 @@ import torch
 from inference_helpers import TINY
 
 from mmder_hf import MultiMAEDERConfig, MultiMAEDERForPreTraining, MultiMAEDERProcessor
+from mmder_hf.data.distributed import RankShardBatchSampler
 from mmder_hf.data.folds import get_fold
 from mmder_hf.data.media_writing import write_clip
 from mmder_hf.training import RecipeArguments
-from mmder_hf.training.finetune import DataArguments, ModelArguments, build_model
-from mmder_hf.training.pretraining import (
-    PretrainingArguments,
-    RankShardBatchSampler,
-    find_videos,
-    first_batch,
-    load_pretraining_data,
-    prepare_pretraining_data,
-    reconstruct,
-    save_reconstruction_picture,
-)
+from mmder_hf.training.arguments import DataArguments, ModelArguments, PretrainingArguments
+from mmder_hf.training.finetune import build_model
+from mmder_hf.training.pictures import first_batch, reconstruct, save_reconstruction_picture
+from mmder_hf.training.pretraining_data import find_videos, load_pretraining_data, prepare_pretraining_data
 
 
 DECODER = dict(
@@ -183,12 +177,10 @@ def test_a_hub_dataset_of_videos_streams_every_clip_into_training_and_evaluation
     import datasets
     from transformers import TrainingArguments
 
-    from mmder_hf.training.finetune import build_processor
-    from mmder_hf.training.pretraining import (
-        MultiMAEDERPreTrainer,
-        build_pretraining_model,
-        parse_pretraining_args,
-    )
+    from mmder_hf.training.arguments import parse_pretraining_args
+    from mmder_hf.training.pretraining import build_pretraining_model
+    from mmder_hf.training.run import build_processor
+    from mmder_hf.training.trainers import MultiMAEDERPreTrainer
 
     repo = tmp_path / "someone--talking-faces"
     (repo / "data").mkdir(parents=True)
@@ -263,8 +255,8 @@ def names(shard: str, count: int) -> list[str]:
 
 def test_pretrain_takes_the_face_crop_flag_into_its_processor(tmp_path):
     from mmder_hf.models.multimae_der import MultiMAEDERConfig
-    from mmder_hf.training.finetune import build_processor
-    from mmder_hf.training.pretraining import parse_pretraining_args
+    from mmder_hf.training.arguments import parse_pretraining_args
+    from mmder_hf.training.run import build_processor
 
     config = MultiMAEDERConfig(image_size=32, num_frames=4)
     argv = ["--output_dir", str(tmp_path), "--dataset_name", "videos", "--dataset_source", str(tmp_path)]

@@ -28,7 +28,7 @@ RUNNER = textwrap.dedent(
     sys.path.insert(0, os.path.join(os.environ["MMDER_ROOT"], "tests"))
     from offline_hub import patch_hf_api
 
-    from mmder_hf.training.finetune import end_process_group
+    from mmder_hf.training.run import end_process_group
 
     patch_hf_api(os.environ["MMDER_TEST_UPLOADS"])
     try:
@@ -138,11 +138,10 @@ def test_cpu_pretraining_lowers_the_held_out_loss_and_finetuning_starts_from_it(
 DISTRIBUTED = textwrap.dedent(
     """
     import json, os, sys
-    from mmder_hf.training.finetune import build_processor, end_process_group, setup_run
-    from mmder_hf.training.pretraining import (
-        MultiMAEDERPreTrainer, build_pretraining_model, load_pretraining_data, parse_pretraining_args,
-        prepare_pretraining_data,
-    )
+    from mmder_hf.training import MultiMAEDERPreTrainer, parse_pretraining_args
+    from mmder_hf.training.pretraining import build_pretraining_model
+    from mmder_hf.training.pretraining_data import load_pretraining_data, prepare_pretraining_data
+    from mmder_hf.training.run import build_processor, end_process_group, setup_run
 
     out, runs = sys.argv[1], json.loads(sys.argv[2])
     rank = int(os.environ["RANK"])
@@ -265,8 +264,11 @@ def test_two_processes_pretrain_reading_every_clip_exactly_once(tmp_path, free_p
 # pre-training `Trainer` that pretrain.py builds.
 
 PRETRAIN_RUNNER = finetune_tests.RUNNER.replace("finetune.MultiMAEDERTrainer", "pretrain.MultiMAEDERPreTrainer")
-PRETRAIN_RUNNER = PRETRAIN_RUNNER.replace("import finetune\n", "import pretrain\n")
-assert PRETRAIN_RUNNER.count("pretrain.MultiMAEDERPreTrainer") == 2 and "import pretrain\n" in PRETRAIN_RUNNER
+PRETRAIN_RUNNER = PRETRAIN_RUNNER.replace(
+    "import mmder_hf.training.finetune as finetune\n", "import mmder_hf.training.pretraining as pretrain\n"
+)
+assert PRETRAIN_RUNNER.count("pretrain.MultiMAEDERPreTrainer") == 2
+assert "import mmder_hf.training.pretraining as pretrain\n" in PRETRAIN_RUNNER
 
 
 def run_killable(args, tmp_path, env=None):

@@ -8,15 +8,9 @@ import dataclasses
 
 import pytest
 
-from mmder_hf.training.recipes import (
-    DECODER_SIZES,
-    MODEL_SIZES,
-    RECIPES,
-    Recipe,
-    RecipeArguments,
-    parse_config_overrides,
-    recipe_defaults,
-)
+from mmder_hf.training.arguments import RecipeArguments
+from mmder_hf.training.recipes import DECODER_SIZES, MODEL_SIZES, RECIPES, Recipe, recipe_defaults
+from mmder_hf.training.run import parse_config_overrides
 
 
 COMMON = {
@@ -170,3 +164,58 @@ def test_config_overrides_parse_json_values_and_refuse_typos():
         parse_config_overrides("hiden_size=3", known=["hidden_size", "num_frames"])
     with pytest.raises(ValueError, match=r"'zzz' is not a MultiMAEDERConfig field$"):
         parse_config_overrides("zzz=3", known=["hidden_size"])
+
+
+PRETRAINING_COMMON = {
+    "adam_beta2": 0.95,
+    "weight_decay": 0.05,
+    "lr_scheduler_type": "cosine",
+    "warmup_steps": 0.05,
+    "eval_strategy": "epoch",
+    "save_strategy": "epoch",
+    "save_total_limit": 2,
+}
+PRETRAINING_EXPECTED = {
+    # MAE-DFER on VoxCeleb2: AdamW (0.9, 0.95), lr 3e-4 at a total batch of 64, weight decay 0.05, 100 epochs,
+    # 5% warm-up then cosine
+    "mae_dfer": {
+        **PRETRAINING_COMMON,
+        "learning_rate": 3e-4,
+        "per_device_train_batch_size": 32,
+        "per_device_eval_batch_size": 32,
+        "num_train_epochs": 100,
+        "logging_strategy": "steps",
+        "logging_steps": 50,
+    },
+    "quick": {
+        **PRETRAINING_COMMON,
+        "learning_rate": 2e-3,
+        "per_device_train_batch_size": 16,
+        "per_device_eval_batch_size": 32,
+        "num_train_epochs": 60,
+        "logging_strategy": "epoch",
+    },
+}
+
+
+@pytest.mark.parametrize("name", list(PRETRAINING_EXPECTED))
+def test_each_pretraining_recipe_sets_exactly_its_documented_values(name):
+    from mmder_hf.training.recipes import PRETRAINING_RECIPES
+
+    recipe = PRETRAINING_RECIPES[name]
+    assert (recipe.name, recipe.kind, recipe.recipe, recipe.data) == (name, "pretrain", {}, {})
+    assert recipe.training == PRETRAINING_EXPECTED[name]
+    run = {"remove_unused_columns": False, "report_to": "none", "do_train": True, "do_eval": True}
+    assert recipe.defaults() == {**run, **PRETRAINING_EXPECTED[name], "recipe": name}  # no test split to predict
+
+
+def test_a_finetuning_recipe_also_predicts_the_test_split_and_unknown_names_are_one_line():
+    from mmder_hf.training.recipes import PRETRAINING_RECIPES, get_recipe
+
+    run = {"remove_unused_columns": False, "report_to": "none", "do_train": True, "do_eval": True, "do_predict": True}
+    assert RECIPES["paper"].defaults() == {**run, **recipe_defaults("paper")}
+    with pytest.raises(
+        ValueError, match=r"^Unknown pre-training recipe 'fast'; expected one of \['mae_dfer', 'quick'\]$"
+    ):
+        get_recipe("fast", PRETRAINING_RECIPES)
+    assert get_recipe("quick", PRETRAINING_RECIPES) is PRETRAINING_RECIPES["quick"]

@@ -12,9 +12,9 @@ import pytest
 
 from mmder_hf import MultiMAEDERConfig, MultiMAEDERForVideoClassification, MultiMAEDERProcessor
 from mmder_hf.training import MODEL_SIZES
-from mmder_hf.training.finetune import build_model, build_processor, parse_args
-from mmder_hf.training.pretraining import parse_pretraining_args
-from mmder_hf.training.recipes import RecipeArguments
+from mmder_hf.training.arguments import RecipeArguments, parse_args, parse_pretraining_args
+from mmder_hf.training.finetune import build_model
+from mmder_hf.training.run import build_processor
 
 
 CONFIG = MultiMAEDERConfig(image_size=32, num_frames=4)
@@ -93,7 +93,8 @@ HUB_ID = textwrap.dedent(
     """
     import json, sys
     from mmder_hf import MultiMAEDERConfig
-    from mmder_hf.training.finetune import build_processor, parse_args
+    from mmder_hf.training import parse_args
+    from mmder_hf.training.run import build_processor
     model_args, data_args, _, _ = parse_args(["--output_dir", "x", "--dataset_source", "/data/ravdess"])
     model_args.model_name_or_path = sys.argv[1]
     processor = build_processor(model_args, data_args, MultiMAEDERConfig(image_size=32, num_frames=4))

@@ -27,7 +27,7 @@ SCRIPT = textwrap.dedent(
     """
     import importlib.util, json, os, sys
     import mmder_hf.data.collate as collate
-    from mmder_hf.training.finetune import end_process_group
+    from mmder_hf.training.run import end_process_group
 
     out, runs = sys.argv[1], json.loads(sys.argv[2])
     rank = int(os.environ["RANK"])

@@ -21,7 +21,7 @@ from mmder_hf.training import (
     layer_decay_parameter_groups,
     layer_id,
 )
-from mmder_hf.training import trainer as trainer_module
+from mmder_hf.training import trainers as trainer_module
 
 
 def _model(num_labels=4, **kwargs):

@@ -326,7 +326,7 @@ def test_finetune_help_prints_every_recipe():
 
 
 def test_a_typo_in_config_overrides_is_rejected_with_the_closest_field():
-    from mmder_hf.training.recipes import parse_config_overrides
+    from mmder_hf.training.run import parse_config_overrides
 
     known = MultiMAEDERConfig().to_dict()
     assert parse_config_overrides("hidden_size=128,hidden_act=gelu", known) == {

@@ -6,7 +6,8 @@ classes for ``register_for_auto_class``, so that ``save_pretrained`` writes the 
 anyone load a checkpoint with ``trust_remote_code=True`` without installing this package.
 
 Layout: ``models/multimae_der/`` holds exactly what ships with every checkpoint; ``data/`` the corpora, folds,
-caches and publishing; ``training/`` recipes, the trainer, the feature cache and metrics; ``cards/`` model cards.
+caches and publishing; ``training/`` the runs (arguments, recipes, the run's life, the trainers, fine-tuning,
+pre-training, cross-validation, the grid); ``cards/`` model cards.
 """
 
 from .data import (
@@ -17,12 +18,9 @@ from .data import (
     load_prefused_dataset,
     make_synthetic_corpus,
     preprocess_to_cache,
-    split_for_rank,
 )
-from .data.media_writing import write_clip
 from .models.multimae_der import (
     FUSION_STRATEGIES,
-    TASK,
     MediaError,
     MultiMAEDERConfig,
     MultiMAEDERForPreTraining,
@@ -31,9 +29,6 @@ from .models.multimae_der import (
     MultiMAEDERPipeline,
     MultiMAEDERPreTrainedModel,
     MultiMAEDERProcessor,
-    add_remote_code,
-    decode_clip,
-    frames_per_modality,
     fuse,
     register,
 )
@@ -43,9 +38,10 @@ __version__ = "0.1.0"
 
 register()
 
+# What a user calls. Helpers (``write_clip``, ``TASK``, ``add_remote_code``, ``split_for_rank``...) stay importable
+# from their own modules.
 __all__ = [
     "FUSION_STRATEGIES",
-    "TASK",
     "MediaError",
     "MultiMAEDERConfig",
     "MultiMAEDERDataCollator",
@@ -55,9 +51,6 @@ __all__ = [
     "MultiMAEDERPipeline",
     "MultiMAEDERPreTrainedModel",
     "MultiMAEDERProcessor",
-    "add_remote_code",
-    "decode_clip",
-    "frames_per_modality",
     "fuse",
     "get_fold",
     "get_folds",
@@ -65,6 +58,4 @@ __all__ = [
     "load_prefused_dataset",
     "make_synthetic_corpus",
     "preprocess_to_cache",
-    "split_for_rank",
-    "write_clip",
 ]

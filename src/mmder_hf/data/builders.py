@@ -37,8 +37,6 @@ from typing import Any, Iterator, Optional, Union
 
 import datasets
 
-# BadDataReport and probe_media are imported here also for training/pretraining.py until it imports them from their
-# own modules (bad_data, probing)
 from .bad_data import REPORT_FILENAME, BadDataReport
 from .corpora import (
     CREMA_D_BROKEN,

@@ -1,4 +1,6 @@
-"""Streams under several processes: split by example, batch by batch, so every rank takes the same steps.
+"""Data under several processes, so that every rank takes the same steps: streams split by example, batch by batch
+(:class:`ExampleSplitStream`), and map-style shards that each rank builds and reads on its own
+(:class:`RankShardBatchSampler`, pre-training).
 
 accelerate splits a `datasets.IterableDataset` that has at least one shard per process BY SHARD. That does not even
 out the examples per rank: 3 actor archives over 2 processes give 16 and 8 clips, a RAVDESS fold's 18 training
@@ -17,6 +19,7 @@ not decode: the collator does) the whole stream.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, Iterator
 
 import torch
@@ -103,4 +106,51 @@ def split_streams_by_example(splits: dict, per_device_batch_sizes: dict, world_s
     return out
 
 
-__all__ = ["ExampleSplitStream", "split_streams_by_example"]
+class RankShardSampler:
+    """One process's own contiguous shard in a fresh random order every epoch (``set_epoch``), completed to
+    ``ceil(total / world_size)`` indices: a rank whose shard is one clip shorter repeats its first clip once."""
+
+    def __init__(self, num_examples: int, total: int, world_size: int, seed: int):
+        self.num_examples, self.seed = num_examples, seed
+        self.per_rank = math.ceil(total / world_size)
+        if not 0 < num_examples <= self.per_rank:
+            raise ValueError(f"a shard of {num_examples} clips cannot be one of {world_size} shards of {total}")
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        order = torch.randperm(self.num_examples, generator=generator).tolist()
+        return iter(order + order[: self.per_rank - self.num_examples])
+
+    def __len__(self) -> int:
+        return self.per_rank
+
+
+class RankShardBatchSampler:
+    """Batches of :class:`RankShardSampler`: every rank yields the same number of batches, as distributed training
+    needs. Every clip is read exactly once per epoch when ``world_size`` divides ``total``, and at most one clip per
+    rank twice otherwise. ``set_epoch`` reshuffles (accelerate's loader and the `Trainer` call it every epoch)."""
+
+    def __init__(self, num_examples: int, total: int, world_size: int, batch_size: int, seed: int, drop_last=False):
+        self.sampler = RankShardSampler(num_examples, total, world_size, seed)
+        self.batch_size, self.drop_last = batch_size, drop_last
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+    def __iter__(self):
+        order = list(self.sampler)
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            if len(batch) == self.batch_size or not self.drop_last:
+                yield batch
+
+    def __len__(self) -> int:
+        full, rest = divmod(len(self.sampler), self.batch_size)
+        return full + int(bool(rest) and not self.drop_last)
+
+
+__all__ = ["ExampleSplitStream", "RankShardBatchSampler", "RankShardSampler", "split_streams_by_example"]

@@ -1,27 +1,74 @@
-"""Training MultiMAE-DER with the 🤗 `Trainer`: recipes, the trainer, the frozen-backbone feature cache, metrics."""
+"""Training MultiMAE-DER with the 🤗 `Trainer`, one room per part of a run.
 
+* ``arguments``: the argument dataclasses of every script and the one recipe-aware parser;
+* ``recipes``: the recipes of both kinds (one `Recipe` type) and the random model sizes;
+* ``run``: the life of a run that fine-tuning and pre-training share (setup, refuse / reuse / resume, the record of
+  its settings, the hyperparameter table, the processor, split trimming);
+* ``trainers``: both `Trainer` subclasses, with one model-card hook;
+* ``finetune`` / ``pretraining`` (+ ``pretraining_data``): each kind of run's own work, and the run itself;
+* ``cross_validation`` / ``grid``: every fold, and every strategy of the paper's table;
+* ``pictures``, ``metrics``, ``feature_cache``: reconstruction pictures, WAR / UAR, the frozen-backbone fast path.
+"""
+
+from .arguments import (
+    CrossValidationArguments,
+    DataArguments,
+    GridArguments,
+    ModelArguments,
+    PretrainingArguments,
+    RecipeArguments,
+    parse_args,
+    parse_cross_validation_args,
+    parse_grid_args,
+    parse_pretraining_args,
+)
+from .cross_validation import cross_validate
 from .feature_cache import can_cache_features, compute_pooled_features
+from .finetune import run_finetuning
+from .grid import compare_strategies
 from .metrics import WAR_UAR_METRIC_PATH, WarUarMetrics, load_war_uar, save_confusion_matrix
-from .recipes import MODEL_SIZES, RECIPES, Recipe, RecipeArguments, parse_config_overrides, recipe_defaults
-from .trainer import MultiMAEDERTrainer, SoftTargetCrossEntropy, add_drop_path, layer_decay_parameter_groups, layer_id
+from .pretraining import run_pretraining
+from .recipes import MODEL_SIZES, PRETRAINING_RECIPES, RECIPES, Recipe, recipe_defaults
+from .trainers import (
+    MultiMAEDERPreTrainer,
+    MultiMAEDERTrainer,
+    SoftTargetCrossEntropy,
+    add_drop_path,
+    layer_decay_parameter_groups,
+    layer_id,
+)
 
 
 __all__ = [
     "MODEL_SIZES",
+    "PRETRAINING_RECIPES",
     "RECIPES",
     "WAR_UAR_METRIC_PATH",
+    "CrossValidationArguments",
+    "DataArguments",
+    "GridArguments",
+    "ModelArguments",
+    "MultiMAEDERPreTrainer",
     "MultiMAEDERTrainer",
+    "PretrainingArguments",
     "Recipe",
     "RecipeArguments",
     "SoftTargetCrossEntropy",
     "WarUarMetrics",
     "add_drop_path",
     "can_cache_features",
+    "compare_strategies",
     "compute_pooled_features",
+    "cross_validate",
     "layer_decay_parameter_groups",
     "layer_id",
     "load_war_uar",
-    "parse_config_overrides",
+    "parse_args",
+    "parse_cross_validation_args",
+    "parse_grid_args",
+    "parse_pretraining_args",
     "recipe_defaults",
+    "run_finetuning",
+    "run_pretraining",
     "save_confusion_matrix",
 ]

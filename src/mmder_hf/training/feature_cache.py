@@ -13,7 +13,7 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from .recipes import RecipeArguments
+from .arguments import RecipeArguments
 
 
 def can_cache_features(model: nn.Module, recipe_args: RecipeArguments) -> bool:

@@ -1,24 +1,29 @@
-"""The pieces ``examples/finetune.py`` wires together: its arguments, data, model, processor, caches and card.
+"""Fine-tuning's own work, side by side with :mod:`~mmder_hf.training.pretraining`: the labelled fold, the
+classifier, what the `Trainer` reads, the card, and the whole run.
 
-``examples/finetune.py`` reads as a linear ``main()`` (parse -> data -> model -> Trainer -> train / evaluate /
-save_metrics -> card / push); everything it needs that is more than a line lives here, so that
-``examples/cross_validate.py`` and ``examples/demo.py`` run exactly the same code.
+* :func:`load_data` / :func:`prepare_datasets`: the fold's splits, preprocessed once (or streamed), and what the
+  `Trainer` reads under any number of processes; :func:`report_rank_split` says how they are shared.
+* :func:`build_model`: a random model of ``--model_size`` or a checkpoint, with the recipe's frozen backbone and
+  drop path.
+* :class:`CardWriter`, :func:`widget_examples_from_split`, :func:`fold_shortfall`: the model card and its examples.
+* :func:`run_finetuning`: the whole run, as ``examples/finetune.py`` starts it and cross-validation runs each fold.
+
+The arguments are in :mod:`~mmder_hf.training.arguments`, the run's life (refuse / reuse / resume, the record of
+its settings) in :mod:`~mmder_hf.training.run`, the `Trainer` in :mod:`~mmder_hf.training.trainers`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Callable, Optional, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
 
 import datasets
-import torch
 import transformers
-from transformers import HfArgumentParser, TrainingArguments
+from transformers import TrainingArguments, set_seed
+from transformers.trainer_utils import get_last_checkpoint
 
 from ..cards import write_model_card
 from ..cards.widget import widget_examples
@@ -29,255 +34,26 @@ from ..data.loading import DEFAULT_CACHE_DIR
 from ..data.media_writing import write_row_clip
 from ..data.synthetic import is_synthetic_source
 from ..models.multimae_der import MultiMAEDERConfig, MultiMAEDERForVideoClassification, MultiMAEDERProcessor
+from .arguments import DataArguments, ModelArguments, RecipeArguments
 from .feature_cache import can_cache_features, compute_pooled_features
-from .recipes import MODEL_SIZES, RECIPES, RecipeArguments, parse_config_overrides, recipe_defaults
-from .trainer import add_drop_path
+from .metrics import WarUarMetrics, save_confusion_matrix
+from .recipes import MODEL_SIZES, RECIPES
+from .run import (
+    build_processor,
+    config_overrides,
+    drop_unused_columns,
+    hyperparameters,
+    refuse_other_settings,
+    result_settings,
+    reuse_or_start_run,
+    save_run_args,
+    split_sizes,
+    trim_splits,
+)
+from .trainers import MultiMAEDERTrainer, add_drop_path
 
 
 logger = logging.getLogger(__name__)
-
-#: What finetune.py does unless told otherwise: media columns reach the collator, nothing is reported anywhere,
-#: and a run trains, then reports validation and test metrics (``--do_predict False``... to skip).
-RUN_DEFAULTS = {
-    "remove_unused_columns": False,
-    "report_to": "none",
-    "do_train": True,
-    "do_eval": True,
-    "do_predict": True,
-}
-
-
-#: Config fields that flags of finetune.py / pretrain.py set, whose unset value (``None``) means "the checkpoint's"
-#: (:func:`fill_checkpoint_defaults`): the layout and the pre-training objective the weights learned with.
-FROM_CHECKPOINT = (
-    "fusion_strategy",
-    "mask_type",
-    "mask_ratio_video",
-    "mask_ratio_audio",
-    "pretraining_target",
-    "norm_pix_loss",
-)
-
-
-@dataclass
-class ModelArguments:
-    """Which backbone to start from and how the model fuses the modalities."""
-
-    model_name_or_path: Optional[str] = field(
-        default=None,
-        metadata={
-            "help": "A VideoMAE checkpoint (Hub id such as MCG-NJU/videomae-base or a folder; pre-training or "
-            "classification), a MultiMAE-DER checkpoint, or nothing for a randomly initialised model of "
-            "--model_size."
-        },
-    )
-    model_size: str = field(
-        default="small",
-        metadata={"help": "Random model when no checkpoint is given.", "choices": list(MODEL_SIZES)},
-    )
-    config_overrides: Optional[str] = field(
-        default=None,
-        metadata={
-            "help": "Config fields to change, e.g. 'hidden_size=128,num_hidden_layers=4,hidden_dropout_prob=0.1'."
-        },
-    )
-    fusion_strategy: Optional[str] = field(
-        default=None,
-        metadata={
-            "help": "FSLF, FFLS, OFOS, RFAS, CFAS, SFAS; the baselines 'video' / 'audio'; or 'prefused'. Default: "
-            "a MultiMAE-DER checkpoint's strategy, else FSLF.",
-        },
-    )
-    num_frames: Optional[int] = field(
-        default=None, metadata={"help": "Length of the fused clip (default: the checkpoint's or --model_size's)."}
-    )
-    image_size: Optional[int] = field(
-        default=None, metadata={"help": "Frame side in pixels (default: the checkpoint's or --model_size's)."}
-    )
-    attn_implementation: Optional[str] = field(
-        default=None, metadata={"help": "'sdpa' (default), 'eager', 'flex_attention' or 'flash_attention_2'."}
-    )
-    trust_remote_code: bool = field(default=False, metadata={"help": "Allow code from the checkpoint repository."})
-    model_revision: str = field(default="main", metadata={"help": "Checkpoint revision (branch, tag or commit)."})
-    torch_num_threads: Optional[int] = field(
-        default=None,
-        metadata={
-            "help": "CPU threads for torch. Default: 1 when a tiny/small random model trains on the CPU (its "
-            "matrices are so small that threads cost more than they give, ~15x on a busy 2-core machine) and "
-            "OMP_NUM_THREADS is unset; otherwise torch's default."
-        },
-    )
-
-
-@dataclass
-class DataArguments:
-    """Which corpus, fold and labels, and how clips become model inputs."""
-
-    dataset_name: str = field(
-        default="ravdess", metadata={"help": "Corpus: ravdess, crema_d or iemocap.", "aliases": ["--corpus"]}
-    )
-    dataset_source: Optional[str] = field(
-        default=None,
-        metadata={
-            "help": "Local folder of the distributed files, a Hub dataset id holding them, or a corpus published "
-            "with dataset_scripts/publish_<corpus>.py. Nothing (RAVDESS only): the built-in synthetic corpus."
-        },
-    )
-    fold: int = field(
-        default=1, metadata={"help": "Subject-independent fold (RAVDESS 1-6, CREMA-D 1-5, IEMOCAP 1-5)."}
-    )
-    label_set: Optional[str] = field(
-        default=None, metadata={"help": "RAVDESS 8class (default) or 7class; CREMA-D 6class; IEMOCAP 4class."}
-    )
-    prefused_layout: str = field(
-        default="FSLF",
-        metadata={"help": "With --fusion_strategy prefused: which of the authors' RAVDESS_<LAYOUT>.zip to read."},
-    )
-    audio_representation: Optional[str] = field(
-        default=None,
-        metadata={
-            "help": "Audio pictures: 'mfcc' (the paper) or 'log-mel'. Default: a MultiMAE-DER checkpoint's "
-            "processor setting, else mfcc.",
-            "choices": ["mfcc", "log-mel"],
-        },
-    )
-    frame_sampling: Optional[str] = field(
-        default=None,
-        metadata={
-            "help": "'aligned' (frames at the audio windows' centres) or 'original'. Default: a MultiMAE-DER "
-            "checkpoint's processor setting, else aligned.",
-            "choices": ["aligned", "original"],
-        },
-    )
-    streaming: bool = field(
-        default=False, metadata={"help": "Stream the corpus (needs --max_steps); decodes on the fly."}
-    )
-    preprocess_cache: bool = field(
-        default=True,
-        metadata={
-            "help": "Preprocess every clip once into an Arrow cache reused by later epochs and runs (map-style)."
-        },
-    )
-    preprocessing_num_workers: Optional[int] = field(
-        default=None, metadata={"help": "Processes for the preprocessing."}
-    )
-    cache_dir: Optional[str] = field(
-        default=None, metadata={"help": "Cache for datasets, the synthetic corpus and preprocessed clips."}
-    )
-    face_crop: Optional[bool] = field(
-        default=None,
-        metadata={
-            "help": "Crop every frame to the clip's tracked main face (the [faces] extra; saved in the processor). "
-            "The finetune recipe turns it on; otherwise a MultiMAE-DER checkpoint's processor setting, else whole "
-            "frames. Never on the synthetic corpus.",
-            "nargs": "?",
-            "const": True,
-        },
-    )
-    face_margin: Optional[float] = field(
-        default=None,
-        metadata={
-            "help": "Space around the face box on each side, as a fraction of its larger side (default: the "
-            "checkpoint's processor setting, else 0.25)."
-        },
-    )
-    max_train_samples: Optional[int] = field(default=None, metadata={"help": "Keep only this many training clips."})
-    max_eval_samples: Optional[int] = field(
-        default=None, metadata={"help": "Keep only this many validation/test clips."}
-    )
-
-
-def parse_with_recipe(
-    types: tuple, recipe_type: type, defaults_of: Callable[[str], dict], argv: Optional[Sequence[str]] = None
-) -> tuple:
-    """Parse ``types`` from flags or one JSON file; the ``recipe`` field of ``recipe_type`` picks the defaults.
-
-    ``defaults_of(recipe)`` maps a recipe name to its defaults; every flag or key given overrides them. One parser
-    for ``examples/finetune.py`` and ``examples/pretrain.py``, so the two read their arguments the same way.
-    """
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = HfArgumentParser(types)
-    known = {f.name for dataclass_type in types for f in fields(dataclass_type)}
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        with open(argv[0]) as f:
-            given = json.load(f)
-        defaults = defaults_of(given.get("recipe", "quick"))
-        parsed = parser.parse_dict({**{k: v for k, v in defaults.items() if k in known}, **given})
-    else:
-        recipe, _ = HfArgumentParser(recipe_type).parse_known_args(argv)
-        parser.set_defaults(**{k: v for k, v in defaults_of(recipe.recipe).items() if k in known})
-        parsed = parser.parse_args_into_dataclasses(args=argv)
-    fill_checkpoint_defaults(parsed)
-    return tuple(parsed)
-
-
-def fill_checkpoint_defaults(parsed: Sequence[Any]) -> None:
-    """Give every :data:`FROM_CHECKPOINT` field left unset a MultiMAE-DER checkpoint's config value (a folder or a Hub
-    id), else the config's default.
-
-    So that a model trained further keeps what its weights learned with (a CFAS layout, a masking ratio, a
-    frame-difference target) unless a flag says otherwise. A VideoMAE checkpoint's config has none of these.
-    """
-    model_args = next((args for args in parsed if isinstance(args, ModelArguments)), None)
-    saved = {}
-    if model_args is not None and model_args.model_name_or_path is not None:
-        try:
-            saved, _ = MultiMAEDERConfig.get_config_dict(
-                model_args.model_name_or_path, revision=model_args.model_revision
-            )
-        except OSError:  # nothing to read there: loading the model names the problem
-            saved = {}
-    if saved.get("model_type") != MultiMAEDERConfig.model_type:
-        saved = {}
-    defaults = MultiMAEDERConfig().to_dict()
-    for args in parsed:
-        for f in fields(args):
-            if f.name in FROM_CHECKPOINT and getattr(args, f.name) is None:
-                setattr(args, f.name, saved.get(f.name, defaults[f.name]))
-
-
-def parse_args(argv: Optional[Sequence[str]] = None) -> tuple:
-    """``(ModelArguments, DataArguments, RecipeArguments, TrainingArguments)`` from flags or one JSON file.
-
-    The recipe named by ``--recipe`` (or the file's ``"recipe"``; default ``quick``) gives the defaults, and every
-    flag or key given overrides them.
-    """
-    types = (ModelArguments, DataArguments, RecipeArguments, TrainingArguments)
-    return parse_with_recipe(types, RecipeArguments, lambda name: {**RUN_DEFAULTS, **recipe_defaults(name)}, argv)
-
-
-def setup_run(model_args: ModelArguments, training_args: TrainingArguments) -> None:
-    """Logging at the process's level, each rank reading its own clips, and the CPU thread count."""
-    logging.basicConfig(
-        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
-        datefmt="%H:%M:%S",
-        handlers=[logging.StreamHandler(sys.stdout)],
-    )
-    log_level = training_args.get_process_log_level()
-    for name in (__name__, "mmder_hf", "__main__"):
-        logging.getLogger(name).setLevel(log_level)
-    datasets.utils.logging.set_verbosity(log_level)
-    transformers.utils.logging.set_verbosity(log_level)
-    # Each rank reads its own clips (split_for_rank): accelerate must not decode on rank 0 and broadcast.
-    training_args.accelerator_config.dispatch_batches = False
-    if training_args.device.type == "cpu":
-        training_args.dataloader_pin_memory = False  # nothing to pin for (and a warning every epoch)
-    threads = model_args.torch_num_threads
-    if threads is None and "OMP_NUM_THREADS" not in os.environ and training_args.device.type == "cpu":
-        threads = 1 if model_args.model_name_or_path is None and model_args.model_size in ("tiny", "small") else None
-    if threads:
-        torch.set_num_threads(threads)
-
-
-def end_process_group() -> None:
-    """Destroy the default process group, if one is up, before the interpreter exits.
-
-    A gloo group left to interpreter finalisation can abort the process after a finished run (SIGABRT, "terminate
-    called without an active exception": its worker threads still hold tensors when Python is torn down), losing the
-    exit code, the card and the push. Every script calls this once, after its last collective.
-    """
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
 
 
 def load_data(data_args: DataArguments, model_args: ModelArguments, training_args: TrainingArguments) -> Any:
@@ -299,18 +75,7 @@ def load_data(data_args: DataArguments, model_args: ModelArguments, training_arg
                 streaming=data_args.streaming,
                 cache_dir=data_args.cache_dir,
             )
-    for split, limit in (
-        ("train", data_args.max_train_samples),
-        ("validation", data_args.max_eval_samples),
-        ("test", data_args.max_eval_samples),
-    ):
-        if limit is not None and split in raw:
-            raw[split] = (
-                raw[split].take(limit)
-                if data_args.streaming
-                else raw[split].select(range(min(limit, len(raw[split]))))
-            )
-    return raw
+    return trim_splits(raw, data_args)
 
 
 def build_model(
@@ -318,10 +83,7 @@ def build_model(
 ) -> MultiMAEDERForVideoClassification:
     """A random model of ``--model_size`` or a checkpoint, with the recipe's frozen backbone and drop path."""
     labels = {"id2label": dict(enumerate(label_names)), "label2id": {name: i for i, name in enumerate(label_names)}}
-    overrides = parse_config_overrides(model_args.config_overrides, known=MultiMAEDERConfig().to_dict())
-    for key in ("num_frames", "image_size"):
-        if getattr(model_args, key) is not None:
-            overrides[key] = getattr(model_args, key)
+    overrides = config_overrides(model_args)
     kwargs = {"attn_implementation": model_args.attn_implementation} if model_args.attn_implementation else {}
     if model_args.model_name_or_path is None:
         config = MultiMAEDERConfig(
@@ -347,49 +109,6 @@ def build_model(
         model.freeze_backbone()
     add_drop_path(model, recipe_args.drop_path_rate)
     return model
-
-
-def checkpoint_processor_settings(source: Optional[str], revision: Optional[str] = None) -> dict[str, Any]:
-    """The saved settings of a MultiMAE-DER checkpoint's processor (a folder or a Hub id), else ``{}``.
-
-    A VideoMAE checkpoint's image processor is not read: its settings (resizing, crops, ImageNet std) describe
-    VideoMAE's inputs, not MultiMAE-DER's, and a local copy must give the same processor as its Hub id.
-    """
-    if source is None:
-        return {}
-    try:
-        saved, _ = MultiMAEDERProcessor.get_feature_extractor_dict(source, revision=revision)
-    except OSError:  # no preprocessor_config.json there
-        return {}
-    return saved if saved.get("feature_extractor_type") == MultiMAEDERProcessor.__name__ else {}
-
-
-#: Processor settings that data flags set; a flag left unset (``None``) keeps the checkpoint's setting.
-PROCESSOR_FLAGS = ("audio_representation", "frame_sampling", "face_crop", "face_margin")
-
-
-def build_processor(
-    model_args: ModelArguments, data_args: DataArguments, config: MultiMAEDERConfig
-) -> MultiMAEDERProcessor:
-    """The checkpoint's processor when it has one (else the defaults), matched to ``config`` and the data flags.
-
-    Each processor flag left unset keeps the checkpoint's setting, so a model trained further sees the inputs it
-    was trained on (log-mel pictures stay log-mel, face crops stay face crops); a flag given changes it.
-    """
-    settings = checkpoint_processor_settings(model_args.model_name_or_path, model_args.model_revision)
-    settings.update({k: getattr(data_args, k) for k in PROCESSOR_FLAGS if getattr(data_args, k) is not None})
-    settings.update(fusion_strategy=config.fusion_strategy, num_frames=config.num_frames, image_size=config.image_size)
-    if settings.get("face_crop") and is_synthetic_source(data_args.dataset_source):
-        logger.info("The synthetic corpus shows no faces: face cropping is off")
-        settings["face_crop"] = False
-    if settings.get("face_crop"):
-        try:
-            note = get_corpus_info(data_args.dataset_name).face_crop_note
-        except ValueError:  # not a corpus: pre-training on a folder of videos
-            note = None
-        if note:
-            logger.warning("%s: %s (--face_crop false keeps whole frames)", data_args.dataset_name, note)
-    return MultiMAEDERProcessor(**settings)
 
 
 def prepare_datasets(
@@ -419,17 +138,9 @@ def prepare_datasets(
     report_rank_split(raw["train"], training_args)
     if data_args.preprocess_cache and not streaming:
         cache_root = os.path.join(data_args.cache_dir or DEFAULT_CACHE_DIR, "preprocessed")
-        config = model.config
-        unused = ["actor"] + [
-            c
-            for c, n in (("pixel_values", config.num_video_frames), ("audio_values", config.num_audio_frames))
-            if not n
-        ]
         with training_args.main_process_first(desc="preprocessing"):
             data = preprocess_to_cache(raw, processor, cache_root, num_proc=data_args.preprocessing_num_workers)
-        data = datasets.DatasetDict(
-            {k: v.remove_columns([c for c in unused if c in v.column_names]) for k, v in data.items()}
-        )
+        data = datasets.DatasetDict({k: drop_unused_columns(v, model.config, also=["actor"]) for k, v in data.items()})
     use_cache = can_cache_features(model, recipe_args)
     if use_cache:
         logger.info("Frozen backbone and no augmentation: encoding every clip once, then training the head")
@@ -446,61 +157,6 @@ def prepare_datasets(
         sizes = {"train": training_args.per_device_train_batch_size, None: training_args.per_device_eval_batch_size}
         data = split_streams_by_example(data, sizes, training_args.world_size, training_args.process_index)
     return data, collator, use_cache
-
-
-def finished_training(output_dir: str, training_args: TrainingArguments) -> Optional[dict]:
-    """The saved train metrics when ``output_dir`` holds a finished training run of these settings, else ``None``.
-
-    Resuming such a run would train no step and overwrite its train metrics with a loss of 0.
-    """
-    state_path, results_path = (os.path.join(output_dir, n) for n in ("trainer_state.json", "train_results.json"))
-    if not (os.path.isfile(state_path) and os.path.isfile(results_path)):
-        return None
-    with open(state_path) as f:
-        state = json.load(f)
-    if training_args.max_steps > 0:
-        done = state.get("global_step", 0) >= training_args.max_steps
-    else:
-        done = state.get("num_train_epochs") == training_args.num_train_epochs and state.get("global_step", 0) >= (
-            state.get("max_steps") or 0
-        )
-    if not done:
-        return None
-    with open(results_path) as f:
-        return json.load(f)
-
-
-def load_trained_weights(model: torch.nn.Module, output_dir: str) -> None:
-    """Load the weights a finished run saved in ``output_dir`` (one file or shards) into ``model``, exactly."""
-    index = os.path.join(output_dir, "model.safetensors.index.json")
-    if os.path.isfile(index):
-        from transformers.trainer_utils import load_sharded_checkpoint
-
-        load_sharded_checkpoint(model, output_dir, strict=True)
-        return
-    from safetensors.torch import load_file
-
-    model.load_state_dict(load_file(os.path.join(output_dir, "model.safetensors")), strict=True)
-
-
-def reuse_or_start_run(
-    model: torch.nn.Module, processor: Any, training_args: TrainingArguments, kind: str = "training"
-) -> Optional[dict]:
-    """Start ``training_args.output_dir``, or reuse the finished run it holds: the train metrics, else ``None``.
-
-    A finished run of these settings has its weights loaded into ``model`` and is never overwritten; otherwise the
-    folder receives the model (with its code files) and the processor from the start, so that every checkpoint the
-    `Trainer` pushes loads with trust_remote_code.
-    """
-    output_dir = training_args.output_dir
-    finished = finished_training(output_dir, training_args)
-    if finished is not None:
-        logger.warning("%s holds a finished %s run with these settings: not training it again", output_dir, kind)
-        load_trained_weights(model, output_dir)
-    elif training_args.should_save:
-        model.save_pretrained(output_dir)
-        processor.save_pretrained(output_dir)
-    return finished
 
 
 def report_rank_split(train: Any, training_args: TrainingArguments) -> Optional[str]:
@@ -538,32 +194,6 @@ def corpus_for_card(data_args: DataArguments) -> str:
     source = data_args.dataset_source
     synthetic = is_synthetic_source(source)
     return "synthetic" if corpus == "ravdess" and synthetic else corpus
-
-
-def hyperparameters(training_args: TrainingArguments, recipe_args: RecipeArguments) -> dict:
-    """The settings a model card shows."""
-    world = max(training_args.world_size, 1)
-    return {
-        "recipe": recipe_args.recipe,
-        "frozen backbone": recipe_args.freeze_backbone,
-        "optimizer": training_args.optim,
-        "learning rate": training_args.learning_rate,
-        "lr schedule": f"{training_args.lr_scheduler_type}, warmup {training_args.warmup_steps}",
-        "weight decay": training_args.weight_decay,
-        "layer-wise lr decay": recipe_args.layer_decay,
-        "drop path": recipe_args.drop_path_rate,
-        "label smoothing": training_args.label_smoothing_factor,
-        "mixup alpha": recipe_args.mixup_alpha,
-        "face flips": recipe_args.flip,
-        "batch size (total)": training_args.per_device_train_batch_size
-        * training_args.gradient_accumulation_steps
-        * world,
-        "epochs": training_args.num_train_epochs
-        if training_args.max_steps <= 0
-        else f"{training_args.max_steps} steps",
-        "seed": training_args.seed,
-        "precision": "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32",
-    }
 
 
 @dataclass
@@ -606,111 +236,6 @@ def fold_shortfall(data_args: DataArguments, splits: dict) -> dict[str, list[int
     from ..data.folds import missing_actors
 
     return missing_actors(corpus, data_args.fold, [a for _, actors in splits.values() for a in actors])
-
-
-def split_sizes(raw: Any) -> dict[str, tuple[Optional[int], list[int]]]:
-    """``split -> (number of clips, sorted actor ids)`` of map-style splits (``None`` clips for streaming ones)."""
-    sizes = {}
-    for split, ds in raw.items():
-        if isinstance(ds, datasets.Dataset) and "actor" in ds.column_names:
-            sizes[split] = (len(ds), sorted({int(a) for a in ds["actor"]}))
-    return sizes
-
-
-#: `TrainingArguments` fields that change what a run learns (the others: logging, saving, the Hub, paths).
-RESULT_TRAINING_FIELDS = (
-    "learning_rate",
-    "weight_decay",
-    "per_device_train_batch_size",
-    "gradient_accumulation_steps",
-    "num_train_epochs",
-    "max_steps",
-    "lr_scheduler_type",
-    "lr_scheduler_kwargs",
-    "warmup_steps",
-    "optim",
-    "adam_beta1",
-    "adam_beta2",
-    "adam_epsilon",
-    "max_grad_norm",
-    "label_smoothing_factor",
-    "seed",
-    "data_seed",
-    "bf16",
-    "fp16",
-)
-#: Fields of the other argument groups that change nothing in the results (``reconstruction_clips``: pre-training's
-#: pictures only).
-_NOT_RESULT_FIELDS = {
-    "cache_dir",
-    "preprocessing_num_workers",
-    "torch_num_threads",
-    "trust_remote_code",
-    "reconstruction_clips",
-}
-
-
-def result_settings(
-    model_args: ModelArguments,
-    data_args: DataArguments,
-    recipe_args: RecipeArguments,
-    training_args: TrainingArguments,
-) -> dict[str, Any]:
-    """Everything of a run that changes its results (corpus, source, fold, labels, strategy, backbone, processor
-    settings, recipe, optimisation, seed, total batch size), as ``"group.field" -> value``; saved in run_args.json."""
-    settings = {}
-    for group, args in (("model", model_args), ("data", data_args), ("recipe", recipe_args)):
-        settings.update({f"{group}.{k}": v for k, v in asdict(args).items() if k not in _NOT_RESULT_FIELDS})
-    saved = training_args.to_dict()
-    settings.update({f"training.{k}": saved.get(k) for k in RESULT_TRAINING_FIELDS})
-    total = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
-    settings["training.total_train_batch_size"] = total * max(training_args.world_size, 1)
-    return json.loads(json.dumps(settings, default=str))  # as run_args.json stores them
-
-
-def settings_differences(output_dir: str, settings: dict[str, Any]) -> dict[str, tuple]:
-    """``field -> (saved, now)`` for every result setting in which the run saved in ``output_dir`` differs."""
-    path = os.path.join(output_dir, "run_args.json")
-    if not os.path.isfile(path):
-        return {}
-    with open(path) as f:
-        saved = json.load(f).get("settings")
-    if saved is None:  # written before settings were recorded: nothing to compare with
-        return {}
-    return {k: (saved.get(k), v) for k, v in settings.items() if saved.get(k) != v}
-
-
-def describe_differences(differences: dict[str, tuple]) -> str:
-    """``learning_rate: 0.01 there, 0.001 now; ...`` for messages."""
-    return "; ".join(f"{k.split('.', 1)[1]}: {a!r} there, {b!r} now" for k, (a, b) in sorted(differences.items()))
-
-
-def refuse_other_settings(output_dir: str, settings: dict[str, Any]) -> None:
-    """Raise when ``output_dir`` holds a run made with other ``settings`` (resuming it would mix two runs)."""
-    differences = settings_differences(output_dir, settings)
-    if differences:
-        raise ValueError(
-            f"{output_dir} holds a run with other settings ({describe_differences(differences)}): "
-            "use another --output_dir, or remove that folder to start again"
-        )
-
-
-def save_run_args(
-    output_dir: str, argv: Optional[Sequence[str]], all_args: Sequence[Any], started: float, **extra
-) -> str:
-    """``run_args.json``: the command, every argument, wall time and versions, beside the model."""
-    names = ("model", "data", "recipe", "training")
-    record = {"argv": list(sys.argv if argv is None else argv)}
-    record.update(
-        {name: args.to_dict() if hasattr(args, "to_dict") else asdict(args) for name, args in zip(names, all_args)}
-    )
-    record["settings"] = result_settings(*all_args)
-    record.update(wall_time_s=round(time.time() - started, 1), **extra)
-    record["versions"] = {"torch": torch.__version__, "transformers": transformers.__version__}
-    path = os.path.join(output_dir, "run_args.json")
-    with open(path, "w") as f:
-        json.dump(record, f, indent=1, default=str)
-    return path
 
 
 def widget_examples_from_split(
@@ -756,28 +281,113 @@ def widget_examples_from_split(
     return widget_examples(output_dir, examples, top_k=3)
 
 
+def run_finetuning(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    recipe_args: RecipeArguments,
+    training_args: TrainingArguments,
+    argv: Optional[Sequence[str]] = None,
+) -> dict:
+    """Fine-tune (and test) as the arguments say, in ``training_args.output_dir``: data -> model -> `Trainer` ->
+    train (resumed from the last checkpoint; a finished run of these settings is reused, never trained again) ->
+    validation and test metrics -> confusion matrix, ``run_args.json``, the card with its examples -> push.
+
+    ``argv`` is the command recorded in ``run_args.json`` (default ``sys.argv``). Returns the metrics.
+    """
+    started = time.time()
+    logger.info("Recipe %r: %s", recipe_args.recipe, RECIPES[recipe_args.recipe].description)
+    output_dir = training_args.output_dir
+    refuse_other_settings(output_dir, result_settings(model_args, data_args, recipe_args, training_args))
+    last_checkpoint = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) and training_args.do_train else None
+    set_seed(training_args.seed)
+
+    # Data, model and processor. The folder holds the code files and processor from the start, so every
+    # checkpoint the Trainer pushes loads with trust_remote_code.
+    raw = load_data(data_args, model_args, training_args)
+    label_names = list(raw["train"].features["emotion"].names)
+    model = build_model(model_args, recipe_args, label_names)
+    processor = build_processor(model_args, data_args, model.config)
+    finished = reuse_or_start_run(model, processor, training_args)  # a finished run is evaluated and carded again
+    data, collator, feature_cache = prepare_datasets(raw, model, processor, data_args, recipe_args, training_args)
+
+    compute_metrics = WarUarMetrics(label_names)
+    splits = split_sizes(raw)
+    card_writer = CardWriter(model_args, data_args, recipe_args, training_args, model.config, splits=splits)
+    trainer = MultiMAEDERTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=data["train"],
+        eval_dataset=data.get("validation"),
+        data_collator=collator,
+        processing_class=processor,
+        compute_metrics=compute_metrics,
+        recipe_args=recipe_args,
+        card_writer=card_writer,
+    )
+
+    results: dict = {}
+    if finished is not None:
+        results.update(finished)
+    elif training_args.do_train:
+        if last_checkpoint is not None and training_args.resume_from_checkpoint is None:
+            logger.warning("Resuming from %s", last_checkpoint)
+        train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint or last_checkpoint)
+        trainer.save_model()
+        metrics = train_result.metrics
+        streamed = training_args.max_steps * training_args.train_batch_size
+        metrics["train_samples"] = streamed if data_args.streaming else len(data["train"])
+        trainer.log_metrics("train", metrics)
+        trainer.save_metrics("train", metrics)
+        trainer.save_state()
+        results.update(metrics)
+    if training_args.do_eval and "validation" in data:
+        metrics = trainer.evaluate()
+        trainer.log_metrics("eval", metrics)
+        trainer.save_metrics("eval", metrics)
+        results.update(metrics)
+    if training_args.do_predict and "test" in data:
+        metrics = trainer.predict(data["test"], metric_key_prefix="test").metrics
+        shortfall = fold_shortfall(data_args, splits)
+        if shortfall:  # the results say that this fold is smaller than the standard one (and which actors it lacks)
+            metrics["test_fold_missing_actors"] = "; ".join(
+                f"{k} {', '.join(map(str, v))}" for k, v in shortfall.items()
+            )
+        trainer.log_metrics("test", metrics)
+        trainer.save_metrics("test", metrics)
+        results.update(metrics)
+        if trainer.is_world_process_zero() and compute_metrics.last is not None:
+            title = (
+                f"{corpus_for_card(data_args)} fold {data_args.fold} {model.config.fusion_strategy}: "
+                f"test WAR {metrics['test_war']:.3f}, UAR {metrics['test_uar']:.3f}"
+            )
+            matrix = compute_metrics.last["confusion_matrix"]
+            save_confusion_matrix(matrix, label_names, os.path.join(output_dir, "confusion_matrix.png"), title)
+
+    if trainer.is_world_process_zero():
+        all_args = (model_args, data_args, recipe_args, training_args)
+        save_run_args(output_dir, argv, all_args, started, feature_cache=feature_cache)
+        if "test" in raw and not data_args.streaming and model.config.fusion_strategy != "prefused":
+            card_writer.widget = widget_examples_from_split(
+                raw["test"],
+                output_dir,
+                training_args.hub_model_id,
+                corpus_for_card(data_args),
+                processor.audio_sample_rate,
+            )
+        card_writer(output_dir)
+    if training_args.push_to_hub:
+        trainer.push_to_hub(commit_message=f"MultiMAE-DER {model.config.fusion_strategy}, fold {data_args.fold}")
+    return results
+
+
 __all__ = [
     "CardWriter",
-    "DataArguments",
-    "ModelArguments",
     "build_model",
-    "build_processor",
     "corpus_for_card",
-    "describe_differences",
-    "end_process_group",
-    "finished_training",
+    "run_finetuning",
     "fold_shortfall",
-    "load_trained_weights",
-    "reuse_or_start_run",
-    "hyperparameters",
     "load_data",
-    "parse_args",
     "prepare_datasets",
     "report_rank_split",
-    "result_settings",
-    "save_run_args",
-    "settings_differences",
-    "setup_run",
-    "split_sizes",
     "widget_examples_from_split",
 ]

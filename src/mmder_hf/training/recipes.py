@@ -1,32 +1,41 @@
-"""Training recipes: documented presets of defaults that any flag overrides, and the random model sizes.
+"""Training recipes of both kinds: documented presets of defaults that any flag overrides; the random model sizes.
 
-* :data:`RECIPES`: ``paper``, ``finetune`` and ``quick``, each a set of `TrainingArguments` defaults plus
-  :class:`RecipeArguments` defaults (:func:`recipe_defaults`).
-* :class:`RecipeArguments`: the training choices `TrainingArguments` has no field for (frozen backbone, layer-wise
-  learning-rate decay, drop path, mixup, flips, the feature-cache fast path).
-* :data:`MODEL_SIZES`: randomly initialised configurations for runs without a checkpoint.
+* :data:`RECIPES`: the fine-tuning recipes ``paper``, ``finetune`` and ``quick``; :data:`PRETRAINING_RECIPES`: the
+  pre-training recipes ``mae_dfer`` and ``quick``. Each is a :class:`Recipe`: `TrainingArguments` defaults plus, for
+  fine-tuning, `RecipeArguments` and data defaults.
+* :data:`MODEL_SIZES` / :data:`DECODER_SIZES`: randomly initialised configurations for runs without a checkpoint.
 """
 
 from __future__ import annotations
 
-import difflib
-import json
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Optional
+from typing import Any, Literal
+
+
+#: What every run does unless told otherwise: media columns reach the collator, nothing is reported anywhere, and
+#: a run trains and then reports its validation loss or metrics (a fine-tuning run its test metrics too).
+RUN_DEFAULTS: dict[str, Any] = {"remove_unused_columns": False, "report_to": "none", "do_train": True, "do_eval": True}
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """A named set of defaults: ``training`` for `TrainingArguments`, ``recipe`` for :class:`RecipeArguments`,
-    ``data`` for the data flags (``DataArguments`` of ``training.finetune``)."""
+    """A named set of defaults: ``training`` for `TrainingArguments`, ``recipe`` for `RecipeArguments`, ``data`` for
+    the data flags (`DataArguments`); ``kind`` says which script it is for (``finetune`` or ``pretrain``)."""
 
     name: str
     description: str
     training: dict = field(default_factory=dict)
     recipe: dict = field(default_factory=dict)
     data: dict = field(default_factory=dict)
+    kind: Literal["finetune", "pretrain"] = "finetune"
+
+    def defaults(self) -> dict[str, Any]:
+        """Every default a run of this recipe starts from (:data:`RUN_DEFAULTS` included), as flag name -> value."""
+        run = {**RUN_DEFAULTS, "do_predict": True} if self.kind == "finetune" else dict(RUN_DEFAULTS)
+        return {**run, **self.training, **self.recipe, **self.data, "recipe": self.name}
 
 
+#: Fine-tuning recipes (``examples/finetune.py --recipe``).
 RECIPES: dict[str, Recipe] = {
     "paper": Recipe(
         "paper",
@@ -114,58 +123,68 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
-@dataclass
-class RecipeArguments:
-    """Training choices beyond `TrainingArguments`; a recipe sets their defaults, flags override them."""
-
-    recipe: str = field(
-        default="quick",
-        metadata={
-            "help": "Preset of defaults that any flag overrides: "
-            # argparse %-formats help texts: the descriptions' "5%" must reach it as "5%%"
-            + "; ".join(f"'{r.name}': {r.description}" for r in RECIPES.values()).replace("%", "%%"),
-            "choices": list(RECIPES),
+#: Pre-training recipes (``examples/pretrain.py --recipe``): `TrainingArguments` defaults that any flag overrides.
+PRETRAINING_RECIPES: dict[str, Recipe] = {
+    # MAE-DFER on VoxCeleb2 (scripts/voxceleb2): AdamW (0.9, 0.95), lr 3e-4 at a total batch of 64, weight decay
+    # 0.05, 5 warm-up epochs of 100 (5%), cosine; scale the lr with the total batch.
+    "mae_dfer": Recipe(
+        "mae_dfer",
+        "MAE-DFER's VoxCeleb2 recipe: AdamW (0.9, 0.95), lr 3e-4 at a total batch of 64, weight decay 0.05, 100 "
+        "epochs, 5% warm-up then cosine",
+        training={
+            "learning_rate": 3e-4,
+            "adam_beta2": 0.95,
+            "weight_decay": 0.05,
+            "per_device_train_batch_size": 32,
+            "per_device_eval_batch_size": 32,
+            "num_train_epochs": 100,
+            "lr_scheduler_type": "cosine",
+            "warmup_steps": 0.05,
+            "eval_strategy": "epoch",
+            "save_strategy": "epoch",
+            "save_total_limit": 2,
+            "logging_strategy": "steps",
+            "logging_steps": 50,
         },
-    )
-    freeze_backbone: bool = field(
-        default=False,
-        metadata={"help": "Freeze the VideoMAE encoder (run in eval mode); train fc_norm + classifier only."},
-    )
-    layer_decay: float = field(
-        default=1.0,
-        metadata={"help": "Layer-wise lr decay: layer l of L gets lr * layer_decay ** (L + 1 - l) (1.0: off)."},
-    )
-    drop_path_rate: float = field(
-        default=0.0, metadata={"help": "Stochastic depth: largest drop-path rate, linear over the encoder layers."}
-    )
-    mixup_alpha: float = field(
-        default=0.0, metadata={"help": "Mixup of training clips with Beta(alpha, alpha) weights (0: off)."}
-    )
-    flip: bool = field(default=False, metadata={"help": "Random horizontal flips of the face frames while training."})
-    use_feature_cache: bool = field(
-        default=True,
-        metadata={
-            "help": "With a frozen backbone and no augmentation, compute the encoder features once and train the "
-            "head on them (same result as the plain loop, much faster)."
+        kind="pretrain",
+    ),
+    # A small random model on the synthetic corpus, on a CPU in a few minutes: the held-out loss halves in 60 epochs
+    # (tests/test_pretraining_run.py), the face pixels catching up with the audio pictures after about 30.
+    "quick": Recipe(
+        "quick",
+        "a small random model on the synthetic corpus: lr 2e-3, batch 16, 60 epochs",
+        training={
+            "learning_rate": 2e-3,
+            "adam_beta2": 0.95,
+            "weight_decay": 0.05,
+            "per_device_train_batch_size": 16,
+            "per_device_eval_batch_size": 32,
+            "num_train_epochs": 60,
+            "lr_scheduler_type": "cosine",
+            "warmup_steps": 0.05,
+            "eval_strategy": "epoch",
+            "save_strategy": "epoch",
+            "save_total_limit": 2,
+            "logging_strategy": "epoch",
         },
-    )
+        kind="pretrain",
+    ),
+}
 
-    def __post_init__(self):
-        if self.recipe not in RECIPES:
-            raise ValueError(f"Unknown recipe {self.recipe!r}; expected one of {list(RECIPES)}")
 
-    @property
-    def augments(self) -> bool:
-        """Whether training inputs are randomly transformed (which rules out the feature cache)."""
-        return self.mixup_alpha > 0 or self.flip
+def get_recipe(name: str, recipes: dict[str, Recipe] = RECIPES) -> Recipe:
+    """The recipe called ``name`` among ``recipes`` (default: the fine-tuning ones); an unknown name is a one-line
+    error naming the choices."""
+    if name not in recipes:
+        kind = "pre-training recipe" if next(iter(recipes.values())).kind == "pretrain" else "recipe"
+        raise ValueError(f"Unknown {kind} {name!r}; expected one of {list(recipes)}")
+    return recipes[name]
 
 
 def recipe_defaults(name: str) -> dict[str, Any]:
-    """Every default recipe ``name`` sets (`TrainingArguments`, :class:`RecipeArguments` and data fields, ``recipe``
-    too)."""
-    if name not in RECIPES:
-        raise ValueError(f"Unknown recipe {name!r}; expected one of {list(RECIPES)}")
-    recipe = RECIPES[name]
+    """Every default fine-tuning recipe ``name`` sets (`TrainingArguments`, `RecipeArguments` and data fields,
+    ``recipe`` too; not :data:`RUN_DEFAULTS`)."""
+    recipe = get_recipe(name)
     return {**recipe.training, **recipe.recipe, **recipe.data, "recipe": name}
 
 
@@ -212,31 +231,6 @@ MODEL_SIZES: dict[str, dict] = {
 }
 
 
-def parse_config_overrides(overrides: Optional[str], known: Optional[Iterable[str]] = None) -> dict[str, Any]:
-    """``"hidden_size=128,num_hidden_layers=4,hidden_act=gelu"`` -> ``{"hidden_size": 128, ...}`` (JSON values).
-
-    Raises:
-        `ValueError`: an item without ``=``, or a key outside ``known`` (a typo would otherwise add a junk config
-        field silently); the message names the key and the closest known ones.
-    """
-    out: dict[str, Any] = {}
-    known = set(known) if known is not None else None
-    for item in filter(None, (overrides or "").split(",")):
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ValueError(f"--config_overrides: {item!r} is not key=value")
-        if known is not None and key not in known:
-            close = difflib.get_close_matches(key, sorted(known), n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise ValueError(f"--config_overrides: {key!r} is not a MultiMAEDERConfig field{hint}")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value.strip()
-    return out
-
-
 #: Decoders of the random models (``--model_size``): VideoMAE's for base (384 wide, 4 layers) and large (512, 4);
 #: narrow and shallow for the CPU-sized ones.
 DECODER_SIZES: dict[str, dict] = {
@@ -270,9 +264,10 @@ DECODER_SIZES: dict[str, dict] = {
 __all__ = [
     "DECODER_SIZES",
     "MODEL_SIZES",
+    "PRETRAINING_RECIPES",
     "RECIPES",
+    "RUN_DEFAULTS",
     "Recipe",
-    "RecipeArguments",
-    "parse_config_overrides",
+    "get_recipe",
     "recipe_defaults",
 ]

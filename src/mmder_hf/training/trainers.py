@@ -1,17 +1,24 @@
-"""The `Trainer` of MultiMAE-DER and what a recipe asks of it: layer-wise lr decay, drop path, mixup, flips."""
+"""The two `Trainer` subclasses, with one model-card hook: :class:`MultiMAEDERTrainer` (fine-tuning, with what a
+recipe asks of it: layer-wise lr decay, drop path, mixup, flips) and :class:`MultiMAEDERPreTrainer` (the masked
+autoencoder: the loss per modality, each rank reading its own shard)."""
 
 from __future__ import annotations
 
 import logging
-from typing import Callable, Optional, Sequence
+from functools import partial
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from accelerate.data_loader import prepare_data_loader
 from torch import nn
+from torch.utils.data import DataLoader
 from transformers import Trainer
+from transformers.trainer_utils import seed_worker
 
-from .recipes import RecipeArguments
+from ..data.distributed import RankShardBatchSampler
+from .arguments import RecipeArguments
 
 
 logger = logging.getLogger(__name__)
@@ -116,7 +123,22 @@ class SoftTargetCrossEntropy:
         return loss / num_items_in_batch
 
 
-class MultiMAEDERTrainer(Trainer):
+class CardHookMixin:
+    """The model-card hook of both trainers: ``card_writer`` (called with the output folder) replaces `Trainer`'s own
+    card writer, which ``push_to_hub`` calls before uploading, so that the pushed README is this project's card."""
+
+    def __init__(self, *args, card_writer: Optional[Callable[[str], Any]] = None, **kwargs):
+        self.card_writer = card_writer
+        super().__init__(*args, **kwargs)
+
+    def create_model_card(self, **kwargs):
+        if self.card_writer is None:
+            return super().create_model_card(**kwargs)
+        if self.is_world_process_zero():
+            self.card_writer(self.args.output_dir)
+
+
+class MultiMAEDERTrainer(CardHookMixin, Trainer):
     """`Trainer` with layer-wise lr decay, mixup and face flips, and a model-card hook.
 
     Mixup gives soft labels, so the loss is then :class:`SoftTargetCrossEntropy` (as `Trainer`'s
@@ -124,16 +146,12 @@ class MultiMAEDERTrainer(Trainer):
 
     Args:
         recipe_args (:class:`RecipeArguments`, *optional*): ``layer_decay``, ``mixup_alpha`` and ``flip`` are used.
-        card_writer (`Callable[[str], Any]`, *optional*): called with the output folder instead of `Trainer`'s own
-            card writer (``push_to_hub`` calls it before uploading), so the pushed README is this project's card.
+        card_writer (`Callable[[str], Any]`, *optional*): writes the model card (:class:`CardHookMixin`).
         All other arguments are `Trainer`'s.
     """
 
-    def __init__(
-        self, *args, recipe_args: Optional[RecipeArguments] = None, card_writer: Optional[Callable] = None, **kwargs
-    ):
+    def __init__(self, *args, recipe_args: Optional[RecipeArguments] = None, **kwargs):
         self.recipe_args = recipe_args or RecipeArguments()
-        self.card_writer = card_writer
         super().__init__(*args, **kwargs)
         if self.recipe_args.mixup_alpha > 0 and self.compute_loss_func is None:
             # Mixed clips have soft labels; Trainer's label smoother takes class indices only.
@@ -182,11 +200,127 @@ class MultiMAEDERTrainer(Trainer):
             model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
         )
 
-    def create_model_card(self, **kwargs):
-        if self.card_writer is None:
-            return super().create_model_card(**kwargs)
-        if self.is_world_process_zero():
-            self.card_writer(self.args.output_dir)
+
+# ---------------------------------------------------------------------------------------------------- trainer
+class MultiMAEDERPreTrainer(CardHookMixin, Trainer):
+    """`Trainer` for `MultiMAEDERForPreTraining`: logs ``loss_video`` / ``loss_audio`` beside the loss (training
+    logs and ``eval_*`` metrics), reads each rank's own shard when ``rank_sharded_total`` is given, and writes this
+    project's model card (``card_writer``) before pushes."""
+
+    def __init__(self, *args, rank_sharded_total: Optional[int] = None, **kwargs):
+        self.rank_sharded_total = rank_sharded_total
+        self._modality_sums = {"train": {}, "eval": {}}
+        super().__init__(*args, **kwargs)
+
+    def _record(self, phase: str, outputs: Any, weight: int) -> None:
+        sums = self._modality_sums[phase]
+        for name in ("loss_video", "loss_audio"):
+            value = outputs.get(name)
+            if value is not None:
+                total, count = sums.get(name, (0.0, 0))
+                sums[name] = (total + float(value.detach()) * weight, count + weight)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        outputs = model(**inputs)
+        if model.training:
+            self._record("train", outputs, 1)
+        return (outputs["loss"], outputs) if return_outputs else outputs["loss"]
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        inputs = self._prepare_inputs(inputs)
+        with torch.no_grad():
+            outputs = model(**inputs)
+        batch = next(v for v in inputs.values() if isinstance(v, torch.Tensor)).shape[0]
+        self._record("eval", outputs, batch)
+        return outputs["loss"].detach(), None, None
+
+    def _mean_across_ranks(self, sums: dict) -> dict:
+        means = {}
+        for name, (total, count) in sorted(sums.items()):
+            pair = torch.tensor([total, float(count)], device=self.args.device, dtype=torch.float64)
+            if self.args.world_size > 1:
+                pair = self.accelerator.reduce(pair, reduction="sum")
+            if pair[1] > 0:
+                means[name] = float(pair[0] / pair[1])
+        sums.clear()
+        return means
+
+    def evaluate(self, *args, **kwargs):
+        """The `Trainer`'s evaluation, on a fork of the random state, so that it leaves the training stream (masks,
+        shuffles) untouched: iterating a DataLoader draws from the global generator. The `Trainer` saves a
+        checkpoint's random state before the end-of-epoch evaluation of the same step, so without this a resumed
+        run would draw other masks than an uninterrupted one."""
+        devices = [self.args.device] if self.args.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            return super().evaluate(*args, **kwargs)
+
+    def evaluation_loop(
+        self,
+        dataloader: DataLoader,
+        description: str,
+        prediction_loss_only: Optional[bool] = None,
+        ignore_keys: Optional[list[str]] = None,
+        metric_key_prefix: str = "eval",
+    ):
+        self._modality_sums["eval"].clear()
+        output = super().evaluation_loop(
+            dataloader,
+            description,
+            prediction_loss_only=prediction_loss_only,
+            ignore_keys=ignore_keys,
+            metric_key_prefix=metric_key_prefix,
+        )
+        for name, value in self._mean_across_ranks(self._modality_sums["eval"]).items():
+            output.metrics[f"{metric_key_prefix}_{name}"] = value
+        return output
+
+    def log(self, logs: dict, *args, **kwargs) -> None:
+        if "loss" in logs:  # a training log: add the modality parts since the last one
+            logs.update(self._mean_across_ranks(self._modality_sums["train"]))
+        super().log(logs, *args, **kwargs)
+
+    def get_train_dataloader(self) -> DataLoader:
+        if self.rank_sharded_total is None:
+            return super().get_train_dataloader()
+        args = self.args
+        sampler = RankShardBatchSampler(
+            len(self.train_dataset),
+            self.rank_sharded_total,
+            args.world_size,
+            self._train_batch_size,
+            args.data_seed if args.data_seed is not None else args.seed,
+            drop_last=args.dataloader_drop_last,
+        )
+        loader = DataLoader(
+            self.train_dataset,
+            batch_sampler=sampler,
+            collate_fn=self.data_collator,
+            num_workers=args.dataloader_num_workers,
+            pin_memory=args.dataloader_pin_memory,
+            persistent_workers=args.dataloader_persistent_workers and args.dataloader_num_workers > 0,
+            prefetch_factor=args.dataloader_prefetch_factor if args.dataloader_num_workers > 0 else None,
+            worker_init_fn=partial(seed_worker, num_workers=args.dataloader_num_workers, rank=args.process_index),
+        )
+        # The batches are this rank's already: prepared as for one process, so that accelerate places them on the
+        # device and reshuffles them every epoch (set_epoch) without splitting them among the ranks again or
+        # completing a short last batch with clips from the start.
+        return prepare_data_loader(
+            loader,
+            device=args.device,
+            num_processes=1,
+            process_index=0,
+            put_on_device=True,
+            even_batches=False,
+            non_blocking=self.accelerator.dataloader_config.non_blocking,
+        )
 
 
-__all__ = ["MultiMAEDERTrainer", "SoftTargetCrossEntropy", "add_drop_path", "layer_decay_parameter_groups", "layer_id"]
+__all__ = [
+    "CardHookMixin",
+    "MultiMAEDERPreTrainer",
+    "MultiMAEDERTrainer",
+    "SoftTargetCrossEntropy",
+    "add_drop_path",
+    "layer_decay_parameter_groups",
+    "layer_id",
+]

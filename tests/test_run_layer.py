@@ -1,0 +1,250 @@
+"""The run layer both scripts share (``mmder_hf.training.run``), the argument groups of cross-validation and the
+grid, the rooms of ``training/`` and the root API: exact values, computed here by hand."""
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import datasets
+import pytest
+from transformers import TrainingArguments
+
+import mmder_hf
+from mmder_hf.models.multimae_der import MultiMAEDERConfig
+from mmder_hf.training import MODEL_SIZES
+from mmder_hf.training.arguments import (
+    CrossValidationArguments,
+    DataArguments,
+    GridArguments,
+    ModelArguments,
+    PretrainingArguments,
+    RecipeArguments,
+)
+from mmder_hf.training.run import (
+    OtherSettingsError,
+    drop_unused_columns,
+    hyperparameters,
+    refuse_other_settings,
+    result_settings,
+    save_run_args,
+    trim_splits,
+)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src" / "mmder_hf"
+
+
+def training_args(tmp_path, **kwargs):
+    return TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True, **kwargs)
+
+
+def test_one_hyperparameter_table_for_both_kinds_of_run(tmp_path):
+    args = training_args(
+        tmp_path,
+        learning_rate=6.25e-5,
+        lr_scheduler_type="cosine",
+        warmup_steps=0.05,
+        weight_decay=0.05,
+        per_device_train_batch_size=4,
+        gradient_accumulation_steps=3,
+        num_train_epochs=7,
+        seed=11,
+        label_smoothing_factor=0.1,
+        adam_beta2=0.95,
+        optim="adamw_torch",
+    )
+    recipe = RecipeArguments(recipe="finetune", layer_decay=0.75, drop_path_rate=0.1, mixup_alpha=0.8, flip=True)
+    assert hyperparameters(args, recipe) == {
+        "recipe": "finetune",
+        "frozen backbone": False,
+        "optimizer": "adamw_torch (betas 0.9, 0.95)",  # the enum's value, not OptimizerNames.ADAMW_TORCH
+        "learning rate": 6.25e-5,
+        "lr schedule": "cosine, warmup 0.05",
+        "weight decay": 0.05,
+        "layer-wise lr decay": 0.75,
+        "drop path": 0.1,
+        "label smoothing": 0.1,
+        "mixup alpha": 0.8,
+        "face flips": True,
+        "batch size (total)": 12,  # 4 per device x 3 accumulated x 1 process
+        "epochs": 7,
+        "processes": 1,
+        "seed": 11,
+        "precision": "fp32",
+    }
+    steps = training_args(tmp_path, max_steps=40, lr_scheduler_type="constant", seed=3)
+    assert hyperparameters(steps, PretrainingArguments(recipe="mae_dfer")) == {
+        "recipe": "mae_dfer",
+        "optimizer": f"{steps.optim.value} (betas 0.9, 0.999)",
+        "learning rate": 5e-5,
+        "lr schedule": "constant, warmup 0",
+        "weight decay": 0.0,
+        "batch size (total)": 8,
+        "epochs": "40 steps",
+        "processes": 1,
+        "seed": 3,
+        "precision": "fp32",
+    }
+
+
+def test_one_run_record_names_each_argument_group(tmp_path):
+    model, data = ModelArguments(fusion_strategy="CFAS"), DataArguments(fold=2)
+    args = training_args(tmp_path, learning_rate=3e-3, seed=5)
+    for run_args, group in (
+        (RecipeArguments(), "recipe"),
+        (PretrainingArguments(mask_ratio_video=0.75), "pretraining"),
+    ):
+        path = save_run_args(str(tmp_path), ["x.py", "--fold", "2"], (model, data, run_args, args), 0.0, extra=1)
+        record = json.loads(Path(path).read_text())
+        assert set(record) == {"argv", "model", "data", group, "training", "settings", "wall_time_s", "extra"} | {
+            "versions"
+        }
+        assert record["argv"] == ["x.py", "--fold", "2"] and record["extra"] == 1
+        assert record[group]["recipe"] == "quick" and record["model"]["fusion_strategy"] == "CFAS"
+        settings = record["settings"]
+        assert settings == result_settings(model, data, run_args, args)
+        assert settings["data.fold"] == 2 and settings["training.learning_rate"] == 3e-3
+        assert settings["training.total_train_batch_size"] == 8 and "data.cache_dir" not in settings
+        if group == "pretraining":  # the run's own arguments are the "recipe" group of the settings
+            assert settings["recipe.mask_ratio_video"] == 0.75
+        # the same settings are accepted; one changed is refused, naming it
+        refuse_other_settings(str(tmp_path), settings)
+        with pytest.raises(OtherSettingsError, match=r"seed: 5 there, 6 now"):
+            refuse_other_settings(str(tmp_path), {**settings, "training.seed": 6})
+    assert issubclass(OtherSettingsError, ValueError)
+
+
+def test_trimming_keeps_the_first_clips_of_each_split():
+    splits = {name: datasets.Dataset.from_dict({"i": list(range(10))}) for name in ("train", "validation", "test")}
+    trimmed = trim_splits(dict(splits), DataArguments(max_train_samples=3, max_eval_samples=20))
+    assert trimmed["train"]["i"] == [0, 1, 2]
+    assert trimmed["validation"]["i"] == list(range(10)) and trimmed["test"]["i"] == list(range(10))
+    streamed = {name: ds.to_iterable_dataset() for name, ds in splits.items()}
+    trimmed = trim_splits(streamed, DataArguments(streaming=True, max_eval_samples=2))
+    assert [r["i"] for r in trimmed["test"]] == [0, 1] and len(list(trimmed["train"])) == 10
+
+
+def test_unused_input_columns_are_dropped_per_strategy():
+    ds = datasets.Dataset.from_dict({"pixel_values": [1], "audio_values": [2], "actor": [3], "labels": [0]})
+    for strategy, kept in (
+        ("FSLF", {"pixel_values", "audio_values", "labels"}),
+        ("audio", {"audio_values", "labels"}),
+        ("video", {"pixel_values", "labels"}),
+    ):
+        config = MultiMAEDERConfig(**MODEL_SIZES["tiny"], fusion_strategy=strategy)
+        assert set(drop_unused_columns(ds, config, also=["actor"]).column_names) == kept, strategy
+    assert set(drop_unused_columns(ds, MultiMAEDERConfig(**MODEL_SIZES["tiny"])).column_names) == set(ds.column_names)
+
+
+def test_folds_and_grid_models_are_read_and_checked():
+    assert (
+        CrossValidationArguments(folds="3,1").fold_list() == [3, 1] and CrossValidationArguments().fold_list() is None
+    )
+    with pytest.raises(ValueError, match=r"^--folds: expected comma-separated fold numbers such as 1,2,3, got 'a'"):
+        CrossValidationArguments(folds="a").fold_list()
+    assert GridArguments(strategies="fslf, Audio").model_list() == ["FSLF", "audio"]
+    assert GridArguments().model_list() == ["FSLF", "FFLS", "CFAS", "OFOS", "SFAS", "RFAS", "video", "audio"]
+    with pytest.raises(ValueError, match=r"^--strategies: unknown FSFL; expected some of FSLF, "):
+        GridArguments(strategies="FSLF,FSFL").model_list()
+
+
+# ---------------------------------------------------------------------------------------------- the rooms
+def _definitions(name: str) -> list[str]:
+    found = []
+    for path in sorted(SRC.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name == name:
+                found.append(path.relative_to(SRC).as_posix())
+    return found
+
+
+def test_the_run_record_the_hyperparameter_table_and_the_card_hook_are_defined_once():
+    assert _definitions("save_run_args") == ["training/run.py"]
+    assert _definitions("result_settings") == ["training/run.py"]
+    assert _definitions("hyperparameters") == ["training/run.py"]
+    assert _definitions("create_model_card") == ["training/trainers.py"]
+
+
+def test_training_rooms_are_small_and_pretraining_does_not_import_finetune():
+    sizes = {p.name: len(p.read_text().splitlines()) for p in (SRC / "training").glob("*.py")}
+    assert {"arguments.py", "recipes.py", "run.py", "trainers.py", "pictures.py"} <= set(sizes)
+    assert max(sizes.values()) <= 500, sizes
+    for name in ("pretraining.py", "pretraining_data.py", "pictures.py"):
+        imported = [
+            node.module
+            for node in ast.walk(ast.parse((SRC / "training" / name).read_text()))
+            if isinstance(node, ast.ImportFrom)
+        ]
+        assert "finetune" not in imported, name
+
+
+#: Private names of our dependencies the code once reached into: each replaced by public API.
+PRIVATE = {
+    r"torchcodec\._core|from torchcodec import _core": "torchcodec's private core (use torchcodec.decoders)",
+    r"\._ex_iterable": "datasets' IterableDataset internals",
+    r"_parse_dataclass_field": "HfArgumentParser's private method",
+    r"PipelineChunkIterator|PipelinePackIterator": "transformers' pipeline iterators (ChunkPipeline internals)",
+    r"all_gather_object": "torch.distributed beside accelerate (use accelerate.utils.gather_object)",
+    r"(?<!self)\.(even_batches|num_processes|process_index)\s*=(?!=)": "writes to accelerate's sampler shards",
+    r"args\[3\]": "a Trainer method's positional argument read by index",
+}
+
+
+def test_no_private_internals_of_dependencies():
+    found = []
+    for path in sorted(SRC.rglob("*.py")):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            for pattern, what in PRIVATE.items():
+                if re.search(pattern, line) and "dependency-pin" not in line:
+                    found.append(f"{path.relative_to(SRC)}:{number}: {what}")
+    assert not found, "\n".join(found)
+
+
+def test_the_root_api_exports_what_a_user_calls():
+    assert set(mmder_hf.__all__) == {
+        "FUSION_STRATEGIES",
+        "MediaError",
+        "MultiMAEDERConfig",
+        "MultiMAEDERDataCollator",
+        "MultiMAEDERForPreTraining",
+        "MultiMAEDERForVideoClassification",
+        "MultiMAEDERModel",
+        "MultiMAEDERPipeline",
+        "MultiMAEDERPreTrainedModel",
+        "MultiMAEDERProcessor",
+        "fuse",
+        "get_fold",
+        "get_folds",
+        "load_emotion_dataset",
+        "load_prefused_dataset",
+        "make_synthetic_corpus",
+        "preprocess_to_cache",
+    }
+    assert all(hasattr(mmder_hf, name) for name in mmder_hf.__all__)
+    for helper in ("write_clip", "TASK", "add_remote_code", "split_for_rank"):
+        assert not hasattr(mmder_hf, helper), helper
+    # still importable from their own modules
+    from mmder_hf.data.loading import split_for_rank  # noqa: F401
+    from mmder_hf.data.media_writing import write_clip  # noqa: F401
+    from mmder_hf.models.multimae_der import TASK, add_remote_code  # noqa: F401
+
+
+@pytest.mark.parametrize(
+    "script, flags",
+    [
+        ("finetune", ["--recipe", "--learning_rate", "--dataset_name", "--freeze_backbone"]),
+        ("pretrain", ["--recipe", "--mask_type", "--learning_rate", "--dataset_source"]),
+        ("cross_validate", ["--folds", "--rerun_mismatched", "--learning_rate", "--recipe"]),
+        ("compare_strategies", ["--strategies", "--folds", "--push_to_hub", "--recipe"]),
+    ],
+)
+def test_help_lists_every_flag_of_the_script(script, flags, example_main, capsys):
+    with pytest.raises(SystemExit) as done:
+        example_main(script, ["--help"])
+    assert done.value.code == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"usage: {script}.py") or printed.startswith("usage: ")
+    for flag in flags:
+        assert f"  {flag} " in printed or f"  {flag}," in printed, flag
