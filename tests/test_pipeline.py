@@ -142,6 +142,26 @@ def test_decoded_timeline_windows_hold_their_own_frames_and_samples(pipe, monkey
     ]
 
 
+def test_a_decoded_window_one_sample_long_holds_that_sample_and_one_frame(pipe, monkeypatch):
+    """A range as short as one audio sample (1/16000 s from 0.5 s): its window holds sample 8000 alone and the frame
+    shown at 0.5 s (frame 5 at 10 fps)."""
+    from conftest import decode_indices, indexed_frames
+
+    calls = []
+    processor_call = MultiMAEDERProcessor.__call__
+    monkeypatch.setattr(
+        MultiMAEDERProcessor, "__call__", lambda self, *a, **k: calls.append(k) or processor_call(self, *a, **k)
+    )
+    waveform = (np.arange(32000, dtype=np.float32) / 32000)[None]  # the value tells the sample
+    clip = {"video": indexed_frames(20, 48, 64), "audio": waveform, "sampling_rate": 16000, "fps": 10.0}
+    timeline = pipe(clip, window=1.0, clip_start=0.5, clip_end=0.5 + 1 / 16000)
+    assert len(timeline) == 1 and timeline[0]["start"] == 0.5
+    assert timeline[0]["end"] == pytest.approx(0.5 + 1 / 16000, abs=1e-6)  # shown to 6 decimals
+    [call] = calls
+    assert decode_indices(call["videos"]) == [5]
+    np.testing.assert_array_equal(np.asarray(call["audio"]), waveform[:, 8000:8001])
+
+
 def test_decoder_inputs_and_clip_ranges_without_window(pipe, short_clip):
     from torchcodec.decoders import VideoDecoder
 
