@@ -7,8 +7,9 @@ mmder export --model ID_OR_DIR --format onnx OUT.onnx
 mmder inspect FILE --out inputs.png [--model ID_OR_DIR] [--face-crop true|false]
 ```
 
-Each sub-command's options come from a dataclass parsed by ``HfArgumentParser``; every option is spelled with dashes
-(``--top-k``) and also accepted with underscores (``--top_k``). An argument mistake (an unknown option, a second file
+Each sub-command's options come from the fields of a dataclass (with ``HfArgumentParser``'s field metadata: ``help``,
+``metavar``, ``choices``, ``aliases``); every option is spelled with dashes (``--top-k``) and also accepted with
+underscores (``--top_k``). An argument mistake (an unknown option, a second file
 for ``timeline``, ``--top-k 0``, ``--window -1``...) is a usage error, as argparse reports it: the usage line, one
 ``mmder <command>: error: ...`` line naming the argument and exit status 2, before any model is loaded. A missing or
 broken input gives one line on stderr naming it (``mmder: error: clip.mp4: file not found``) and exit status 1, never a
@@ -18,16 +19,17 @@ traceback; the other files of a ``predict`` run are still processed.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import json
 import logging
 import math
 import os
 import sys
+import types
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence, Union, get_args, get_origin, get_type_hints
 
-from transformers import HfArgumentParser
 from transformers.hf_argparser import string_to_bool
 
 from .timeline import DEFAULT_STRIDE, DEFAULT_WINDOW
@@ -196,34 +198,58 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-class _OptionAdder:
-    """What ``HfArgumentParser._parse_dataclass_field`` is given as its parser: it keeps the types and defaults the
-    dataclass fields get there, but adds each option once, dashes first (``--top-k, --top_k``), and makes booleans
-    flags (``--json``, ``--no-verify``) that never take the next word (``--json clip.mp4`` is not ``--json=clip.mp4``).
+def _add_dataclass_options(parser: argparse.ArgumentParser, dataclass_type: type) -> None:
+    """One option per field of ``dataclass_type``, its metadata passed on to argparse (``aliases`` as more names).
+
+    Built here rather than by ``HfArgumentParser``, whose options put underscores first (``--top_k, --top-k``) and
+    whose booleans take an optional value (``--json clip.mp4`` would read ``clip.mp4`` as the value): here each option
+    is listed once, dashes first (``--top-k, --top_k``), and a ``bool`` is a flag (``--json``; ``--no-verify`` for one
+    that is on by default). An ``Optional[bool]`` without a default takes a value (``--face-crop false``).
     """
-
-    def __init__(self, parser: argparse.ArgumentParser):
-        self.parser = parser
-
-    def add_argument(self, *names: str, **kwargs):
+    hints = get_type_hints(dataclass_type)
+    for spec in dataclasses.fields(dataclass_type):
+        if not spec.init:
+            continue
+        kwargs: dict[str, Any] = dict(spec.metadata)
+        aliases = kwargs.pop("aliases", [])
+        names = [f"--{spec.name}", f"--{spec.name.replace('_', '-')}"]
+        names += [aliases] if isinstance(aliases, str) else list(aliases)
         names = sorted(dict.fromkeys(names), key=lambda name: "_" in name)  # no duplicates, dashes first
-        if kwargs.get("type") is string_to_bool and kwargs.get("nargs") == "?":  # --flag [BOOL]
+        kind, optional = hints[spec.name], False
+        if get_origin(kind) in (Union, types.UnionType) and type(None) in get_args(kind):
+            kind, optional = next(arg for arg in get_args(kind) if arg is not type(None)), True
+        default = spec.default if spec.default is not dataclasses.MISSING else None
+        if kind is bool and not (optional and default is None):  # a flag
             help_ = kwargs.get("help") or ""
-            if kwargs["default"] is True:
+            if default is True:
                 help_ += " (on unless --no-" + names[0].removeprefix("--") + ")"
-            kwargs = {"action": "store_true", "default": kwargs["default"], "help": help_}
-        elif kwargs.get("action") == "store_false":  # HfArgumentParser's --no_flag complement
-            name = names[0].removeprefix("--no-")
-            kwargs = {"action": "store_false", "dest": kwargs["dest"], "help": f"Turn --{name} off."}
-        return self.parser.add_argument(*names, **kwargs)
+            parser.add_argument(*names, action="store_true", default=bool(default), help=help_)
+            if default is True:
+                parser.add_argument(
+                    f"--no-{names[0].removeprefix('--')}",
+                    f"--no_{spec.name}",
+                    action="store_false",
+                    dest=spec.name,
+                    help=f"Turn {names[0]} off.",
+                )
+            continue
+        kwargs["type"] = string_to_bool if kind is bool else kind
+        if spec.default is not dataclasses.MISSING:
+            kwargs["default"] = spec.default
+        elif spec.default_factory is not dataclasses.MISSING:
+            kwargs["default"] = spec.default_factory()
+        else:
+            kwargs["required"] = True
+        parser.add_argument(*names, **kwargs)
 
 
-class _Parser(HfArgumentParser):
-    def __init__(self, dataclass_type, **kwargs):
-        super().__init__(dataclass_type, formatter_class=_HelpFormatter, **kwargs)
+class _Parser(argparse.ArgumentParser):
+    """The parser of one sub-command: its dataclass's options (:func:`_add_dataclass_options`), then its files."""
 
-    def _parse_dataclass_field(self, parser, field):  # an instance method here: HfArgumentParser calls self.<it>
-        return HfArgumentParser._parse_dataclass_field(_OptionAdder(parser), field)
+    def __init__(self, dataclass_type: type, **kwargs):
+        super().__init__(formatter_class=_HelpFormatter, **kwargs)
+        self.dataclass_type = dataclass_type
+        _add_dataclass_options(self, dataclass_type)
 
     def argument_name(self, option: str) -> str:
         """``--top-k/--top_k``: how argparse names an option in its own errors (``invalid int value``)."""
@@ -272,7 +298,7 @@ def parse_arguments(command: str, argv: Sequence[str]):
             parser.error(f"argument FILE: one file at a time, got {len(files)}: {' '.join(files)}")
     positional = {name: getattr(namespace, name) for name in ("files", "file", "output") if hasattr(namespace, name)}
     try:
-        (args,) = parser.parse_dict({k: v for k, v in vars(namespace).items() if k not in positional})
+        args = parser.dataclass_type(**{k: v for k, v in vars(namespace).items() if k not in positional})
     except OptionError as error:
         parser.error(f"argument {parser.argument_name(error.option)}: {error.message}")
     return args, argparse.Namespace(**positional)
