@@ -46,3 +46,47 @@ def test_torchcodec_scanned_container_metadata_is_still_private(make_clip):
     assert getattr(public[0], "duration_seconds", None) is None, (
         f"torchcodec's public get_container_metadata now reports scanned stream durations: {where} may use it"
     )
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# datasets: loading._streaming_source
+
+
+def test_datasets_streaming_source_is_still_private(tmp_path):
+    """A streaming split's builder config and transforms are reachable only through ``IterableDataset._ex_iterable``
+    in datasets 5.2: its public ``info`` is the same whatever the builder's config."""
+    import datasets
+
+    from mmder_hf.data import loading
+
+    where = "mmder_hf.data.loading._streaming_source"
+    _pinned(datasets, "5.2.0", where)
+
+    class Config(datasets.BuilderConfig):
+        def __init__(self, source: str = "", **kwargs):
+            super().__init__(**kwargs)
+            self.source = source
+
+    class Builder(datasets.GeneratorBasedBuilder):
+        BUILDER_CONFIG_CLASS = Config
+
+        def _info(self):
+            return datasets.DatasetInfo(features=datasets.Features({"n": datasets.Value("int64")}))
+
+        def _split_generators(self, dl_manager):
+            return [datasets.SplitGenerator(name="train", gen_kwargs={})]
+
+        def _generate_examples(self):
+            yield from ((i, {"n": i}) for i in range(3))
+
+    streams = [
+        Builder(cache_dir=str(tmp_path), source=source).as_streaming_dataset(split="train") for source in ("a", "b")
+    ]
+    assert streams[0].info.config_name == streams[1].info.config_name  # nothing public tells them apart
+    sources = [loading._streaming_source(stream) for stream in streams]
+    assert [chain for chain, _ in sources] == [["ExamplesIterable"]] * 2, f"{where}: the example iterables changed"
+    assert all(config is not None for _, config in sources), f"{where}: the builder is no longer found"
+    assert [config[0] for _, config in sources] == ["Builder"] * 2, f"{where}: the builder is no longer found"
+    assert [dict(config[1])["source"] for _, config in sources] == ["'a'", "'b'"], f"{where}: its config changed"
+    chain, _ = loading._streaming_source(streams[0].skip(1).take(1))
+    assert chain == ["TakeExamplesIterable", "SkipExamplesIterable", "ExamplesIterable"], f"{where}: transforms"

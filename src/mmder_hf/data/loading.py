@@ -484,13 +484,7 @@ def preprocess_to_cache(
 def _streaming_identity(ds: datasets.IterableDataset) -> str:
     """What a streaming split reads, for the cache key: the builder's config (source, fold, label set, data
     fingerprint or data files), the split and the chain of transforms. Streaming splits have no fingerprint."""
-    chain, iterable, config = [], getattr(ds, "_ex_iterable", None), None
-    while iterable is not None:
-        chain.append(type(iterable).__name__)
-        builder = getattr(getattr(iterable, "generate_examples_fn", None), "__self__", None)
-        if builder is not None and getattr(builder, "config", None) is not None:
-            config = (type(builder).__name__, sorted((k, repr(v)) for k, v in vars(builder.config).items()))
-        iterable = getattr(iterable, "ex_iterable", None)
+    chain, config = _streaming_source(ds)
     if config is None:
         logger.warning(
             "Cannot tell what the streaming split %r reads (no dataset builder behind it): its preprocess cache is "
@@ -499,6 +493,25 @@ def _streaming_identity(ds: datasets.IterableDataset) -> str:
         )
         config = (repr(ds.info.description), getattr(ds, "n_shards", None))
     return json.dumps([config, str(ds.split), chain], default=str)
+
+
+def _streaming_source(ds: datasets.IterableDataset) -> tuple[list[str], Optional[tuple]]:
+    """The chain of example iterables behind a streaming split (its transforms, outermost first) and the class and
+    config of the builder generating its examples (``None`` without one).
+
+    The one place that reaches into datasets' private internals (``IterableDataset._ex_iterable``, each iterable's
+    ``ex_iterable`` and ``generate_examples_fn``; pinned by ``tests/test_dependency_pins.py``). No public attribute
+    tells what a streaming split reads: its ``info`` (builder and config name, description) is the same for every
+    source and fold, and ``state_dict()`` names the transforms but not the builder config.
+    """
+    chain, iterable, config = [], getattr(ds, "_ex_iterable", None), None
+    while iterable is not None:
+        chain.append(type(iterable).__name__)
+        builder = getattr(getattr(iterable, "generate_examples_fn", None), "__self__", None)
+        if builder is not None and getattr(builder, "config", None) is not None:
+            config = (type(builder).__name__, sorted((k, repr(v)) for k, v in vars(builder.config).items()))
+        iterable = getattr(iterable, "ex_iterable", None)
+    return chain, config
 
 
 def _cache_features(
