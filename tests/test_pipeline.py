@@ -424,6 +424,15 @@ def test_pipeline_save_pretrained_and_task_registration(pipe, tmp_path, short_cl
         assert [p["score"] for p in got] == pytest.approx([p["score"] for p in expected], abs=1e-6)
 
 
+def test_saving_into_an_existing_folder_writes_it_again(pipe, tmp_path):
+    """push_to_hub saves into a temporary folder it has made already; saving twice into one folder works too."""
+    for _ in range(2):
+        pipe.save_pretrained(tmp_path)  # exists (pytest made it)
+        config = json.loads((tmp_path / "config.json").read_text())
+        assert config["custom_pipelines"][TASK]["impl"] == "pipeline.MultiMAEDERPipeline"
+        assert (tmp_path / "preprocessor_config.json").is_file()
+
+
 REMOTE_PIPELINE_SCRIPT = textwrap.dedent(
     """
     import json
