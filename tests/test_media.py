@@ -323,6 +323,27 @@ def test_only_a_riff_wave_header_is_read_for_missing_audio():
     assert media._wav_missing_seconds(b"RF64" + cut[4:]) is None
 
 
+def test_a_data_chunk_before_any_format_chunk_tells_nothing():
+    """Without a format chunk ahead of the data, the byte rate is unknown: no claim about missing audio."""
+    wav = _wav_bytes(1.0)[:-16000]
+    fmt, data = wav[12:36], wav[36:]  # the 24-byte format chunk, then the (cut) data chunk
+    assert media._wav_missing_seconds(wav[:12] + data + fmt) is None
+
+
+def test_audio_decoding_to_nan_names_the_file(tmp_path):
+    """A float WAV holding a NaN sample (written here by hand) is refused, naming the file."""
+    samples = np.sin(np.arange(16000) / 5).astype("<f4")
+    samples[8000] = np.nan
+    fmt = struct.pack("<4sIHHIIHH", b"fmt ", 16, 3, 1, 16000, 64000, 4, 32)  # IEEE float, mono, 16 kHz
+    body = b"WAVE" + fmt + struct.pack("<4sI", b"data", samples.nbytes) + samples.tobytes()
+    path = tmp_path / "nan.wav"
+    path.write_bytes(struct.pack("<4sI", b"RIFF", len(body)) + body)
+    with pytest.raises(MediaError) as info:
+        decode_clip(str(path), 0)
+    assert info.value.source == str(path)
+    assert info.value.problem == "the audio track decodes to NaN or infinite samples"
+
+
 def test_a_cut_wav_file_is_reported_as_truncated(tmp_path, ramp_wav):
     cut = tmp_path / "cut.wav"
     cut.write_bytes(ramp_wav.read_bytes()[:-16000])  # 0.5 s of the 2 s missing
