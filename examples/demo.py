@@ -6,53 +6,61 @@ model card, confusion matrix -> one prediction.
 
 1. writes the synthetic RAVDESS-format corpus (24 actors x 16 clips; the emotion is a colour cue *and* a pitch cue,
    so video alone can explain at most 50 % of the labels and audio alone 25 %);
-2. fine-tunes three small models with ``examples/finetune.py`` (fold 1, recipe ``quick``), sharing one preprocessed
+2. fine-tunes three small models as ``examples/finetune.py`` does (fold 1, recipe ``quick``), sharing one preprocessed
    cache: the fused model (``--fusion_strategy FSLF``, 4 face frames + 4 audio images) and the baselines that see
    exactly the same frames of one modality only (``video`` and ``audio``, 4 frames);
 3. prints the three test WAR / UAR side by side and writes them to ``<output_dir>/comparison.json``;
 4. predicts the emotion of one test clip with the fused model through the ``transformers`` pipeline.
 
-Any other flag is passed to every ``finetune.py`` run (e.g. ``--num_train_epochs 20``).
+Every flag of ``finetune.py`` works here too and applies to every run (e.g. ``--num_train_epochs 20``).
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import logging
 import os
+import sys
 import time
 import zipfile
+from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
-import finetune  # examples/finetune.py, beside this script (the script's folder is on sys.path)
+from transformers import TrainingArguments
+
+from mmder_hf.training import RECIPES, DataArguments, ModelArguments, RecipeArguments, run_finetuning
+from mmder_hf.training.arguments import parse_with_recipe
+from mmder_hf.training.run import setup_run
 
 
 RUNS = (("FSLF", 8), ("video", 4), ("audio", 4))
+#: The demo's own defaults for the fine-tuning flags (any flag given comes after them, and wins).
+DEFAULT_FLAGS = ["--output_dir", "runs/demo", "--disable_tqdm", "true", "--save_total_limit", "1"]
 
 
-def parse_args(argv: Optional[Sequence[str]] = None):
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+@dataclass
+class DemoArguments:
+    """The synthetic corpus the demo writes."""
+
+    corpus_dir: Optional[str] = field(
+        default=None, metadata={"help": "Where the synthetic corpus is written (default: the cache)."}
     )
-    parser.add_argument("--output_dir", default="runs/demo", help="One sub-folder per model, plus comparison.json.")
-    parser.add_argument(
-        "--corpus_dir", default=None, help="Where the synthetic corpus is written (default: the cache)."
-    )
-    parser.add_argument(
-        "--cache_dir", default=None, help="datasets / preprocessing cache (default ~/.cache/mmder_hf)."
-    )
-    parser.add_argument("--num_actors", type=int, default=24)
-    parser.add_argument("--clips_per_actor", type=int, default=16)
-    return parser.parse_known_args(argv)
+    num_actors: int = field(default=24, metadata={"help": "Actors of the synthetic corpus."})
+    clips_per_actor: int = field(default=16, metadata={"help": "Clips per actor of the synthetic corpus."})
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
-    args, extra = parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    types = (DemoArguments, ModelArguments, DataArguments, RecipeArguments, TrainingArguments)
+    demo_args, model_args, data_args, recipe_args, training_args = parse_with_recipe(
+        types, RecipeArguments, RECIPES, [*DEFAULT_FLAGS, *argv]
+    )
     started = time.time()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%H:%M:%S"
     )
+    setup_run(model_args, training_args)
     if "OMP_NUM_THREADS" not in os.environ:
         import torch
 
@@ -61,36 +69,31 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     from mmder_hf.data import make_synthetic_corpus
     from mmder_hf.data.loading import DEFAULT_CACHE_DIR
 
-    cache_dir = args.cache_dir or DEFAULT_CACHE_DIR
-    corpus = args.corpus_dir or os.path.join(cache_dir, f"synthetic_ravdess_{args.num_actors}x{args.clips_per_actor}")
-    make_synthetic_corpus(corpus, num_actors=args.num_actors, clips_per_actor=args.clips_per_actor, num_workers=2)
+    cache_dir = data_args.cache_dir or DEFAULT_CACHE_DIR
+    corpus = demo_args.corpus_dir or os.path.join(
+        cache_dir, f"synthetic_ravdess_{demo_args.num_actors}x{demo_args.clips_per_actor}"
+    )
+    make_synthetic_corpus(
+        corpus, num_actors=demo_args.num_actors, clips_per_actor=demo_args.clips_per_actor, num_workers=2
+    )
+    output_dir = training_args.output_dir
+    data_args = dataclasses.replace(data_args, dataset_source=corpus, cache_dir=cache_dir)
 
     results = {}
     for strategy, num_frames in RUNS:
-        out = os.path.join(args.output_dir, strategy.lower())
-        run_argv = [
-            "--output_dir",
-            out,
-            "--dataset_source",
-            corpus,
-            "--cache_dir",
-            cache_dir,
-            "--fusion_strategy",
-            strategy,
-            "--num_frames",
-            str(num_frames),
-            "--disable_tqdm",
-            "true",
-            "--save_total_limit",
-            "1",
-            *extra,
-        ]
-        metrics = finetune.main(run_argv)
+        out = os.path.join(output_dir, strategy.lower())
+        metrics = run_finetuning(
+            dataclasses.replace(model_args, fusion_strategy=strategy, num_frames=num_frames),
+            data_args,
+            recipe_args,
+            dataclasses.replace(training_args, output_dir=out),
+            argv=argv,
+        )
         results[strategy] = {k: metrics.get(k) for k in ("test_war", "test_uar", "eval_war", "eval_uar")}
         results[strategy]["output_dir"] = out
 
     # ------------------------------------------------------------------------------------- one prediction
-    clip = os.path.join(args.output_dir, "example_clip.mp4")
+    clip = os.path.join(output_dir, "example_clip.mp4")
     with zipfile.ZipFile(os.path.join(corpus, "Video_Speech_Actor_01.zip")) as zf:  # actor 1 is in fold 1's test split
         member = next(n for n in sorted(zf.namelist()) if os.path.basename(n).startswith("01-01-05-"))  # angry
         with open(clip, "wb") as f:
@@ -108,7 +111,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         "prediction": prediction,
         "wall_time_s": round(wall, 1),
     }
-    with open(os.path.join(args.output_dir, "comparison.json"), "w") as f:
+    with open(os.path.join(output_dir, "comparison.json"), "w") as f:
         json.dump(summary, f, indent=1)
 
     print("\nSynthetic corpus, fold 1 test split (video alone can reach at most ~50 % WAR, audio alone ~25 %):")

@@ -248,3 +248,17 @@ def test_help_lists_every_flag_of_the_script(script, flags, example_main, capsys
     assert printed.startswith(f"usage: {script}.py") or printed.startswith("usage: ")
     for flag in flags:
         assert f"  {flag} " in printed or f"  {flag}," in printed, flag
+
+
+def test_the_attention_flag_reaches_a_random_model_of_either_kind(tmp_path):
+    from mmder_hf.training import parse_args, parse_pretraining_args
+    from mmder_hf.training.finetune import build_model
+    from mmder_hf.training.pretraining import build_pretraining_model
+
+    flags = ["--output_dir", str(tmp_path), "--model_size", "tiny", "--attn_implementation", "eager"]
+    model_args, _, recipe_args, _ = parse_args(flags)
+    assert build_model(model_args, recipe_args, ["a", "b"]).config._attn_implementation == "eager"
+    model_args, _, pretrain_args, _ = parse_pretraining_args(flags)
+    assert build_pretraining_model(model_args, pretrain_args).config._attn_implementation == "eager"
+    model_args, _, pretrain_args, _ = parse_pretraining_args(flags[:-2])
+    assert build_pretraining_model(model_args, pretrain_args).config._attn_implementation == "sdpa"

@@ -86,11 +86,8 @@ def build_model(
     overrides = config_overrides(model_args)
     kwargs = {"attn_implementation": model_args.attn_implementation} if model_args.attn_implementation else {}
     if model_args.model_name_or_path is None:
-        config = MultiMAEDERConfig(
-            **{**MODEL_SIZES[model_args.model_size], **overrides}, fusion_strategy=model_args.fusion_strategy, **labels
-        )
-        if model_args.attn_implementation:
-            config._attn_implementation = model_args.attn_implementation
+        size = {**MODEL_SIZES[model_args.model_size], **overrides}
+        config = MultiMAEDERConfig(**size, fusion_strategy=model_args.fusion_strategy, **labels, **kwargs)
         model = MultiMAEDERForVideoClassification(config)
     else:
         # VideoMAE checkpoints (pre-training or classification) and MultiMAE-DER checkpoints both load here: the

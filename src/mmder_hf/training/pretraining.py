@@ -68,9 +68,7 @@ def build_pretraining_model(
     kwargs = {"attn_implementation": model_args.attn_implementation} if model_args.attn_implementation else {}
     if model_args.model_name_or_path is None:
         size = {**MODEL_SIZES[model_args.model_size], **DECODER_SIZES[model_args.model_size]}
-        config = MultiMAEDERConfig(**{**size, **settings}, fusion_strategy=model_args.fusion_strategy)
-        if model_args.attn_implementation:
-            config._attn_implementation = model_args.attn_implementation
+        config = MultiMAEDERConfig(**{**size, **settings}, fusion_strategy=model_args.fusion_strategy, **kwargs)
         return MultiMAEDERForPreTraining(config)
     return MultiMAEDERForPreTraining.from_pretrained(
         model_args.model_name_or_path,
