@@ -231,6 +231,25 @@ def test_audio_alone_from_a_video_file_is_read_over_the_video_span(make_clip, au
         assert rms(wave[17000:] - written[17000:32000]) < 0.02
 
 
+@pytest.mark.parametrize("num_frames, seconds", [(2, 0.2), (1, 1.0)])
+def test_two_frames_make_a_video_span_and_one_frame_does_not(make_clip, num_frames, seconds):
+    """Beside 1 s of audio, a video stream of two frames at 10 fps is a real video: the audio is read over its 0.2 s;
+    a single frame (as an audio file's cover picture is) is not: the audio's own 1 s is read."""
+    path = make_clip(
+        f"cover_{num_frames}",
+        num_frames=num_frames,
+        fps=10.0,
+        sample_rate=16000,
+        channels=1,
+        audio_duration=1.0,
+        container="mkv",
+    )
+    clip = decode_clip(str(path), 0)
+    # (an AAC track in Matroska starts at -0.064 s, its encoder's priming: 1024 samples more)
+    assert clip.start == pytest.approx(0.0, abs=0.07) and clip.end == pytest.approx(seconds, abs=0.03)
+    assert clip.waveform.shape[0] == pytest.approx(seconds * 16000, abs=1100)
+
+
 def test_an_audio_stream_without_a_declared_duration_ends_where_its_samples_do(ramp_wav):
     """A stream whose header does not tell its length (as in some live recordings): the clip ends after its decoded
     samples, 32000 at 16 kHz from 0 s."""
