@@ -4,6 +4,13 @@ Fast: a tiny random model and a few random clips; the expected features are comp
 encoder's last hidden state (mean over tokens), independently of the cache's batching.
 """
 
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from types import SimpleNamespace
+
 import datasets
 import pytest
 import torch
@@ -104,7 +111,7 @@ def test_an_empty_dataset_gives_empty_columns(model):
 
 
 def test_each_rank_encodes_its_share_and_the_pieces_are_gathered_in_order(model, monkeypatch):
-    """Rank 1 of 2 encodes clips 1, 3, 5; rank 0's pieces (0, 2, 4, 6) arrive by all_gather_object."""
+    """Rank 1 of 2 encodes clips 1, 3, 5; rank 0's pieces (0, 2, 4, 6) arrive by accelerate's gather_object."""
     rows = _rows(7, seed=2)
     expected = _expected(model, rows)
     encoded = []
@@ -117,32 +124,82 @@ def test_each_rank_encodes_its_share_and_the_pieces_are_gathered_in_order(model,
     monkeypatch.setattr(model, "pooled_features", recording)
     gathered_calls = []
 
-    def all_gather_object(out, obj):
+    def gather_object(obj):  # each process gives a list; gather_object concatenates them in rank order
         gathered_calls.append(obj)
-        out[0] = ([0, 2, 4, 6], expected[[0, 2, 4, 6]], torch.tensor([rows[i]["labels"] for i in (0, 2, 4, 6)]))
-        out[1] = obj
+        rank0 = ([0, 2, 4, 6], expected[[0, 2, 4, 6]], torch.tensor([rows[i]["labels"] for i in (0, 2, 4, 6)]))
+        return [rank0, *obj]
 
-    monkeypatch.setattr(feature_cache, "_world", lambda: (1, 2))
-    monkeypatch.setattr(torch.distributed, "all_gather_object", all_gather_object)
+    monkeypatch.setattr(feature_cache, "PartialState", lambda: SimpleNamespace(process_index=1, num_processes=2))
+    monkeypatch.setattr(feature_cache, "gather_object", gather_object)
     cached = compute_pooled_features(model, rows, _collate, batch_size=2)
     clips = torch.cat(encoded)
     assert torch.equal(clips, torch.stack([rows[i]["pixel_values"] for i in (1, 3, 5)]))  # only its share
-    (indices, features, labels) = gathered_calls[0]
+    [(indices, features, labels)] = gathered_calls[0]
     assert indices == [1, 3, 5] and labels.tolist() == [rows[i]["labels"] for i in (1, 3, 5)]
     assert torch.allclose(features, expected[[1, 3, 5]], atol=1e-5)
     assert torch.allclose(cached[:]["features"], expected, atol=1e-5)  # the whole dataset, in its order
     assert cached[:]["labels"].tolist() == [r["labels"] for r in rows]
 
 
-def test_world_is_read_from_torch_distributed(tmp_path):
-    assert feature_cache._world() == (0, 1)  # not initialised: one process
-    import torch.distributed as dist
+TWO_RANKS = textwrap.dedent(
+    """
+    import sys
+    import torch
+    from accelerate import PartialState
 
-    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
-    try:
-        assert feature_cache._world() == (0, 1)
-    finally:
-        dist.destroy_process_group()
+    sys.path.insert(0, sys.argv[2])
+    import test_feature_cache as t
+    from mmder_hf.training import compute_pooled_features
+
+    state = PartialState(cpu=True)  # as TrainingArguments(use_cpu=True) sets it up
+    model, rows, encoded = t._model(), t._rows(7, seed=2), []
+    original = model.pooled_features
+
+    def recording(**inputs):
+        for clip in inputs["pixel_values"]:
+            encoded.extend(i for i, row in enumerate(rows) if torch.equal(row["pixel_values"], clip))
+        return original(**inputs)
+
+    model.pooled_features = recording
+    cached = compute_pooled_features(model, rows, t._collate, batch_size=2)
+    out = {"world": (state.process_index, state.num_processes), "encoded": encoded, **cached[:]}
+    torch.save(out, f"{sys.argv[1]}/rank{state.process_index}.pt")
+    """
+)
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_each_encode_their_share_and_both_get_every_clip(model, tmp_path, free_port):
+    """Under ``accelerate launch`` (two CPU processes over gloo) rank r encodes clips r, r + 2, ...; both ranks end
+    with every clip's features, in the dataset's order, as one process computes them."""
+    root = Path(__file__).resolve().parent
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--config_file"]
+    launcher += [str(root.parent / "examples" / "accelerate_configs" / "cpu_2proc.yaml")]
+    launcher += ["--main_process_port", str(free_port), "--no_python", sys.executable, "-c", TWO_RANKS]
+    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [*launcher, str(tmp_path), str(root)], capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-6000:]
+    rows = _rows(7, seed=2)
+    expected = _expected(model, rows)
+    for rank in (0, 1):
+        out = torch.load(tmp_path / f"rank{rank}.pt")
+        assert out["world"] == (rank, 2) and out["encoded"] == list(range(rank, 7, 2)), rank  # its share only
+        assert torch.allclose(out["features"], expected, atol=1e-5), rank  # every clip, in order
+        assert out["labels"].tolist() == [r["labels"] for r in rows], rank
+
+
+def test_one_process_encodes_every_clip_and_gathers_nothing(model, monkeypatch):
+    """Not launched on several processes (accelerate's ``PartialState``: one): nothing to split or gather."""
+
+    def gather_object(obj):
+        raise AssertionError("gathered in a one-process run")
+
+    monkeypatch.setattr(feature_cache, "gather_object", gather_object)
+    rows = _rows(3, seed=3)
+    cached = compute_pooled_features(model, rows, _collate, batch_size=2)
+    assert torch.allclose(cached[:]["features"], _expected(model, rows), atol=1e-5)
 
 
 def test_the_cache_is_offered_only_when_it_gives_the_plain_result():

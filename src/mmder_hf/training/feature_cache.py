@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 import torch
+from accelerate import PartialState
+from accelerate.utils import gather_object
 from torch import nn
 
 from .arguments import RecipeArguments
@@ -31,12 +33,6 @@ def can_cache_features(model: nn.Module, recipe_args: RecipeArguments) -> bool:
     )
 
 
-def _world() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
 def compute_pooled_features(
     model: nn.Module,
     dataset,
@@ -49,15 +45,17 @@ def compute_pooled_features(
     """Run the encoder once over ``dataset`` and return a `datasets.Dataset` with ``features`` and ``labels``.
 
     ``features`` are :meth:`MultiMAEDERForVideoClassification.pooled_features` (mean-pooled tokens before
-    ``fc_norm``), in float32, in the dataset's order. Under `torch.distributed` each rank encodes every
-    ``world_size``-th clip and the pieces are gathered, so each clip is encoded once in all.
+    ``fc_norm``), in float32, in the dataset's order. In a multi-process run (accelerate's ``PartialState``, as the
+    `Trainer` sets it up) each process encodes every ``num_processes``-th clip and the pieces are gathered
+    (``accelerate.utils.gather_object``), so each clip is encoded once in all.
     """
     import datasets
     from torch.utils.data import DataLoader, Subset
     from tqdm.auto import tqdm
 
     device = device or next(model.parameters()).device
-    rank, world_size = _world()
+    state = PartialState()
+    rank, world_size = state.process_index, state.num_processes
     indices = None
     if world_size > 1 and hasattr(dataset, "__len__"):
         indices = list(range(rank, len(dataset), world_size))
@@ -77,8 +75,7 @@ def compute_pooled_features(
     features = torch.cat(features) if features else torch.empty(0, model.config.hidden_size)
     labels = torch.cat(labels) if labels else torch.empty(0, dtype=torch.long)
     if indices is not None:
-        gathered = [None] * world_size
-        torch.distributed.all_gather_object(gathered, (indices, features, labels))
+        gathered = gather_object([(indices, features, labels)])  # one (indices, features, labels) per process
         order = torch.tensor([i for part in gathered for i in part[0]])
         features = torch.cat([part[1] for part in gathered])[order.argsort()]
         labels = torch.cat([part[2] for part in gathered])[order.argsort()]
