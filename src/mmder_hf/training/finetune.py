@@ -48,6 +48,7 @@ from .run import (
     reuse_or_start_run,
     save_run_args,
     split_sizes,
+    train_and_save,
     trim_splits,
 )
 from .trainers import MultiMAEDERTrainer, add_drop_path
@@ -326,17 +327,9 @@ def run_finetuning(
     if finished is not None:
         results.update(finished)
     elif training_args.do_train:
-        if last_checkpoint is not None and training_args.resume_from_checkpoint is None:
-            logger.warning("Resuming from %s", last_checkpoint)
-        train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint or last_checkpoint)
-        trainer.save_model()
-        metrics = train_result.metrics
         streamed = training_args.max_steps * training_args.train_batch_size
-        metrics["train_samples"] = streamed if data_args.streaming else len(data["train"])
-        trainer.log_metrics("train", metrics)
-        trainer.save_metrics("train", metrics)
-        trainer.save_state()
-        results.update(metrics)
+        clips = streamed if data_args.streaming else len(data["train"])
+        results.update(train_and_save(trainer, training_args, last_checkpoint, clips))
     if training_args.do_eval and "validation" in data:
         metrics = trainer.evaluate()
         trainer.log_metrics("eval", metrics)

@@ -39,6 +39,7 @@ from .run import (
     result_settings,
     reuse_or_start_run,
     save_run_args,
+    train_and_save,
 )
 from .trainers import MultiMAEDERPreTrainer
 
@@ -242,16 +243,7 @@ def run_pretraining(
     if finished is not None:
         results.update(finished)
     elif training_args.do_train:
-        if last_checkpoint is not None and training_args.resume_from_checkpoint is None:
-            logger.warning("Resuming from %s", last_checkpoint)
-        train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint or last_checkpoint)
-        trainer.save_model()
-        metrics = train_result.metrics
-        metrics["train_samples"] = data.train_clips
-        trainer.log_metrics("train", metrics)
-        trainer.save_metrics("train", metrics)
-        trainer.save_state()
-        results.update(metrics)
+        results.update(train_and_save(trainer, training_args, last_checkpoint, data.train_clips))
     if evaluate:
         metrics = trainer.evaluate()
         trainer.log_metrics("eval", metrics)

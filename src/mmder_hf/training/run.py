@@ -4,7 +4,8 @@ and the config, trim and tidy the splits, and record what was run.
 * :func:`setup_run` / :func:`end_process_group`: logging, threads and the process group, at start and at exit.
 * :func:`result_settings` / :func:`refuse_other_settings` / :func:`save_run_args`: the one record of a run's
   settings (``run_args.json``), and the refusal to mix two runs in one folder.
-* :func:`reuse_or_start_run`: a finished run is reused, never trained again; otherwise the folder is started.
+* :func:`reuse_or_start_run` / :func:`train_and_save`: a finished run is reused, never trained again; otherwise the
+  folder is started, and training resumes from its last checkpoint.
 * :func:`hyperparameters`: the one table of settings a model card shows.
 * :func:`build_processor`, :func:`config_overrides`: what both scripts build from the flags and the checkpoint.
 * :func:`trim_splits`, :func:`drop_unused_columns`, :func:`split_sizes`: the splits a run reads.
@@ -123,6 +124,23 @@ def drop_unused_columns(ds: datasets.Dataset, config: MultiMAEDERConfig, also: S
         c for c, n in (("pixel_values", config.num_video_frames), ("audio_values", config.num_audio_frames)) if not n
     ]
     return ds.remove_columns([c for c in unused if c in ds.column_names])
+
+
+def train_and_save(
+    trainer: transformers.Trainer, training_args: TrainingArguments, last_checkpoint: Optional[str], clips: Any
+) -> dict:
+    """Train (resumed from ``--resume_from_checkpoint``, else the folder's last checkpoint), then save the model, the
+    train metrics (``train_samples``: ``clips``) and the `Trainer`'s state. Returns the train metrics."""
+    if last_checkpoint is not None and training_args.resume_from_checkpoint is None:
+        logger.warning("Resuming from %s", last_checkpoint)
+    train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint or last_checkpoint)
+    trainer.save_model()
+    metrics = train_result.metrics
+    metrics["train_samples"] = clips
+    trainer.log_metrics("train", metrics)
+    trainer.save_metrics("train", metrics)
+    trainer.save_state()
+    return metrics
 
 
 def _value(setting: Any) -> Any:
@@ -406,5 +424,6 @@ __all__ = [
     "settings_differences",
     "setup_run",
     "split_sizes",
+    "train_and_save",
     "trim_splits",
 ]
