@@ -238,8 +238,7 @@ class MultiMAEDERPreTrainer(CardHookMixin, Trainer):
         means = {}
         for name, (total, count) in sorted(sums.items()):
             pair = torch.tensor([total, float(count)], device=self.args.device, dtype=torch.float64)
-            if self.args.world_size > 1:
-                pair = self.accelerator.reduce(pair, reduction="sum")
+            pair = self.accelerator.reduce(pair, reduction="sum")  # itself in a single process
             if pair[1] > 0:
                 means[name] = float(pair[0] / pair[1])
         sums.clear()
@@ -301,16 +300,14 @@ class MultiMAEDERPreTrainer(CardHookMixin, Trainer):
             prefetch_factor=args.dataloader_prefetch_factor if args.dataloader_num_workers > 0 else None,
             worker_init_fn=partial(seed_worker, num_workers=args.dataloader_num_workers, rank=args.process_index),
         )
-        # The batches are this rank's already: prepared as for one process, so that accelerate places them on the
-        # device and reshuffles them every epoch (set_epoch) without splitting them among the ranks again or
-        # completing a short last batch with clips from the start.
+        # The batches are this rank's already: prepared as for one process (num_processes=1), so that accelerate places
+        # them on the device and reshuffles them every epoch (set_epoch) without splitting them among the ranks again
+        # or completing a short last batch with clips from the start.
         return prepare_data_loader(
             loader,
             device=args.device,
             num_processes=1,
-            process_index=0,
             put_on_device=True,
-            even_batches=False,
             non_blocking=self.accelerator.dataloader_config.non_blocking,
         )
 
