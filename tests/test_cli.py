@@ -141,6 +141,7 @@ def no_model_loading(monkeypatch):
         ("timeline", ["--stride", "inf"], "argument --stride: must be a positive number of seconds, got inf"),
         ("timeline", ["--batch_size", "0"], "argument --batch-size/--batch_size: must be at least 1, got 0"),
         ("timeline", ["--widow", "2"], "unrecognized arguments: --widow 2 (did you mean --window?)"),
+        ("predict", ["--zzzz"], "unrecognized arguments: --zzzz"),  # nothing close: no hint
     ],
 )
 def test_argument_mistakes_are_usage_errors(command, options, expected, model_dir, clips, capsys, no_model_loading):
@@ -264,6 +265,36 @@ def test_progress_bar_for_several_files_only(model_dir, clips, capsys):
     assert "/2" not in capsys.readouterr().err
     assert main(["predict", str(clips[0]), "--model", str(model_dir), "--top-k", "1"]) == 0
     assert "0/1" not in capsys.readouterr().err
+
+
+def test_progress_counts_each_file_once(model_dir, clips, capsys, monkeypatch):
+    import functools
+
+    from tqdm import std
+
+    # every update drawn (tqdm skips draws within 0.1 s of the last): the counts the bar showed, in order
+    monkeypatch.setattr(std.tqdm, "__init__", functools.partialmethod(std.tqdm.__init__, mininterval=0))
+    assert main(["predict", *map(str, clips), "--model", str(model_dir), "--top-k", "1"]) == 0
+    shown = re.findall(r"(\d+)/2 ", capsys.readouterr().err)
+    assert shown and shown[-1] == "2" and sorted(set(shown)) == ["0", "1", "2"], shown
+
+
+def test_a_broken_file_is_named_before_any_model_is_loaded(model_dir, tmp_path, capsys, no_model_loading):
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    for command, path, problem in (
+        ("predict", empty, "file is empty"),
+        ("timeline", empty, "file is empty"),
+        ("predict", tmp_path, "is a directory, not a media file"),
+    ):
+        assert main([command, str(path), "--model", str(model_dir)]) == 1
+        assert capsys.readouterr().err.strip().splitlines() == [f"mmder: error: {path}: {problem}"]
+
+
+def test_the_console_entry_reads_the_command_line(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["mmder", "predict", "x.mp4", "--model", "m", "--zzzz"])
+    assert main() == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "mmder predict: error: unrecognized arguments: --zzzz"
 
 
 def test_timeline_text_lines_and_overall(model_dir, clips, tmp_path, capsys):

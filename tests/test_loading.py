@@ -347,6 +347,8 @@ def test_split_for_rank_gives_each_example_to_one_rank():
     parts = [list(loading.split_for_rank(ds, rank=r, world_size=3)["i"]) for r in range(3)]
     assert sorted(sum(parts, [])) == list(range(10)) and all(parts)
     assert loading.split_for_rank(ds) is ds  # one process: accelerate's state says world size 1
+    # the rank left out is this process's (0 here): the first of 2 contiguous halves
+    assert list(loading.split_for_rank(ds, world_size=2)["i"]) == [0, 1, 2, 3, 4]
     for rank in (-1, 3):
         with pytest.raises(ValueError, match=r"rank must be in \[0, 3\)"):
             loading.split_for_rank(ds, rank=rank, world_size=3)

@@ -129,6 +129,18 @@ def test_rank_shard_batch_sampler_equal_steps_every_clip_once():
     assert sorted(i for batch in even for i in batch) == list(range(4))  # divisible: no repeat at all
 
 
+def test_rank_shard_batch_sampler_edges():
+    one = RankShardBatchSampler(1, 2, 2, 4, seed=0)  # a rank whose shard is a single clip
+    assert list(one) == [[0]] and len(one) == 1
+    dropping = RankShardBatchSampler(5, 5, 1, 2, seed=3, drop_last=True)  # 5 clips in batches of 2: 2 full ones
+    batches = list(dropping)
+    assert len(dropping) == 2 and [len(batch) for batch in batches] == [2, 2]
+    assert len(set(i for batch in batches for i in batch)) == 4
+    for clips in (0, 6):  # a shard must hold between 1 and ceil(9 / 2) = 5 clips
+        with pytest.raises(ValueError, match=f"^a shard of {clips} clips cannot be one of 2 shards of 9$"):
+            RankShardBatchSampler(clips, 9, 2, 3, seed=0)
+
+
 def test_reconstruction_picture_shows_visible_patches_and_predictions(tmp_path):
     torch.manual_seed(0)
     config = MultiMAEDERConfig(fusion_strategy="FFLS", **TINY, **DECODER, mask_ratio_video=0.5, mask_ratio_audio=0.5)
