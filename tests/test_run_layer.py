@@ -285,3 +285,20 @@ def test_the_attention_flag_reaches_a_random_model_of_either_kind(tmp_path):
     assert build_pretraining_model(model_args, pretrain_args).config._attn_implementation == "eager"
     model_args, _, pretrain_args, _ = parse_pretraining_args(flags[:-2])
     assert build_pretraining_model(model_args, pretrain_args).config._attn_implementation == "sdpa"
+
+
+def test_the_process_group_is_ended_and_every_distributed_script_ends_it(free_port):
+    import torch.distributed as dist
+
+    from mmder_hf.training.run import end_process_group
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{free_port}", rank=0, world_size=1)
+    assert dist.is_initialized()
+    end_process_group()
+    assert not dist.is_initialized()
+    end_process_group()  # nothing up: nothing to do
+    for script in ("finetune", "pretrain", "cross_validate", "compare_strategies"):
+        tree = ast.parse((ROOT / "examples" / f"{script}.py").read_text())
+        main_block = next(n for n in tree.body if isinstance(n, ast.If) and "__main__" in ast.unparse(n.test))
+        tries = [n for n in ast.walk(main_block) if isinstance(n, ast.Try)]
+        assert any("end_process_group()" in ast.unparse(stmt) for t in tries for stmt in t.finalbody), script
