@@ -45,6 +45,7 @@ def default_folds(corpus: str, source: Optional[str]) -> list[int]:
 
 
 def fold_finished(fold_dir: str) -> Optional[dict]:
+    """The saved results of a fold run that reached its test metrics, else ``None`` (a fold to run or resume)."""
     path = os.path.join(fold_dir, "all_results.json")
     if os.path.isfile(path):
         with open(path) as f:
