@@ -421,6 +421,22 @@ def test_export_fails_when_onnxruntime_disagrees(exported, model_dir, tmp_path, 
     assert captured.out.strip() == str(out) and "verified" not in captured.err
 
 
+def test_export_accepts_a_difference_within_the_tolerance(exported, model_dir, tmp_path, monkeypatch, capsys):
+    from mmder_hf import onnx_export
+
+    def copy_export(model, path, **kwargs):
+        shutil.copyfile(exported[0], path)
+        return Path(path)
+
+    real_call = onnx_export.OnnxClassifier.__call__
+    monkeypatch.setattr(onnx_export, "export_onnx", copy_export)
+    monkeypatch.setattr(onnx_export.OnnxClassifier, "__call__", lambda self, **kw: real_call(self, **kw) + 7e-5)
+    out = tmp_path / "m.onnx"
+    assert main(["export", "--model", str(model_dir), str(out)]) == 0  # 7e-5 < 1e-4: the documented tolerance
+    difference = re.search(r"max \|logits difference\| = (\S+),", capsys.readouterr().err)
+    assert 6.9e-5 < float(difference.group(1)) < 1e-4
+
+
 # ------------------------------------------------------------------------------------------- installed command
 @pytest.mark.slow  # a fresh interpreter: ~9 s of imports
 def test_console_script_usage_error(tmp_path):

@@ -136,6 +136,8 @@ def test_rank_shard_batch_sampler_edges():
     batches = list(dropping)
     assert len(dropping) == 2 and [len(batch) for batch in batches] == [2, 2]
     assert len(set(i for batch in batches for i in batch)) == 4
+    fresh = RankShardBatchSampler(5, 5, 1, 5, seed=2)  # before any set_epoch: epoch 0's seeded order
+    assert next(iter(fresh)) == torch.randperm(5, generator=torch.Generator().manual_seed(2 * 100_003)).tolist()
     for clips in (0, 6):  # a shard must hold between 1 and ceil(9 / 2) = 5 clips
         with pytest.raises(ValueError, match=f"^a shard of {clips} clips cannot be one of 2 shards of 9$"):
             RankShardBatchSampler(clips, 9, 2, 3, seed=0)
