@@ -62,11 +62,11 @@ def test_the_finetune_recipe_crops_faces_and_the_synthetic_corpus_never(checkpoi
 def test_face_crops_of_iemocap_dialogs_come_with_a_warning(caplog):
     import logging
 
-    with caplog.at_level(logging.WARNING, logger="mmder_hf.training.finetune"):
+    with caplog.at_level(logging.WARNING, logger="mmder_hf.training.run"):
         processor_for(None, "--recipe", "finetune", "--dataset_name", "iemocap")
     assert "need not be the speaker" in caplog.text
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="mmder_hf.training.finetune"):
+    with caplog.at_level(logging.WARNING, logger="mmder_hf.training.run"):
         processor_for(None, "--recipe", "finetune", "--dataset_name", "iemocap", "--face_crop", "false")
         processor_for(None, "--recipe", "finetune", "--dataset_name", "ravdess")
     assert "speaker" not in caplog.text

@@ -302,3 +302,24 @@ def test_the_process_group_is_ended_and_every_distributed_script_ends_it(free_po
         main_block = next(n for n in tree.body if isinstance(n, ast.If) and "__main__" in ast.unparse(n.test))
         tries = [n for n in ast.walk(main_block) if isinstance(n, ast.Try)]
         assert any("end_process_group()" in ast.unparse(stmt) for t in tries for stmt in t.finalbody), script
+
+
+def test_setup_run_sets_the_package_level_and_leaves_its_modules_to_inherit_it(tmp_path):
+    import logging
+
+    import torch
+
+    from mmder_hf.training.run import setup_run
+
+    names = ("mmder_hf", "__main__", "mmder_hf.training.run", "mmder_hf.training.finetune")
+    before, threads = {name: logging.getLogger(name).level for name in names}, torch.get_num_threads()
+    try:
+        setup_run(ModelArguments(), training_args(tmp_path, log_level="error"))
+        assert logging.getLogger("mmder_hf").level == logging.ERROR
+        # a module's own level would outlive whoever resets the package's (a test, a notebook, a second run)
+        assert logging.getLogger("mmder_hf.training.run").level == logging.NOTSET
+        assert logging.getLogger("mmder_hf.training.finetune").level == logging.NOTSET
+    finally:
+        for name, level in before.items():
+            logging.getLogger(name).setLevel(level)
+        torch.set_num_threads(threads)

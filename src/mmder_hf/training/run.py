@@ -44,7 +44,7 @@ def setup_run(model_args: ModelArguments, training_args: TrainingArguments) -> N
         handlers=[logging.StreamHandler(sys.stdout)],
     )
     log_level = training_args.get_process_log_level()
-    for name in (__name__, "mmder_hf", "__main__"):
+    for name in ("mmder_hf", "__main__"):  # every module of the package logs under "mmder_hf"
         logging.getLogger(name).setLevel(log_level)
     datasets.utils.logging.set_verbosity(log_level)
     transformers.utils.logging.set_verbosity(log_level)
