@@ -401,7 +401,8 @@ def test_export_writes_a_verified_onnx_file(exported):
     assert match and float(match.group(1)) <= 1e-4
 
 
-def test_export_fails_when_onnxruntime_disagrees(exported, model_dir, tmp_path, monkeypatch, capsys):
+def shifted_export(exported, monkeypatch, shift: float) -> None:
+    """``export`` writes the file checked above again, and onnxruntime's logits come out ``shift`` higher."""
     from mmder_hf import onnx_export
 
     def copy_export(model, path, **kwargs):  # the real export is checked above; reuse its file
@@ -410,7 +411,11 @@ def test_export_fails_when_onnxruntime_disagrees(exported, model_dir, tmp_path, 
 
     real_call = onnx_export.OnnxClassifier.__call__
     monkeypatch.setattr(onnx_export, "export_onnx", copy_export)
-    monkeypatch.setattr(onnx_export.OnnxClassifier, "__call__", lambda self, **kw: real_call(self, **kw) + 1e-3)
+    monkeypatch.setattr(onnx_export.OnnxClassifier, "__call__", lambda self, **kw: real_call(self, **kw) + shift)
+
+
+def test_export_fails_when_onnxruntime_disagrees(exported, model_dir, tmp_path, monkeypatch, capsys):
+    shifted_export(exported, monkeypatch, 1e-3)
     out = tmp_path / "m.onnx"
     assert main(["export", "--model", str(model_dir), str(out)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
@@ -422,15 +427,7 @@ def test_export_fails_when_onnxruntime_disagrees(exported, model_dir, tmp_path, 
 
 
 def test_export_accepts_a_difference_within_the_tolerance(exported, model_dir, tmp_path, monkeypatch, capsys):
-    from mmder_hf import onnx_export
-
-    def copy_export(model, path, **kwargs):
-        shutil.copyfile(exported[0], path)
-        return Path(path)
-
-    real_call = onnx_export.OnnxClassifier.__call__
-    monkeypatch.setattr(onnx_export, "export_onnx", copy_export)
-    monkeypatch.setattr(onnx_export.OnnxClassifier, "__call__", lambda self, **kw: real_call(self, **kw) + 7e-5)
+    shifted_export(exported, monkeypatch, 7e-5)
     out = tmp_path / "m.onnx"
     assert main(["export", "--model", str(model_dir), str(out)]) == 0  # 7e-5 < 1e-4: the documented tolerance
     difference = re.search(r"max \|logits difference\| = (\S+),", capsys.readouterr().err)
