@@ -4,6 +4,7 @@ grid, the rooms of ``training/`` and the root API: exact values, computed here b
 import ast
 import json
 import re
+import sys
 from pathlib import Path
 
 import datasets
@@ -323,3 +324,34 @@ def test_setup_run_sets_the_package_level_and_leaves_its_modules_to_inherit_it(t
         for name, level in before.items():
             logging.getLogger(name).setLevel(level)
         torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize(
+    "script, flag, line",
+    [
+        ("finetune", "--learnig_rate", "unrecognized arguments: --learnig_rate 1 (did you mean --learning_rate?)"),
+        (
+            "pretrain",
+            "--mask_ration_video",
+            "unrecognized arguments: --mask_ration_video 1 (did you mean --mask_ratio_video?)",
+        ),
+        ("cross_validate", "--fold_list", "unrecognized arguments: --fold_list 1 (did you mean --folds?)"),
+        ("compare_strategies", "--zzzz", "unrecognized arguments: --zzzz 1"),
+    ],
+)
+def test_an_unknown_flag_is_one_line_with_the_closest_one(script, flag, line, example_main, capsys, tmp_path):
+    with pytest.raises(SystemExit) as done:
+        example_main(script, ["--output_dir", str(tmp_path), flag, "1"])
+    assert done.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [f"{Path(sys.argv[0]).name}: error: {line}; see --help"]
+
+
+def test_an_unknown_key_of_a_json_file_is_one_line_naming_the_file(example_main, capsys, tmp_path):
+    path = tmp_path / "args.json"
+    path.write_text(json.dumps({"output_dir": str(tmp_path), "learnig_rate": 0.1, "zzz": 1}))
+    with pytest.raises(SystemExit) as done:
+        example_main("finetune", [str(path)])
+    assert done.value.code == 2
+    expected = f"error: {path}: unknown key(s) learnig_rate, zzz (did you mean learning_rate?)"
+    assert capsys.readouterr().err.splitlines() == [f"{Path(sys.argv[0]).name}: {expected}"]

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import sys
 from dataclasses import dataclass, field, fields
@@ -337,15 +338,46 @@ def parse_with_recipe(
     if len(argv) == 1 and argv[0].endswith(".json"):
         with open(argv[0]) as f:
             given = json.load(f)
+        unknown = [key for key in given if key not in known]
+        if unknown:  # one line naming the file, the keys and the closest ones
+            hints = [close.removeprefix("--") for key in unknown if (close := closest_option(types, f"--{key}"))]
+            hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
+            parser.exit(2, f"{parser.prog}: error: {argv[0]}: unknown key(s) {', '.join(unknown)}{hint}\n")
         defaults = get_recipe(given.get("recipe", "quick"), recipes).defaults()
         parsed = parser.parse_dict({**{k: v for k, v in defaults.items() if k in known}, **given})
     else:
         # the recipe first (its defaults go under the flags); --help is the full parser's
         recipe, _ = HfArgumentParser(recipe_type, add_help=False).parse_known_args(argv)
         parser.set_defaults(**{k: v for k, v in recipes[recipe.recipe].defaults().items() if k in known})
-        parsed = parser.parse_args_into_dataclasses(args=argv)
+        *parsed, rest = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+        if rest:  # one line (not the usage of ~150 options) and argparse's usage-error status
+            parser.exit(2, f"{parser.prog}: error: {unrecognized_arguments(types, rest)}; see --help\n")
     fill_checkpoint_defaults(parsed)
     return tuple(parsed)
+
+
+def closest_option(types: Sequence[type], word: str) -> Optional[str]:
+    """The option of the dataclasses ``types`` closest to ``word`` (``--learnig_rate`` -> ``--learning_rate``), or
+    ``None`` when none is close."""
+    names = {}
+    for dataclass_type in types:
+        for f in fields(dataclass_type):
+            canonical = f"--{f.name}"
+            for name in (canonical, canonical.replace("_", "-"), *f.metadata.get("aliases", ())):
+                names.setdefault(name, canonical)
+    close = difflib.get_close_matches(word.split("=")[0], list(names), n=1, cutoff=0.6)
+    return names[close[0]] if close else None
+
+
+def unrecognized_arguments(types: Sequence[type], strings: Sequence[str]) -> str:
+    """``unrecognized arguments: --learnig_rate 1e-3 (did you mean --learning_rate?)``: the words no dataclass of
+    ``types`` takes, and the closest option when one is close."""
+    message = f"unrecognized arguments: {' '.join(strings)}"
+    for string in strings:
+        close = closest_option(types, string) if string.startswith("--") else None
+        if close:
+            return f"{message} (did you mean {close}?)"
+    return message
 
 
 def fill_checkpoint_defaults(parsed: Sequence[Any]) -> None:
@@ -426,5 +458,7 @@ __all__ = [
     "parse_cross_validation_args",
     "parse_grid_args",
     "parse_pretraining_args",
+    "closest_option",
     "parse_with_recipe",
+    "unrecognized_arguments",
 ]
