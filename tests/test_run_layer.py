@@ -355,3 +355,35 @@ def test_an_unknown_key_of_a_json_file_is_one_line_naming_the_file(example_main,
     assert done.value.code == 2
     expected = f"error: {path}: unknown key(s) learnig_rate, zzz (did you mean learning_rate?)"
     assert capsys.readouterr().err.splitlines() == [f"{Path(sys.argv[0]).name}: {expected}"]
+
+
+def test_a_finished_run_is_reused_with_its_weights_and_an_unfinished_one_is_started(tmp_path):
+    import torch
+
+    from mmder_hf.models.multimae_der import MultiMAEDERForVideoClassification, MultiMAEDERProcessor
+    from mmder_hf.training.run import finished_training, reuse_or_start_run, settings_differences, split_sizes
+
+    config = MultiMAEDERConfig(**MODEL_SIZES["tiny"])
+    torch.manual_seed(0)
+    model, trained = MultiMAEDERForVideoClassification(config), MultiMAEDERForVideoClassification(config)
+    args = training_args(tmp_path, num_train_epochs=3)
+    assert settings_differences(str(tmp_path), {"training.seed": 1}) == {}  # nothing saved there yet
+    # nothing there: the folder is started with the model and the processor
+    assert reuse_or_start_run(model, MultiMAEDERProcessor(), args) is None
+    assert {"config.json", "model.safetensors", "preprocessor_config.json"} <= {p.name for p in tmp_path.iterdir()}
+    # a state without train results (killed before the end) is not finished
+    (tmp_path / "trainer_state.json").write_text(json.dumps({"global_step": 6, "num_train_epochs": 3, "max_steps": 6}))
+    assert finished_training(str(tmp_path), args) is None
+    (tmp_path / "train_results.json").write_text(json.dumps({"train_loss": 0.5}))
+    assert finished_training(str(tmp_path), training_args(tmp_path, num_train_epochs=4)) is None  # other epochs
+    assert finished_training(str(tmp_path), training_args(tmp_path, max_steps=10)) is None  # 6 of 10 steps
+    assert finished_training(str(tmp_path), training_args(tmp_path, max_steps=6)) == {"train_loss": 0.5}
+    # finished: its saved weights are loaded, exactly, and nothing is written over
+    trained.save_pretrained(str(tmp_path))
+    assert reuse_or_start_run(model, MultiMAEDERProcessor(), args) == {"train_loss": 0.5}
+    for (name, a), b in zip(model.state_dict().items(), trained.state_dict().values()):
+        assert torch.equal(a, b), name
+    # the clips and actors of each map-style split with actors, nothing for the others
+    ds = datasets.Dataset.from_dict({"actor": [3, 1, 3], "x": [0, 0, 0]})
+    sizes = split_sizes({"train": ds, "stream": ds.to_iterable_dataset(), "plain": ds.remove_columns("actor")})
+    assert sizes == {"train": (3, [1, 3])}
