@@ -237,9 +237,15 @@ def test_killed_run_resumes_from_its_last_checkpoint_with_the_same_result(corpus
     assert sorted(p.name for p in (tmp_path / "killed").glob("checkpoint-*")) == ["checkpoint-4"]
     assert not (tmp_path / "killed" / "all_results.json").exists()
 
-    resumed = run(finetune_args(corpus, cache_dir, tmp_path / "killed", *common), tmp_path)
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    resumed = run(
+        finetune_args(corpus, cache_dir, tmp_path / "killed", *common), tmp_path, env={"MMDER_TEST_SEEN": seen}
+    )
     assert resumed.returncode == 0, resumed.stderr[-4000:]
     assert "Resuming from" in resumed.stdout + resumed.stderr
+    # from checkpoint-4: this process trained steps 5 to 12 only (a restart would train all 12 to the same weights)
+    assert len((seen / "rank0.jsonl").read_text().splitlines()) == 8
 
     a = json.loads((tmp_path / "straight" / "all_results.json").read_text())
     b = json.loads((tmp_path / "killed" / "all_results.json").read_text())
