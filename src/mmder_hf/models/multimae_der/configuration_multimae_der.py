@@ -12,6 +12,8 @@ from .fusion import frames_per_modality, normalize_strategy
 MASK_TYPES = ("tube", "random")
 #: What it reconstructs: pixels (per-patch normalised with ``norm_pix_loss``), or MAE-DFER's frame differences.
 PRETRAINING_TARGETS = ("pixels", "frame_difference")
+#: ``config.training_data`` of a model trained on the built-in synthetic corpus.
+SYNTHETIC_TRAINING_DATA = "synthetic"
 
 
 @strict(accept_kwargs=True)
@@ -35,6 +37,10 @@ class MultiMAEDERConfig(VideoMAEConfig):
         rfas_seed (`int`, *optional*, defaults to 0):
             Seed of the frame permutations RFAS draws in evaluation mode, so that evaluation is reproducible;
             training draws fresh permutations every step.
+        training_data (`str`, *optional*):
+            The corpus the classifier was trained on (``"ravdess"``, ``"crema_d"``, ``"iemocap"``, ...), set by the
+            training scripts. ``"synthetic"`` (the built-in synthetic corpus of moving shapes and tones) marks a
+            model that recognises synthetic clips only: the pipeline, the CLI and the Space warn when one is used.
 
         The fields below are read by `MultiMAEDERForPreTraining` only (VideoMAE's ``decoder_*`` and
         ``norm_pix_loss`` keep their meaning there):
@@ -77,6 +83,7 @@ class MultiMAEDERConfig(VideoMAEConfig):
 
     fusion_strategy: str = "FSLF"
     rfas_seed: int = 0
+    training_data: str | None = None
     mask_type: str = "tube"
     mask_ratio_video: float | int = 0.9
     mask_ratio_audio: float | int = 0.8
@@ -110,6 +117,11 @@ class MultiMAEDERConfig(VideoMAEConfig):
             raise ValueError(f"pixel_mean and pixel_deviation need {self.num_channels} values each")
 
     @property
+    def trained_on_synthetic_data(self) -> bool:
+        """Whether the classifier was trained on the built-in synthetic corpus (it recognises synthetic clips only)."""
+        return self.training_data == SYNTHETIC_TRAINING_DATA
+
+    @property
     def num_video_frames(self) -> int:
         """Video frames the strategy consumes (``pixel_values.shape[1]``)."""
         return frames_per_modality(self.fusion_strategy, self.num_frames)[0]
@@ -120,4 +132,4 @@ class MultiMAEDERConfig(VideoMAEConfig):
         return frames_per_modality(self.fusion_strategy, self.num_frames)[1]
 
 
-__all__ = ["MASK_TYPES", "PRETRAINING_TARGETS", "MultiMAEDERConfig"]
+__all__ = ["MASK_TYPES", "PRETRAINING_TARGETS", "SYNTHETIC_TRAINING_DATA", "MultiMAEDERConfig"]
