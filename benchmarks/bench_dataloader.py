@@ -62,7 +62,7 @@ def folder_bytes(arrow_file: str) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a small corpus")
     parser.add_argument("--image_size", type=int, default=64, help="processor output size (the paper: 224)")
     parser.add_argument("--num_frames", type=int, default=8, help="clip length (the paper: 16)")

@@ -53,7 +53,7 @@ def make_face_clip(path: str, seconds: float = 3.7, fps: int = 30, sample_rate: 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     args = parser.parse_args()
     import cv2

@@ -41,7 +41,7 @@ def train_head(model, batches_per_epoch, epochs: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small model and data")
     parser.add_argument(PEAK_MEMORY_FLAG, choices=("naive", "fast_path"), help="(internal) one variant's memory")
     args = parser.parse_args()

@@ -104,7 +104,7 @@ class Setup:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small model, few repetitions")
     parser.add_argument(PEAK_MEMORY_FLAG, choices=MEMORY_VARIANTS, help="(internal) report one variant's peak memory")
     args = parser.parse_args()

@@ -218,7 +218,7 @@ def pipeline_rates(quick: bool, image_size: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default="cuda", help="cuda (default), cuda:1, or cpu to check the script")
     parser.add_argument(
         "--sizes", nargs="*", choices=sorted(SIZES), help="default: vit-b vit-l (tiny with --quick on CPU)"
     )

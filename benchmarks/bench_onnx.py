@@ -56,7 +56,7 @@ SIZES = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="the small size with 6 repetitions (used by run.py)")
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
     parser.add_argument("--strategy", default="FSLF")

@@ -84,7 +84,7 @@ def variants(path: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     parser.add_argument(PEAK_MEMORY_FLAG, choices=VARIANTS, help="(internal) report one variant's peak memory")
     parser.add_argument("--clip", help="(internal) an existing clip to use instead of writing one")

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 
 import datasets
 
+from ..user_errors import UserError, check_choice, locate
 from .corpora import get_corpus_info, get_label_set, normalize_corpus_name
 from .folds import export_folds, fold_table_markdown
 from .synthetic import is_synthetic_source
@@ -234,22 +235,30 @@ def publish_main(corpus: str, argv: Optional[Sequence[str]] = None) -> None:
     corpus = normalize_corpus_name(corpus)
     info = get_corpus_info(corpus)
     parser = argparse.ArgumentParser(description=f"Convert {corpus} to Parquet with embedded media and push it.")
-    parser.add_argument(
-        "--source",
-        required=corpus != "ravdess",
-        default=None,
-        help="local folder / Hub repo of the distributed files (RAVDESS: default synthetic)",
-    )
+    source_help = f"local folder or Hub dataset repo of {info.pretty_name} as distributed"
+    if corpus == "ravdess":
+        source_help += " (default: the built-in synthetic corpus in RAVDESS format)"
+    parser.add_argument("--source", required=corpus != "ravdess", default=None, help=source_help)
     example = info.dataset_id or f"{corpus.replace('_', '-')}-av"
-    parser.add_argument("--repo_id", required=True, help=f"Hub dataset repo, e.g. <user>/{example}")
+    parser.add_argument("--repo_id", required=True, help=f"Hub dataset repo, e.g. me/{example}")
     parser.add_argument("--output_dir", default=None, help="local folder for the Parquet shards and card")
-    parser.add_argument("--label_set", default=None)
+    label_sets = [label_set.name for label_set in info.label_sets]
+    parser.add_argument(
+        "--label_set", default=None, help=f"{', '.join(label_sets)} (default: {info.default_label_set})"
+    )
     parser.add_argument("--private", action="store_true", help="create a private repo (required for IEMOCAP)")
     parser.add_argument("--no_push", action="store_true", help="only write the local folder")
     parser.add_argument("--strict", action="store_true", help="fail on the first unusable file")
     if corpus == "ravdess":
         parser.add_argument("--vocal_channel", default="speech", choices=["speech", "song", "both"])
     args = parser.parse_args(argv)
+    try:
+        if args.label_set is not None:
+            args.label_set = check_choice("--label_set", args.label_set, label_sets)
+        if args.source is not None:
+            args.source = locate("--source", args.source).value
+    except UserError as error:  # one line, as argparse's own errors
+        parser.exit(error.status, f"{parser.prog}: error: {error}\n")
     if not info.redistributable and not args.private and not args.no_push:
         parser.error(
             f"{info.pretty_name}'s licence forbids redistribution: pass --private (and share with licensees only)"

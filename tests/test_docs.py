@@ -1,0 +1,323 @@
+"""Every command of README.md and examples/README.md, run as written after the README's setup.
+
+The commands run in document order in one folder that holds the repository's programs (``.venv``, ``examples``,
+``scripts``, ``benchmarks``, ``dataset_scripts``), so that their relative paths (``runs/demo`` ...) are the documented
+ones, with ``HOME`` there too (the synthetic corpus is made fresh, as on a new machine). What each kind of command
+must show:
+
+- on the built-in synthetic corpus (or on what an earlier command wrote): exit status 0, and what the docs promise of
+  its output;
+- needing what a CPU test machine lacks (a corpus under ``/data/``, a GPU): run as written, it ends with exit status
+  1 or 2 and ONE line naming what is missing, never a traceback;
+- the setup and test commands are CI's own (``.ci/run``); an extra to install must exist; a benchmark measurement is
+  not re-run (it takes ten minutes): its committed JSON must hold that command, and the README's tables must be
+  exactly what ``make_table.py`` prints from it.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import runpy
+import shlex
+import subprocess
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import pytest
+import tomllib
+from packaging.requirements import Requirement
+
+
+REPO = Path(__file__).resolve().parents[1]
+DOCS = ("README.md", "examples/README.md")
+SETUP = "bash scripts/setup.sh"
+
+
+def documented_commands() -> list[tuple[str, int, str]]:
+    """``(doc, line, command)`` for every command of the ``bash`` blocks, continuation lines joined, comments cut."""
+    commands = []
+    for doc in DOCS:
+        inside, pending, start = False, "", 0
+        for number, line in enumerate((REPO / doc).read_text().splitlines(), 1):
+            if line.startswith("```"):
+                inside = line.strip() == "```bash"
+                continue
+            if not inside:
+                continue
+            text = re.sub(r"\s+#\s.*$", "", line).rstrip()
+            if not pending and (not text.strip() or text.lstrip().startswith("#")):
+                continue
+            if not pending:
+                start = number
+            if text.endswith("\\"):
+                pending += text[:-1].rstrip() + " "
+                continue
+            commands.append((doc, start, re.sub(r"\s+", " ", pending + text.strip()).strip()))
+            pending = ""
+    return commands
+
+
+def kind(command: str) -> str:
+    """What a command needs, and so what it must show here (see the module docstring)."""
+    if command.endswith(" -m pytest tests"):
+        return "tests"
+    if command.startswith(SETUP):
+        return "setup"
+    if re.search(r"\bpip install\b", command):
+        return "install"
+    if " auth login" in command:
+        return "login"
+    if "--output benchmarks/results/" in command:
+        return "measurement"
+    if "/data/" in command:
+        return "needs-data"
+    if "bench_gpu.py" in command and "--device cpu" not in command:
+        return "needs-gpu"
+    return "runs"
+
+
+COMMANDS = documented_commands()
+
+
+def test_the_docs_have_commands_of_every_kind():
+    """The parser finds the documented commands (a broken parser would make every other test here vacuous)."""
+    kinds = {kind(command) for _, _, command in COMMANDS}
+    assert kinds == {"setup", "tests", "install", "login", "measurement", "needs-data", "needs-gpu", "runs"}
+    first = COMMANDS[0]
+    assert first[:2] == ("README.md", 18)
+    assert first[2] == "bash scripts/setup.sh && .venv/bin/python examples/demo.py --output_dir runs/demo"
+    fold3 = ".venv/bin/python examples/finetune.py --output_dir runs/ravdess-fold3"
+    joined = [c for _, _, c in COMMANDS if c.startswith(fold3)]
+    assert joined == [
+        f"{fold3} --dataset_name ravdess --dataset_source /data/ravdess --fold 3 --label_set 7class --recipe paper "
+        "--model_name_or_path MCG-NJU/videomae-large-finetuned-kinetics --bf16"
+    ]
+
+
+def test_every_program_is_the_environment_s_own():
+    """A command that starts with a bare ``python`` / ``mmder`` / ``accelerate`` fails after the documented setup."""
+    for doc, line, command in COMMANDS:
+        words = shlex.split(command)
+        while words and re.fullmatch(r"[A-Z_]+=\S*", words[0]):  # VAR=value prefixes
+            words = words[1:]
+        program = words[0]
+        assert program in ("bash",) or program.startswith(".venv/bin/"), f"{doc}:{line}: {command}"
+        if program.startswith(".venv/bin/"):
+            assert (REPO / program).exists(), f"{doc}:{line}: {program} is not installed by the setup"
+
+
+def test_setup_and_test_commands_are_ci_s():
+    """CI sets up as the README says and runs exactly the README's test command."""
+    ci = [line for line in (REPO / ".ci/run").read_text().splitlines() if line and not line.startswith("#")]
+    setups = [c for _, _, c in COMMANDS if c.startswith(SETUP)]
+    assert {c.split(" && ")[0] for c in setups} == {SETUP, f"{SETUP} --dev"}
+    assert f"{SETUP} --dev" in ci
+    tests = [c for _, _, c in COMMANDS if kind(c) == "tests"]
+    assert tests == ["bash scripts/setup.sh --dev && HF_HUB_OFFLINE=1 .venv/bin/python -m pytest tests"]
+    assert ci[-1] == tests[0].split(" && ")[1]
+
+
+def test_every_documented_extra_exists_and_is_installed():
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    installs = [c for _, _, c in COMMANDS if kind(c) == "install"]
+    assert installs
+    for command in installs:
+        (target,) = [w for w in shlex.split(command) if w.startswith(".[")]
+        name = target[2:-1]
+        assert name in extras, f"{command}: no extra {name!r} in pyproject.toml"
+        for requirement in map(Requirement, extras[name]):
+            try:
+                installed = version(requirement.name)
+            except PackageNotFoundError:
+                pytest.fail(f"{command}: {requirement.name} is not installed by the dev setup")
+            assert requirement.specifier.contains(installed, prereleases=True)
+
+
+def test_login_command_exists():
+    (command,) = [c for _, _, c in COMMANDS if kind(c) == "login"]
+    program, *args = shlex.split(command)
+    result = subprocess.run([str(REPO / program), *args, "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "token" in result.stdout.lower()
+
+
+def test_benchmark_tables_are_the_committed_measurement():
+    """The README's benchmark tables are make_table.py's output for the committed JSON of the documented command."""
+    measurements = [c for _, _, c in COMMANDS if kind(c) == "measurement"]
+    assert measurements == [".venv/bin/python benchmarks/run.py --quick --output benchmarks/results/quick-cpu.json"]
+    recorded = json.loads((REPO / "benchmarks/results/quick-cpu.json").read_text())
+    assert recorded["command"].split()[1:] == shlex.split(measurements[0])[1:]
+    (table_command,) = [c for _, _, c in COMMANDS if "make_table.py" in c]
+    program, *args = shlex.split(table_command)
+    printed = subprocess.run([str(REPO / program), *args], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert printed.returncode == 0, printed.stderr
+    readme = (REPO / "README.md").read_text()
+    for block in printed.stdout.strip().split("\n\n"):
+        assert block.strip() in readme, f"README's benchmark text differs from make_table.py's:\n{block[:300]}"
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory) -> Path:
+    """A folder laid out as the repository root after the setup, with its own HOME (fresh caches)."""
+    root = tmp_path_factory.mktemp("docs")
+    for name in (".venv", "examples", "scripts", "benchmarks", "dataset_scripts"):
+        (root / name).symlink_to(REPO / name)
+    (root / "home").mkdir()
+    return root
+
+
+def sandbox_env(root: Path) -> dict:
+    return {**os.environ, "HOME": str(root / "home"), "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def run_as_written(command: str, root: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    """The command through bash, as a user types it (the setup before ``&&`` is CI's, already done)."""
+    if command.startswith(SETUP):
+        command = command.split(" && ", 1)[1]
+    return subprocess.run(
+        ["bash", "-c", command], cwd=root, env=sandbox_env(root), capture_output=True, text=True, timeout=timeout
+    )
+
+
+def script_in_command(command: str) -> tuple[Path, list[str]]:
+    """The Python script a command runs (also under ``accelerate launch`` / ``torchrun``) and its own arguments."""
+    words = shlex.split(command)
+    index = next(i for i, w in enumerate(words) if w.endswith(".py"))
+    return Path(words[index]), words[index + 1 :]
+
+
+@pytest.mark.parametrize(
+    "command", [c for _, _, c in COMMANDS if kind(c) == "needs-data"], ids=lambda c: script_in_command(c)[0].name
+)
+def test_commands_that_need_a_corpus_say_which_in_one_line(command, sandbox, monkeypatch, capsys):
+    """Run as written (the script's ``__main__``, in this process: the same arguments, without ~9 s of imports),
+    they stop before any work with one line naming the missing folder (or the Hub, when they would push)."""
+    import logging
+
+    import torch
+
+    script, args = script_in_command(command)
+    words = shlex.split(command)
+    if words[0].endswith(("accelerate", "torchrun")):
+        config = words[words.index("--config_file") + 1] if "--config_file" in words else None
+        assert config is None or (REPO / config).is_file(), f"{command}: no {config}"
+    monkeypatch.chdir(sandbox)
+    monkeypatch.setenv("HOME", str(sandbox / "home"))
+    monkeypatch.setattr(sys, "argv", [str(script), *args])
+    monkeypatch.syspath_prepend(str(REPO / script.parent))
+    threads, levels = torch.get_num_threads(), {n: logging.getLogger(n).level for n in ("mmder_hf", "__main__")}
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            runpy.run_path(str(REPO / script), run_name="__main__")
+    finally:
+        torch.set_num_threads(threads)
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+    err = capsys.readouterr().err
+    assert exit_.value.code in (1, 2), err
+    errors = [line for line in err.splitlines() if ": error: " in line]
+    assert len(errors) == 1 and "Traceback" not in err, err
+    missing = [w for w in args if w.startswith("/data/")]
+    named = any(path in errors[0] for path in missing) or "Hub" in errors[0]
+    assert named or ("--bf16" in args and "GPU" in errors[0].upper()), errors[0]
+
+
+def test_gpu_commands_say_there_is_no_gpu(sandbox):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is visible: the GPU benchmark would run")
+    for command in [c for _, _, c in COMMANDS if kind(c) == "needs-gpu"]:
+        result = run_as_written(command, sandbox, timeout=120)
+        assert result.returncode == 2, result.stderr
+        lines = [line for line in result.stderr.splitlines() if "error:" in line]
+        assert len(lines) == 1 and "no CUDA device" in lines[0] and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_commands_on_the_synthetic_corpus_run_to_the_end(sandbox):
+    """Each runs once, in document order (later commands use what earlier ones wrote), and shows what the docs say."""
+    seen = []
+    for doc, line, command in COMMANDS:
+        if kind(command) not in ("runs", "setup") or command in seen:
+            continue
+        seen.append(command)
+        result = run_as_written(command, sandbox)
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, f"{doc}:{line}: {command}\n{output[-3000:]}"
+        assert "Traceback" not in output, f"{doc}:{line}: {command}\n{output[-3000:]}"
+        check_output(command, output, sandbox)
+    assert len(seen) >= 10, seen
+
+
+def check_output(command: str, output: str, root: Path) -> None:
+    """What the docs promise of each command's output."""
+    if "examples/demo.py" in command:
+        lines = output.splitlines()
+        header = lines.index("model        WAR     UAR")
+        table = [line.split() for line in lines[header + 1 : header + 4]]
+        assert [row[0] for row in table] == ["FSLF", "video", "audio"]
+        fslf, video, audio = (float(row[1]) for row in table)
+        assert fslf > 0.9 and video <= 0.55 and audio <= 0.35  # the corpus's ceilings for one modality
+        wall = float(re.search(r"Total wall time: (\d+) s", output).group(1))
+        assert wall < 120  # "under two minutes on 2 CPU cores, the corpus included"
+        for model in ("fslf", "video", "audio"):
+            for name in ("config.json", "all_results.json", "confusion_matrix.png", "README.md", "run_args.json"):
+                assert (root / "runs/demo" / model / name).is_file(), (model, name)
+        assert json.loads((root / "runs/demo/fslf/config.json").read_text())["training_data"] == "synthetic"
+    elif "mmder predict" in command:
+        assert re.search(r"runs/demo/example_clip\.mp4: \w+ \d\.\d+", output), output
+        assert output.count("synthetic") == 1, output  # the model's warning, once
+    elif "mmder timeline" in command:
+        assert (root / "timeline.png").is_file() and (root / "timeline.csv").is_file()
+    elif "mmder inspect" in command:
+        assert (root / "inputs.png").is_file()
+    elif "mmder export" in command:
+        assert (root / "model.onnx").is_file()
+    elif "examples/finetune.py" in command:
+        out = root / shlex.split(command)[shlex.split(command).index("--output_dir") + 1]
+        assert json.loads((out / "all_results.json").read_text())["test_war"] >= 0
+    elif "examples/pretrain.py" in command:
+        assert (root / "runs/pretrained/loss_curve.png").is_file()
+    elif "examples/cross_validate.py" in command:
+        results = json.loads((root / "runs/cv-synthetic/cv_results.json").read_text())
+        assert sorted(int(k) for k in results["folds"]) == [1, 2]
+    elif "examples/compare_strategies.py" in command:
+        assert (root / "runs/grid-synthetic/grid_results.md").is_file()
+
+
+def test_data_rates_and_the_estimates_made_from_them_are_the_committed_measurement():
+    """One measured rate per fact (``vit-l-cpu.json``), and every estimate in the README computed from it."""
+    readme = " ".join((REPO / "README.md").read_text().split())  # lines joined as the page shows them
+    rates = json.loads((REPO / "benchmarks/results/vit-l-cpu.json").read_text())["pipeline_clips_per_s_per_core"]
+    decode, cache = rates["on_the_fly_720p"], rates["preprocessed_cache"]
+    assert f"**{decode:.1f} clips/s** for on-the-fly" in readme and f"**{cache:.0f} clips/s** read from" in readme
+    assert f"N / {decode:.1f} cores decoding on the fly, or N / {cache:.0f} reading the cache" in readme
+    minutes = [f"{1440 / decode / 60:.1f}", f"{7438 / decode / 60:.0f}", f"{5531 / decode / 60:.0f}"]
+    assert "(RAVDESS 1440, CREMA-D 7438, IEMOCAP 5531)" in readme
+    assert "| {} core-min | {} core-min | {} core-min |".format(*minutes) in readme
+    assert f"takes at most {1_092_009 / decode / 3600:.0f} core-hours" in readme
+    assert f"about N / {cache:.0f} cores reading the cache" in readme
+    for stale in ("108 clips/s", "160-190", "3.7 clips/s", "about 200 clips/s"):
+        assert stale not in readme
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (REPO / "benchmarks").glob("*.py") if p.name != "common.py"))
+def test_benchmark_help_keeps_the_script_s_text_as_written(script, monkeypatch, capsys):
+    """``--help`` shows the docstring's lines as they are written, not folded into one paragraph."""
+    path = REPO / "benchmarks" / script
+    source = path.read_text()
+    if "argparse" not in source:
+        pytest.skip(f"{script} takes no arguments")
+    monkeypatch.setattr(sys, "argv", [str(path), "--help"])
+    monkeypatch.syspath_prepend(str(path.parent))
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_path(str(path), run_name="__main__")
+    assert exit_.value.code == 0
+    shown = capsys.readouterr().out.splitlines()
+    docstring = ast.get_docstring(ast.parse(source)).splitlines()
+    written = [line for line in docstring[1:] if line.strip()][:3]
+    assert written and all(line in shown for line in written), (written, shown[:12])
