@@ -24,7 +24,17 @@ pip_install() {
 }
 pip_install --upgrade pip
 # torchaudio/torchcodec releases are built against one torch release each: pin the known-good set.
-pip_install "torch==2.14.1" "torchvision==0.29.1" "torchaudio==2.11.0" "torchcodec==0.17.0"
+# PyPI's torch for Linux x86-64 bundles CUDA libraries (about 4 GB of the environment's 7); TORCH_INDEX_URL picks
+# another build of the same release, e.g. https://download.pytorch.org/whl/cpu (CPU only) or a ROCm index.
+torch_index=()
+if [ -n "${TORCH_INDEX_URL:-}" ]; then
+    torch_index=(--index-url "$TORCH_INDEX_URL" --extra-index-url https://pypi.org/simple)
+    echo "Installing torch 2.14.1 from $TORCH_INDEX_URL..."
+else
+    echo "Installing torch 2.14.1 from PyPI (with CUDA libraries on Linux x86-64: about 4 GB; for a CPU-only build set"
+    echo "TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu)..."
+fi
+pip_install "${torch_index[@]}" "torch==2.14.1" "torchvision==0.29.1" "torchaudio==2.11.0" "torchcodec==0.17.0"
 pip_install -e ".${extras}"
 if [ -n "$extras" ]; then
     # transformers' own common model tests (ModelTesterMixin) come from the released sdist of the installed version;

@@ -321,3 +321,21 @@ def test_benchmark_help_keeps_the_script_s_text_as_written(script, monkeypatch, 
     docstring = ast.get_docstring(ast.parse(source)).splitlines()
     written = [line for line in docstring[1:] if line.strip()][:3]
     assert written and all(line in shown for line in written), (written, shown[:12])
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+def test_environment_size_is_what_the_readme_says():
+    """ "about 7 GB with --dev, of which about 4 GB of CUDA libraries": measured on the environment the setup made."""
+    import torch
+
+    readme = " ".join((REPO / "README.md").read_text().split())
+    assert "(about 7 GB with `--dev`, of which PyPI's torch build for Linux x86-64 brings about 4 GB of CUDA" in readme
+    if torch.version.cuda is None:
+        pytest.skip("a CPU-only torch build: no CUDA libraries to measure")
+    site = Path(torch.__file__).parents[1]
+    cuda = sum(folder_bytes(site / name) for name in ("nvidia", "triton") if (site / name).is_dir()) / 1e9
+    total = folder_bytes(REPO / ".venv") / 1e9
+    assert 3.0 <= cuda < 5.0 and 6.0 <= total < 8.0, (cuda, total)
