@@ -8,6 +8,7 @@ import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
+from typing import Optional
 
 import torch
 
@@ -38,11 +39,35 @@ def tiny_classifier(strategy: str = "FSLF", seed: int = 0):
     return model
 
 
-def save_tiny_model(folder: Path, strategy: str = "FSLF") -> Path:
-    """model.save_pretrained + processor.save_pretrained, as a project checkpoint (with its code files)."""
+def save_tiny_model(
+    folder: Path, strategy: str = "FSLF", training_data: Optional[str] = None, **processor_settings
+) -> Path:
+    """model.save_pretrained + processor.save_pretrained, as a project checkpoint (with its code files).
+
+    ``training_data`` is recorded in the config as the training scripts do (``"synthetic"``: the built-in corpus);
+    ``processor_settings`` override the processor's (``face_crop=True``...)."""
     from mmder_hf import MultiMAEDERProcessor
 
     model = tiny_classifier(strategy)
+    model.config.training_data = training_data
+    model.save_pretrained(folder)
+    settings = {"audio_sample_rate": 16000, **processor_settings}
+    MultiMAEDERProcessor.from_model_config(model.config, **settings).save_pretrained(folder)
+    return Path(folder)
+
+
+def save_tiny_pretraining_model(folder: Path, strategy: str = "FSLF") -> Path:
+    """A pre-training run's folder (MultiMAEDERForPreTraining, no classification head) with its processor."""
+    from mmder_hf import MultiMAEDERConfig, MultiMAEDERForPreTraining, MultiMAEDERProcessor
+
+    torch.manual_seed(0)
+    decoder = dict(
+        decoder_hidden_size=16,
+        decoder_num_hidden_layers=1,
+        decoder_num_attention_heads=2,
+        decoder_intermediate_size=32,
+    )
+    model = MultiMAEDERForPreTraining(MultiMAEDERConfig(fusion_strategy=strategy, **TINY, **decoder))
     model.save_pretrained(folder)
     MultiMAEDERProcessor.from_model_config(model.config, audio_sample_rate=16000).save_pretrained(folder)
     return Path(folder)

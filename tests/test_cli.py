@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from inference_helpers import LABELS, save_tiny_model
+from inference_helpers import LABELS, save_tiny_model, save_tiny_pretraining_model
 
 from mmder_hf import cli
 from mmder_hf.cli import main
@@ -58,7 +58,7 @@ def test_bad_files_give_one_line_and_exit_1(model_dir, clips, tmp_path, capsys):
     assert main(["timeline", str(missing), "--model", str(model_dir)]) == 1
     assert main(["predict", str(clips[0]), "--model", str(tmp_path / "no_model")]) == 1
     err = capsys.readouterr().err
-    assert "not found" in err and "no_model" in err and "Traceback" not in err
+    assert "no such model folder" in err and "no_model" in err and "Traceback" not in err
 
 
 def test_timeline_csv_plot_json(model_dir, clips, tmp_path, capsys):
@@ -121,7 +121,7 @@ def _usage_error(capsys, argv, command):
 
 @pytest.fixture
 def no_model_loading(monkeypatch):
-    def forbidden(args):
+    def forbidden(*args, **kwargs):
         raise AssertionError("a usage error must be reported before any model is loaded")
 
     monkeypatch.setattr(cli, "_load_model", forbidden)
@@ -142,6 +142,7 @@ def no_model_loading(monkeypatch):
         ("timeline", ["--batch_size", "0"], "argument --batch-size/--batch_size: must be at least 1, got 0"),
         ("timeline", ["--widow", "2"], "unrecognized arguments: --widow 2 (did you mean --window?)"),
         ("predict", ["--zzzz"], "unrecognized arguments: --zzzz"),  # nothing close: no hint
+        ("predict", ["--TOP-K", "3"], "unrecognized arguments: --TOP-K 3 (did you mean --top-k?)"),  # any case
     ],
 )
 def test_argument_mistakes_are_usage_errors(command, options, expected, model_dir, clips, capsys, no_model_loading):
@@ -353,11 +354,15 @@ def test_model_loading_errors_are_one_line(clips, tmp_path, capsys):
     empty = tmp_path / "empty_model"
     empty.mkdir()
     assert main(["predict", clip, "--model", str(empty)]) == 1
-    assert capsys.readouterr().err.strip() == f"mmder: error: cannot load model {empty}: no config.json in this folder"
-    assert main(["predict", clip, "--model", str(tmp_path / "nothing")]) == 1
-    assert (
-        capsys.readouterr().err.strip() == f"mmder: error: cannot load model {tmp_path / 'nothing'}: folder not found"
+    assert capsys.readouterr().err.strip() == (
+        f"mmder: error: --model {empty}: no config.json in this folder (not a saved model)"
     )
+    assert main(["predict", clip, "--model", str(tmp_path / "nothing")]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"mmder: error: --model {tmp_path / 'nothing'}: no such model folder ({tmp_path}/ holds: empty_model)"
+    )
+    assert main(["predict", clip, "--model", clip]) == 1
+    assert capsys.readouterr().err.strip() == f"mmder: error: --model {clip}: a file, not a model folder"
     # A Hub id (not a local path) goes to from_pretrained, offline here: its first error line, quoted id.
     assert main(["predict", clip, "--model", "nobody-mmder/no-such-model"]) == 1
     err = capsys.readouterr().err.strip()
@@ -432,6 +437,180 @@ def test_export_accepts_a_difference_within_the_tolerance(exported, model_dir, t
     assert main(["export", "--model", str(model_dir), str(out)]) == 0  # 7e-5 < 1e-4: the documented tolerance
     difference = re.search(r"max \|logits difference\| = (\S+),", capsys.readouterr().err)
     assert 6.9e-5 < float(difference.group(1)) < 1e-4
+
+
+# ------------------------------------------------------------------------------------------- the model given
+SYNTHETIC_WARNING = (
+    "trained on the built-in synthetic corpus; it recognises synthetic clips only, not real faces and voices"
+)
+
+
+@pytest.fixture
+def console_logging(monkeypatch):
+    """Logging set up by ``main`` as in a fresh ``mmder`` process, whose root logger has no handler yet: its warning
+    lines go to the (captured) stderr as on a console. pytest's own handlers are put back around it."""
+    import logging
+
+    root, level, added = logging.getLogger(), logging.getLogger().level, []
+    real = cli._quiet_libraries
+
+    def as_in_a_fresh_process():
+        for handler in added:  # the previous main()'s: one process, one setup
+            root.removeHandler(handler)
+        kept = root.handlers[:]
+        for handler in kept:
+            root.removeHandler(handler)
+        try:
+            real()
+        finally:
+            added[:] = root.handlers[:]
+            for handler in kept:
+                root.addHandler(handler)
+
+    monkeypatch.setattr(cli, "_quiet_libraries", as_in_a_fresh_process)
+    yield
+    for handler in added:
+        root.removeHandler(handler)
+    root.setLevel(level)
+
+
+@pytest.fixture(scope="module")
+def synthetic_model_dir(tmp_path_factory):
+    return save_tiny_model(tmp_path_factory.mktemp("cli_synthetic_model"), training_data="synthetic")
+
+
+def test_a_synthetic_model_is_warned_about_once(synthetic_model_dir, model_dir, clips, capsys, console_logging):
+    files = list(map(str, clips))
+    assert main(["predict", *files, "--model", str(synthetic_model_dir), "--top-k", "1", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [f"mmder: WARNING: {synthetic_model_dir}: {SYNTHETIC_WARNING}"]
+    assert len(captured.out.splitlines()) == 2  # both files are still predicted
+    assert main(["timeline", files[1], "--model", str(synthetic_model_dir), "--window", "3", "--quiet"]) == 0
+    assert capsys.readouterr().err.splitlines() == [f"mmder: WARNING: {synthetic_model_dir}: {SYNTHETIC_WARNING}"]
+    assert main(["predict", *files, "--model", str(model_dir), "--top-k", "1", "--quiet"]) == 0  # training_data None
+    assert capsys.readouterr().err == ""
+
+
+@pytest.fixture(scope="module")
+def pretraining_dir(tmp_path_factory):
+    return save_tiny_pretraining_model(tmp_path_factory.mktemp("cli_pretraining") / "pre-mine")
+
+
+@pytest.mark.parametrize("command", ["predict", "timeline", "export"])
+def test_a_pretraining_checkpoint_is_refused_before_loading(
+    command, pretraining_dir, clips, tmp_path, monkeypatch, capsys, no_model_loading
+):
+    monkeypatch.chdir(pretraining_dir.parent)
+    inputs = [str(tmp_path / "m.onnx")] if command == "export" else [str(clips[0])]
+    assert main([command, *inputs, "--model", "pre-mine"]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        "mmder: error: --model pre-mine: a pre-training checkpoint (no classification head); fine-tune it first: "
+        "python examples/finetune.py --model_name_or_path pre-mine --output_dir ..."
+    ]
+    assert captured.out == "" and not (tmp_path / "m.onnx").exists()
+
+
+def test_a_checkpoint_without_a_head_is_refused(clips, tmp_path, capsys, no_model_loading):
+    encoder = tmp_path / "encoder"
+    encoder.mkdir()
+    (encoder / "config.json").write_text(
+        json.dumps({"model_type": "multimae_der", "architectures": ["MultiMAEDERModel"]})
+    )
+    assert main(["predict", str(clips[0]), "--model", str(encoder)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"mmder: error: --model {encoder}: a MultiMAEDERModel checkpoint (no classification head); fine-tune it "
+        f"first: python examples/finetune.py --model_name_or_path {encoder} --output_dir ..."
+    ]
+
+
+def test_inspect_reads_a_pretraining_run_s_processor(pretraining_dir, clips, tmp_path, capsys):
+    out = tmp_path / "inputs.png"
+    assert main(["inspect", str(clips[0]), "--model", str(pretraining_dir), "--out", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == str(out) and out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_mistyped_model_folder_is_one_line_at_once(
+    model_dir, clips, tmp_path, monkeypatch, capsys, no_model_loading
+):
+    (tmp_path / "runs" / "demo").mkdir(parents=True)
+    (tmp_path / "runs" / "pre").mkdir()
+    monkeypatch.chdir(tmp_path)
+    clip = str(clips[0])
+    for argv, line in (
+        (["predict", clip, "--model", "runs/dem"], "--model runs/dem: no such model folder (did you mean runs/demo?)"),
+        (
+            ["timeline", clip, "--model", "runs/nope"],
+            "--model runs/nope: no such model folder (runs/ holds: demo, pre)",
+        ),
+        (["export", "--model", "./nope", "m.onnx"], "--model ./nope: no such model folder"),
+        (
+            ["inspect", clip, "--model", "runs/nope", "--out", "x.png"],
+            "--model runs/nope: no such model folder (runs/ holds: demo, pre)",
+        ),
+    ):
+        assert main(argv) == 1, argv
+        captured = capsys.readouterr()
+        assert captured.err.splitlines() == [f"mmder: error: {line}"] and captured.out == ""
+    assert not (tmp_path / "x.png").exists() and not (tmp_path / "m.onnx").exists()
+
+
+@pytest.fixture
+def no_faces_extra(monkeypatch):
+    """OpenCV not installed, as after the basic setup (``pip install -e .``): ``import cv2`` fails."""
+    monkeypatch.setitem(sys.modules, "cv2", None)
+
+
+FACES_HINT = 'the faces extra (OpenCV and the YuNet face detector): pip install -e ".[faces]" in your mmder-hf clone'
+
+
+def test_inspect_works_without_the_faces_extra(model_dir, clips, tmp_path, capsys, no_faces_extra):
+    out = tmp_path / "inputs.png"
+    assert main(["inspect", str(clips[0]), "--out", str(out)]) == 0  # no model: whole frames
+    assert capsys.readouterr().out.strip() == str(out) and out.read_bytes()[:4] == b"\x89PNG"
+    assert main(["inspect", str(clips[0]), "--out", str(out), "--model", str(model_dir)]) == 0  # its processor: off
+    capsys.readouterr()
+    assert main(["inspect", str(clips[0]), "--out", str(tmp_path / "crop.png"), "--face-crop", "true"]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [f"mmder: error: --face-crop true needs {FACES_HINT}"]
+    assert "mmder-hf[" not in captured.err and not (tmp_path / "crop.png").exists()
+
+
+def test_a_face_cropping_model_without_the_faces_extra(tmp_path_factory, clips, tmp_path, capsys, monkeypatch):
+    face_model = save_tiny_model(tmp_path_factory.mktemp("cli_face_model"), face_crop=True)  # with the extra here
+    monkeypatch.setitem(sys.modules, "cv2", None)
+    assert main(["predict", str(clips[0]), "--model", str(face_model)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"mmder: error: --model {face_model}: its processor crops faces, which needs {FACES_HINT}"
+    ]
+    out = tmp_path / "inputs.png"
+    assert main(["inspect", str(clips[0]), "--out", str(out), "--model", str(face_model)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"mmder: error: --model {face_model}: its processor crops faces, which needs {FACES_HINT} (or pass "
+        "--face-crop false)"
+    ]
+    assert main(["inspect", str(clips[0]), "--out", str(out), "--model", str(face_model), "--face-crop", "false"]) == 0
+
+
+@pytest.mark.parametrize("package", ["onnxscript", "onnxruntime", "onnx"])
+def test_export_without_the_onnx_extra_says_how_to_install_it(
+    package, model_dir, tmp_path, monkeypatch, capsys, no_model_loading
+):
+    monkeypatch.setitem(sys.modules, package, None)  # as if not installed
+    assert main(["export", "--model", str(model_dir), str(tmp_path / "m.onnx")]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"mmder: error: export needs the ONNX extra (onnx, onnxscript, onnxruntime), and {package} is not installed: "
+        'pip install -e ".[onnx]" in your mmder-hf clone'
+    ]
+
+
+def test_version(capsys):
+    from importlib import metadata
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"mmder {metadata.version('mmder-hf')}\n"
+    assert main(["--help"]) == 0
+    assert "--version" in capsys.readouterr().out
 
 
 # ------------------------------------------------------------------------------------------- installed command

