@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import ast
+import contextlib
+import io
 import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -20,6 +25,10 @@ from inference_helpers import BLOCK_MMDER_HF, LABELS, save_tiny_model  # noqa: E
 
 
 APP = Path(__file__).resolve().parents[1] / "examples" / "space" / "app.py"
+README = APP.with_name("README.md")
+SYNTHETIC_WARNING = (
+    "trained on the built-in synthetic corpus; it recognises synthetic clips only, not real faces and voices"
+)
 START_TIMEOUT_S = 150
 
 
@@ -31,7 +40,8 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def space(tmp_path_factory):
-    model_dir = save_tiny_model(tmp_path_factory.mktemp("space_model"))
+    # Trained on the synthetic corpus, as the demo model of the quick start: the app must say so.
+    model_dir = save_tiny_model(tmp_path_factory.mktemp("space_model"), training_data="synthetic")
     port = free_port()
     log = tmp_path_factory.mktemp("space_log") / "app.log"
     env = {
@@ -63,7 +73,7 @@ def space(tmp_path_factory):
                 if time.monotonic() > deadline:
                     pytest.fail(f"the app did not start in {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
                 time.sleep(1)
-        yield url
+        yield url, model_dir
     finally:
         process.terminate()
         try:
@@ -78,7 +88,8 @@ def test_uploaded_clips_give_scores_and_a_timeline(space, make_clip, tmp_path):
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
 
-    client = Client(space, verbose=False)
+    url, model_dir = space
+    client = Client(url, verbose=False)
     short = make_clip("space_short", num_frames=20, fps=10.0, sample_rate=16000, channels=1)  # 2 s
     long = make_clip("space_long", num_frames=60, fps=10.0, sample_rate=16000, channels=1)  # 6 s > MMDER_LONG_VIDEO_S
 
@@ -86,6 +97,7 @@ def test_uploaded_clips_give_scores_and_a_timeline(space, make_clip, tmp_path):
     assert len(seen) == 4  # the tiny FSLF model reads 2 face frames and 2 audio pictures
     assert [item["caption"] for item in seen] == ["face frame 1", "face frame 2", "audio picture 1", "audio picture 2"]
     assert details["face_crop"] is False and details["face_boxes"] == []
+    assert details["warning"] == f"{model_dir}: {SYNTHETIC_WARNING}"
     assert sorted(p["label"] for p in details["predictions"]) == sorted(LABELS)
     assert abs(sum(p["score"] for p in details["predictions"]) - 1) < 1e-4
     assert {row[0] for row in bars["data"]} == set(LABELS) and bars["columns"] == ["emotion", "score"]
@@ -99,6 +111,102 @@ def test_uploaded_clips_give_scores_and_a_timeline(space, make_clip, tmp_path):
     garbage.write_bytes(b"not a video" * 50)
     with pytest.raises(AppError, match="cannot be opened as media"):
         client.predict(handle_file(str(garbage)), "never", api_name="/predict")
+
+
+def app_config(url: str) -> dict:
+    """The running app's gradio config: its components and its API endpoints."""
+    import json
+
+    with urllib.request.urlopen(url + "config", timeout=30) as response:
+        return json.load(response)
+
+
+@pytest.mark.slow
+def test_a_synthetic_model_is_warned_about_on_the_page(space):
+    url, model_dir = space
+    markdown = [c["props"]["value"] for c in app_config(url)["components"] if c["type"] == "markdown"]
+    assert [text for text in markdown if "synthetic" in text] == [f"> ⚠️ **{model_dir}: {SYNTHETIC_WARNING}.**"]
+
+
+def readme_client_snippet() -> str:
+    """The README's Python block that calls the app with gradio_client."""
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    (snippet,) = [block for block in blocks if "client.predict(" in block]
+    return snippet
+
+
+def unpacked_names(snippet: str) -> list:
+    """The names the snippet unpacks the result of ``client.predict(...)`` into."""
+    (assignment,) = [
+        node
+        for node in ast.walk(ast.parse(snippet))
+        if isinstance(node, ast.Assign) and "client.predict" in ast.unparse(node.value)
+    ]
+    target = assignment.targets[0]
+    return [ast.unparse(t) for t in target.elts] if isinstance(target, ast.Tuple) else [ast.unparse(target)]
+
+
+def test_the_readme_client_unpacks_as_many_values_as_predict_returns():
+    """Without running the app (importing gradio takes seconds): the outputs wired to /predict and the values the
+    handler returns, read from app.py, against the names the README's snippet unpacks."""
+    tree = ast.parse(APP.read_text())
+    (click,) = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and ast.unparse(node.func).endswith(".click")
+        and any(k.arg == "api_name" and ast.literal_eval(k.value) == "predict" for k in node.keywords)
+    ]
+    outputs = next(k.value for k in click.keywords if k.arg == "outputs")
+    if isinstance(outputs, ast.Name):  # outputs = [...] assigned just before
+        (outputs,) = [
+            node.value
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == outputs.id
+        ]
+    handler = ast.unparse(click.args[0])
+    (function,) = [node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef) and node.name == handler]
+    returned = [node.value for node in ast.walk(function) if isinstance(node, ast.Return) and node.value is not None]
+    assert {len(value.elts) for value in returned} == {len(outputs.elts)}
+    assert len(unpacked_names(readme_client_snippet())) == len(outputs.elts)
+
+
+@pytest.mark.slow
+def test_the_readme_client_snippet_runs_against_the_app(space, make_clip, tmp_path, monkeypatch):
+    """The README's snippet, run as written (only the app's address differs), from a folder holding its clip."""
+    url, _ = space
+    snippet = readme_client_snippet()
+    assert 'Client("http://127.0.0.1:7860/")' in snippet
+    (clip,) = re.findall(r'handle_file\("([^"]+)"\)', snippet)
+    (tmp_path / clip).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(make_clip("space_short", num_frames=20, fps=10.0, sample_rate=16000, channels=1), tmp_path / clip)
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(snippet.replace("http://127.0.0.1:7860/", url), str(README), "exec"), namespace)
+    (predict,) = [d for d in app_config(url)["dependencies"] if d.get("api_name") == "predict"]
+    assert len(predict["outputs"]) == len(unpacked_names(snippet))
+    predictions = ast.literal_eval(printed.getvalue().strip().splitlines()[-1])  # after the client's "Loaded as API"
+    assert sorted(p["label"] for p in predictions) == sorted(LABELS)
+    assert namespace["details"]["predictions"] == predictions
+
+
+def test_the_warning_is_for_synthetic_training_data_only():
+    """app.training_data_warning, compiled alone (importing the app would import gradio)."""
+    from types import SimpleNamespace
+
+    tree = ast.parse(APP.read_text())
+    (function,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "training_data_warning"]
+    namespace = {}
+    exec(compile(ast.Module(body=[function], type_ignores=[]), str(APP), "exec"), namespace)
+    warning = namespace["training_data_warning"]
+    assert (
+        warning("runs/demo/fslf", SimpleNamespace(training_data="synthetic")) == f"runs/demo/fslf: {SYNTHETIC_WARNING}"
+    )
+    for other in (None, "ravdess", "crema_d"):
+        assert warning("runs/x", SimpleNamespace(training_data=other)) == ""
+    assert warning("runs/x", SimpleNamespace()) == ""  # a config from before training_data
 
 
 def test_without_a_model_the_app_says_how_to_pass_one():

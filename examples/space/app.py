@@ -70,9 +70,21 @@ def model_view(processor, video: str) -> tuple[list, list]:
     return images, boxes
 
 
+def training_data_warning(model: str, config) -> str:
+    """The warning for a model trained on the built-in synthetic corpus (``config.training_data``), else ``""``: its
+    scores look like emotions but it has only seen moving shapes and tones, so a visitor must see that first."""
+    if getattr(config, "training_data", None) != "synthetic":
+        return ""
+    return (
+        f"{model}: trained on the built-in synthetic corpus; it recognises synthetic clips only, not real faces and "
+        "voices"
+    )
+
+
 def build_demo(args: argparse.Namespace) -> gr.Blocks:
     pipe = pipeline(model=args.model, trust_remote_code=True)
     labels = [pipe.model.config.id2label[i] for i in range(pipe.model.config.num_labels)]
+    warning = training_data_warning(args.model, pipe.model.config)
 
     def analyze(video: str, timeline_mode: str):
         if not video:
@@ -99,6 +111,8 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
             "face_crop": bool(getattr(pipe.processor, "face_crop", False)),
             "face_boxes": face_boxes,
         }
+        if warning:
+            summary["warning"] = warning
         return bars, gr.update(value=curve, visible=bool(timeline)), seen, summary
 
     with gr.Blocks(title="MultiMAE-DER: emotions in video") as demo:
@@ -108,6 +122,8 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
             "MFCC pictures fused into one clip. Long videos also get an emotion timeline "
             f"({args.window:g} s windows every {args.stride:g} s)."
         )
+        if warning:
+            gr.Markdown(f"> ⚠️ **{warning}.**", elem_id="training-data-warning")
         with gr.Row():
             with gr.Column():
                 video = gr.Video(sources=["upload", "webcam"], label="Video", include_audio=True)
