@@ -30,7 +30,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Optional[dict]:
 
 
 if __name__ == "__main__":
+    from mmder_hf.user_errors import script_errors
+
     try:
-        main()
+        with script_errors():  # a mistake of the user's: one line and its exit status, no traceback
+            main()
     finally:
         end_process_group()  # a process group left to interpreter exit can abort the process

@@ -129,4 +129,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    from mmder_hf.user_errors import script_errors
+
+    with script_errors():  # a mistake of the user's: one line and its exit status, no traceback
+        main()

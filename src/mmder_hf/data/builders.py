@@ -53,7 +53,15 @@ from .corpora import (
 )
 from .folds import get_fold
 from .probing import probe_location, probe_media
-from .sources import extract_zip_members, iter_zip_members, list_source, open_location, resolve_location
+from .sources import (
+    SourceNotFoundError,
+    extract_zip_members,
+    iter_zip_members,
+    list_source,
+    open_location,
+    resolve_location,
+    videos_hint,
+)
 from .synthetic import is_synthetic_source
 
 
@@ -248,8 +256,9 @@ class RavdessBuilder(_EmotionBuilder):
                     dirs.clear()
         if not units:
             archives = " or ".join(f"Video_{c.capitalize()}_Actor_NN.zip" for c in channels)
-            raise FileNotFoundError(
+            raise SourceNotFoundError(
                 f"No RAVDESS {archives} archives or Actor_NN folders found in {self.config.source!r}"
+                + videos_hint(self.config.source)
             )
         actors = sorted(units)
         absent = [a for a in RAVDESS_ACTORS if a not in units]
@@ -379,7 +388,8 @@ class CremaDBuilder(_EmotionBuilder):
                 if ext == ".wav" or stem not in audios:  # prefer the lossless wav
                     audios[stem] = location
         if not videos:
-            raise FileNotFoundError(f"No CREMA-D VideoFlash/*.flv files in {self.config.source!r}")
+            source = self.config.source
+            raise SourceNotFoundError(f"No CREMA-D VideoFlash/*.flv files in {source!r}" + videos_hint(source))
         clips = defaultdict(list)  # actor -> [(clip_id, video, audio, meta)]
         for stem in sorted(set(videos) | set(audios)):
             name = videos.get(stem) or audios.get(stem)
@@ -477,13 +487,13 @@ class IemocapBuilder(_EmotionBuilder):
         for candidate in (source, os.path.join(source, "IEMOCAP_full_release")):
             if os.path.isdir(os.path.join(candidate, "Session1")):
                 return candidate
-        raise FileNotFoundError(f"No IEMOCAP release (Session1..5 folders) in {source!r}")
+        raise SourceNotFoundError(f"No IEMOCAP release (Session1..5 folders) in {source!r}" + videos_hint(source))
 
     def _split_generators(self, dl_manager) -> list[datasets.SplitGenerator]:
         if self.config.source is None:
             raise ValueError("IEMOCAP needs source=<your local IEMOCAP_full_release folder>")
         if not os.path.isdir(os.fspath(self.config.source)):
-            raise FileNotFoundError(
+            raise SourceNotFoundError(
                 f"IEMOCAP release folder not found: {os.fspath(self.config.source)!r} (IEMOCAP is read from a local "
                 "IEMOCAP_full_release folder, or a private copy published with dataset_scripts/publish_iemocap.py)"
             )

@@ -25,7 +25,7 @@ import logging
 import math
 import os
 from dataclasses import asdict, dataclass
-from typing import Iterable, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 from .corpora import CREMA_D_ACTORS, CREMA_D_FOLD_RANGES, IEMOCAP_SESSIONS, RAVDESS_ACTORS, normalize_corpus_name
 
@@ -167,6 +167,24 @@ def get_fold(corpus: str, fold: int, actors: Optional[Iterable[int]] = None) -> 
     return _check_not_empty(folds[int(fold)])
 
 
+def available_folds(corpus: str, source: Any = None) -> list[int]:
+    """The fold numbers of ``corpus`` read from ``source``: a synthetic corpus has one per block of 4 generated
+    actors (6 for the built-in one, ``source=None``), a real corpus its standard folds.
+
+    Read from the source's name and the synthetic corpus's settings file only, so that a fold the corpus lacks is
+    refused before any data is built.
+    """
+    from .synthetic import METADATA_FILE, is_synthetic_source
+
+    if normalize_corpus_name(corpus) == "ravdess" and is_synthetic_source(source):
+        actors = len(RAVDESS_ACTORS)  # the built-in corpus
+        if source is not None:
+            with open(os.path.join(os.fspath(source), METADATA_FILE)) as f:
+                actors = json.load(f)["config"]["num_actors"]
+        return list(range(1, math.ceil(actors / 4) + 1))
+    return [fold.fold for fold in get_folds(corpus)]
+
+
 def missing_actors(corpus: str, fold: int, actors: Iterable[int]) -> dict[str, list[int]]:
     """``split -> actor ids`` of the standard fold that ``actors`` lacks (empty when the fold is complete)."""
     standard, present = get_fold(corpus, fold), set(actors)
@@ -245,6 +263,7 @@ __all__ = [
     "CREMA_D_FOLD_RANGES",
     "Fold",
     "crema_d_folds",
+    "available_folds",
     "export_folds",
     "fold_table_markdown",
     "get_fold",

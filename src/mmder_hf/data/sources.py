@@ -17,16 +17,66 @@ import zipfile
 import zlib
 from typing import Any, BinaryIO, Iterator, Optional, Union
 
+from ..user_errors import INPUT_STATUS, UserError, locate
 from .bad_data import BadDataReport
 
 
 Source = Union[str, os.PathLike, list, tuple]
 _REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
+#: The flag that names a corpus's source in every script (named in the messages of a source that is not there).
+SOURCE_FLAG = "--dataset_source"
+
+#: File endings of the video files a folder may hold (read by pre-training's ``--dataset_name videos``).
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".flv", ".m4v", ".mpg", ".mpeg")
+
+
+class SourceNotFoundError(UserError, FileNotFoundError):
+    """A data source that is not there, or holds none of the files it should: a mistake of the user's (one line
+    from the scripts, exit status 1) and a `FileNotFoundError` for the code that catches that."""
+
+    def __init__(self, message: str, status: int = INPUT_STATUS):
+        super().__init__(message, status)
+
 
 def is_hub_repo_id(source: Any) -> bool:
-    """True for ``owner/name`` strings that are not an existing local path."""
-    return isinstance(source, str) and bool(_REPO_ID.match(source)) and not os.path.exists(source)
+    """True for ``owner/name`` strings that are not an existing local path, nor a path into an existing local
+    folder (``runs/nope`` beside ``runs/``: a folder that is not there, as :func:`~mmder_hf.user_errors.locate`
+    decides)."""
+    return (
+        isinstance(source, str)
+        and bool(_REPO_ID.match(source))
+        and not os.path.exists(source)
+        and not os.path.isdir(source.split("/")[0])
+    )
+
+
+def count_video_files(folder: str) -> int:
+    """How many video files (:data:`VIDEO_EXTENSIONS`) are under ``folder``, searched recursively."""
+    return sum(f.lower().endswith(VIDEO_EXTENSIONS) for _, _, files in os.walk(folder) for f in files)
+
+
+def videos_hint(source: Any) -> str:
+    """``"; it holds 6 video files: ..."`` when ``source`` is a local folder of videos given as a corpus, else
+    ``""``: the likely mistake is a missing ``--dataset_name videos``."""
+    if not (isinstance(source, (str, os.PathLike)) and os.path.isdir(source)):
+        return ""
+    count = count_video_files(os.fspath(source))
+    if not count:
+        return ""
+    return f"; it holds {count} video file(s): for a folder of videos pass --dataset_name videos (pre-training)"
+
+
+def check_local_source(source: str) -> None:
+    """Raise :class:`SourceNotFoundError` for a source that is neither an existing path, a URL nor a Hub id, naming
+    what its parent folder holds."""
+    if os.path.exists(source) or "://" in source or is_hub_repo_id(source):
+        return
+    try:
+        locate(SOURCE_FLAG, source)
+    except UserError as error:
+        raise SourceNotFoundError(str(error)) from None
+    raise SourceNotFoundError(f"{SOURCE_FLAG} {source}: no such folder, and not a Hub dataset id (owner/name)")
 
 
 def list_hub_files(repo_id: str, revision: Optional[str] = None) -> list[str]:
@@ -46,7 +96,11 @@ def hub_file_location(repo_id: str, filename: str, streaming: bool, revision: Op
 
 
 def list_source(source: Source, revision: Optional[str] = None) -> list[str]:
-    """Flat list of file locations (local paths or URLs) under ``source``."""
+    """Flat list of file locations (local paths or URLs) under ``source``.
+
+    Raises:
+        :class:`SourceNotFoundError`: ``source`` is a local path that does not exist (before anything is read).
+    """
     if isinstance(source, (list, tuple)):
         return [os.fspath(s) for s in source]
     source = os.fspath(source)
@@ -58,6 +112,7 @@ def list_source(source: Source, revision: Optional[str] = None) -> list[str]:
         return out
     if is_hub_repo_id(source):
         return [f"hub://{source}/{f}" for f in list_hub_files(source, revision)]
+    check_local_source(source)
     return [source]
 
 
@@ -142,7 +197,12 @@ def extract_zip_members(
 
 
 __all__ = [
+    "SOURCE_FLAG",
     "Source",
+    "SourceNotFoundError",
+    "VIDEO_EXTENSIONS",
+    "check_local_source",
+    "count_video_files",
     "extract_zip_members",
     "hub_file_location",
     "is_hub_repo_id",
@@ -152,4 +212,5 @@ __all__ = [
     "open_location",
     "resolve_location",
     "source_fingerprint",
+    "videos_hint",
 ]

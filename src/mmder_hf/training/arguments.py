@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 import sys
 from dataclasses import dataclass, field, fields
@@ -21,6 +20,7 @@ from transformers import HfArgumentParser, TrainingArguments
 
 from ..data.corpora import PAPER_MODELS
 from ..models.multimae_der import FUSION_STRATEGIES, MultiMAEDERConfig
+from ..user_errors import UserError, check_choice, closest
 from .recipes import MODEL_SIZES, PRETRAINING_RECIPES, RECIPES, Recipe, get_recipe
 
 
@@ -296,7 +296,7 @@ class CrossValidationArguments:
             return [int(k) for k in self.folds.split(",") if k.strip()]
         except ValueError:
             message = f"--folds: expected comma-separated fold numbers such as 1,2,3, got {self.folds!r}"
-            raise ValueError(message) from None
+            raise UserError(message) from None
 
 
 @dataclass
@@ -317,11 +317,20 @@ class GridArguments:
         given = [s.strip() for s in self.strategies.split(",") if s.strip()]
         unknown = [s for s in given if s.lower() not in known]
         if unknown or not given:
-            raise ValueError(
+            hints = [close for s in unknown if (close := closest(s, known.values()))]
+            raise UserError(
                 f"--strategies: unknown {', '.join(unknown) or 'nothing given'}; expected some of "
-                f"{', '.join(known.values())}"
+                f"{', '.join(known.values())}" + (f" (did you mean {', '.join(hints)}?)" if hints else "")
             )
         return [known[s.lower()] for s in given]
+
+
+class OneLineParser(HfArgumentParser):
+    """`HfArgumentParser` whose usage errors (``--fold abc``, a flag without its value) are one line and exit status
+    2, not the usage of ~150 options."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}; see --help\n")
 
 
 def parse_with_recipe(
@@ -331,9 +340,16 @@ def parse_with_recipe(
 
     The recipe named (one of ``recipes``; default ``quick``) gives the defaults, and every flag or key given
     overrides them. One parser for every script, so that they all read their arguments the same way.
+
+    Raises:
+        `~mmder_hf.user_errors.UserError`: a mistake in a flag that would otherwise surface only after the data
+        were built or the model made (:func:`~mmder_hf.training.checks.check_arguments`); the scripts print it as
+        one line.
     """
+    from .checks import check_arguments, spell_choices  # the checks read these dataclasses
+
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = HfArgumentParser(types)
+    parser = OneLineParser(types)
     known = {f.name for dataclass_type in types for f in fields(dataclass_type)}
     if len(argv) == 1 and argv[0].endswith(".json"):
         with open(argv[0]) as f:
@@ -343,15 +359,20 @@ def parse_with_recipe(
             hints = [close.removeprefix("--") for key in unknown if (close := closest_option(types, f"--{key}"))]
             hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
             parser.exit(2, f"{parser.prog}: error: {argv[0]}: unknown key(s) {', '.join(unknown)}{hint}\n")
+        if "recipe" in given:
+            given["recipe"] = check_choice(f"{argv[0]}: recipe", given["recipe"], recipes)
         defaults = get_recipe(given.get("recipe", "quick"), recipes).defaults()
         parsed = parser.parse_dict({**{k: v for k, v in defaults.items() if k in known}, **given})
     else:
+        argv = spell_choices(types, argv)
         # the recipe first (its defaults go under the flags); --help is the full parser's
-        recipe, _ = HfArgumentParser(recipe_type, add_help=False).parse_known_args(argv)
+        recipe, _ = OneLineParser(recipe_type, add_help=False).parse_known_args(argv)
         parser.set_defaults(**{k: v for k, v in recipes[recipe.recipe].defaults().items() if k in known})
         *parsed, rest = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
         if rest:  # one line (not the usage of ~150 options) and argparse's usage-error status
             parser.exit(2, f"{parser.prog}: error: {unrecognized_arguments(types, rest)}; see --help\n")
+
+    check_arguments(parsed)
     fill_checkpoint_defaults(parsed)
     return tuple(parsed)
 
@@ -365,8 +386,8 @@ def closest_option(types: Sequence[type], word: str) -> Optional[str]:
             canonical = f"--{f.name}"
             for name in (canonical, canonical.replace("_", "-"), *f.metadata.get("aliases", ())):
                 names.setdefault(name, canonical)
-    close = difflib.get_close_matches(word.split("=")[0], list(names), n=1, cutoff=0.6)
-    return names[close[0]] if close else None
+    close = closest(word.split("=")[0], names)
+    return names[close] if close else None
 
 
 def unrecognized_arguments(types: Sequence[type], strings: Sequence[str]) -> str:
@@ -458,6 +479,7 @@ __all__ = [
     "parse_cross_validation_args",
     "parse_grid_args",
     "parse_pretraining_args",
+    "OneLineParser",
     "closest_option",
     "parse_with_recipe",
     "unrecognized_arguments",

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import os
 import time
 from typing import Optional
@@ -21,10 +20,16 @@ from accelerate import PartialState
 from transformers import TrainingArguments
 
 from ..cards import mean_std, push_folder, render_model_card, results_table, update_model_card
-from ..data import get_folds
-from ..data.synthetic import METADATA_FILE, is_synthetic_source
+from ..data.folds import available_folds
 from ..models.multimae_der import MultiMAEDERConfig
-from .arguments import CrossValidationArguments, DataArguments, ModelArguments, RecipeArguments
+from ..user_errors import UserError
+from .arguments import (
+    CrossValidationArguments,
+    DataArguments,
+    ModelArguments,
+    RecipeArguments,
+)
+from .checks import CROSS_VALIDATION_NEEDS_HUB_ID
 from .finetune import corpus_for_card, run_finetuning
 from .recipes import RECIPES
 from .run import OtherSettingsError, describe_differences, result_settings, settings_differences
@@ -35,13 +40,7 @@ logger = logging.getLogger(__name__)
 
 def default_folds(corpus: str, source: Optional[str]) -> list[int]:
     """Every fold of ``corpus``; for a synthetic corpus, one per block of 4 generated actors."""
-    if is_synthetic_source(source):
-        actors = 24  # the built-in corpus
-        if source is not None:
-            with open(os.path.join(source, METADATA_FILE)) as f:
-                actors = json.load(f)["config"]["num_actors"]
-        return list(range(1, math.ceil(actors / 4) + 1))
-    return [fold.fold for fold in get_folds(corpus)]
+    return available_folds(corpus, source)
 
 
 def fold_finished(fold_dir: str) -> Optional[dict]:
@@ -102,7 +101,7 @@ def cross_validate(
     """
     output_dir = training_args.output_dir
     if training_args.push_to_hub and not training_args.hub_model_id:
-        raise ValueError("--push_to_hub needs --hub_model_id (the aggregate repo; fold k goes to <id>-fold<k>)")
+        raise UserError(CROSS_VALIDATION_NEEDS_HUB_ID)
     os.makedirs(output_dir, exist_ok=True)
     folds = cv_args.fold_list() or default_folds(data_args.dataset_name, data_args.dataset_source)
 

@@ -19,7 +19,15 @@ from transformers import TrainingArguments
 
 from ..cards import push_folder, update_model_card
 from ..cards.comparison import comparison_table, render_comparison_card, save_grid_chart, summarize_grid
-from .arguments import CrossValidationArguments, DataArguments, GridArguments, ModelArguments, RecipeArguments
+from ..user_errors import UserError
+from .arguments import (
+    CrossValidationArguments,
+    DataArguments,
+    GridArguments,
+    ModelArguments,
+    RecipeArguments,
+)
+from .checks import GRID_NEEDS_HUB_ID
 from .cross_validation import cross_validate
 from .finetune import corpus_for_card
 
@@ -50,7 +58,7 @@ def compare_strategies(
     Returns the summary on the main process, ``None`` on the others.
     """
     if training_args.push_to_hub and not training_args.hub_model_id:
-        raise ValueError("--push_to_hub needs --hub_model_id (the summary repo; models go to <id>-<model>)")
+        raise UserError(GRID_NEEDS_HUB_ID)
     output_dir = training_args.output_dir
     models = grid_args.model_list()
     per_model: dict[str, dict[int, dict]] = {}

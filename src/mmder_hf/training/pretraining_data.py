@@ -24,21 +24,16 @@ from ..data.corpora import get_corpus_info, normalize_corpus_name
 from ..data.distributed import split_streams_by_example
 from ..data.loading import DEFAULT_CACHE_DIR
 from ..data.probing import probe_media
+from ..data.sources import SOURCE_FLAG, VIDEO_EXTENSIONS, SourceNotFoundError
 from ..data.synthetic import is_synthetic_source
 from ..models.multimae_der import MultiMAEDERForPreTraining
+from ..user_errors import INPUT_STATUS, UserError, locate
 from .arguments import DataArguments, PretrainingArguments
+from .checks import VIDEOS
 from .run import drop_unused_columns, split_sizes, trim_splits
 
 
 logger = logging.getLogger(__name__)
-
-
-#: ``--dataset_name`` for unlabelled videos: a local folder (searched recursively) or a Hub dataset id.
-VIDEOS = "videos"
-
-
-#: File endings read from a folder of videos.
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".flv", ".m4v", ".mpg", ".mpeg")
 
 
 # ------------------------------------------------------------------------------------------------------- data
@@ -49,7 +44,7 @@ def find_videos(folder: str) -> list[str]:
         dirs.sort()
         found += [os.path.join(root, f) for f in files if f.lower().endswith(VIDEO_EXTENSIONS)]
     if not found:
-        raise ValueError(f"No video files ({', '.join(VIDEO_EXTENSIONS)}) under {folder}")
+        raise SourceNotFoundError(f"{SOURCE_FLAG} {folder}: no video files ({', '.join(VIDEO_EXTENSIONS)}) under it")
     return sorted(found)
 
 
@@ -130,10 +125,44 @@ def load_pretraining_data(
         return load_corpus_fold(data_args, training_args)
     source = data_args.dataset_source
     if source is None:
-        raise ValueError("--dataset_name videos needs --dataset_source: a folder of videos or a Hub dataset id")
-    if os.path.isdir(source):
-        return load_video_folder(source, data_args, pretrain_args, training_args, fusion_strategy)
+        raise UserError("--dataset_name videos needs --dataset_source: a folder of videos or a Hub dataset id")
+    location = locate(SOURCE_FLAG, source)  # a local path that is not there is refused here, not read as a Hub id
+    if location.is_local:
+        return load_video_folder(location.value, data_args, pretrain_args, training_args, fusion_strategy)
     return load_hub_videos(source, data_args, pretrain_args, training_args)
+
+
+def held_out_count(clips: int, validation_clips: int) -> int:
+    """How many of ``clips`` a folder of videos holds out for the validation loss: ``--validation_clips``, at most a
+    tenth of them, and at least one while one is left to train on (the `Trainer` evaluates every epoch, and an
+    evaluation needs clips)."""
+    if validation_clips <= 0 or clips < 2:
+        return 0
+    return max(1, min(validation_clips, clips // 10))
+
+
+def split_held_out(full: datasets.Dataset, validation_clips: int, seed: int, source: str = "the folder") -> dict:
+    """``{"train", "validation"}`` of a folder's clips: :func:`held_out_count` of them, drawn with ``seed``, held out.
+
+    Raises:
+        `~mmder_hf.user_errors.UserError` (exit status 1): fewer than 2 clips, one to train on and one to hold out.
+    """
+    clips = len(full)
+    if clips < 2:
+        raise UserError(
+            f"{SOURCE_FLAG} {source}: {clips} usable video file(s); pre-training needs at least 2 (one to train on, "
+            "one held out for the validation loss): pass a folder with more videos (or a larger --max_train_samples)",
+            status=INPUT_STATUS,
+        )
+    held = held_out_count(clips, validation_clips)
+    if not held:
+        return {"train": full}
+    parts = full.train_test_split(test_size=held, seed=seed, shuffle=True)
+    why = "a tenth of them" if held == clips // 10 and held < validation_clips else "--validation_clips"
+    if held > clips // 10:
+        why = "at least one, however few the clips"
+    logger.info("Holding out %d of the %d clips for the validation loss (%s)", held, clips, why)
+    return {"train": parts["train"], "validation": parts["test"]}
 
 
 def load_video_folder(
@@ -143,10 +172,10 @@ def load_video_folder(
     training_args: TrainingArguments,
     fusion_strategy: Optional[str] = None,
 ) -> PretrainingData:
-    """Every video file under ``source`` (recursively); ``--validation_clips`` of them (at most a tenth), drawn with
-    the seed, are held out. Files without the streams ``fusion_strategy`` reads (audio for all but ``video`` /
-    ``prefused``, video for all but ``audio``) or that are broken are skipped and reported
-    (:func:`skip_unusable_videos`)."""
+    """Every video file under ``source`` (recursively); ``--validation_clips`` of them (at most a tenth, at least
+    one), drawn with the seed, are held out (:func:`split_held_out`). Files without the streams ``fusion_strategy``
+    reads (audio for all but ``video`` / ``prefused``, video for all but ``audio``) or that are broken are skipped
+    and reported (:func:`skip_unusable_videos`)."""
     paths = find_videos(source)
     if data_args.max_train_samples is not None:
         paths = paths[: data_args.max_train_samples]
@@ -162,12 +191,8 @@ def load_video_folder(
         raise ValueError(f"None of the {found} video files under {source} can be used:\n{report.summary()}")
     names = [os.path.relpath(path, source) for path in paths]
     full = datasets.Dataset.from_dict({"video": paths, "file": names})
-    held = min(pretrain_args.validation_clips, len(paths) // 10)
-    if held:
-        parts = full.train_test_split(test_size=held, seed=training_args.seed, shuffle=True)
-        splits = {"train": parts["train"], "validation": parts["test"]}
-    else:
-        splits = {"train": full}
+    splits = split_held_out(full, pretrain_args.validation_clips, training_args.seed, source)
+    held = len(splits.get("validation", ()))
     description = (
         f"{len(paths)} video files found under a local folder (searched recursively; unlabelled). "
         f"{held} of them, drawn with seed {training_args.seed}, are held out for the validation loss."
@@ -184,7 +209,10 @@ def load_hub_videos(
     """The ``train`` split of the Hub dataset ``source``, streamed (``--max_steps``); its ``validation`` split, if
     any, for the loss (``--validation_clips`` of it)."""
     if not data_args.streaming or training_args.max_steps <= 0:
-        raise ValueError("A Hub dataset of videos is streamed: pass --streaming true and --max_steps")
+        raise UserError(
+            f"{SOURCE_FLAG} {source}: no local folder of that name, so it is read as a Hub dataset of videos, which "
+            "is streamed: pass --streaming true and --max_steps N (or the path of a local folder)"
+        )
     streamed = datasets.load_dataset(source, streaming=True, cache_dir=data_args.cache_dir)
     splits = {"train": _undecoded_video(streamed["train"], pretrain_args.video_column)}
     if "validation" in streamed:
@@ -297,10 +325,12 @@ __all__ = [
     "PreparedData",
     "PretrainingData",
     "find_videos",
+    "held_out_count",
     "load_corpus_fold",
     "load_hub_videos",
     "load_pretraining_data",
     "load_video_folder",
     "prepare_pretraining_data",
     "skip_unusable_videos",
+    "split_held_out",
 ]
