@@ -141,6 +141,19 @@ def test_single_fold_card_shows_the_test_and_validation_rows(tmp_path):
     assert {r.dataset_type for r in card.data.eval_results} == {"ravdess"}
 
 
+def test_a_synthetic_corpus_card_says_near_the_top_that_it_knows_synthetic_clips_only():
+    card = render_model_card("synthetic", "me/demo", {1: {"test_war": 0.9, "test_uar": 0.8}}, config=tiny_config())
+    title, notice = card.text.split(BEGIN_MARKER)[1].strip().split("\n\n")[:2]
+    assert title.startswith("# demo: MultiMAE-DER (FSLF)")
+    assert " ".join(notice.replace(">", "").split()) == (
+        "**Synthetic clips only.** This model was trained on the built-in synthetic corpus of mmder-hf (colour and "
+        "pitch cues drawn by a program, not recordings of people): it recognises synthetic clips only, not real "
+        'faces and voices. Its `config.json` says so (`"training_data": "synthetic"`).'
+    )
+    real = render_model_card("ravdess", "me/m", {1: {"test_war": 0.9, "test_uar": 0.8}}, config=tiny_config())
+    assert "synthetic clips only" not in real.text
+
+
 def test_label_names_given_win_over_the_config():
     card = render_model_card("ravdess", "me/m", FOLDS, config=tiny_config(), label_names=["a", "b"])
     assert "- **Classes**: a, b\n" in card.text

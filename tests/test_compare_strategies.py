@@ -55,6 +55,11 @@ def test_grid_of_two_models_and_two_folds_resumes_and_pushes(corpus, tmp_path):
         assert entry["paper"] is None and entry["missing_folds"] == []  # the paper has no synthetic corpus
         fslf = json.loads((out / "FSLF" / "fold_1" / "run_args.json").read_text())["settings"]
         assert fslf["model.fusion_strategy"] == "FSLF"
+        for k in (1, 2):  # a model of the synthetic corpus says so, in its config and near the top of its card
+            fold = out / model / f"fold_{k}"
+            assert json.loads((fold / "config.json").read_text())["training_data"] == "synthetic"
+            top = (fold / "README.md").read_text().split("## Results")[0]
+            assert "it recognises synthetic clips only, not real faces and voices" in " ".join(top.split())
     table = (out / "grid_results.md").read_text()
     fslf_row = next(line for line in table.splitlines() if line.startswith("| FSLF |"))
     runs = {k: json.loads((out / "FSLF" / f"fold_{k}" / "all_results.json").read_text()) for k in (1, 2)}
@@ -73,6 +78,8 @@ def test_grid_of_two_models_and_two_folds_resumes_and_pushes(corpus, tmp_path):
         assert any(u.endswith(f"-me__grid-{model}-root") for u in uploads), model  # the model's CV card
         fold2 = [u for u in uploads if f"-me__grid-{model}-fold2-" in u]  # trained in the pushing run
         assert fold2 and (tmp_path / "uploads" / fold2[-1] / "model.safetensors").is_file(), model
+        pushed = json.loads((tmp_path / "uploads" / fold2[-1] / "config.json").read_text())
+        assert pushed["training_data"] == "synthetic", model
 
     other = run([*common, "--learning_rate", "1e-3"], tmp_path, env=env)  # never mixes settings
     assert other.returncode != 0 and "was run with other settings" in other.stderr

@@ -304,6 +304,7 @@ def run_finetuning(
     raw = load_data(data_args, model_args, training_args)
     label_names = list(raw["train"].features["emotion"].names)
     model = build_model(model_args, recipe_args, label_names)
+    model.config.training_data = corpus_for_card(data_args)  # "synthetic": it recognises synthetic clips only
     processor = build_processor(model_args, data_args, model.config)
     finished = reuse_or_start_run(model, processor, training_args)  # a finished run is evaluated and carded again
     data, collator, feature_cache = prepare_datasets(raw, model, processor, data_args, recipe_args, training_args)
