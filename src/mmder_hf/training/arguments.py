@@ -11,10 +11,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from dataclasses import dataclass, field, fields
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 from transformers import HfArgumentParser, TrainingArguments
 
@@ -333,6 +334,19 @@ class OneLineParser(HfArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}; see --help\n")
 
 
+@contextlib.contextmanager
+def arguments_checked_by_their_classes() -> Iterator[None]:
+    """A combination the argument classes themselves refuse (``TrainingArguments``: ``--bf16`` on a machine without a
+    bf16 GPU, ``--load_best_model_at_end`` with mismatched steps...) as one line, not a traceback."""
+    try:
+        yield
+    except UserError:
+        raise
+    except ValueError as error:
+        message = " ".join(str(error).split())
+        raise UserError(f"{message} (see --help)") from None
+
+
 def parse_with_recipe(
     types: tuple, recipe_type: type, recipes: dict[str, Recipe], argv: Optional[Sequence[str]] = None
 ) -> tuple:
@@ -362,13 +376,15 @@ def parse_with_recipe(
         if "recipe" in given:
             given["recipe"] = check_choice(f"{argv[0]}: recipe", given["recipe"], recipes)
         defaults = get_recipe(given.get("recipe", "quick"), recipes).defaults()
-        parsed = parser.parse_dict({**{k: v for k, v in defaults.items() if k in known}, **given})
+        with arguments_checked_by_their_classes():
+            parsed = parser.parse_dict({**{k: v for k, v in defaults.items() if k in known}, **given})
     else:
         argv = spell_choices(types, argv)
         # the recipe first (its defaults go under the flags); --help is the full parser's
         recipe, _ = OneLineParser(recipe_type, add_help=False).parse_known_args(argv)
         parser.set_defaults(**{k: v for k, v in recipes[recipe.recipe].defaults().items() if k in known})
-        *parsed, rest = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+        with arguments_checked_by_their_classes():
+            *parsed, rest = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
         if rest:  # one line (not the usage of ~150 options) and argparse's usage-error status
             parser.exit(2, f"{parser.prog}: error: {unrecognized_arguments(types, rest)}; see --help\n")
 
