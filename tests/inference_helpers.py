@@ -73,6 +73,16 @@ def save_tiny_pretraining_model(folder: Path, strategy: str = "FSLF") -> Path:
     return Path(folder)
 
 
+def write_photo(path: Path) -> Path:
+    """A 64 x 48 photo (PNG, JPEG... by extension), as a user might pass one instead of a video."""
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+    return Path(path)
+
+
 BLOCK_MMDER_HF = """
 import importlib.abc, sys
 class BlockMmderHf(importlib.abc.MetaPathFinder):

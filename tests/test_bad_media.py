@@ -102,6 +102,22 @@ def test_a_separate_audio_file_whose_video_is_longer_is_not_truncation(make_clip
     assert (wave[17000:] == 0).all()
 
 
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_a_photo_is_refused_as_a_still_image(tmp_path, strategy):
+    from inference_helpers import write_photo
+
+    from mmder_hf.models.multimae_der.media import STILL_IMAGE
+
+    photo = write_photo(tmp_path / "photo.jpg")
+    with pytest.raises(MediaError) as info:
+        tiny(strategy)(videos=str(photo))
+    assert str(info.value) == f"{photo}: {STILL_IMAGE}"
+    data = photo.read_bytes()
+    with pytest.raises(MediaError) as info:
+        tiny(strategy)(videos=data)
+    assert str(info.value) == f"<{len(data)} bytes of media>: {STILL_IMAGE}"
+
+
 def test_truncated_wav_alone_or_beside_a_video(audio_only_path, synthetic_clip_path, tmp_path):
     # FFmpeg derives a WAV's duration from the file size: only the header's data size shows the cut
     broken = cut(audio_only_path, tmp_path)

@@ -340,6 +340,23 @@ def test_media_errors_after_the_precheck_exit_1(model_dir, tmp_path, capsys):
     assert not (tmp_path / "i.png").exists()
 
 
+def test_a_photo_is_one_line_naming_it_a_still_image(model_dir, tmp_path, capsys):
+    from inference_helpers import write_photo
+
+    photo = write_photo(tmp_path / "photo.jpg")
+    for argv in (
+        ["predict", str(photo), "--model", str(model_dir)],
+        ["timeline", str(photo), "--model", str(model_dir), "--quiet"],
+        ["inspect", str(photo), "--out", str(tmp_path / "i.png")],
+    ):
+        assert main(argv) == 1, argv
+        captured = capsys.readouterr()
+        assert captured.err.splitlines() == [
+            f"mmder: error: {photo}: a still image, not a video (MultiMAE-DER reads a video with its audio track)"
+        ]
+        assert captured.out == ""
+
+
 def test_inspect_draws_the_inputs(clips, tmp_path, capsys):
     out = tmp_path / "inputs.png"
     assert main(["inspect", str(clips[0]), "--out", str(out), "--face-crop", "false"]) == 0

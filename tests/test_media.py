@@ -314,6 +314,54 @@ def test_a_file_without_the_stream_says_which(video_only_clip_path):
     assert info.value.source == "junk.bin"
 
 
+@pytest.mark.parametrize("extension", ["png", "jpg", "bmp", "webp"])
+def test_a_photo_is_named_a_still_image_whatever_is_read(tmp_path, extension):
+    from inference_helpers import write_photo
+
+    photo = str(write_photo(tmp_path / f"photo.{extension}"))
+    data = open(photo, "rb").read()
+    for read in (
+        lambda: media.open_video_decoder(photo),
+        lambda: media.open_audio_decoder(photo),
+        lambda: decode_clip(photo, num_video_frames=4),  # frames and audio
+        lambda: decode_clip(photo, num_video_frames=4, audio_sample_rate=None),  # frames only
+        lambda: decode_clip(photo, num_video_frames=0),  # audio only
+    ):
+        with pytest.raises(MediaError) as info:
+            read()
+        assert str(info.value) == f"{photo}: {media.STILL_IMAGE}"
+    with pytest.raises(MediaError) as info:
+        media.open_video_decoder(data)
+    assert str(info.value) == f"<{len(data)} bytes of media>: {media.STILL_IMAGE}"
+    assert media.STILL_IMAGE == "a still image, not a video (MultiMAE-DER reads a video with its audio track)"
+
+
+def test_a_picture_beside_an_audio_track_is_not_a_photo(tmp_path):
+    """A music file's cover: one JPEG frame in a "video" stream beside the audio. Its audio is read and the picture
+    opens as a one-frame video: the file is not refused as a still image."""
+    import av
+
+    path = tmp_path / "song_with_cover.mkv"
+    with av.open(str(path), mode="w") as container:
+        picture = container.add_stream("mjpeg", rate=1)
+        picture.width, picture.height, picture.pix_fmt = 64, 48, "yuvj420p"
+        sound = container.add_stream("aac", rate=16000, layout="mono")
+        frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 200, np.uint8), format="rgb24")
+        for packet in [*picture.encode(frame.reformat(format="yuvj420p")), *picture.encode()]:
+            container.mux(packet)
+        samples = tone(1.0, 16000)
+        for start in range(0, samples.shape[1], 1024):
+            audio = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, start : start + 1024]), "fltp", "mono")
+            audio.sample_rate, audio.pts = 16000, start
+            for packet in sound.encode(audio):
+                container.mux(packet)
+        for packet in sound.encode():
+            container.mux(packet)
+    clip = decode_clip(str(path), num_video_frames=0)
+    assert clip.waveform.shape[0] == pytest.approx(16000, abs=1100)  # 1 s (and the AAC encoder's padding)
+    assert media.open_video_decoder(str(path)).metadata.num_frames == 1
+
+
 def _wav_bytes(seconds: float, extra_chunk: bytes = b"", size: int | None = None) -> bytes:
     pcm = np.zeros(int(16000 * seconds), dtype="<i2").tobytes()
     fmt = struct.pack("<4sIHHIIHH", b"fmt ", 16, 1, 1, 16000, 32000, 2, 16)

@@ -420,6 +420,18 @@ def test_bad_inputs_name_the_input(pipe, tmp_path, make_clip):
         pipe(str(silent), top_k=0)
 
 
+def test_a_photo_is_named_a_still_image(pipe, tmp_path):
+    from inference_helpers import write_photo
+
+    from mmder_hf.models.multimae_der.media import STILL_IMAGE
+
+    photo = write_photo(tmp_path / "photo.png")
+    for kwargs in ({}, {"window": 1.0}):  # one prediction, and a timeline (its own decoders)
+        with pytest.raises(MediaError) as info:
+            pipe(str(photo), **kwargs)
+        assert str(info.value) == f"{photo}: {STILL_IMAGE}"
+
+
 def test_pipeline_save_pretrained_and_task_registration(pipe, tmp_path, short_clip):
     from transformers import pipeline
 

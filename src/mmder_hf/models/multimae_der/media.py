@@ -32,6 +32,12 @@ _TIME_EPS = 1e-6
 #: How far (seconds) a file's streams may end before the duration its container declares before the file counts as
 #: truncated; 1 % of the declared duration when that is larger (some containers only estimate their duration).
 TRUNCATION_TOLERANCE = 0.1
+#: What an image file given as the clip is told (FFmpeg opens a photo as a one-frame "video" without audio).
+STILL_IMAGE = "a still image, not a video (MultiMAE-DER reads a video with its audio track)"
+# Codecs of still-image files (FFmpeg's names): a photo opened as media is one frame of one of these.
+_IMAGE_CODECS = frozenset(
+    "png apng mjpeg jpeg2000 jpegls jpegxl bmp gif webp tiff ppm pgm pbm pam qoi exr dpx sgi targa pcx hdr".split()
+)
 # "function, /path/of/the/build/File.cpp:123, " as torchcodec prefixes its errors with: no use to the user.
 _SOURCE_LOCATION = re.compile(
     r"(?:\b[A-Za-z_][\w:]*,\s*)?(?:[A-Za-z]:)?[^\s,]*[\\/][^\s,\\/]+\.(?:cpp|cc|cxx|cu|c|hpp|h)(?::\d+)?\b,?\s*"
@@ -155,19 +161,36 @@ def check_source(source: MediaSource, name: Optional[str] = None) -> Any:
     raise MediaError(name, f"unsupported media input of type {type(source).__name__}")
 
 
+def _is_still_image(decoder: Any, data: Any) -> bool:
+    """Whether an opened ``VideoDecoder`` reads a photo: one frame of an image codec, and no audio stream in the file
+    (a music file's cover picture is such a frame too, beside its audio: that file is not an image)."""
+    meta = decoder.metadata
+    if str(meta.codec or "").lower() not in _IMAGE_CODECS or (meta.num_frames or 0) > 1:
+        return False
+    from torchcodec.decoders import get_container_metadata
+
+    try:
+        info = get_container_metadata(bytes(data) if isinstance(data, (bytearray, memoryview)) else data)
+    except Exception:
+        return False
+    return not any(getattr(stream, "media_type", None) == "audio" for stream in info.streams)
+
+
 def _explain_open_failure(source: Any, name: str, wanted: str, error: BaseException) -> MediaError:
-    """Turn a decoder's failure to open ``source`` into a clear message (missing stream vs not media at all)."""
+    """Turn a decoder's failure to open ``source`` into a clear message (missing stream, a photo, or not media)."""
     from torchcodec.decoders import AudioDecoder, VideoDecoder
 
     other = AudioDecoder if wanted == "video" else VideoDecoder
     try:
-        other(source)
+        opened = other(source)
     except Exception:
         return MediaError(
             name,
             f"cannot be opened as media (not a media file, unsupported format, or truncated/corrupt): "
             f"{_first_line(error)}",
         )
+    if wanted == "audio" and _is_still_image(opened, source):
+        return MediaError(name, STILL_IMAGE)
     return MediaError(name, f"has no {wanted} stream")
 
 
@@ -188,9 +211,12 @@ def open_video_decoder(
     name = name or source_name(source)
     data = check_source(source, name)
     try:
-        return VideoDecoder(data, seek_mode=seek_mode, num_ffmpeg_threads=num_threads)
+        decoder = VideoDecoder(data, seek_mode=seek_mode, num_ffmpeg_threads=num_threads)
     except Exception as error:
         raise _explain_open_failure(data, name, "video", error) from error
+    if _is_still_image(decoder, data):
+        raise MediaError(name, STILL_IMAGE)
+    return decoder
 
 
 def open_audio_decoder(source: MediaSource, name: Optional[str] = None) -> Any:
@@ -691,6 +717,7 @@ def decode_clip(
 
 __all__ = [
     "FRAME_SAMPLINGS",
+    "STILL_IMAGE",
     "TRUNCATION_TOLERANCE",
     "DecodedClip",
     "MediaError",
