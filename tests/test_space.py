@@ -21,7 +21,7 @@ import pytest
 pytest.importorskip("gradio")
 pytest.importorskip("gradio_client")
 
-from inference_helpers import BLOCK_MMDER_HF, LABELS, save_tiny_model  # noqa: E402
+from inference_helpers import BLOCK_MMDER_HF, LABELS, save_tiny_model, write_photo  # noqa: E402
 
 
 APP = Path(__file__).resolve().parents[1] / "examples" / "space" / "app.py"
@@ -111,6 +111,9 @@ def test_uploaded_clips_give_scores_and_a_timeline(space, make_clip, tmp_path):
     garbage.write_bytes(b"not a video" * 50)
     with pytest.raises(AppError, match="cannot be opened as media"):
         client.predict(handle_file(str(garbage)), "never", api_name="/predict")
+    photo = write_photo(tmp_path / "photo.png")
+    with pytest.raises(AppError, match=r"photo\.png: a still image, not a video"):
+        client.predict(handle_file(str(photo)), "never", api_name="/predict")
 
 
 def app_config(url: str) -> dict:
