@@ -316,6 +316,8 @@ def test_one_clip_is_refused_saying_what_to_pass():
         split_held_out(one, validation_clips=64, seed=0, source="/data/clips")
     assert str(refused.value) == (
         "--dataset_source /data/clips: 1 usable video file(s); pre-training needs at least 2 (one to train on, one "
-        "held out for the validation loss): pass a folder with more videos (or a larger --max_train_samples)"
+        "held out for the validation loss): pass a folder with more videos"
     )
     assert refused.value.status == 1
+    with pytest.raises(UserError, match=r"one held out for the validation loss\): pass a larger --max_train_samples$"):
+        split_held_out(one, validation_clips=64, seed=0, source="/data/clips", limited=True)

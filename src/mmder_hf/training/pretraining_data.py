@@ -141,8 +141,11 @@ def held_out_count(clips: int, validation_clips: int) -> int:
     return max(1, min(validation_clips, clips // 10))
 
 
-def split_held_out(full: datasets.Dataset, validation_clips: int, seed: int, source: str = "the folder") -> dict:
+def split_held_out(
+    full: datasets.Dataset, validation_clips: int, seed: int, source: str = "the folder", limited: bool = False
+) -> dict:
     """``{"train", "validation"}`` of a folder's clips: :func:`held_out_count` of them, drawn with ``seed``, held out.
+    ``limited``: ``--max_train_samples`` cut the clips (the refusal of too few then names it).
 
     Raises:
         `~mmder_hf.user_errors.UserError` (exit status 1): fewer than 2 clips, one to train on and one to hold out.
@@ -151,7 +154,8 @@ def split_held_out(full: datasets.Dataset, validation_clips: int, seed: int, sou
     if clips < 2:
         raise UserError(
             f"{SOURCE_FLAG} {source}: {clips} usable video file(s); pre-training needs at least 2 (one to train on, "
-            "one held out for the validation loss): pass a folder with more videos (or a larger --max_train_samples)",
+            "one held out for the validation loss): "
+            + ("pass a larger --max_train_samples" if limited else "pass a folder with more videos"),
             status=INPUT_STATUS,
         )
     held = held_out_count(clips, validation_clips)
@@ -177,8 +181,9 @@ def load_video_folder(
     reads (audio for all but ``video`` / ``prefused``, video for all but ``audio``) or that are broken are skipped
     and reported (:func:`skip_unusable_videos`)."""
     paths = find_videos(source)
-    if data_args.max_train_samples is not None:
-        paths = paths[: data_args.max_train_samples]
+    limit = data_args.max_train_samples
+    limited = limit is not None and limit < len(paths)
+    paths = paths[:limit] if limited else paths
     found = len(paths)
     paths, report = skip_unusable_videos(
         paths,
@@ -187,11 +192,12 @@ def load_video_folder(
         need_audio=fusion_strategy not in ("video", "prefused"),
         num_proc=data_args.preprocessing_num_workers,
     )
-    if not paths:
-        raise ValueError(f"None of the {found} video files under {source} can be used:\n{report.summary()}")
+    if not paths:  # each file and why: logged by skip_unusable_videos
+        reasons = "; ".join(f"{reason}: {len(files)}" for reason, files in sorted(report.by_reason().items()))
+        raise SourceNotFoundError(f"{SOURCE_FLAG} {source}: none of its {found} video file(s) can be used ({reasons})")
     names = [os.path.relpath(path, source) for path in paths]
     full = datasets.Dataset.from_dict({"video": paths, "file": names})
-    splits = split_held_out(full, pretrain_args.validation_clips, training_args.seed, source)
+    splits = split_held_out(full, pretrain_args.validation_clips, training_args.seed, source, limited)
     held = len(splits.get("validation", ()))
     description = (
         f"{len(paths)} video files found under a local folder (searched recursively; unlabelled). "
