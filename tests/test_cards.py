@@ -278,6 +278,8 @@ def test_pretraining_card_licence_and_metadata(tmp_path):
     )
     data = ModelCard.load(local).data.to_dict()
     assert data.get("base_model") is None and data["license"] == "other"
+    # no licence file is written beside the model: the card links none (the note says whose licences apply)
+    assert data["license_name"] == "pretraining-data-licence" and "license_link" not in data
 
 
 def test_push_folder_creates_the_repo_and_leaves_checkpoints_out(tmp_path, monkeypatch):
@@ -344,11 +346,21 @@ def test_comparison_table_by_hand():
         f"| WAR ({theirs}) | UAR ({theirs}) |",
         "|---|---|---|---|---|---|---|",
         "| FSLF | 70.00 / 65.00 | 80.00 / 60.00 | 75.00 ± 5.00 | 62.50 ± 2.50 | 83.61 | 83.23 |",
-        "| audio | 50.00 / 45.00 | - | 50.00 ± 0.00 | 45.00 ± 0.00 | 80.55 | - |",
+        "| audio | 50.00 / 45.00 | - | 50.00 | 45.00 | 80.55 | - |",  # one finished fold: its value, no ± 0.00
     ]
     assert lines[4] == ""
     assert lines[-1] == "Not finished yet: audio folds 2."
     assert "Numbers from different protocols are not comparable" in table
+
+
+def test_a_one_fold_grid_shows_each_value_without_a_spread():
+    one_fold = {"FSLF": {1: GRID["FSLF"][1]}, "audio": {1: GRID["audio"][1]}}
+    table = comparison_table(summarize_grid(one_fold, "synthetic", None))
+    lines = table.splitlines()
+    assert lines[2:4] == ["| FSLF | 70.00 / 65.00 | 70.00 | 65.00 |", "| audio | 50.00 / 45.00 | 50.00 | 45.00 |"]
+    assert "±" not in table and lines[5].endswith(", one fold, so no spread to show.")
+    two_folds = comparison_table(summarize_grid(GRID, "synthetic", None)).splitlines()
+    assert two_folds[5].endswith(", mean ± population std over the folds.")
 
 
 def test_comparison_table_without_published_numbers():

@@ -530,8 +530,7 @@ def write_pretraining_card(
     else:
         licence = {
             "license": "other",
-            "license_name": "pretraining-data-licence",
-            "license_link": "LICENSE",
+            "license_name": "pretraining-data-licence",  # no link: the card cannot know the videos' licences
             "note": "The licences of the pre-training videos (and of the initial weights, if any) apply; "
             "the model card cannot know them.",
         }

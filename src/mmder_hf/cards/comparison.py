@@ -61,8 +61,11 @@ def _pct(value: Optional[float]) -> str:
 
 
 def _mean_std(entry: dict, metric: str) -> str:
+    """``75.00 ± 5.00`` over the finished folds; one fold's value alone (a spread of one number is no spread)."""
     mean, std = entry.get(f"mean_{metric}"), entry.get(f"std_{metric}")
-    return "-" if mean is None else f"{mean * 100:.2f} ± {std * 100:.2f}"
+    if mean is None:
+        return "-"
+    return f"{mean * 100:.2f}" if len(entry["folds"]) == 1 else f"{mean * 100:.2f} ± {std * 100:.2f}"
 
 
 def comparison_table(summary: dict) -> str:
@@ -87,9 +90,9 @@ def comparison_table(summary: dict) -> str:
                 f"{paper['uar']:.2f}" if paper.get("uar") is not None else "-",
             ]
         lines.append("| " + " | ".join(cells) + " |")
+    spread = "mean ± population std over the folds" if len(folds) > 1 else "one fold, so no spread to show"
     notes = [
-        f"All numbers are test recall in %: WAR = accuracy, UAR = macro recall. Ours: {summary['protocol']}, "
-        "mean ± population std over the folds."
+        f"All numbers are test recall in %: WAR = accuracy, UAR = macro recall. Ours: {summary['protocol']}, {spread}."
     ]
     if summary["paper_protocol"]:
         notes.append(
