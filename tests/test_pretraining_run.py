@@ -68,8 +68,9 @@ def corpus(tmp_path_factory):
 
 def test_cpu_pretraining_lowers_the_held_out_loss_and_finetuning_starts_from_it(corpus, tmp_path):
     out, cache = tmp_path / "pretrained", tmp_path / "cache"
-    common = ["--dataset_source", corpus, "--cache_dir", cache, "--disable_tqdm", "true", "--seed", "5"]
-    run(
+    # no --disable_tqdm: the output is not a terminal, so the scripts draw no bars
+    common = ["--dataset_source", corpus, "--cache_dir", cache, "--seed", "5"]
+    pretrained = run(
         "pretrain",
         [
             "--output_dir",
@@ -111,10 +112,17 @@ def test_cpu_pretraining_lowers_the_held_out_loss_and_finetuning_starts_from_it(
     pushed = set(os.listdir(uploads[-1]))
     assert {"README.md", "model.safetensors", "modeling_multimae_der.py", "loss_curve.png"} <= pushed
     assert "reconstructions.png" in pushed
+    said = pretrained.stdout + pretrained.stderr
+    assert "\r" not in said and "\x1b[" not in said  # no bar redraws, no terminal codes in a log file
+    assert f"Saved the model, processor, metrics, pictures and card to {out}" in said
+    assert "Recipe 'quick'" in said and f"Data: 160 training clips and 32 held-out clips from {corpus}" in said
+    assert f"init: loss {init:.4g}" in said and "epoch 60/60 (step 600/600): loss" in said
+    assert "{'loss'" not in said and "*****" not in said  # no Trainer dicts nor metric tables
+    assert len(said.splitlines()) <= 25, said
 
     # Fine-tuning from it: finetune.py reads the encoder and the processor of the run.
     tuned = tmp_path / "finetuned"
-    run(
+    finetuned = run(
         "finetune",
         [
             "--output_dir",
@@ -133,6 +141,13 @@ def test_cpu_pretraining_lowers_the_held_out_loss_and_finetuning_starts_from_it(
     )
     assert "test_war" in json.loads((tuned / "test_results.json").read_text())
     assert json.loads((tuned / "run_args.json").read_text())["model"]["model_name_or_path"] == str(out)
+    said = finetuned.stdout + finetuned.stderr
+    loaded = f"Loaded the encoder of the pre-training checkpoint {out}: its decoder is dropped and the classification"
+    assert f"{loaded} head is new (expected)" in said  # one line, not transformers' table of 27 weights
+    assert "UNEXPECTED" not in said and "MISSING" not in said and "LOAD REPORT" not in said
+    assert "Recipe 'quick'" in said and "Data: ravdess fold 1 from" in said  # mmder_hf INFO, no --log_level
+    assert f"Saved the model, processor, metrics and card to {tuned}" in said
+    assert "\r" not in said and "\x1b[" not in said and len(said.splitlines()) <= 20, said
 
 
 DISTRIBUTED = textwrap.dedent(

@@ -237,12 +237,13 @@ def make_synthetic_corpus(
         with open(meta_path) as f:
             present = json.load(f)
         if present.get("config") == meta["config"] and present.get("renderer") == RENDERER_VERSION:
-            logger.info("Synthetic corpus already present in %s", output_dir)
+            logger.info("Reusing the synthetic corpus in %s", output_dir)
             return output_dir
         if present.get("config") == meta["config"]:
             logger.warning("%s was drawn by an older version of the synthetic corpus: writing it again", output_dir)
     from tqdm.auto import tqdm
 
+    logger.info("Writing the synthetic corpus (%d actors x %d clips) to %s", num_actors, clips_per_actor, output_dir)
     jobs = [(config, output_dir, actor) for actor in range(1, num_actors + 1)]
     if num_workers and num_workers > 1:
         import multiprocessing
@@ -250,9 +251,10 @@ def make_synthetic_corpus(
         with multiprocessing.get_context(
             "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         ).Pool(num_workers) as pool:
-            list(tqdm(pool.imap_unordered(_write_actor, jobs), total=len(jobs), desc="synthetic actors"))
+            actors = pool.imap_unordered(_write_actor, jobs)
+            list(tqdm(actors, total=len(jobs), desc="synthetic actors", disable=None))  # a bar on a terminal only
     else:
-        for job in tqdm(jobs, desc="synthetic actors"):
+        for job in tqdm(jobs, desc="synthetic actors", disable=None):
             _write_actor(job)
     with open(meta_path, "w") as f:
         json.dump(meta, f, indent=1)

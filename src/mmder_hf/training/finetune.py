@@ -43,6 +43,7 @@ from .run import (
     config_overrides,
     drop_unused_columns,
     hyperparameters,
+    load_pretrained,
     refuse_other_settings,
     result_settings,
     reuse_or_start_run,
@@ -76,7 +77,14 @@ def load_data(data_args: DataArguments, model_args: ModelArguments, training_arg
                 streaming=data_args.streaming,
                 cache_dir=data_args.cache_dir,
             )
-    return trim_splits(raw, data_args)
+    raw = trim_splits(raw, data_args)
+    sizes = [f"{len(ds)} {split}" for split, ds in raw.items() if isinstance(ds, datasets.Dataset)]
+    if sizes and training_args.process_index == 0:
+        source = data_args.dataset_source or "the built-in synthetic corpus"
+        logger.info(
+            "Data: %s fold %s from %s: %s clips", data_args.dataset_name, data_args.fold, source, ", ".join(sizes)
+        )
+    return raw
 
 
 def build_model(
@@ -93,8 +101,10 @@ def build_model(
     else:
         # VideoMAE checkpoints (pre-training or classification) and MultiMAE-DER checkpoints both load here: the
         # encoder and head keep VideoMAE's parameter names; a head of another size is re-initialised.
-        model = MultiMAEDERForVideoClassification.from_pretrained(
+        model = load_pretrained(
+            MultiMAEDERForVideoClassification,
             model_args.model_name_or_path,
+            "classification head",
             fusion_strategy=model_args.fusion_strategy,
             revision=model_args.model_revision,
             trust_remote_code=model_args.trust_remote_code,
@@ -366,6 +376,7 @@ def run_finetuning(
                 processor.audio_sample_rate,
             )
         card_writer(output_dir)
+        logger.info("Saved the model, processor, metrics and card to %s", output_dir)
     if training_args.push_to_hub:
         trainer.push_to_hub(commit_message=f"MultiMAE-DER {model.config.fusion_strategy}, fold {data_args.fold}")
     return results

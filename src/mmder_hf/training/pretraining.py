@@ -30,11 +30,12 @@ from ..models.multimae_der.modeling_multimae_der import AUDIO, MIXED, VIDEO, tub
 from .arguments import DataArguments, ModelArguments, PretrainingArguments
 from .pictures import ReconstructionPictureCallback, first_batch, save_loss_curve
 from .pretraining_data import PretrainingData, load_pretraining_data, prepare_pretraining_data
-from .recipes import DECODER_SIZES, MODEL_SIZES
+from .recipes import DECODER_SIZES, MODEL_SIZES, PRETRAINING_RECIPES
 from .run import (
     build_processor,
     config_overrides,
     hyperparameters,
+    load_pretrained,
     refuse_other_settings,
     result_settings,
     reuse_or_start_run,
@@ -71,8 +72,10 @@ def build_pretraining_model(
         size = {**MODEL_SIZES[model_args.model_size], **DECODER_SIZES[model_args.model_size]}
         config = MultiMAEDERConfig(**{**size, **settings}, fusion_strategy=model_args.fusion_strategy, **kwargs)
         return MultiMAEDERForPreTraining(config)
-    return MultiMAEDERForPreTraining.from_pretrained(
+    return load_pretrained(
+        MultiMAEDERForPreTraining,
         model_args.model_name_or_path,
+        "decoder",
         fusion_strategy=model_args.fusion_strategy,
         revision=model_args.model_revision,
         trust_remote_code=model_args.trust_remote_code,
@@ -197,6 +200,7 @@ def run_pretraining(
     ``argv`` is the command recorded in ``run_args.json`` (default ``sys.argv``). Returns the metrics.
     """
     started = time.time()
+    logger.info("Recipe %r: %s", pretrain_args.recipe, PRETRAINING_RECIPES[pretrain_args.recipe].description)
     output_dir = training_args.output_dir
     all_args = (model_args, data_args, pretrain_args, training_args)
     refuse_other_settings(output_dir, result_settings(*all_args))
@@ -206,6 +210,9 @@ def run_pretraining(
     # Data, model and processor. The folder holds the code files and processor from the start, so every
     # checkpoint the Trainer pushes loads with trust_remote_code.
     data = load_pretraining_data(data_args, pretrain_args, training_args, model_args.fusion_strategy)
+    held_out = f"{data.eval_clips} held-out" if data.eval_clips is not None else "no held-out"
+    source = data_args.dataset_source or "the built-in synthetic corpus"
+    logger.info("Data: %s training clips and %s clips from %s", data.train_clips, held_out, source)
     model = build_pretraining_model(model_args, pretrain_args)
     processor = build_processor(model_args, data_args, model.config)
     match_processor_statistics(model, processor)
@@ -236,6 +243,7 @@ def run_pretraining(
     # the held-out loss at initialisation: the bar to go below
     if evaluate and last_checkpoint is None and finished is None:
         metrics = trainer.evaluate(metric_key_prefix="init")
+        trainer.log_metrics("init", metrics)
         trainer.save_metrics("init", metrics)
         results.update(metrics)
     if os.path.isfile(init_path):
@@ -257,6 +265,7 @@ def run_pretraining(
         saved = saved_log_history(output_dir) if finished is not None else []
         card_writer.history = saved + trainer.state.log_history
         card_writer(output_dir)
+        logger.info("Saved the model, processor, metrics, pictures and card to %s", output_dir)
     if training_args.push_to_hub:
         trainer.push_to_hub(commit_message=f"MultiMAE-DER pre-training ({model.config.fusion_strategy})")
     return results

@@ -5,6 +5,8 @@ autoencoder: the loss per modality, each rank reading its own shard)."""
 from __future__ import annotations
 
 import logging
+import math
+import os
 from functools import partial
 from typing import Any, Callable, Optional, Sequence
 
@@ -14,7 +16,7 @@ import torch.nn.functional as F
 from accelerate.data_loader import prepare_data_loader
 from torch import nn
 from torch.utils.data import DataLoader
-from transformers import Trainer
+from transformers import PrinterCallback, ProgressCallback, Trainer
 from transformers.trainer_utils import seed_worker
 
 from ..data.distributed import RankShardBatchSampler
@@ -138,7 +140,114 @@ class CardHookMixin:
             self.card_writer(self.args.output_dir)
 
 
-class MultiMAEDERTrainer(CardHookMixin, Trainer):
+def _loss(values: dict, prefix: str) -> Optional[str]:
+    if f"{prefix}loss" not in values:
+        return None
+    parts = [f"{m} {values[f'{prefix}loss_{m}']:.4g}" for m in ("video", "audio") if f"{prefix}loss_{m}" in values]
+    return f"loss {values[f'{prefix}loss']:.4g}" + (f" ({', '.join(parts)})" if parts else "")
+
+
+def summarize_metrics(split: str, metrics: dict) -> str:
+    """``test: WAR 0.812, UAR 0.800, loss 0.52``: the figures of a split a reader looks for first."""
+    short = {k.removeprefix(f"{split}_"): v for k, v in metrics.items()}
+    said = [f"{name.upper()} {short[name]:.3f}" for name in ("war", "uar") if name in short]
+    said += [loss] if (loss := _loss(short, "")) else []
+    if "samples" in short:
+        said.append(f"{short['samples']} clips")
+    if split == "train" and isinstance(short.get("runtime"), (int, float)):
+        said.append(f"{short['runtime']:.1f} s")
+    return f"{split}: {', '.join(said)}"
+
+
+def summarize_progress(state: Any, logs: dict) -> str:
+    """``epoch 3/15 (step 54/270): loss 0.926; eval WAR 1.000, UAR 1.000, loss 0.712`` from the latest logs."""
+    epoch = (
+        f"epoch {round(state.epoch or 0, 2):g}/{state.num_train_epochs:g} (step {state.global_step}/{state.max_steps})"
+    )
+    said = [loss] if (loss := _loss(logs, "")) else []
+    evaluated = [f"{name.upper()} {logs[f'eval_{name}']:.3f}" for name in ("war", "uar") if f"eval_{name}" in logs]
+    evaluated += [loss] if (loss := _loss(logs, "eval_")) else []
+    said += [f"eval {', '.join(evaluated)}"] if evaluated else []
+    return f"{epoch}: {'; '.join(said)}"
+
+
+class ProgressLines(ProgressCallback):
+    """A line of the latest losses and metrics at most about ``lines`` times a training run, instead of the
+    `Trainer`'s dict of every log (printed at every logging step, or written under the bar); with ``bars``, the
+    progress bars too. Every log stays in ``trainer_state.json`` (``log_history``) and goes to ``--report_to``."""
+
+    def __init__(self, bars: bool, lines: int = 5):
+        super().__init__()
+        self.bars, self.lines = bars, lines
+        self.training, self.latest, self.last_said = False, {}, None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.training, self.latest, self.last_said = True, {}, None
+        if self.bars:
+            super().on_train_begin(args, state, control, **kwargs)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.bars:
+            super().on_step_end(args, state, control, **kwargs)
+
+    def on_prediction_step(self, args, state, control, eval_dataloader=None, **kwargs):
+        if self.bars:
+            super().on_prediction_step(args, state, control, eval_dataloader=eval_dataloader, **kwargs)
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        if self.bars:
+            super().on_evaluate(args, state, control, **kwargs)
+
+    def on_predict(self, args, state, control, **kwargs):
+        if self.bars:
+            super().on_predict(args, state, control, **kwargs)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.training = False
+        if self.bars:
+            super().on_train_end(args, state, control, **kwargs)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        # during training only (the metrics of a whole split are said by log_metrics), never the closing summary
+        if not (self.training and state.is_world_process_zero and logs) or "train_runtime" in logs:
+            return
+        self.latest.update({k: v for k, v in logs.items() if isinstance(v, (int, float))})
+        if control.should_evaluate and not any(k.startswith("eval_") for k in logs):
+            return  # the training loss of a step whose evaluation comes next: one line for both
+        every = max(1, math.ceil(state.max_steps / self.lines))
+        if self.last_said is None or state.global_step >= min(self.last_said + every, state.max_steps):
+            line = summarize_progress(state, self.latest)
+            if self.training_bar is not None:
+                from tqdm.contrib.logging import logging_redirect_tqdm
+
+                with logging_redirect_tqdm():  # above the bar, not through it
+                    logger.info(line)
+            else:
+                logger.info(line)
+            self.last_said = state.global_step
+        self.latest = {}
+
+
+class ReadableLogsMixin:
+    """What both trainers print: :class:`ProgressLines` instead of the `Trainer`'s dict of every log, and one line
+    per split (:func:`summarize_metrics`) instead of its table of every metric, which ``{split}_results.json``
+    holds (the table is still printed at ``--log_level debug``)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        printer, bar = self.pop_callback(PrinterCallback), self.pop_callback(ProgressCallback)
+        if printer is not None or bar is not None:
+            self.add_callback(ProgressLines(bars=bar is not None))
+
+    def log_metrics(self, split: str, metrics: dict) -> None:
+        if logger.isEnabledFor(logging.DEBUG):
+            return super().log_metrics(split, metrics)
+        if self.is_world_process_zero():
+            saved = os.path.join(self.args.output_dir, f"{split}_results.json")
+            logger.info("%s (every metric: %s)", summarize_metrics(split, metrics), saved)
+
+
+class MultiMAEDERTrainer(CardHookMixin, ReadableLogsMixin, Trainer):
     """`Trainer` with layer-wise lr decay, mixup and face flips, and a model-card hook.
 
     Mixup gives soft labels, so the loss is then :class:`SoftTargetCrossEntropy` (as `Trainer`'s
@@ -202,7 +311,7 @@ class MultiMAEDERTrainer(CardHookMixin, Trainer):
 
 
 # ---------------------------------------------------------------------------------------------------- trainer
-class MultiMAEDERPreTrainer(CardHookMixin, Trainer):
+class MultiMAEDERPreTrainer(CardHookMixin, ReadableLogsMixin, Trainer):
     """`Trainer` for `MultiMAEDERForPreTraining`: logs ``loss_video`` / ``loss_audio`` beside the loss (training
     logs and ``eval_*`` metrics), reads each rank's own shard when ``rank_sharded_total`` is given, and writes this
     project's model card (``card_writer``) before pushes."""
@@ -316,8 +425,12 @@ __all__ = [
     "CardHookMixin",
     "MultiMAEDERPreTrainer",
     "MultiMAEDERTrainer",
+    "ProgressLines",
+    "ReadableLogsMixin",
     "SoftTargetCrossEntropy",
     "add_drop_path",
     "layer_decay_parameter_groups",
     "layer_id",
+    "summarize_metrics",
+    "summarize_progress",
 ]
