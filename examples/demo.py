@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import os
 import sys
 import time
@@ -57,27 +56,22 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         types, RecipeArguments, RECIPES, [*DEFAULT_FLAGS, *argv]
     )
     started = time.time()
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%H:%M:%S"
-    )
-    setup_run(model_args, training_args)
+    setup_run(model_args, training_args)  # mmder_hf's lines at INFO, the libraries' at WARNING
     if "OMP_NUM_THREADS" not in os.environ:
         import torch
 
         torch.set_num_threads(1)  # tiny models: threads cost more than they give
 
     from mmder_hf.data import make_synthetic_corpus
-    from mmder_hf.data.loading import DEFAULT_CACHE_DIR
+    from mmder_hf.data.loading import default_synthetic_corpus
 
-    cache_dir = data_args.cache_dir or DEFAULT_CACHE_DIR
-    corpus = demo_args.corpus_dir or os.path.join(
-        cache_dir, f"synthetic_ravdess_{demo_args.num_actors}x{demo_args.clips_per_actor}"
-    )
-    make_synthetic_corpus(
-        corpus, num_actors=demo_args.num_actors, clips_per_actor=demo_args.clips_per_actor, num_workers=2
-    )
+    size = {"num_actors": demo_args.num_actors, "clips_per_actor": demo_args.clips_per_actor}
+    if demo_args.corpus_dir:
+        corpus = make_synthetic_corpus(demo_args.corpus_dir, num_workers=2, **size)
+    else:  # the folder (and so the preprocess cache) finetune.py and pretrain.py read without --dataset_source
+        corpus = default_synthetic_corpus(data_args.cache_dir, **size)
     output_dir = training_args.output_dir
-    data_args = dataclasses.replace(data_args, dataset_source=corpus, cache_dir=cache_dir)
+    data_args = dataclasses.replace(data_args, dataset_source=corpus)
 
     results = {}
     for strategy, num_frames in RUNS:

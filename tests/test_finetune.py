@@ -219,12 +219,20 @@ def test_killed_run_resumes_from_its_last_checkpoint_with_the_same_result(corpus
     common = ("--num_train_epochs", "3", "--save_strategy", "steps", "--save_steps", "4", "--eval_strategy", "epoch")
     straight = run(finetune_args(corpus, cache_dir, tmp_path / "straight", *common), tmp_path)
     assert straight.returncode == 0, straight.stderr[-4000:]
+    said = straight.stdout + straight.stderr
+    # finetune.py run directly says what it does (no --log_level given), in a few lines without terminal codes
+    assert "Recipe 'quick'" in said and f"Data: ravdess fold 1 from {corpus}: 32 train" in said
+    assert f"Saved the model, processor, metrics and card to {tmp_path / 'straight'}" in said
+    assert "epoch 3/3 (step 12/12): loss" in said and "test: WAR " in said
+    assert "{'loss'" not in said and "*****" not in said  # neither the Trainer's dicts nor its metric tables
+    assert "\r" not in said and "\x1b[" not in said and len(said.splitlines()) <= 20, said
     trained = json.loads((tmp_path / "straight" / "train_results.json").read_text())
     first = json.loads((tmp_path / "straight" / "all_results.json").read_text())
     assert trained["train_loss"] > 0
     again = run(finetune_args(corpus, cache_dir, tmp_path / "straight", *common), tmp_path)  # the same command
     assert again.returncode == 0, again.stderr[-4000:]
     assert "not training it again" in again.stdout + again.stderr
+    assert "Reusing the preprocessed clips in" in again.stdout  # the same data and processor: the same cache
     assert json.loads((tmp_path / "straight" / "train_results.json").read_text()) == trained
     rerun = json.loads((tmp_path / "straight" / "all_results.json").read_text())
     for key in ("eval_war", "eval_uar", "test_war", "test_uar", "train_loss"):  # the trained model, evaluated again

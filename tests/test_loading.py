@@ -141,11 +141,16 @@ def test_the_built_in_synthetic_corpus_and_sources_required(tmp_path, monkeypatc
 
     monkeypatch.setattr(synthetic, "make_synthetic_corpus", make)
     assert loading.default_synthetic_corpus(str(tmp_path)) == str(tmp_path / "synthetic_ravdess")
+    # another size is another folder: never written over the default corpus (nor its archives left in it)
     assert loading.default_synthetic_corpus(str(tmp_path), num_workers=0, num_actors=6) == str(
-        tmp_path / "synthetic_ravdess"
+        tmp_path / "synthetic_ravdess_6x16"
     )
     assert loading.default_synthetic_corpus() == os.path.join(loading.DEFAULT_CACHE_DIR, "synthetic_ravdess")
-    assert [c[1:] for c in calls] == [(2, {}), (0, {"num_actors": 6}), (2, {})]
+    # the default settings given explicitly (as demo.py gives them): the default folder
+    assert loading.default_synthetic_corpus(None, num_actors=24, clips_per_actor=16).endswith("/synthetic_ravdess")
+    seeded = loading.default_synthetic_corpus(str(tmp_path), seed=1)
+    assert os.path.basename(seeded).startswith("synthetic_ravdess_24x16_") and len(os.path.basename(seeded)) == 32
+    assert [c[1:] for c in calls[:3]] == [(2, {}), (0, {"num_actors": 6}), (2, {})]
     assert loading.DEFAULT_CACHE_DIR == os.path.join(os.path.expanduser("~"), ".cache", "mmder_hf")
     for corpus in ("crema_d", "iemocap"):
         with pytest.raises(ValueError, match=f"{corpus} needs a source"):

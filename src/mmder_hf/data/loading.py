@@ -48,12 +48,30 @@ _PREFUSED_SPLITS = {"train": "train", "val": "validation", "validation": "valida
 _SHARD_ACTOR = re.compile(r"actor_(\d+)")
 
 
-def default_synthetic_corpus(cache_dir: Optional[str] = None, **kwargs) -> str:
-    """Path of the built-in synthetic RAVDESS-format corpus, written on first use (24 actors x 16 clips)."""
-    from .synthetic import make_synthetic_corpus
+def default_synthetic_corpus(cache_dir: Optional[str] = None, num_workers: int = 2, **settings) -> str:
+    """Path of the built-in synthetic RAVDESS-format corpus of these settings, written on first use.
 
-    folder = os.path.join(cache_dir or DEFAULT_CACHE_DIR, "synthetic_ravdess")
-    return make_synthetic_corpus(folder, num_workers=kwargs.pop("num_workers", 2), **kwargs)
+    One folder per settings under ``cache_dir``: ``synthetic_ravdess`` for the defaults (24 actors x 16 clips: what
+    ``finetune.py`` and ``pretrain.py`` read without ``--dataset_source``, and what ``demo.py`` writes), so that every
+    script reads the same corpus and its preprocess cache; ``synthetic_ravdess_<actors>x<clips>`` for other sizes
+    (a hash of the other settings appended when they differ too), never written over by another size.
+
+    Args:
+        settings: :class:`~mmder_hf.data.synthetic.SyntheticCorpusConfig` fields (``num_actors``...).
+    """
+    from .synthetic import SyntheticCorpusConfig, make_synthetic_corpus
+
+    config, default = SyntheticCorpusConfig(**settings), SyntheticCorpusConfig()
+    name = "synthetic_ravdess"
+    if config != default:
+        name += f"_{config.num_actors}x{config.clips_per_actor}"
+        size = ("num_actors", "clips_per_actor")
+        others = {k: v for k, v in vars(config).items() if k not in size and v != getattr(default, k)}
+        if others:
+            name += "_" + hashlib.sha1(json.dumps(others, sort_keys=True).encode()).hexdigest()[:8]
+    return make_synthetic_corpus(
+        os.path.join(cache_dir or DEFAULT_CACHE_DIR, name), num_workers=num_workers, **settings
+    )
 
 
 def _published_parquet_files(source: Any, revision: Optional[str]) -> Optional[list[str]]:
@@ -405,7 +423,10 @@ def preprocess_to_cache(
     from .collate import MultiMAEDERDataCollator
 
     counts = cache_frame_counts(processor)
-    settings = {k: v for k, v in processor.to_dict().items() if k not in ("fusion_strategy", "num_frames")}
+    # auto_map: added to the processor by save_pretrained (a run saves it before preprocessing, a finished run
+    # reused does not): not a setting, so both find the same cache
+    unkeyed = ("fusion_strategy", "num_frames", "auto_map")
+    settings = {k: v for k, v in processor.to_dict().items() if k not in unkeyed}
     settings = [settings, counts, "uint8"] + (["unlabelled"] if label_column is None else [])
     parts = {
         split: ds._fingerprint if isinstance(ds, datasets.Dataset) else _streaming_identity(ds)
@@ -414,13 +435,14 @@ def preprocess_to_cache(
     key = hashlib.sha1(json.dumps([settings, parts], sort_keys=True, default=str).encode()).hexdigest()[:16]
     path = os.path.join(cache_dir, key)
     if os.path.exists(os.path.join(path, "dataset_dict.json")):
-        logger.info("Reusing preprocessed cache %s", path)
+        logger.info("Reusing the preprocessed clips in %s", path)
         return _report_faces(datasets.load_from_disk(path).with_format("torch", dtype=None), dataset)
     calls = {"do_rescale": False, "do_normalize": False, "num_video_frames": counts[0], "num_audio_frames": counts[1]}
     collator = MultiMAEDERDataCollator(
         processor, label_column=label_column, processor_kwargs=calls, return_face_boxes=True
     )
     keep = list(keep_columns)
+    logger.info("Preprocessing the clips once, into %s (runs with the same data and processor reuse it)", path)
 
     def process(batch: dict, kept: list[str], worker: bool = False) -> dict:
         if worker and torch.get_num_threads() != 1:
