@@ -327,3 +327,33 @@ def test_a_missing_archive_keeps_the_standard_folds_map_style_and_streaming(synt
     for split, expected in (("test", [1, 2, 4]), ("validation", [5, 6]), ("train", [7, 8])):
         assert sorted(set(mapped[split]["actor"])) == expected, split
         assert sorted({row["actor"] for row in stream[split]}) == expected, split
+
+
+def test_a_source_that_is_not_there_is_a_one_line_user_error_and_a_file_not_found(tmp_path, monkeypatch):
+    from mmder_hf.data.sources import SourceNotFoundError, is_hub_repo_id, list_source
+    from mmder_hf.user_errors import UserError
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "demo").mkdir(parents=True)
+    assert is_hub_repo_id("me/ravdess") and not is_hub_repo_id("runs/nope")  # beside runs/: a missing folder
+    for missing, line in [
+        ("runs/nope", "--dataset_source runs/nope: no such folder (runs/ holds: demo)"),
+        ("runs/dem", "--dataset_source runs/dem: no such folder (did you mean runs/demo?)"),
+        ("nope", "--dataset_source nope: no such folder, and not a Hub dataset id (owner/name)"),
+    ]:
+        with pytest.raises(SourceNotFoundError) as err:
+            list_source(missing)
+        assert str(err.value) == line
+        assert isinstance(err.value, FileNotFoundError) and isinstance(err.value, UserError) and err.value.status == 1
+    assert list_source("https://example.org/Video_Speech_Actor_01.zip") == [
+        "https://example.org/Video_Speech_Actor_01.zip"
+    ]  # a URL is fetched, not looked for on disk
+
+
+def test_the_folds_of_a_corpus_are_known_from_its_name_and_the_synthetic_settings(synthetic_ravdess_dir):
+    from mmder_hf.data.folds import available_folds
+
+    assert available_folds("ravdess") == [1, 2, 3, 4, 5, 6] and available_folds("CREMA-D") == [1, 2, 3, 4, 5]
+    assert available_folds("ravdess", None) == [1, 2, 3, 4, 5, 6]  # the built-in synthetic corpus: 24 actors
+    assert available_folds("ravdess", synthetic_ravdess_dir) == list(range(1, -(-NUM_ACTORS // 4) + 1))
+    assert available_folds("iemocap", "/data/IEMOCAP_full_release") == [1, 2, 3, 4, 5]
