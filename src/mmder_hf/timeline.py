@@ -62,6 +62,40 @@ def write_timeline_csv(timeline: Sequence[dict], path: Union[str, os.PathLike]) 
     return path
 
 
+#: Points between the plot and its title (more when the top-emotion labels reach higher).
+TITLE_PAD = 28.0
+
+
+def _keep_apart(notes: Sequence[Any], lengths: Sequence[int], gap: float = 2.0) -> None:
+    """Hide the labels that would overlap another: a long video's top emotion may change every window, and labels
+    written on top of each other cannot be read. The longest runs keep their label first (then the earliest); the
+    boxes compared are the labels' drawn extents (``gap`` pixels apart at least)."""
+    from matplotlib.transforms import Bbox
+
+    boxes = [note.get_window_extent() for note in notes]
+    kept: list[Any] = []
+    for index in sorted(range(len(notes)), key=lambda i: (-lengths[i], i)):
+        x0, y0, x1, y1 = boxes[index].extents
+        padded = Bbox.from_extents(x0 - gap, y0 - gap, x1 + gap, y1 + gap)
+        if any(padded.overlaps(other) for other in kept):
+            notes[index].set_visible(False)
+        else:
+            kept.append(boxes[index])
+
+
+def _lift_title(axes: Any, notes: Sequence[Any], gap: float = 4.0) -> bool:
+    """Move the title above the highest label shown (a long label such as "surprised" reaches past ``TITLE_PAD``);
+    whether it moved."""
+    tops = [note.get_window_extent().y1 for note in notes if note.get_visible()]
+    if not tops:
+        return False
+    needed = (max(tops) - axes.get_window_extent().y1) * 72.0 / axes.figure.dpi + gap
+    if needed <= TITLE_PAD:
+        return False
+    axes.set_title(axes.get_title(), pad=needed)
+    return True
+
+
 def plot_timeline(
     timeline: Sequence[dict],
     path: Optional[Union[str, os.PathLike]] = None,
@@ -117,25 +151,31 @@ def plot_timeline(
     axes.set_ylim(0, 1)
     axes.set_xlabel("time (s)")
     axes.set_ylabel("probability")
-    # Top emotion of each window as a strip of labels above the plot.
-    previous = None
-    for centre, entry in zip(centres, timeline):
-        if entry["label"] != previous:
-            axes.annotate(
-                entry["label"],
-                (centre, 1.0),
-                xytext=(0, 3),
-                textcoords="offset points",
-                fontsize=7,
-                rotation=45,
-                ha="left",
-                va="bottom",
+    # Top emotion above the plot, written where it changes (the start of each run of windows with the same top).
+    notes, runs = [], []
+    for index, (centre, entry) in enumerate(zip(centres, timeline)):
+        if not runs or entry["label"] != timeline[runs[-1]]["label"]:
+            runs.append(index)
+            notes.append(
+                axes.annotate(
+                    entry["label"],
+                    (centre, 1.0),
+                    xytext=(0, 3),
+                    textcoords="offset points",
+                    fontsize=7,
+                    rotation=45,
+                    ha="left",
+                    va="bottom",
+                )
             )
-            previous = entry["label"]
     axes.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
     if title:
-        axes.set_title(title, pad=28)
+        axes.set_title(title, pad=TITLE_PAD)
     figure.tight_layout()
+    lengths = [end - start for start, end in zip(runs, [*runs[1:], len(timeline)])]
+    _keep_apart(notes, lengths)
+    if title and _lift_title(axes, notes):
+        figure.tight_layout()
     if path is None:
         return figure
     path = Path(path)
