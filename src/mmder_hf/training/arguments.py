@@ -356,9 +356,8 @@ def parse_with_recipe(
     overrides them. One parser for every script, so that they all read their arguments the same way.
 
     Raises:
-        `~mmder_hf.user_errors.UserError`: a mistake in a flag that would otherwise surface only after the data
-        were built or the model made (:func:`~mmder_hf.training.checks.check_arguments`); the scripts print it as
-        one line.
+        `~mmder_hf.user_errors.UserError`: a flag's mistake, found before any data or model is made (the scripts
+        print it as one line): :func:`~mmder_hf.training.checks.check_arguments`.
     """
     from .checks import check_arguments, spell_choices  # the checks read these dataclasses
 
@@ -387,7 +386,6 @@ def parse_with_recipe(
             *parsed, rest = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
         if rest:  # one line (not the usage of ~150 options) and argparse's usage-error status
             parser.exit(2, f"{parser.prog}: error: {unrecognized_arguments(types, rest)}; see --help\n")
-
     check_arguments(parsed)
     fill_checkpoint_defaults(parsed)
     return tuple(parsed)
