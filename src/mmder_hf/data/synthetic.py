@@ -265,20 +265,25 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     """Command line: ``python -m mmder_hf.data.synthetic --output_dir DIR [--num_actors N] ...``."""
     import argparse
 
-    parser = argparse.ArgumentParser(description="Write a synthetic RAVDESS-format audio-visual corpus.")
-    parser.add_argument("--output_dir", required=True)
-    parser.add_argument("--num_actors", type=int, default=24)
-    parser.add_argument("--clips_per_actor", type=int, default=16)
-    parser.add_argument("--video_only_per_actor", type=int, default=2)
-    parser.add_argument("--duration", type=float, default=2.0)
-    parser.add_argument("--fps", type=int, default=15)
-    parser.add_argument("--width", type=int, default=128)
-    parser.add_argument("--height", type=int, default=72)
-    parser.add_argument("--sample_rate", type=int, default=16000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--include_song", action="store_true")
-    parser.add_argument("--num_workers", type=int, default=0)
-    parser.add_argument("--overwrite", action="store_true")
+    parser = argparse.ArgumentParser(
+        description="Write a synthetic RAVDESS-format audio-visual corpus: Video_Speech_Actor_NN.zip files of clips "
+        "whose emotion is a coloured square (the face) times a tone (the voice), read by the RAVDESS builder.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add = parser.add_argument
+    add("--output_dir", required=True, help="folder receiving the zips and synthetic_corpus.json")
+    add("--num_actors", type=int, default=24, help="actors 1..N (odd male, even female); at least 7 for fold 1")
+    add("--clips_per_actor", type=int, default=16, help="audio-visual clips per actor (multiples of 8 are balanced)")
+    add("--video_only_per_actor", type=int, default=2, help="extra video-only 02-... files per actor, as RAVDESS")
+    add("--duration", type=float, default=2.0, help="seconds per clip")
+    add("--fps", type=int, default=15, help="video frames per second")
+    add("--width", type=int, default=128, help="frame width in pixels")
+    add("--height", type=int, default=72, help="frame height in pixels")
+    add("--sample_rate", type=int, default=16000, help="audio samples per second (mono)")
+    add("--seed", type=int, default=0, help="everything is a deterministic function of the seed")
+    add("--include_song", action="store_true", help="also write sung clips (vocal channel 02), as RAVDESS")
+    add("--num_workers", type=int, default=0, help="processes writing actors in parallel (0: this process)")
+    add("--overwrite", action="store_true", help="write again a corpus that exists with the same settings")
     args = vars(parser.parse_args(argv))
     make_synthetic_corpus(args.pop("output_dir"), **args)
 
