@@ -4,6 +4,7 @@ inputs and the runner's scores (softmax of the logits, sorted, named)."""
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -204,3 +205,22 @@ def test_other_strategies_export(tmp_path, clips, strategy):
     model = tiny_classifier(strategy)
     export_onnx(model, tmp_path / "m.onnx")
     check_against_torch(model, tmp_path / "m.onnx", clips)
+
+
+@pytest.mark.parametrize("package", ["onnxscript", "onnx"])
+def test_export_without_the_onnx_extra_names_it(package, tmp_path, monkeypatch):
+    """Checked before any tracing: what is missing and how to install it, not "No module named ..." from inside."""
+    monkeypatch.setitem(sys.modules, package, None)  # as if not installed
+    with pytest.raises(ImportError) as info:
+        export_onnx(tiny_classifier("FSLF"), tmp_path / "m.onnx")
+    assert str(info.value) == (
+        f"{package} not installed: ONNX export and inference need the ONNX extra (onnx, onnxscript, onnxruntime): "
+        'pip install -e ".[onnx]" in your mmder-hf clone'
+    )
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_the_runner_without_onnxruntime_names_the_extra(cfas, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(ImportError, match=r'^onnxruntime not installed: .*pip install -e "\.\[onnx\]"'):
+        OnnxClassifier(cfas[1])
