@@ -508,6 +508,18 @@ def test_a_synthetic_model_is_warned_about_once(synthetic_model_dir, model_dir, 
     assert capsys.readouterr().err == ""
 
 
+def test_exporting_a_synthetic_model_warns_once(synthetic_model_dir, tmp_path, monkeypatch, capsys, console_logging):
+    from mmder_hf import onnx_export
+
+    monkeypatch.setattr(onnx_export, "missing_onnx_packages", lambda **kwargs: [])
+    monkeypatch.setattr(onnx_export, "export_onnx", lambda model, path, **kwargs: Path(path).write_bytes(b"graph"))
+    out = tmp_path / "m.onnx"
+    assert main(["export", "--model", str(synthetic_model_dir), "--no-verify", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [f"mmder: WARNING: {synthetic_model_dir}: {SYNTHETIC_WARNING}"]
+    assert captured.out.strip() == str(out)
+
+
 @pytest.fixture(scope="module")
 def pretraining_dir(tmp_path_factory):
     return save_tiny_pretraining_model(tmp_path_factory.mktemp("cli_pretraining") / "pre-mine")
