@@ -67,6 +67,17 @@ def test_mmder_hf_says_what_it_does_and_the_libraries_only_warn(tmp_path, proces
     assert transformers.utils.logging.get_verbosity() == logging.DEBUG
 
 
+def test_a_terminal_shows_the_run_s_bars_but_not_one_per_checkpoint(tmp_path, process_settings, monkeypatch):
+    from mmder_hf.training import run
+
+    datasets.enable_progress_bars()
+    monkeypatch.setattr(run, "on_terminal", lambda: True)
+    args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
+    setup_run(ModelArguments(), args)
+    assert not args.disable_tqdm and not datasets.are_progress_bars_disabled()  # training and preprocessing
+    assert not transformers.utils.logging.is_progress_bar_enabled()  # "Writing model shards" at every checkpoint
+
+
 def test_a_run_without_output_dir_says_where_it_writes(caplog, process_settings, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with caplog.at_level(logging.INFO, logger="mmder_hf"):

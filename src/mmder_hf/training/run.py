@@ -41,7 +41,8 @@ def setup_run(model_args: ModelArguments, training_args: TrainingArguments) -> N
 
     mmder_hf says what it does at INFO on the main process (the recipe, the data, the caches, where the model went)
     while datasets and transformers stay at WARNING: ``--log_level`` / ``--log_level_replica``, when given, set
-    both. Progress bars are drawn on a terminal only: redirected to a file, their redraws would be most of the log.
+    both. Progress bars (the `Trainer`'s, datasets') are drawn on a terminal only: redirected to a file, their redraws
+    would be most of the log.
     """
     logging.basicConfig(
         format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
@@ -54,10 +55,10 @@ def setup_run(model_args: ModelArguments, training_args: TrainingArguments) -> N
         logging.getLogger(name).setLevel(own_level)
     datasets.utils.logging.set_verbosity(library_level)
     transformers.utils.logging.set_verbosity(library_level)
+    transformers.utils.logging.disable_progress_bar()  # a bar per checkpoint written or loaded: not the run's
     if not on_terminal():
         training_args.disable_tqdm = True
         datasets.disable_progress_bars()
-        transformers.utils.logging.disable_progress_bar()
     if training_args.output_dir == DEFAULT_OUTPUT_DIR:
         logger.info("No --output_dir: writing to %s/", DEFAULT_OUTPUT_DIR)
     # Each rank reads its own clips (split_for_rank): accelerate must not decode on rank 0 and broadcast.
