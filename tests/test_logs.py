@@ -22,8 +22,9 @@ from mmder_hf.models.multimae_der import (
     MultiMAEDERForVideoClassification,
 )
 from mmder_hf.training.arguments import ModelArguments
+from mmder_hf.training.model_loading import describe_loading, load_pretrained
 from mmder_hf.training.recipes import DECODER_SIZES, MODEL_SIZES
-from mmder_hf.training.run import describe_loading, load_pretrained, setup_run
+from mmder_hf.training.run import setup_run
 from mmder_hf.training.trainers import ProgressLines, summarize_metrics
 
 
@@ -40,6 +41,9 @@ def process_settings():
     verbosity = (transformers.utils.logging.get_verbosity(), datasets.utils.logging.get_verbosity())
     bars = (transformers.utils.logging.is_progress_bar_enabled(), not datasets.are_progress_bars_disabled())
     threads = torch.get_num_threads()
+    # the libraries' levels of a fresh process, whatever an earlier test in this one left ("passive" keeps them)
+    transformers.utils.logging.set_verbosity_warning()
+    datasets.utils.logging.set_verbosity_warning()
     yield
     for name, level in levels.items():
         logging.getLogger(name).setLevel(level)

@@ -197,7 +197,7 @@ def export_corpus_parquet(
     os.makedirs(data_dir)
     counts = {}
     actors = sorted(set(ds["actor"]))
-    for actor in tqdm(actors, desc=f"{corpus} -> parquet"):
+    for actor in tqdm(actors, desc=f"{corpus} -> parquet", disable=None):  # a bar on a terminal only
         part = ds.filter(lambda a: a == actor, input_columns="actor")
         shard = datasets.Dataset.from_list(_records(corpus, part), features=features)
         shard.to_parquet(os.path.join(data_dir, f"actor_{actor:02d}.parquet"))

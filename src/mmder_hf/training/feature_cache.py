@@ -67,7 +67,7 @@ def compute_pooled_features(
     model.eval()
     features, labels = [], []
     with torch.inference_mode():
-        for batch in tqdm(loader, desc=desc, disable=rank != 0):
+        for batch in tqdm(loader, desc=desc, disable=None if rank == 0 else True):  # a bar on a terminal only
             labels.append(torch.as_tensor(batch["labels"]).cpu())
             inputs = {k: batch[k].to(device) for k in ("pixel_values", "audio_values") if batch.get(k) is not None}
             features.append(model.pooled_features(**inputs).float().cpu())

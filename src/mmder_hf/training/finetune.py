@@ -37,13 +37,13 @@ from ..models.multimae_der import MultiMAEDERConfig, MultiMAEDERForVideoClassifi
 from .arguments import DataArguments, ModelArguments, RecipeArguments
 from .feature_cache import can_cache_features, compute_pooled_features
 from .metrics import WarUarMetrics, save_confusion_matrix
+from .model_loading import load_pretrained
 from .recipes import MODEL_SIZES, RECIPES
 from .run import (
     build_processor,
     config_overrides,
     drop_unused_columns,
     hyperparameters,
-    load_pretrained,
     refuse_other_settings,
     result_settings,
     reuse_or_start_run,

@@ -28,6 +28,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from ..models.multimae_der import MultiMAEDERConfig, MultiMAEDERForPreTraining, draw_mask, mask_ratios
 from ..models.multimae_der.modeling_multimae_der import AUDIO, MIXED, VIDEO, tubelet_modalities
 from .arguments import DataArguments, ModelArguments, PretrainingArguments
+from .model_loading import load_pretrained
 from .pictures import ReconstructionPictureCallback, first_batch, save_loss_curve
 from .pretraining_data import PretrainingData, load_pretraining_data, prepare_pretraining_data
 from .recipes import DECODER_SIZES, MODEL_SIZES, PRETRAINING_RECIPES
@@ -35,7 +36,6 @@ from .run import (
     build_processor,
     config_overrides,
     hyperparameters,
-    load_pretrained,
     refuse_other_settings,
     result_settings,
     reuse_or_start_run,
