@@ -469,6 +469,26 @@ def test_widget_examples_are_the_pipelines_rounded_outputs(make_clip, tmp_path):
     ]
 
 
+def test_a_card_computing_its_examples_does_not_warn_as_a_user_run_would(make_clip, caplog):
+    """The synthetic-corpus warning is for whoever runs the model; the card already says it, in its text."""
+    import logging
+
+    from inference_helpers import tiny_classifier
+
+    from mmder_hf.cards.widget import widget_examples
+    from mmder_hf.models.multimae_der import MultiMAEDERPipeline
+
+    clip = make_clip("widget_a", num_frames=20, fps=10.0, sample_rate=16000, channels=1)
+    model = tiny_classifier("FSLF")
+    model.config.training_data = "synthetic"
+    with caplog.at_level(logging.WARNING):
+        widget_examples(model, [str(clip)], top_k=1)
+    assert not [r for r in caplog.records if "synthetic" in r.getMessage()]
+    with caplog.at_level(logging.WARNING):
+        MultiMAEDERPipeline(model=model, device=model.device)
+    assert len([r for r in caplog.records if "synthetic corpus" in r.getMessage()]) == 1
+
+
 def test_card_lists_the_hyperparameters():
     card = render_model_card(
         "ravdess", "me/m", FOLDS, config=tiny_config(), hyperparameters={"learning_rate": 0.001, "epochs": 5}

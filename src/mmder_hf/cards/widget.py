@@ -15,6 +15,7 @@ their outputs. :func:`widget_examples` runs the pipeline on local copies of the 
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any, Sequence, Union
@@ -53,7 +54,14 @@ def widget_examples(
             import mmder_hf  # noqa: F401 - auto classes
 
             model = AutoModelForVideoClassification.from_pretrained(os.fspath(model))
-        pipe = MultiMAEDERPipeline(model=model, device=model.device)
+        # the card computing its own examples is not a user running the model: no synthetic-corpus warning here
+        pipeline_logger = logging.getLogger(MultiMAEDERPipeline.__module__)
+        level = pipeline_logger.level
+        pipeline_logger.setLevel(logging.ERROR)
+        try:
+            pipe = MultiMAEDERPipeline(model=model, device=model.device)
+        finally:
+            pipeline_logger.setLevel(level)
     entries = []
     for example in examples:
         if not isinstance(example, dict):
