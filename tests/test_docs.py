@@ -65,7 +65,7 @@ def documented_commands() -> list[tuple[str, int, str]]:
 
 def kind(command: str) -> str:
     """What a command needs, and so what it must show here (see the module docstring)."""
-    if command.endswith(" -m pytest tests"):
+    if " -m pytest tests" in command:
         return "tests"
     if command.startswith(SETUP):
         return "setup"
@@ -124,7 +124,7 @@ def test_setup_and_test_commands_are_ci_s():
     assert {c.split(" && ")[0] for c in setups} == {SETUP, f"{SETUP} --dev"}
     assert f"{SETUP} --dev" in ci
     tests = [c for _, _, c in COMMANDS if kind(c) == "tests"]
-    assert tests == ["bash scripts/setup.sh --dev && HF_HUB_OFFLINE=1 .venv/bin/python -m pytest tests"]
+    assert tests == ["bash scripts/setup.sh --dev && HF_HUB_OFFLINE=1 .venv/bin/python -m pytest tests -n 2"]
     assert ci[-1] == tests[0].split(" && ")[1]
 
 

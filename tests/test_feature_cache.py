@@ -63,7 +63,8 @@ def _expected(model, rows):
         )
 
 
-def test_cached_features_are_the_models_pooled_output_in_order(model, capsys):
+def test_cached_features_are_the_models_pooled_output_in_order(model, capsys, monkeypatch):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # a terminal: the one place a bar is drawn
     rows = _rows(7)
     model.train()  # the cache runs the encoder in eval mode and gives the model back as it found it
     cached = compute_pooled_features(model, rows, _collate, batch_size=3)
@@ -79,7 +80,10 @@ def test_cached_features_are_the_models_pooled_output_in_order(model, capsys):
         full = model(**{k: v for k, v in _collate(rows).items() if k != "labels"}).logits
         head = model(features=features).logits
     assert torch.allclose(head, full, atol=1e-5)
-    assert "encoder features" in capsys.readouterr().err  # progress is shown on rank 0
+    assert "encoder features" in capsys.readouterr().err  # progress is shown on rank 0, on a terminal
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)  # a log file: no bar redraws in it
+    compute_pooled_features(model, rows, _collate, batch_size=3)
+    assert "encoder features" not in capsys.readouterr().err
 
 
 def test_the_cache_runs_the_encoder_in_eval_mode_and_restores_the_mode():
