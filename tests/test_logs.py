@@ -138,8 +138,14 @@ def test_a_classifier_from_a_pretraining_run_says_so_in_one_line_not_a_table(tmp
     config = MultiMAEDERConfig(**MODEL_SIZES["tiny"], **DECODER_SIZES["tiny"], fusion_strategy="FSLF")
     MultiMAEDERForPreTraining(config).save_pretrained(tmp_path / "pretrained")
     source = str(tmp_path / "pretrained")
-    with caplog.at_level(logging.INFO, logger="mmder_hf"):
-        model = load_pretrained(MultiMAEDERForVideoClassification, source, "classification head", num_labels=8)
+    verbosity = transformers.utils.logging.get_verbosity()
+    transformers.utils.logging.set_verbosity_info()  # the user's choice, to be kept after the quiet load
+    try:
+        with caplog.at_level(logging.INFO, logger="mmder_hf"):
+            model = load_pretrained(MultiMAEDERForVideoClassification, source, "classification head", num_labels=8)
+        assert transformers.utils.logging.get_verbosity() == logging.INFO
+    finally:
+        transformers.utils.logging.set_verbosity(verbosity)
     assert isinstance(model, MultiMAEDERForVideoClassification)
     expected = (
         f"Loaded the encoder of the pre-training checkpoint {source}: its decoder is dropped and the "

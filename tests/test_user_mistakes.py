@@ -321,3 +321,54 @@ def test_one_clip_is_refused_saying_what_to_pass():
     assert refused.value.status == 1
     with pytest.raises(UserError, match=r"one held out for the validation loss\): pass a larger --max_train_samples$"):
         split_held_out(one, validation_clips=64, seed=0, source="/data/clips", limited=True)
+
+
+def test_a_choice_flag_given_last_without_its_value_is_argparse_s_one_line(run_script):
+    status, err = run_script("finetune", ["--model_size"])
+    assert (status, err) == (
+        2,
+        ["finetune.py: error: argument --model_size/--model-size: expected one argument; see --help"],
+    )
+
+
+def test_fold_lists_are_written_as_ranges_only_when_they_are_ranges():
+    from mmder_hf.training.checks import span
+
+    assert span([3, 1, 2]) == "1-3" and span(range(1, 7)) == "1-6"
+    assert span([1, 2]) == "1, 2" and span([1, 3, 4]) == "1, 3, 4" and span([]) == ""
+
+
+class HubWithTheRepo(http.server.BaseHTTPRequestHandler):
+    """A Hub on which the repo to push to exists already: creating it again is a 409 Conflict."""
+
+    def do_POST(self):
+        url = f"http://127.0.0.1:{self.server.server_address[1]}/me/model"
+        body = json.dumps({"error": "You already created this model repo", "url": url}).encode()
+        self.send_response(409)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_push_to_an_existing_repo_passes_the_hub_check(tmp_path, monkeypatch):
+    """Pushing again to one's own repo (a second fold, a resumed run) is not a mistake."""
+    import huggingface_hub.constants as constants
+    from transformers import TrainingArguments
+
+    from mmder_hf.training.checks import check_hub_access
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), HubWithTheRepo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
+    args = TrainingArguments(
+        output_dir=str(tmp_path), push_to_hub=True, hub_model_id="me/model", hub_token="hf_x", report_to="none"
+    )
+    try:
+        assert check_hub_access(args) is None
+    finally:
+        server.shutdown()
