@@ -22,156 +22,28 @@ synthetic corpus is used, with one warning line saying so.
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import json
 import logging
-import math
 import os
 import sys
-import types
-from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence, Union, get_args, get_origin, get_type_hints
+from typing import Optional, Sequence, Union
 
-from transformers.hf_argparser import string_to_bool
-
-from .timeline import DEFAULT_STRIDE, DEFAULT_WINDOW
-from .user_errors import UserError, closest, locate
+from .cli_arguments import (
+    COMMANDS,
+    PROG,
+    ExportArguments,
+    InspectArguments,
+    ModelArguments,
+    OptionError,
+    PredictArguments,
+    TimelineArguments,
+    parse_arguments,
+    usage,
+)
+from .user_errors import UserError, locate
 
 
 logger = logging.getLogger(__name__)
-
-PROG = "mmder"
-
-
-@dataclass
-class ModelArguments:
-    """Shared by every sub-command."""
-
-    model: str = field(
-        metadata={
-            "help": "Model folder or Hub id (saved by this project's save_pretrained/push_to_hub).",
-            "metavar": "ID_OR_DIR",
-        }
-    )
-    device: Optional[str] = field(
-        default=None,
-        metadata={
-            "help": "'cpu', 'cuda', 'cuda:1' (or 1)...; the first GPU if there is one, else the CPU.",
-            "metavar": "DEVICE",
-        },
-    )
-    trust_remote_code: bool = field(
-        default=False, metadata={"help": "Run the model's own code from its folder/repo instead of mmder_hf's."}
-    )
-    quiet: bool = field(default=False, metadata={"help": "No progress bar."})
-
-    def __post_init__(self):
-        if self.device is not None:
-            _check_device(self.device)
-
-
-@dataclass
-class PredictArguments(ModelArguments):
-    top_k: int = field(default=5, metadata={"help": "Number of emotions to show per file.", "metavar": "K"})
-    json: bool = field(default=False, metadata={"help": "Print a JSON list [{file, predictions}] on stdout."})
-
-    def __post_init__(self):
-        super().__post_init__()
-        _check_at_least("--top-k", self.top_k, 1)
-
-
-@dataclass
-class TimelineArguments(ModelArguments):
-    window: float = field(default=DEFAULT_WINDOW, metadata={"help": "Window length in seconds.", "metavar": "S"})
-    stride: float = field(default=DEFAULT_STRIDE, metadata={"help": "Seconds between window starts.", "metavar": "S"})
-    batch_size: int = field(default=8, metadata={"help": "Windows per forward pass.", "metavar": "N"})
-    plot: Optional[str] = field(
-        default=None, metadata={"help": "Save a PNG plot of the timeline here.", "metavar": "PNG"}
-    )
-    csv: Optional[str] = field(default=None, metadata={"help": "Save the timeline as CSV here.", "metavar": "CSV"})
-    json: bool = field(default=False, metadata={"help": "Print the timeline as JSON on stdout."})
-
-    def __post_init__(self):
-        super().__post_init__()
-        _check_seconds("--window", self.window)
-        _check_seconds("--stride", self.stride)
-        _check_at_least("--batch-size", self.batch_size, 1)
-
-
-@dataclass
-class ExportArguments(ModelArguments):
-    format: str = field(default="onnx", metadata={"help": "Export format (only 'onnx').", "choices": ["onnx"]})
-    opset_version: Optional[int] = field(
-        default=None,
-        metadata={"help": "ONNX opset (exporter default if unset).", "aliases": ["--opset"], "metavar": "N"},
-    )
-    legacy_exporter: bool = field(
-        default=False, metadata={"help": "Use the TorchScript exporter instead of the dynamo one (not for CFAS)."}
-    )
-    verify: bool = field(default=True, metadata={"help": "Compare onnxruntime and torch logits on random inputs."})
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.opset_version is not None:
-            _check_at_least("--opset-version", self.opset_version, 1)
-
-
-@dataclass
-class InspectArguments:
-    out: str = field(metadata={"help": "Where to draw the model's inputs (PNG).", "metavar": "PNG"})
-    model: Optional[str] = field(
-        default=None,
-        metadata={
-            "help": "Draw what this model reads (its saved processor); default: a 224 px, 16-frame FSLF processor.",
-            "metavar": "ID_OR_DIR",
-        },
-    )
-    face_crop: Optional[bool] = field(
-        default=None,
-        metadata={
-            "help": "Crop the faces (needs the faces extra) or not; default: as the model's processor, else off.",
-            "metavar": "BOOL",
-        },
-    )
-    trust_remote_code: bool = field(default=False, metadata={"help": "Load the model's own processor code."})
-
-
-class OptionError(ValueError):
-    """A bad option value, reported as a usage error (``mmder predict: error: argument --top-k: ...``, exit 2)."""
-
-    def __init__(self, option: str, message: str):
-        super().__init__(f"argument {option}: {message}")
-        self.option, self.message = option, message
-
-
-def _check_at_least(option: str, value: int, minimum: int) -> None:
-    if value < minimum:
-        raise OptionError(option, f"must be at least {minimum}, got {value}")
-
-
-def _check_seconds(option: str, value: float) -> None:
-    if not (math.isfinite(value) and value > 0):
-        raise OptionError(option, f"must be a positive number of seconds, got {value:g}")
-
-
-def _check_device(device: str) -> None:
-    import torch
-
-    if device.isdigit():  # a GPU index, as pipeline(device=0)
-        return
-    try:
-        torch.device(device)
-    except (RuntimeError, ValueError) as error:
-        raise OptionError("--device", f"invalid device {device!r} (e.g. 'cpu', 'cuda', 'cuda:1')") from error
-
-
-COMMANDS = {
-    "predict": (PredictArguments, "Top emotions of one or more videos."),
-    "timeline": (TimelineArguments, "Emotion timeline of a long video (sliding windows), as text/JSON/CSV/PNG."),
-    "export": (ExportArguments, "Export the classifier to ONNX."),
-    "inspect": (InspectArguments, "Draw what the model reads from a clip: face boxes, face frames, audio pictures."),
-}
 
 
 class CliError(Exception):
@@ -189,135 +61,6 @@ def _error(message: str) -> None:
 def _first_line(error: BaseException) -> str:
     lines = [line for line in str(error).strip().splitlines() if line.strip()]
     return lines[0] if lines else type(error).__name__
-
-
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """``--top-k, --top_k K`` (each option once, its metavar once); defaults only where there is one to show."""
-
-    def _format_action_invocation(self, action: argparse.Action) -> str:
-        if not action.option_strings or action.nargs == 0:
-            return super()._format_action_invocation(action)
-        metavar = self._format_args(action, self._get_default_metavar_for_optional(action))
-        return f"{', '.join(action.option_strings)} {metavar}"
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        if action.required or action.nargs == 0 or action.default is None:
-            return action.help or ""
-        return super()._get_help_string(action)
-
-
-def _add_dataclass_options(parser: argparse.ArgumentParser, dataclass_type: type) -> None:
-    """One option per field of ``dataclass_type``, its metadata passed on to argparse (``aliases`` as more names).
-
-    Built here rather than by ``HfArgumentParser``, whose options put underscores first (``--top_k, --top-k``) and
-    whose booleans take an optional value (``--json clip.mp4`` would read ``clip.mp4`` as the value): here each option
-    is listed once, dashes first (``--top-k, --top_k``), and a ``bool`` is a flag (``--json``; ``--no-verify`` for one
-    that is on by default). An ``Optional[bool]`` without a default takes a value (``--face-crop false``).
-    """
-    hints = get_type_hints(dataclass_type)
-    for spec in dataclasses.fields(dataclass_type):
-        if not spec.init:
-            continue
-        kwargs: dict[str, Any] = dict(spec.metadata)
-        aliases = kwargs.pop("aliases", [])
-        names = [f"--{spec.name}", f"--{spec.name.replace('_', '-')}"]
-        names += [aliases] if isinstance(aliases, str) else list(aliases)
-        names = sorted(dict.fromkeys(names), key=lambda name: "_" in name)  # no duplicates, dashes first
-        kind, optional = hints[spec.name], False
-        if get_origin(kind) in (Union, types.UnionType) and type(None) in get_args(kind):
-            kind, optional = next(arg for arg in get_args(kind) if arg is not type(None)), True
-        default = spec.default if spec.default is not dataclasses.MISSING else None
-        if kind is bool and not (optional and default is None):  # a flag
-            help_ = kwargs.get("help") or ""
-            if default is True:
-                help_ += " (on unless --no-" + names[0].removeprefix("--") + ")"
-            parser.add_argument(*names, action="store_true", default=bool(default), help=help_)
-            if default is True:
-                parser.add_argument(
-                    f"--no-{names[0].removeprefix('--')}",
-                    f"--no_{spec.name}",
-                    action="store_false",
-                    dest=spec.name,
-                    help=f"Turn {names[0]} off.",
-                )
-            continue
-        kwargs["type"] = string_to_bool if kind is bool else kind
-        if spec.default is not dataclasses.MISSING:
-            kwargs["default"] = spec.default
-        elif spec.default_factory is not dataclasses.MISSING:
-            kwargs["default"] = spec.default_factory()
-        else:
-            kwargs["required"] = True
-        parser.add_argument(*names, **kwargs)
-
-
-class _Parser(argparse.ArgumentParser):
-    """The parser of one sub-command: its dataclass's options (:func:`_add_dataclass_options`), then its files."""
-
-    def __init__(self, dataclass_type: type, **kwargs):
-        super().__init__(formatter_class=_HelpFormatter, **kwargs)
-        self.dataclass_type = dataclass_type
-        _add_dataclass_options(self, dataclass_type)
-
-    def argument_name(self, option: str) -> str:
-        """``--top-k/--top_k``: how argparse names an option in its own errors (``invalid int value``)."""
-        for action in self._actions:
-            if option in action.option_strings:
-                return "/".join(action.option_strings)
-        return option
-
-    def unrecognized(self, strings: Sequence[str]) -> str:
-        message = f"unrecognized arguments: {' '.join(strings)}"
-        spelling = {name: action.option_strings[0] for action in self._actions for name in action.option_strings}
-        for string in strings:
-            if string.startswith("--"):
-                close = closest(string.split("=")[0], spelling)
-                if close:
-                    return f"{message} (did you mean {spelling[close]}?)"
-        return message
-
-
-def _build_parser(command: str) -> _Parser:
-    dataclass_type, description = COMMANDS[command]
-    parser = _Parser(dataclass_type, prog=f"{PROG} {command}", description=description)
-    if command == "predict":
-        parser.add_argument("files", nargs="+", metavar="FILE", help="Video files (or http(s) URLs).")
-    elif command in ("timeline", "inspect"):
-        help_ = "A (long) video file or http(s) URL." if command == "timeline" else "A video file."
-        parser.add_argument("file", metavar="FILE", help=help_)
-        parser.add_argument("more_files", nargs="*", help=argparse.SUPPRESS)  # to say "one file", not "unrecognized"
-    else:
-        parser.add_argument("output", metavar="OUT", help="Output file, e.g. model.onnx.")
-    return parser
-
-
-def parse_arguments(command: str, argv: Sequence[str]):
-    """``(options dataclass, positional namespace)`` of ``mmder <command> argv``; `SystemExit` (2) with argparse's
-    usage line and one error line on any argument mistake, before anything is loaded."""
-    parser = _build_parser(command)
-    # Options and files in any order (``mmder predict a.mp4 --top-k 3 b.mp4``); no ``mmder.args`` file is read.
-    namespace, remaining = parser.parse_known_intermixed_args(list(argv))
-    if remaining:
-        parser.error(parser.unrecognized(remaining))
-    if command in ("timeline", "inspect"):
-        more_files = namespace.__dict__.pop("more_files")
-        if more_files:
-            files = [namespace.file, *more_files]
-            parser.error(f"argument FILE: one file at a time, got {len(files)}: {' '.join(files)}")
-    positional = {name: getattr(namespace, name) for name in ("files", "file", "output") if hasattr(namespace, name)}
-    try:
-        args = parser.dataclass_type(**{k: v for k, v in vars(namespace).items() if k not in positional})
-    except OptionError as error:
-        parser.error(f"argument {parser.argument_name(error.option)}: {error.message}")
-    return args, argparse.Namespace(**positional)
-
-
-def _usage() -> str:
-    lines = [f"usage: {PROG} {{{','.join(COMMANDS)}}} ...", "", "MultiMAE-DER audio-visual emotion recognition.", ""]
-    lines += [f"  {name:<9} {help_}" for name, (_, help_) in COMMANDS.items()]
-    lines += ["", f"  {'--version':<9} Print the installed version and exit."]
-    lines += ["", f"Run '{PROG} COMMAND --help' for a command's options."]
-    return "\n".join(lines)
 
 
 def _quiet_libraries() -> None:
@@ -604,14 +347,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``mmder`` console script; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print(_usage(), file=sys.stdout if argv else sys.stderr)
+        print(usage(), file=sys.stdout if argv else sys.stderr)
         return 0 if argv else 2
     if argv[0] == "--version":
         print(f"{PROG} {version()}")
         return 0
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
-        print(_usage().splitlines()[0], file=sys.stderr)
+        print(usage().splitlines()[0], file=sys.stderr)
         _error(f"unknown command {command!r} (choose from {', '.join(COMMANDS)})")
         return 2
     try:
