@@ -291,6 +291,12 @@ def check_output(command: str, output: str, root: Path) -> None:
         assert [row[0] for row in table] == ["FSLF", "video", "audio"]
         fslf, video, audio = (float(row[1]) for row in table)
         assert fslf > 0.9 and video <= 0.55 and audio <= 0.35  # the corpus's ceilings for one modality
+        # the output the docs show is this run's (the demo is seeded): header, table and prediction line as printed
+        shown = (REPO / "examples/README.md").read_text().split("and prints:\n\n```\n", 1)[1].split("```", 1)[0]
+        shown = [line for line in shown.splitlines() if line.strip()]
+        starts = ("Synthetic corpus, fold 1", "model ", "FSLF ", "video ", "audio ", "Prediction for ")
+        printed = [line for line in lines if line.startswith(starts)]
+        assert printed == shown, (printed, shown)
         wall = float(re.search(r"Total wall time: (\d+) s", output).group(1))
         assert wall < 120  # "under two minutes on 2 CPU cores, the corpus included"
         for model in ("fslf", "video", "audio"):
@@ -300,6 +306,17 @@ def check_output(command: str, output: str, root: Path) -> None:
     elif "mmder predict" in command:
         assert re.search(r"runs/demo/example_clip\.mp4: \w+ \d\.\d+", output), output
         assert output.count("trained on the built-in synthetic corpus") == 1, output  # the model's warning, once
+        if "--csv predictions.csv" in command:  # a folder: one row per video found in it, none failed
+            import csv
+
+            from mmder_hf.cli import VIDEO_EXTENSIONS
+
+            found = (root / "runs/demo").rglob("*")
+            videos = sorted(str(p.relative_to(root)) for p in found if p.name.lower().endswith(VIDEO_EXTENSIONS))
+            with open(root / "predictions.csv", newline="") as handle:
+                rows = list(csv.DictReader(handle))
+            assert videos and [row["file"] for row in rows] == videos, (rows, videos)
+            assert all(row["label"] and not row["error"] for row in rows), rows
     elif "mmder timeline" in command:
         assert (root / "timeline.png").is_file() and (root / "timeline.csv").is_file()
     elif "mmder inspect" in command:
