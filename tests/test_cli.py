@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
 import json
 import os
@@ -54,7 +55,12 @@ def test_bad_files_give_one_line_and_exit_1(model_dir, clips, tmp_path, capsys):
     assert any(str(missing) in e and "not found" in e for e in errors)
     assert any(str(garbage) in e and "cannot be opened" in e for e in errors)
     assert "Traceback" not in captured.err
-    assert [r["file"] for r in json.loads(captured.out)] == [str(clips[0])]  # the good file is still processed
+    results = json.loads(captured.out)  # the good file is still processed; the failed ones are listed with why
+    assert [(r["file"], sorted(r)) for r in results] == [
+        (str(missing), ["error", "file"]),
+        (str(garbage), ["error", "file"]),
+        (str(clips[0]), ["file", "predictions"]),
+    ]
     assert main(["timeline", str(missing), "--model", str(model_dir)]) == 1
     assert main(["predict", str(clips[0]), "--model", str(tmp_path / "no_model")]) == 1
     err = capsys.readouterr().err
@@ -140,6 +146,7 @@ def no_model_loading(monkeypatch):
         ("timeline", ["--window", "nan"], "argument --window: must be a positive number of seconds, got nan"),
         ("timeline", ["--stride", "inf"], "argument --stride: must be a positive number of seconds, got inf"),
         ("timeline", ["--batch_size", "0"], "argument --batch-size/--batch_size: must be at least 1, got 0"),
+        ("predict", ["--batch-size", "0"], "argument --batch-size/--batch_size: must be at least 1, got 0"),
         ("timeline", ["--widow", "2"], "unrecognized arguments: --widow 2 (did you mean --window?)"),
         ("predict", ["--zzzz"], "unrecognized arguments: --zzzz"),  # nothing close: no hint
         ("predict", ["--TOP-K", "3"], "unrecognized arguments: --TOP-K 3 (did you mean --top-k?)"),  # any case
@@ -182,6 +189,7 @@ def test_defaults_of_each_command():
         None,
         False,
     )
+    assert (args.batch_size, args.csv) == (1, None)
     args, extra = cli.parse_arguments("timeline", ["long.mp4", "--model", "m"])
     assert extra.file == "long.mp4"
     assert (args.window, args.stride, args.batch_size, args.plot, args.csv, args.json) == (
@@ -234,7 +242,9 @@ def test_help_shows_defaults_only_for_values(capsys):
     assert main(["predict", "--help"]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "--top-k, --top_k K Number of emotions to show per file. (default: 5)" in out
-    assert out.endswith("--json Print a JSON list [{file, predictions}] on stdout.")  # a flag: no "(default: False)"
+    assert out.endswith(  # a flag: no "(default: False)"
+        "--json Print a JSON list on stdout: {file, predictions} per file, {file, error} if it failed."
+    )
     assert "(default: False)" not in out
     assert main(["export", "--help"]) == 0
     out = " ".join(capsys.readouterr().out.split())
@@ -259,7 +269,13 @@ def test_predict_text_agrees_with_json_and_is_sorted(model_dir, clips, capsys):
     ]
 
 
-def test_progress_bar_for_several_files_only(model_dir, clips, capsys):
+@pytest.fixture
+def on_a_terminal(monkeypatch):
+    """stderr taken for a terminal (captured output is not one): where the progress bar is drawn."""
+    monkeypatch.setattr(cli, "_on_terminal", lambda: True)
+
+
+def test_progress_bar_for_several_files_only(model_dir, clips, capsys, on_a_terminal):
     assert main(["predict", *map(str, clips), "--model", str(model_dir), "--top-k", "1"]) == 0
     assert "0/2" in capsys.readouterr().err  # the bar, on stderr
     assert main(["predict", *map(str, clips), "--model", str(model_dir), "--top-k", "1", "--quiet"]) == 0
@@ -268,7 +284,7 @@ def test_progress_bar_for_several_files_only(model_dir, clips, capsys):
     assert "0/1" not in capsys.readouterr().err
 
 
-def test_progress_counts_each_file_once(model_dir, clips, capsys, monkeypatch):
+def test_progress_counts_each_file_once(model_dir, clips, capsys, monkeypatch, on_a_terminal):
     import functools
 
     from tqdm import std
@@ -286,10 +302,11 @@ def test_a_broken_file_is_named_before_any_model_is_loaded(model_dir, tmp_path, 
     for command, path, problem in (
         ("predict", empty, "file is empty"),
         ("timeline", empty, "file is empty"),
-        ("predict", tmp_path, "is a directory, not a media file"),
     ):
         assert main([command, str(path), "--model", str(model_dir)]) == 1
         assert capsys.readouterr().err.strip().splitlines() == [f"mmder: error: {path}: {problem}"]
+    assert main(["predict", str(tmp_path), "--model", str(model_dir)]) == 1  # a folder: its videos, checked first
+    assert capsys.readouterr().err.strip().splitlines() == [f"mmder: error: {empty}: file is empty"]
 
 
 def test_the_console_entry_reads_the_command_line(monkeypatch, capsys):
@@ -644,6 +661,163 @@ def test_version(capsys):
     assert capsys.readouterr().out == f"mmder {metadata.version('mmder-hf')}\n"
     assert main(["--help"]) == 0
     assert "--version" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------- folders, lists, CSV, batches
+def test_folders_and_lists_expand_into_sorted_videos(tmp_path):
+    for name in ("b/Clip.MP4", "a/x.mov", "a/sub/y.webm", "a/sub/z.MPEG", "a/notes.txt", "a/photo.jpg"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "a/.git").mkdir()
+    (tmp_path / "a/.git/hidden.mp4").write_bytes(b"")
+    (tmp_path / "a/._x.mov").write_bytes(b"")  # macOS metadata beside a copied clip
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "l.txt").write_text(
+        "# my clips\n\n  ../b/Clip.MP4  \n/elsewhere/v.avi\nhttps://example.org/v.mp4\n"
+        "  # indented comment\n../a/sub\n"
+    )
+    a = str(tmp_path / "a")
+    assert cli.expand_inputs([a, "plain.mkv", f"@{lists / 'l.txt'}", "https://example.org/w.mp4"]) == [
+        f"{a}/sub/y.webm",
+        f"{a}/sub/z.MPEG",
+        f"{a}/x.mov",
+        "plain.mkv",
+        str(lists / "../b/Clip.MP4"),
+        "/elsewhere/v.avi",
+        "https://example.org/v.mp4",
+        str(lists / "../a/sub/y.webm"),
+        str(lists / "../a/sub/z.MPEG"),
+        "https://example.org/w.mp4",
+    ]
+    everything = [f"{a}/sub/y.webm", f"{a}/sub/z.MPEG", f"{a}/x.mov", f"{tmp_path}/b/Clip.MP4"]
+    assert cli.expand_inputs([str(tmp_path)]) == everything
+
+
+def test_an_empty_folder_or_list_is_one_line(model_dir, clips, tmp_path, capsys, no_model_loading):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty/readme.txt").write_text("no clips here")
+    (tmp_path / "empty.txt").write_text("# nothing yet\n\n")
+    extensions = ".mp4 .mov .avi .mkv .webm .m4v .mpg .mpeg .flv .wmv"
+    for argument, line in (
+        (
+            str(tmp_path / "empty"),
+            f"{tmp_path / 'empty'}: no videos in this folder or below (looked for {extensions}, any case); pass video "
+            "files or a folder that holds some",
+        ),
+        (
+            f"@{tmp_path / 'empty.txt'}",
+            f"@{tmp_path / 'empty.txt'}: the list holds no videos (one path or URL per line; blank lines and lines "
+            "starting with # are skipped)",
+        ),
+        (
+            f"@{tmp_path / 'none.txt'}",
+            f"@{tmp_path / 'none.txt'}: list file {tmp_path / 'none.txt'} not found (@LIST names a text file of "
+            "paths)",
+        ),
+    ):
+        assert main(["predict", str(clips[0]), argument, "--model", str(model_dir), "--json"]) == 1
+        captured = capsys.readouterr()
+        assert captured.err.splitlines() == [f"mmder: error: {line}"] and captured.out == ""
+
+
+@pytest.fixture
+def collection(clips, tmp_path):
+    """A folder of two good clips and one corrupt file, in sorted order: good_a.mp4, good_b.MOV, z_bad.mp4."""
+    folder = tmp_path / "clips"
+    (folder / "sub").mkdir(parents=True)
+    shutil.copyfile(clips[0], folder / "good_a.mp4")
+    shutil.copyfile(clips[1], folder / "sub/good_b.MOV")  # any case; a .mov holding mp4 data decodes the same
+    (folder / "z_bad.mp4").write_bytes(b"not a video at all" * 20)
+    return folder, [str(folder / "good_a.mp4"), str(folder / "sub/good_b.MOV"), str(folder / "z_bad.mp4")]
+
+
+def test_predict_a_folder_to_csv_and_json_with_the_failed_files(model_dir, collection, tmp_path, capsys):
+    folder, files = collection
+    missing = str(tmp_path / "missing.mp4")
+    out = tmp_path / "predictions.csv"
+    argv = ["predict", str(folder), missing, "--model", str(model_dir), "--top-k", "2", "--json", "--csv", str(out)]
+    assert main(argv) == 1  # a file failed: exit 1 at the end, the others still predicted
+    captured = capsys.readouterr()
+    results = json.loads(captured.out)
+    assert [r["file"] for r in results] == [*files, missing]
+    assert [len(r["predictions"]) for r in results[:2]] == [2, 2]
+    bad_reason = results[2]["error"]
+    assert bad_reason.startswith("cannot be opened as media") and "\n" not in bad_reason
+    assert results[2:] == [{"file": files[2], "error": bad_reason}, {"file": missing, "error": "file not found"}]
+    assert captured.err.splitlines() == [
+        f"mmder: error: {missing}: file not found",
+        f"mmder: error: {files[2]}: {bad_reason}",
+        f"wrote {out}",
+    ]
+    with open(out, newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ["file", "label", "score", *LABELS, "error"]  # the model's labels, in its order
+    assert [row[0] for row in rows[1:]] == [*files, missing] and all(len(row) == len(rows[0]) for row in rows)
+    for row, result in zip(rows[1:3], results):
+        scores = dict(zip(LABELS, map(float, row[3:-1])))
+        top = max(scores, key=scores.get)
+        assert row[1:3] == [top, str(scores[top])] and row[-1] == ""
+        ranked = sorted(scores.items(), key=lambda item: -item[1])[:2]
+        assert [(p["label"], p["score"]) for p in result["predictions"]] == ranked
+        assert abs(sum(scores.values()) - 1) < 1e-5
+    assert rows[3:] == [
+        [files[2], "", "", *[""] * len(LABELS), bad_reason],
+        [missing, "", "", *[""] * len(LABELS), "file not found"],
+    ]
+
+
+def test_only_failed_files_still_give_the_csv_and_json(model_dir, tmp_path, capsys):
+    out = tmp_path / "p.csv"
+    missing = str(tmp_path / "missing.mp4")
+    assert main(["predict", missing, "--model", str(model_dir), "--json", "--csv", str(out), "--quiet"]) == 1
+    assert json.loads(capsys.readouterr().out) == [{"file": missing, "error": "file not found"}]
+    assert out.read_text().splitlines()[1] == f"{missing},,,{',' * len(LABELS)}file not found"
+    assert main(["predict", missing, "--model", str(model_dir), "--csv", str(tmp_path / "no/p.csv")]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"mmder: error: --csv {tmp_path / 'no/p.csv'}: no folder {tmp_path / 'no'} to write it in; create it first "
+        "or pick another path"
+    ]
+
+
+def test_batches_give_the_single_file_scores_and_survive_a_bad_file(model_dir, collection, capsys, monkeypatch):
+    from mmder_hf.models.multimae_der import MultiMAEDERPipeline
+
+    folder, files = collection
+    calls = []
+    real_call = MultiMAEDERPipeline.__call__
+
+    def recording(self, inputs, **kwargs):
+        calls.append((inputs, kwargs.get("batch_size")))
+        return real_call(self, inputs, **kwargs)
+
+    monkeypatch.setattr(MultiMAEDERPipeline, "__call__", recording)
+    results = {}
+    for batch_size in ("1", "3"):
+        calls.clear()
+        assert main(["predict", str(folder), "--model", str(model_dir), "--json", "--batch-size", batch_size]) == 1
+        results[batch_size] = json.loads(capsys.readouterr().out)
+        if batch_size == "3":  # one batch of the three, then each file alone: the corrupt one got in the way
+            assert calls == [(files, 3), *[(path, None) for path in files]]
+        else:
+            assert calls == [(path, None) for path in files]
+    single, batched = results["1"], results["3"]
+    assert [r["file"] for r in batched] == files and batched[2] == single[2] and "error" in batched[2]
+    for one, many in zip(single[:2], batched[:2]):
+        assert [p["label"] for p in one["predictions"]] == [p["label"] for p in many["predictions"]]
+        assert all(abs(a["score"] - b["score"]) < 1e-6 for a, b in zip(one["predictions"], many["predictions"]))
+    calls.clear()
+    assert main(["predict", *files[:2], "--model", str(model_dir), "--json", "--batch-size", "2"]) == 0
+    assert calls == [(files[:2], 2)]  # good files: one forward pass, the same scores
+    assert json.loads(capsys.readouterr().out) == [
+        {**r, "predictions": [{**p, "score": pytest.approx(p["score"], abs=1e-6)} for p in r["predictions"]]}
+        for r in single[:2]
+    ]
+
+
+def test_no_progress_bar_off_a_terminal(model_dir, clips, capsys):
+    assert main(["predict", *map(str, clips), "--model", str(model_dir), "--top-k", "1"]) == 0
+    assert capsys.readouterr().err == ""  # captured stderr is not a terminal: no bar in logs
 
 
 # ------------------------------------------------------------------------------------------- installed command

@@ -1,7 +1,7 @@
 """The ``mmder`` command: emotions out of your own videos from the shell.
 
 ```
-mmder predict FILE... --model ID_OR_DIR [--top-k K] [--json]
+mmder predict FILE|DIR|@LIST... --model ID_OR_DIR [--top-k K] [--batch-size N] [--csv out.csv] [--json]
 mmder timeline FILE --model ID_OR_DIR [--window S] [--stride S] [--plot out.png] [--csv out.csv] [--json]
 mmder export --model ID_OR_DIR --format onnx OUT.onnx
 mmder inspect FILE --out inputs.png [--model ID_OR_DIR] [--face-crop true|false]
@@ -14,19 +14,24 @@ underscores (``--top_k``). An argument mistake (an unknown option, a second file
 for ``timeline``, ``--top-k 0``, ``--window -1``...) is a usage error, as argparse reports it: the usage line, one
 ``mmder <command>: error: ...`` line naming the argument and exit status 2, before any model is loaded. A missing or
 broken input gives one line on stderr naming it (``mmder: error: clip.mp4: file not found``) and exit status 1, never a
-traceback; the other files of a ``predict`` run are still processed. A ``--model`` that cannot serve the command is
-refused in one line before anything is loaded: a mistyped local folder (``user_errors.locate``), a folder without a
-``config.json``, a checkpoint without a classification head (a pre-training run). A model trained on the built-in
-synthetic corpus is used, with one warning line saying so.
+traceback; the other files of a ``predict`` run are still processed (``--json`` lists the failed ones as
+``{"file", "error"}``, ``--csv`` gives them a row with its ``error`` column) and the run ends with exit status 1.
+``predict`` also takes folders (their videos, found recursively: :data:`VIDEO_EXTENSIONS`, any case, in sorted
+order) and ``@list.txt`` files (one path or URL per line, ``#`` comments; relative paths are read from the list's
+folder), so a whole collection is one command; ``--batch-size`` runs several files per forward pass. A ``--model``
+that cannot serve the command is refused in one line before anything is loaded: a mistyped local folder
+(``user_errors.locate``), a folder without a ``config.json``, a checkpoint without a classification head (a
+pre-training run). A model trained on the built-in synthetic corpus is used, with one warning line saying so.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
 import sys
-from typing import Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 from .cli_arguments import (
     COMMANDS,
@@ -115,17 +120,24 @@ def _missing_faces_extra(error: BaseException) -> bool:
     return isinstance(error, ImportError) and type(error).__name__ == "FaceDetectorUnavailable"
 
 
-def _load_model(args: ModelArguments, source: Optional[str] = None):
-    from transformers import AutoConfig, AutoModelForVideoClassification
+def _load_config(args: ModelArguments, source: str):
+    from transformers import AutoConfig
 
     import mmder_hf  # noqa: F401 - registers the auto classes
 
-    source = source if source is not None else _model_source(args)
     try:
         config = AutoConfig.from_pretrained(source, trust_remote_code=args.trust_remote_code)
     except Exception as error:  # noqa: BLE001 - any loading problem is one line
         raise CliError(f"cannot load model {args.model!r}: {_first_line(error)}") from error
     _check_classifier(args.model, getattr(config, "architectures", None))  # a Hub model's, read with its config
+    return config
+
+
+def _load_model(args: ModelArguments, source: Optional[str] = None):
+    from transformers import AutoModelForVideoClassification
+
+    source = source if source is not None else _model_source(args)
+    config = _load_config(args, source)
     try:
         return AutoModelForVideoClassification.from_pretrained(
             source, config=config, trust_remote_code=args.trust_remote_code
@@ -166,38 +178,171 @@ def _progress(total: int, disable: bool, unit: str):
     return tqdm(total=total, disable=disable, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=False)
 
 
+#: What ``mmder predict FOLDER`` picks up (any case), recursively.
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv")
+
+
+def _is_url(path: str) -> bool:
+    return path.startswith(("http://", "https://"))
+
+
+def _folder_videos(folder: str) -> list[str]:
+    """The videos under ``folder``, recursively, sorted; hidden files and folders (``.git``, macOS ``._clip.mp4``
+    metadata) are skipped. An empty result is an error: a mistyped or wrong folder should not pass silently."""
+    found = []
+    for parent, folders, names in os.walk(folder):
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        found += [
+            os.path.join(parent, name)
+            for name in names
+            if not name.startswith(".") and name.lower().endswith(VIDEO_EXTENSIONS)
+        ]
+    if not found:
+        raise CliError(
+            f"{folder}: no videos in this folder or below (looked for {' '.join(VIDEO_EXTENSIONS)}, any case); "
+            "pass video files or a folder that holds some"
+        )
+    return sorted(found)
+
+
+def _listed_inputs(argument: str) -> list[str]:
+    """The entries of ``@list.txt``: one path or URL per line, blank lines and ``# comments`` skipped; a relative
+    path is read from the list's folder (so a list travels with its clips)."""
+    list_file = argument[1:]
+    try:
+        with open(list_file, encoding="utf-8") as handle:
+            lines = [line.strip() for line in handle]
+    except FileNotFoundError as error:
+        raise CliError(f"{argument}: list file {list_file} not found (@LIST names a text file of paths)") from error
+    except (OSError, UnicodeDecodeError) as error:
+        raise CliError(f"{argument}: cannot read the list file: {_first_line(error)}") from error
+    folder = os.path.dirname(list_file)
+    entries = [line for line in lines if line and not line.startswith("#")]
+    entries = [entry if _is_url(entry) or os.path.isabs(entry) else os.path.join(folder, entry) for entry in entries]
+    if not entries:
+        raise CliError(
+            f"{argument}: the list holds no videos (one path or URL per line; blank lines and lines starting "
+            "with # are skipped)"
+        )
+    return entries
+
+
+def expand_inputs(arguments: Sequence[str]) -> list[str]:
+    """``predict``'s files: each folder replaced by its videos (:func:`_folder_videos`), each ``@list.txt`` by its
+    entries (a folder listed there expands too); plain files and URLs kept as given, in the order given."""
+    files: list[str] = []
+    for argument in arguments:
+        if argument.startswith("@") and len(argument) > 1:
+            for entry in _listed_inputs(argument):
+                files += _folder_videos(entry) if os.path.isdir(entry) else [entry]
+        elif not _is_url(argument) and os.path.isdir(argument):
+            files += _folder_videos(argument)
+        else:
+            files.append(argument)
+    return files
+
+
+def _reason(error: BaseException, path: str) -> str:
+    """The one-line reason a file failed, without its name (the JSON and CSV name it in their own field)."""
+    message = _media_message(error, path)
+    return message.removeprefix(f"{path}: ")
+
+
+def _predict_batch(pipe: Any, paths: Sequence[str], top_k: int, batch_size: int) -> list[Union[list, BaseException]]:
+    """Each path's predictions, or the error it raised. A batch that fails is run again one file at a time, so one
+    bad file costs the others nothing and gets its own reason."""
+    if len(paths) > 1:
+        try:
+            return list(pipe(list(paths), top_k=top_k, batch_size=batch_size))
+        except (ValueError, OSError, RuntimeError):
+            logger.debug("batch failed; one file at a time", exc_info=True)
+    outcomes: list[Union[list, BaseException]] = []
+    for path in paths:
+        try:
+            outcomes.append(pipe(path, top_k=top_k))
+        except (ValueError, OSError, RuntimeError) as error:
+            outcomes.append(error)
+    return outcomes
+
+
+def _on_terminal() -> bool:
+    """Whether stderr is a terminal: the progress bar is drawn there only, not into logs and captured output."""
+    return sys.stderr.isatty()
+
+
+def _check_csv_target(path: str) -> None:
+    """Refuse ``--csv`` into a missing folder before any model is loaded, not after the whole run."""
+    folder = os.path.dirname(path) or "."
+    if not os.path.isdir(folder):
+        raise CliError(f"--csv {path}: no folder {folder} to write it in; create it first or pick another path")
+    if os.path.isdir(path):
+        raise CliError(f"--csv {path}: a folder; give a file name such as {os.path.join(path, 'predictions.csv')}")
+
+
+def _write_predictions_csv(path: str, results: Sequence[dict], labels: Sequence[str]) -> None:
+    """One row per input file: the top emotion, every emotion's score (the model's label order), the error."""
+    try:
+        with open(path, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["file", "label", "score", *labels, "error"])
+            for result in results:
+                if "error" in result:
+                    writer.writerow([result["file"], "", "", *([""] * len(labels)), result["error"]])
+                    continue
+                scores = {p["label"]: p["score"] for p in result["predictions"]}
+                top = result["predictions"][0]
+                writer.writerow([result["file"], top["label"], top["score"], *(scores[x] for x in labels), ""])
+    except OSError as error:
+        raise CliError(f"--csv {path}: cannot write it: {_first_line(error)}") from error
+
+
 def run_predict(args: PredictArguments, files: Sequence[str]) -> int:
+    files = expand_inputs(files)
     source = _model_source(args)
-    failed = False
+    if args.csv:
+        _check_csv_target(args.csv)
+    results: list[Optional[dict]] = [None] * len(files)  # in the order of the inputs, failed files included
     todo = []
-    for path in files:
+    for index, path in enumerate(files):
         problem = _precheck(path)
         if problem:
             _error(problem)
-            failed = True
+            results[index] = {"file": path, "error": problem.removeprefix(f"{path}: ")}
         else:
-            todo.append(path)
-    if not todo:
+            todo.append(index)
+    if todo:
+        pipe = _load_pipeline(args, source)
+        config = pipe.model.config
+    elif args.json or args.csv:  # nothing to predict, but the outputs still list each file and its error
+        config = _load_config(args, source)
+    else:
         return 1
-    pipe = _load_pipeline(args, source)
-    results = []
-    with _progress(len(todo), disable=args.quiet or len(todo) < 2, unit="file") as bar:
-        for path in todo:
-            try:
-                predictions = pipe(path, top_k=args.top_k)
-            except (ValueError, OSError, RuntimeError) as error:
-                _error(_media_message(error, path))
-                failed = True
-            else:
-                results.append({"file": path, "predictions": predictions})
+    labels = [config.id2label[key] for key in sorted(config.id2label, key=int)]
+    top_k = len(labels) if args.csv else args.top_k  # the CSV holds every emotion's score
+    disable = args.quiet or len(todo) < 2 or not _on_terminal()
+    with _progress(len(todo), disable=disable, unit="file") as bar:
+        for start in range(0, len(todo), args.batch_size):
+            batch = todo[start : start + args.batch_size]
+            paths = [files[index] for index in batch]
+            for index, path, outcome in zip(batch, paths, _predict_batch(pipe, paths, top_k, args.batch_size)):
+                if isinstance(outcome, BaseException):
+                    _error(_media_message(outcome, path))
+                    results[index] = {"file": path, "error": _reason(outcome, path)}
+                    continue
+                results[index] = {"file": path, "predictions": outcome}
                 if not args.json:
-                    bar.write(
-                        f"{path}: " + ", ".join(f"{p['label']} {p['score']:.3f}" for p in predictions), file=sys.stdout
-                    )
-            bar.update(1)
+                    shown = outcome[: args.top_k]
+                    line = ", ".join(f"{p['label']} {p['score']:.3f}" for p in shown)
+                    bar.write(f"{path}: {line}", file=sys.stdout)
+            bar.update(len(batch))
+    if args.csv:
+        _write_predictions_csv(args.csv, results, labels)
     if args.json:
-        print(json.dumps(results, indent=2))
-    return 1 if failed else 0
+        trimmed = [{**r, "predictions": r["predictions"][: args.top_k]} if "predictions" in r else r for r in results]
+        print(json.dumps(trimmed, indent=2))
+    if args.csv:
+        print(f"wrote {args.csv}", file=sys.stderr)
+    return 1 if any("error" in result for result in results) else 0
 
 
 def _media_message(error: BaseException, path: str) -> str:
@@ -395,6 +540,8 @@ __all__ = [
     "OptionError",
     "PredictArguments",
     "TimelineArguments",
+    "VIDEO_EXTENSIONS",
+    "expand_inputs",
     "main",
     "parse_arguments",
     "version",

@@ -54,11 +54,26 @@ class ModelArguments:
 @dataclass
 class PredictArguments(ModelArguments):
     top_k: int = field(default=5, metadata={"help": "Number of emotions to show per file.", "metavar": "K"})
-    json: bool = field(default=False, metadata={"help": "Print a JSON list [{file, predictions}] on stdout."})
+    batch_size: int = field(
+        default=1, metadata={"help": "Files per forward pass (the same scores as one at a time).", "metavar": "N"}
+    )
+    csv: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Also write one row per file here: file, label, score (the top emotion), every emotion's score, "
+            "error (empty unless the file failed).",
+            "metavar": "CSV",
+        },
+    )
+    json: bool = field(
+        default=False,
+        metadata={"help": "Print a JSON list on stdout: {file, predictions} per file, {file, error} if it failed."},
+    )
 
     def __post_init__(self):
         super().__post_init__()
         _check_at_least("--top-k", self.top_k, 1)
+        _check_at_least("--batch-size", self.batch_size, 1)
 
 
 @dataclass
@@ -244,7 +259,13 @@ def _build_parser(command: str) -> _Parser:
     dataclass_type, description = COMMANDS[command]
     parser = _Parser(dataclass_type, prog=f"{PROG} {command}", description=description)
     if command == "predict":
-        parser.add_argument("files", nargs="+", metavar="FILE", help="Video files (or http(s) URLs).")
+        parser.add_argument(
+            "files",
+            nargs="+",
+            metavar="FILE",
+            help="Video files, http(s) URLs, folders (their videos, recursively) or @LIST (a text file: one path or "
+            "URL per line).",
+        )
     elif command in ("timeline", "inspect"):
         help_ = "A (long) video file or http(s) URL." if command == "timeline" else "A video file."
         parser.add_argument("file", metavar="FILE", help=help_)
