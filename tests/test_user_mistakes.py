@@ -221,12 +221,17 @@ def test_a_folder_of_videos_given_as_a_corpus_says_to_pass_dataset_name_videos(r
         assert (status, err) == (1, [expected])
 
 
-class ClosedHub(http.server.BaseHTTPRequestHandler):
-    """A Hub that refuses every call as to a user who is not logged in."""
+class JsonHub(http.server.BaseHTTPRequestHandler):
+    """A Hub answering every POST with ``status`` and the JSON of :meth:`answer`."""
+
+    status = 500
+
+    def answer(self) -> dict:
+        return {}
 
     def do_POST(self):
-        body = json.dumps({"error": "Invalid username or password."}).encode()
-        self.send_response(401)
+        body = json.dumps(self.answer()).encode()
+        self.send_response(self.status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -234,6 +239,15 @@ class ClosedHub(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+
+class ClosedHub(JsonHub):
+    """A Hub that refuses every call as to a user who is not logged in."""
+
+    status = 401
+
+    def answer(self) -> dict:
+        return {"error": "Invalid username or password."}
 
 
 def closed_port() -> int:
@@ -338,20 +352,14 @@ def test_fold_lists_are_written_as_ranges_only_when_they_are_ranges():
     assert span([1, 2]) == "1, 2" and span([1, 3, 4]) == "1, 3, 4" and span([]) == ""
 
 
-class HubWithTheRepo(http.server.BaseHTTPRequestHandler):
+class HubWithTheRepo(JsonHub):
     """A Hub on which the repo to push to exists already: creating it again is a 409 Conflict."""
 
-    def do_POST(self):
-        url = f"http://127.0.0.1:{self.server.server_address[1]}/me/model"
-        body = json.dumps({"error": "You already created this model repo", "url": url}).encode()
-        self.send_response(409)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+    status = 409
 
-    def log_message(self, *args):
-        pass
+    def answer(self) -> dict:
+        url = f"http://127.0.0.1:{self.server.server_address[1]}/me/model"
+        return {"error": "You already created this model repo", "url": url}
 
 
 def test_push_to_an_existing_repo_passes_the_hub_check(tmp_path, monkeypatch):
