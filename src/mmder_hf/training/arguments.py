@@ -1,8 +1,7 @@
 """What a run is told: the argument dataclasses of every script and the one recipe-aware parser they share.
 
 * `ModelArguments` / `DataArguments`: the backbone and the data, the same flags in every script.
-* `RecipeArguments` (fine-tuning) / `PretrainingArguments` (pre-training): the run's own choices; their ``recipe``
-  field picks the defaults (:mod:`~mmder_hf.training.recipes`).
+* `RecipeArguments` (fine-tuning, with LoRA's flags) / `PretrainingArguments`: their ``recipe`` picks the defaults.
 * `CrossValidationArguments` / `GridArguments`: which folds, and which models of the paper's grid.
 * :func:`parse_args`, :func:`parse_pretraining_args`, :func:`parse_cross_validation_args`,
   :func:`parse_grid_args`: flags or one JSON file through ``HfArgumentParser``, with the recipe's defaults and the
@@ -22,6 +21,7 @@ from transformers import HfArgumentParser, TrainingArguments
 from ..data.corpora import PAPER_MODELS
 from ..models.multimae_der import FUSION_STRATEGIES, MultiMAEDERConfig
 from ..user_errors import UserError, check_choice, closest
+from .lora import LoraArguments
 from .recipes import MODEL_SIZES, PRETRAINING_RECIPES, RECIPES, Recipe, get_recipe
 
 
@@ -166,8 +166,8 @@ class DataArguments:
 
 
 @dataclass
-class RecipeArguments:
-    """Training choices beyond `TrainingArguments`; a recipe sets their defaults, flags override them."""
+class RecipeArguments(LoraArguments):
+    """Training choices beyond `TrainingArguments` (and LoRA's flags); a recipe sets their defaults, flags override."""
 
     recipe: str = field(
         default="quick",

@@ -26,7 +26,9 @@ from .arguments import (
     GridArguments,
     ModelArguments,
     PretrainingArguments,
+    RecipeArguments,
 )
+from .lora import check_lora_arguments
 
 
 def choice_fields(types: Sequence[type]) -> dict[str, tuple[str, list[str]]]:
@@ -98,6 +100,9 @@ def check_arguments(parsed: Sequence[Any]) -> None:
     if data_args is not None:
         strategy = model_args.fusion_strategy if model_args is not None else None
         check_data_arguments(data_args, pretraining=_find(parsed, PretrainingArguments) is not None, strategy=strategy)
+    recipe_args = _find(parsed, RecipeArguments)
+    if recipe_args is not None:
+        check_lora_arguments(recipe_args)
     grid, cv = _find(parsed, GridArguments), _find(parsed, CrossValidationArguments)
     if grid is not None:
         grid.model_list()

@@ -22,11 +22,12 @@ def can_cache_features(model: nn.Module, recipe_args: RecipeArguments) -> bool:
     """Whether the head can train on cached encoder features with exactly the plain loop's result.
 
     Needs a frozen encoder (``freeze_backbone()``: eval mode, so no dropout or drop path), inputs that are
-    never augmented, and a deterministic fusion (RFAS draws permutations per batch position, so its features
-    depend on how clips are batched).
+    never augmented, a deterministic fusion (RFAS draws permutations per batch position, so its features
+    depend on how clips are batched), and no LoRA adapters (``--lora_r``: they change the encoder as it trains).
     """
     return (
         recipe_args.use_feature_cache
+        and not recipe_args.uses_lora
         and not any(p.requires_grad for p in model.videomae.parameters())
         and not recipe_args.augments
         and model.config.fusion_strategy != "RFAS"

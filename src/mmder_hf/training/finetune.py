@@ -36,6 +36,7 @@ from ..data.synthetic import is_synthetic_source
 from ..models.multimae_der import MultiMAEDERConfig, MultiMAEDERForVideoClassification, MultiMAEDERProcessor
 from .arguments import DataArguments, ModelArguments, RecipeArguments
 from .feature_cache import can_cache_features, compute_pooled_features
+from .lora import apply_lora, count_parameters, describe_parameters, lora_card_rows
 from .metrics import WarUarMetrics, save_confusion_matrix
 from .model_loading import load_pretrained
 from .recipes import MODEL_SIZES, RECIPES
@@ -117,6 +118,25 @@ def build_model(
         model.freeze_backbone()
     add_drop_path(model, recipe_args.drop_path_rate)
     return model
+
+
+def adapt_with_lora(
+    model: MultiMAEDERForVideoClassification, model_args: ModelArguments, recipe_args: RecipeArguments
+) -> Any:
+    """``model`` with LoRA adapters when ``--lora_r`` asks (:func:`~mmder_hf.training.lora.apply_lora`), else
+    ``model``; logs the trainable parameter count either way.
+
+    A finished run's merged weights are already loaded: its adapters start at zero, so it computes the same.
+    """
+    if not recipe_args.uses_lora:
+        logger.info("trainable parameters: %s", describe_parameters(*count_parameters(model)))
+        return model
+    if model_args.model_name_or_path is None:
+        logger.warning(
+            "LoRA on a randomly initialised encoder (no --model_name_or_path): its weights stay random and only the "
+            "adapters and the head learn; LoRA is meant to adapt a trained checkpoint"
+        )
+    return apply_lora(model, recipe_args)
 
 
 def prepare_datasets(
@@ -216,6 +236,8 @@ class CardWriter:
     widget: list = field(default_factory=list)
     #: ``split -> (clips, actors)`` of the data the run used, stated in the card (see :func:`split_sizes`).
     splits: dict = field(default_factory=dict)
+    #: Rows added to the hyperparameter table (a LoRA run's settings and trainable parameters).
+    extra_rows: dict = field(default_factory=dict)
 
     def __call__(self, output_dir: str) -> None:
         args = self.training_args
@@ -230,7 +252,7 @@ class CardWriter:
             label_set=self.data_args.label_set,
             recipe=self.recipe_args.recipe,
             recipe_description=RECIPES[self.recipe_args.recipe].description,
-            hyperparameters=hyperparameters(args, self.recipe_args),
+            hyperparameters={**hyperparameters(args, self.recipe_args), **self.extra_rows},
             widget=self.widget,
             splits=self.splits,
         )
@@ -317,11 +339,13 @@ def run_finetuning(
     model.config.training_data = corpus_for_card(data_args)  # "synthetic": it recognises synthetic clips only
     processor = build_processor(model_args, data_args, model.config)
     finished = reuse_or_start_run(model, processor, training_args)  # a finished run is evaluated and carded again
+    model = adapt_with_lora(model, model_args, recipe_args)
     data, collator, feature_cache = prepare_datasets(raw, model, processor, data_args, recipe_args, training_args)
 
     compute_metrics = WarUarMetrics(label_names)
     splits = split_sizes(raw)
     card_writer = CardWriter(model_args, data_args, recipe_args, training_args, model.config, splits=splits)
+    card_writer.extra_rows = lora_card_rows(recipe_args, model)
     trainer = MultiMAEDERTrainer(
         model=model,
         args=training_args,
@@ -366,7 +390,9 @@ def run_finetuning(
 
     if trainer.is_world_process_zero():
         all_args = (model_args, data_args, recipe_args, training_args)
-        save_run_args(output_dir, argv, all_args, started, feature_cache=feature_cache)
+        trainable, total = count_parameters(model)
+        parameters = {"trainable": trainable, "total": total}
+        save_run_args(output_dir, argv, all_args, started, feature_cache=feature_cache, parameters=parameters)
         if "test" in raw and not data_args.streaming and model.config.fusion_strategy != "prefused":
             card_writer.widget = widget_examples_from_split(
                 raw["test"],
@@ -384,6 +410,7 @@ def run_finetuning(
 
 __all__ = [
     "CardWriter",
+    "adapt_with_lora",
     "build_model",
     "corpus_for_card",
     "run_finetuning",

@@ -21,6 +21,7 @@ from transformers.trainer_utils import seed_worker
 
 from ..data.distributed import RankShardBatchSampler
 from .arguments import RecipeArguments
+from .lora import is_lora_model, save_merged_and_adapter
 
 
 logger = logging.getLogger(__name__)
@@ -283,6 +284,19 @@ class MultiMAEDERTrainer(CardHookMixin, ReadableLogsMixin, Trainer):
             self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
             return self.optimizer
         return super().create_optimizer(model)
+
+    def save_model(self, output_dir: Optional[str] = None, _internal_call: bool = False) -> None:
+        """As `Trainer.save_model`; a LoRA run's final save (to ``--output_dir``, not a checkpoint) writes the merged
+        model there and the adapter in ``adapter/`` (:func:`~mmder_hf.training.lora.save_merged_and_adapter`)."""
+        target = output_dir or self.args.output_dir
+        if not is_lora_model(self.model) or os.path.abspath(target) != os.path.abspath(self.args.output_dir):
+            return super().save_model(output_dir, _internal_call)
+        if self.args.should_save:
+            save_merged_and_adapter(self.model, target)
+            if self.processing_class is not None:
+                self.processing_class.save_pretrained(target)
+        if self.args.push_to_hub and not _internal_call:
+            self.push_to_hub(commit_message="Model save", revision=self.args.hub_revision)
 
     def _augment(self, inputs: dict) -> dict:
         """Random face flips, and mixup of the clips with soft labels (the mixture of the two one-hot targets)."""
