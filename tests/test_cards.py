@@ -118,6 +118,7 @@ def test_cross_validation_card_numbers_and_metadata():
         "ravdess",
         "fusion-fslf",
         "my-tag",
+        "custom_code",  # the Hub's "Use this model" snippet then passes trust_remote_code=True
     ]
     assert data["datasets"] == ["me/ravdess-av"] and data["base_model"] == "MCG-NJU/videomae-base"
     assert card.data.model_name == "multimae-der-ravdess" and data["metrics"] == ["war", "uar"]
@@ -277,9 +278,9 @@ def test_pretraining_card_licence_and_metadata(tmp_path):
         base_model=str(tmp_path / "backbone"),
     )
     data = ModelCard.load(local).data.to_dict()
-    assert data.get("base_model") is None and data["license"] == "other"
-    # no licence file is written beside the model: the card links none (the note says whose licences apply)
-    assert data["license_name"] == "pretraining-data-licence" and "license_link" not in data
+    assert data.get("base_model") is None and data["license"] == "unknown"  # the videos' licences: not ours to know
+    assert "license_name" not in data and "license_link" not in data
+    assert "The licences of the pre-training videos apply; the model card cannot know them" in local.read_text()
 
 
 def test_push_folder_creates_the_repo_and_leaves_checkpoints_out(tmp_path, monkeypatch):

@@ -12,10 +12,11 @@ import math
 import os
 from typing import Any, Optional, Sequence, Union
 
-from huggingface_hub import ModelCard, ModelCardData
+from huggingface_hub import ModelCard
 
 from ..data.corpora import get_corpus_info
-from .cards import BEGIN_MARKER, END_MARKER, PAPER_CITATION, mean_std, model_license
+from .builder import build_card, card_metadata, model_license
+from .describe import mean_std
 
 
 def summarize_grid(per_model: dict[str, dict[int, dict]], corpus: str, label_set: Optional[str]) -> dict:
@@ -72,7 +73,9 @@ def comparison_table(summary: dict) -> str:
     """Markdown: one row per model; per-fold WAR / UAR, mean ± std, and the paper's numbers, each column labelled."""
     folds = summary["folds"]
     ours = f"ours: {len(folds)}-fold CV, {summary['label_set'] or 'default labels'}"
-    header = ["model", *(f"fold {k} WAR / UAR" for k in folds), f"WAR ({ours})", f"UAR ({ours})"]
+    header = ["model"]
+    if folds:
+        header += [*(f"fold {k} WAR / UAR" for k in folds), f"WAR ({ours})", f"UAR ({ours})"]
     if summary["paper_protocol"]:
         theirs = f"paper: {summary['paper_protocol']}, {summary['paper_label_set']}"
         header += [f"WAR ({theirs})", f"UAR ({theirs})"]
@@ -82,7 +85,7 @@ def comparison_table(summary: dict) -> str:
         for k in folds:
             fold = entry["folds"].get(str(k))
             cells.append(f"{_pct(fold['test_war'])} / {_pct(fold['test_uar'])}" if fold else "-")
-        cells += [_mean_std(entry, "test_war"), _mean_std(entry, "test_uar")]
+        cells += [_mean_std(entry, "test_war"), _mean_std(entry, "test_uar")] if folds else []
         if summary["paper_protocol"]:
             paper = entry["paper"] or {}
             cells += [
@@ -91,9 +94,8 @@ def comparison_table(summary: dict) -> str:
             ]
         lines.append("| " + " | ".join(cells) + " |")
     spread = "mean ± population std over the folds" if len(folds) > 1 else "one fold, so no spread to show"
-    notes = [
-        f"All numbers are test recall in %: WAR = accuracy, UAR = macro recall. Ours: {summary['protocol']}, {spread}."
-    ]
+    ours = f"Ours: {summary['protocol']}, {spread}." if folds else "Ours: no fold trained yet."
+    notes = [f"All numbers are test recall in %: WAR = accuracy, UAR = macro recall. {ours}"]
     if summary["paper_protocol"]:
         notes.append(
             f"Paper: {summary['paper_protocol']} with {summary['paper_backbone']}, {summary['paper_label_set']} "
@@ -153,35 +155,23 @@ def render_comparison_card(
     recipe: Optional[str] = None,
     command: Optional[Sequence[str]] = None,
     chart_file: Optional[str] = "grid_folds.png",
+    **template_kwargs: Any,
 ) -> ModelCard:
-    """Summary card of a strategy comparison: the table, the chart, where each model lives and how it was run."""
+    """Summary card of a strategy comparison (``templates/comparison.md``): the table, the chart, where each model
+    lives and how it was run. ``command`` is the argument list (joined with spaces) or the command line itself."""
     corpus = summary["corpus"]
     licence = model_license(corpus, base_model)
-    data = ModelCardData(
-        license=licence["license"],
-        license_name=licence.get("license_name"),
-        license_link=licence.get("license_link"),
-        library_name="transformers",
-        tags=["multimae-der", "emotion-recognition", "audio-visual", "mmder-hf", "strategy-comparison"]
-        + list(get_corpus_info(corpus).tags),
-        datasets=[dataset_id] if dataset_id and not os.path.exists(dataset_id) and "/" in dataset_id else None,
-        base_model=base_model if base_model and not os.path.isdir(base_model) else None,
-    )
-    parts = [
-        f"# MultiMAE-DER fusion strategies on {summary['corpus_pretty']}",
-        "",
-        f"Every fusion strategy of MultiMAE-DER and the single-modality baselines, trained with the same settings "
-        f"(recipe `{recipe}`, backbone `{base_model or 'random initialisation'}`) on every fold: "
-        f"{summary['protocol']}.",
-        "",
-        comparison_table(summary),
-    ]
-    if chart_file:
-        parts += ["", f"![Test WAR and UAR per model and fold]({chart_file})"]
-    if model_repos:
-        parts += ["", "## Models", "", "| model | repository |", "|---|---|"]
-        parts += [f"| {m} | [{repo}](https://huggingface.co/{repo}) |" for m, repo in model_repos.items()]
-    if command:
-        parts += ["", "## Reproduce", "", "```bash", " ".join(command), "```"]
-    parts += ["", f"License: {licence['note']}", "", "## Citation", "", "```bibtex", PAPER_CITATION, "```", ""]
-    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{BEGIN_MARKER}\n" + "\n".join(parts) + f"\n{END_MARKER}\n")
+    tags = ["multimae-der", "emotion-recognition", "audio-visual", "mmder-hf", "strategy-comparison"]
+    data = card_metadata("comparison", None, licence, [*tags, *get_corpus_info(corpus).tags], dataset_id, base_model)
+    context = {
+        "summary": summary,
+        "table": comparison_table(summary),
+        "recipe": recipe,
+        "base_model": base_model,
+        "chart_file": chart_file,
+        "model_repos": model_repos,
+        "command": command if isinstance(command, str) or command is None else " ".join(command),
+        "license_note": licence["note"],
+        **template_kwargs,
+    }
+    return build_card("comparison", data, "comparison", **context)

@@ -245,6 +245,8 @@ class LabelSet:
     names: tuple[str, ...]
     mapping: dict = field(default_factory=dict)
     description: str = ""
+    #: what a model card adds after the label set's name (``None``: nothing to add)
+    card_note: Optional[str] = None
 
     def map(self, emotion: str) -> Optional[str]:
         """Label name for a raw corpus emotion, or ``None`` when the emotion is outside this label set."""
@@ -260,6 +262,7 @@ _RAVDESS_LABEL_SETS = (
         {**{e: e for e in RAVDESS_EMOTIONS}, "calm": "neutral"},
         "MultiMAE-DER paper variant: calm merged into neutral (inferred from the paper's 7 classes and clip counts; "
         "the authors do not say how they made them)",
+        card_note="calm merged into neutral, as inferred from the paper's class counts; the authors do not say",
     ),
 )
 _CREMA_D_LABEL_SETS = (
@@ -333,6 +336,14 @@ class CorpusInfo:
         published: what the MultiMAE-DER paper reports on the corpus (``None``: nothing).
         face_crop_note: what a face crop of the corpus's videos gives when that is not simply the one face in
             them, in one sentence (model cards, and the warning of a face-cropped run); ``None``: nothing to say.
+        no_face_crop_note: what the model card says of a run without face crop (``None``: nothing to say).
+        card_title: the corpus as a model card's title names it (``... emotion recognition on <card_title>``).
+        card_trained_on: how the model card's introduction says the model was trained (``fine-tuned on ...``).
+        card_notice: a warning quoted right under the card's title (``None``: none).
+        card_results_note: a paragraph under the card's results (``None``: the paper's number for the corpus).
+        card_data: the card's **Data** line: what was read of the corpus (the dataset id read is appended).
+        card_limitations, card_bias: the bullets of the card's limitations and bias sections for this corpus.
+        card_licence_notice: what the licence of the data asks a model card to say (``None``: nothing).
     """
 
     name: str
@@ -354,6 +365,15 @@ class CorpusInfo:
     license_link: Optional[str] = None
     published: Optional[PublishedResults] = None
     face_crop_note: Optional[str] = None
+    no_face_crop_note: Optional[str] = None
+    card_title: str = ""
+    card_trained_on: str = ""
+    card_notice: Optional[str] = None
+    card_results_note: Optional[str] = None
+    card_data: str = ""
+    card_limitations: tuple[str, ...] = ()
+    card_bias: tuple[str, ...] = ()
+    card_licence_notice: Optional[str] = None
 
     @property
     def citation_key(self) -> Optional[str]:
@@ -361,6 +381,10 @@ class CorpusInfo:
         match = re.match(r"\s*@\w+\{([^,\s]+),", self.citation)
         return match.group(1) if match else None
 
+
+#: Model-card bullets shared by corpora: the clip length, and what the labels are.
+_FIXED_CLIP = "The model sees a fixed number of frames of each clip; long videos must be cut into clips."
+_EXPRESSED = "Predictions are categorical labels of **expressed** {what}emotion, not of what a person feels."
 
 #: Folds of CREMA-D by actor id range (stated in its protocol, implemented in :mod:`mmder_hf.data.folds`).
 CREMA_D_FOLD_RANGES = ((1001, 1018), (1019, 1036), (1037, 1054), (1055, 1072), (1073, 1091))
@@ -392,6 +416,23 @@ CORPUS_INFO: dict[str, CorpusInfo] = {
         tags=("ravdess",),
         label_sets=_RAVDESS_LABEL_SETS,
         default_label_set="8class",
+        card_title="RAVDESS",
+        card_trained_on="fine-tuned on the RAVDESS audio-visual speech clips",
+        card_data="RAVDESS (Livingstone & Russo, 2018), audio-visual speech files (modality 01; video-only and "
+        "audio-only duplicates never used)",
+        card_limitations=(
+            "RAVDESS holds 24 North-American English-speaking actors reading two neutral sentences with **acted** "
+            "emotions in a studio, frontal face, clean audio. Spontaneous emotions, other languages, poor lighting, "
+            "profiles, several faces, music or noise are out of distribution.",
+            _EXPRESSED.format(what="(portrayed) "),
+            "Fold-to-fold variation with 4 test actors is large; report per-fold numbers and their spread.",
+            _FIXED_CLIP,
+        ),
+        card_bias=(
+            "12 female and 12 male actors, mostly white, aged 21-33: performance for other ages, ethnicities and "
+            "cultures is unknown and likely lower. Emotional display rules differ across cultures.",
+        ),
+        card_licence_notice="The licence (non-commercial, share-alike) follows the data's CC BY-NC-SA 4.0 licence.",
         published=PublishedResults(
             protocol="one 1080 / 360 train / test split, not cross-validation",
             label_set="7class",
@@ -437,6 +478,27 @@ Verma, Ragini},
         tags=("crema-d",),
         label_sets=_CREMA_D_LABEL_SETS,
         default_label_set="6class",
+        card_title="CREMA-D",
+        card_trained_on="fine-tuned on the CREMA-D clips",
+        card_data="CREMA-D (Cao et al., 2014): the `VideoFlash` videos with the `AudioWAV` tracks, less the known broken "
+        "clips (listed in the protocol)",
+        card_limitations=(
+            "CREMA-D holds 91 actors (ages 20-74) speaking 12 fixed English sentences with **acted** emotions at "
+            "several intensities, in front of a green screen. Spontaneous emotions, other languages, in-the-wild "
+            "video, profiles or several faces are out of distribution.",
+            "The crowd-sourced perceptual ratings disagree with the intended emotion for a sizeable part of the "
+            "clips; this model learns the **intended** label.",
+            _EXPRESSED.format(what=""),
+            _FIXED_CLIP,
+        ),
+        card_bias=(
+            "48 male and 43 female actors of several races and ethnicities (African American, Asian, Caucasian, "
+            "Hispanic, unspecified), all recorded in one US lab: performance for other ages, accents and cultures is "
+            "unknown; per-group metrics should be checked before any use.",
+        ),
+        card_licence_notice="The data is under the Open Database License (ODbL) v1.0, contents under DbCL v1.0; a "
+        'model is a "produced work" under the ODbL, which requires this notice: *contains information from CREMA-D, '
+        "which is made available under the ODbL*.",
         published=PublishedResults(
             protocol="one undocumented split",
             label_set="6class",
@@ -500,6 +562,28 @@ Kim, Samuel and Chang, Jeannette N. and Lee, Sungbok and Narayanan, Shrikanth S.
         license_link="https://sail.usc.edu/iemocap/release_form.php",
         face_crop_note="The dialog videos show both actors side by side: the crop follows the main face track (the "
         "face seen larger, more often and nearer the centre), which need not be the speaker.",
+        no_face_crop_note="No face crop: the dialog videos show both actors side by side.",
+        card_title="IEMOCAP",
+        card_trained_on="fine-tuned on IEMOCAP utterances",
+        card_data="IEMOCAP (Busso et al., 2008), a local copy of the release (not redistributable): each utterance's "
+        "segment of the dialog video and its wav file; utterances outside the 4-class protocol dropped",
+        card_limitations=(
+            "IEMOCAP holds 10 actors (5 sessions of one female and one male) in scripted and improvised dyadic "
+            "conversations, with motion-capture markers on the face; the labels are annotators' majority votes. "
+            "Other languages, in-the-wild video or other camera set-ups are out of distribution.",
+            "Both actors appear in every frame: the model is not told who is speaking.",
+            "Predictions are categorical labels of **perceived** emotion in 4 classes only (frustration, surprise, "
+            "fear and others are not modelled).",
+            "The model sees a fixed number of frames of each utterance; long recordings must be segmented.",
+        ),
+        card_bias=(
+            "Ten North-American English-speaking actors are far too few to represent the range of ages, ethnicities "
+            "and cultures; per-group behaviour is unknown.",
+        ),
+        card_licence_notice="**Licence**: IEMOCAP is distributed by USC SAIL under a release agreement for research "
+        "use that forbids redistribution. These weights are trained on it: share them only as that agreement allows "
+        "(for example in a private or gated repository for licensed users), and check the agreement before "
+        "publishing.",
     ),
     "synthetic": CorpusInfo(
         name="synthetic",
@@ -520,6 +604,22 @@ Kim, Samuel and Chang, Jeannette N. and Lee, Sungbok and Narayanan, Shrikanth S.
         tags=("synthetic-data",),
         label_sets=_RAVDESS_LABEL_SETS,
         default_label_set="8class",
+        card_title="the synthetic corpus",
+        card_trained_on="trained on mmder-hf's **synthetic** RAVDESS-format corpus",
+        card_notice="**Synthetic clips only.** This model was trained on the built-in synthetic corpus of mmder-hf "
+        "(colour and pitch cues drawn by a program, not recordings of people): it recognises synthetic clips only, "
+        'not real faces and voices. Its `config.json` says so (`"training_data": "synthetic"`).',
+        card_results_note="This is a **demonstration / test model**: the corpus is built so that neither modality "
+        "alone determines the label (a perfect video-only model reaches at most 50 % WAR, a perfect audio-only model "
+        "at most 25 %), so a WAR well above 50 % shows that the fusion works end to end.",
+        card_data="generated by `python -m mmder_hf.data.synthetic` (deterministic from its seed): per actor a "
+        "background, a coloured square (the visual cue) and a tone (the audio cue), in RAVDESS's file layout and "
+        "naming",
+        card_limitations=(
+            "Trained on synthetic clips (coloured squares and pure tones), it knows nothing about faces, voices or "
+            "emotions: its labels mean nothing on real videos. Use it to test code, pipelines and deployments only.",
+        ),
+        card_bias=("No person appears in the data. The model must not be presented or used as an emotion recogniser.",),
     ),
 }
 #: ``corpus -> label set name -> LabelSet`` of the three real corpora (read from :data:`CORPUS_INFO`).
