@@ -287,6 +287,7 @@ def test_push_folder_uploads_the_model_and_leaves_checkpoints_and_private_files_
         "preprocessor_config.json",
         "README.md",
         *code,
+        "requirements.txt",  # what an Inference Endpoint installs before loading handler.py
         "all_results.json",
         "eval_results.json",
         "test_results.json",
@@ -308,6 +309,7 @@ def test_push_folder_uploads_the_model_and_leaves_checkpoints_and_private_files_
         "model.safetensors",
         "README.md",
         *code,
+        "requirements.txt",
         "confusion_matrix.png",
         "figures/timeline.png",
         "training_args.bin",

@@ -93,14 +93,34 @@ TASK = "audio-visual-emotion-recognition"
 _CODE_DIR = Path(__file__).resolve().parent
 
 
-def add_remote_code(save_directory: str | os.PathLike) -> list[str]:
-    """Make a folder saved by ``save_pretrained`` load anywhere with ``trust_remote_code=True``.
+#: ``requirements.txt`` of a saved folder: what a Hugging Face Inference Endpoint installs on top of its image before
+#: it imports ``handler.py``. Every distribution the shipped files import outside ``try`` blocks (a test derives them
+#: with ``ast``), with this project's version ranges: the toolkit's default image (transformers 4.51, torch 2.5,
+#: huggingface_hub 0.30, no torchcodec) is older than this code needs; numpy, which it has, costs nothing to list.
+#: And torchvision: not imported here, but transformers imports it whenever it is installed, and the image's build
+#: is made for the image's torch: it must move with the torch installed here.
+ENDPOINT_REQUIREMENTS = (
+    "huggingface_hub>=1.0",
+    "numpy>=1.26",
+    "torch>=2.6",
+    "torchaudio>=2.6",
+    "torchcodec>=0.5",
+    "torchvision>=0.21",
+    "transformers>=5.0,<6",
+)
 
-    Copies every file of this folder (the files that ship with checkpoints: configuration, modeling, processing,
-    fusion, audio features, media reading, pipeline) and records in ``config.json`` the encoder under ``auto_map``
-    and the pipeline under ``custom_pipelines``, so that ``AutoModel``, ``AutoModelForVideoClassification``,
-    ``AutoProcessor`` and ``pipeline(model=folder, trust_remote_code=True)`` all work without this package.
-    Idempotent. Returns the code files written.
+
+def add_remote_code(save_directory: str | os.PathLike) -> list[str]:
+    """Make a folder saved by ``save_pretrained`` load anywhere with ``trust_remote_code=True``, and serve as an
+    Inference Endpoint.
+
+    Copies every file of this folder but ``__init__.py`` (configuration, modeling, processors, fusion, audio
+    features, media reading, faces, pipeline, and ``handler.py``, the endpoint's handler) to the folder's root,
+    writes ``requirements.txt`` (:data:`ENDPOINT_REQUIREMENTS`, what an endpoint installs before loading the handler)
+    and records in ``config.json`` the encoder under ``auto_map`` and the pipeline under ``custom_pipelines``, so that
+    ``AutoModel``, ``AutoModelForVideoClassification``, ``AutoProcessor`` and
+    ``pipeline(model=folder, trust_remote_code=True)`` all work without this package. Idempotent. Returns the files
+    written (code files, then ``requirements.txt``).
     """
     folder = Path(save_directory)
     config_path = folder / "config.json"
@@ -120,6 +140,13 @@ def add_remote_code(save_directory: str | os.PathLike) -> list[str]:
     for path in sorted(_CODE_DIR.glob("*.py")):
         if path.name != "__init__.py":
             written.append(shutil.copyfile(path, folder / path.name))
+    requirements = folder / "requirements.txt"
+    requirements.write_text(
+        "# Installed by Hugging Face Inference Endpoints before handler.py is loaded (see the model card)\n"
+        + "".join(f"{line}\n" for line in ENDPOINT_REQUIREMENTS),
+        encoding="utf-8",
+    )
+    written.append(requirements)
     return [os.fspath(path) for path in written]
 
 
