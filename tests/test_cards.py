@@ -280,7 +280,7 @@ def test_pretraining_card_licence_and_metadata(tmp_path):
     data = ModelCard.load(local).data.to_dict()
     assert data.get("base_model") is None and data["license"] == "unknown"  # the videos' licences: not ours to know
     assert "license_name" not in data and "license_link" not in data
-    assert "The licences of the pre-training videos apply; the model card cannot know them" in local.read_text()
+    assert "The licences of the pre-training videos apply (the model card cannot know them)" in local.read_text()
 
 
 def test_push_folder_creates_the_repo_and_leaves_checkpoints_out(tmp_path, monkeypatch):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.resources
 import json
 import os
+import re
 import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
@@ -63,6 +64,8 @@ EMOTION_RECOGNITION_RISKS = (
 #: The files a saved processor's settings are read from, first found first (see :func:`saved_processor_settings`):
 #: transformers v5's ``processor_config.json`` (sub-processors nested), then the flat ``preprocessor_config.json``.
 PROCESSOR_SETTINGS_FILES = ("processor_config.json", "preprocessor_config.json")
+#: The file a card tells its reader the processor's settings are in.
+PROCESSOR_FILE = "preprocessor_config.json"
 
 
 # ------------------------------------------------------------------------------------------------ licences
@@ -88,7 +91,7 @@ def model_license(
     """
     backbone = base_model_license or backbone_license(base_model)
     if corpus is None:
-        note = "The licences of the pre-training videos apply; the model card cannot know them"
+        note = "The licences of the pre-training videos apply (the model card cannot know them)"
         if base_model:
             note += f", and so does the licence of the initial weights `{base_model}`" + (
                 f" ({backbone})" if backbone else ""
@@ -208,9 +211,11 @@ def build_card(
         "videomae_citation": VIDEOMAE_CITATION,
         "begin_marker": BEGIN_MARKER,
         "end_marker": END_MARKER,
+        "processor_file": PROCESSOR_FILE,
     }
     text = template_path(template, templates_dir).read_text(encoding="utf-8")
     card = ModelCard.from_template(data, template_str=text, **{**shared, **context})
+    card = ModelCard(re.sub(r"\n{3,}", "\n\n", str(card)))  # optional parts left out leave no gaps
     validate_card_metadata(card, kind)
     return card
 
@@ -221,6 +226,7 @@ __all__ = [
     "END_MARKER",
     "MODEL_CARDS_DIR",
     "PAPER_CITATION",
+    "PROCESSOR_FILE",
     "PROCESSOR_SETTINGS_FILES",
     "VIDEOMAE_CITATION",
     "backbone_license",
