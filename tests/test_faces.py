@@ -552,7 +552,7 @@ def test_alignment_turns_a_tilted_head_upright():
 def test_face_settings_are_saved_and_checked(tmp_path):
     processor = _processor(face_margin=0.4, face_align=True)
     processor.save_pretrained(tmp_path)
-    saved = json.loads((tmp_path / "preprocessor_config.json").read_text())
+    saved = json.loads((tmp_path / "processor_config.json").read_text())["video_processor"]
     assert saved["face_crop"] is True and saved["face_margin"] == 0.4 and saved["face_align"] is True
     loaded = MultiMAEDERProcessor.from_pretrained(tmp_path)
     assert loaded.face_crop and loaded.face_margin == 0.4 and loaded.face_detect_width == 320

@@ -169,7 +169,7 @@ def test_push_to_hub_uploads_a_model_that_loads_offline_and_reproduces_the_metri
         "fusion.py",
         "processing_multimae_der.py",
         "pipeline.py",
-        "preprocessor_config.json",
+        "processor_config.json",
     }
     for upload in uploads:
         names = set(os.listdir(upload))

@@ -284,7 +284,7 @@ def test_push_folder_uploads_the_model_and_leaves_checkpoints_and_private_files_
     expected = {
         "config.json",
         "model.safetensors",
-        "preprocessor_config.json",
+        "processor_config.json",
         "README.md",
         *code,
         "requirements.txt",  # what an Inference Endpoint installs before loading handler.py

@@ -89,7 +89,7 @@ def test_a_saved_folder_carries_exactly_the_shipped_files(tmp_path):
     config = json.loads((folder / "config.json").read_text())
     assert config["auto_map"]["AutoModel"] == "modeling_multimae_der.MultiMAEDERModel"
     assert config["custom_pipelines"]["audio-visual-emotion-recognition"]["impl"] == "pipeline.MultiMAEDERPipeline"
-    assert json.loads((folder / "preprocessor_config.json").read_text())["auto_map"]["AutoProcessor"]
+    assert json.loads((folder / "processor_config.json").read_text())["auto_map"]["AutoProcessor"]
 
 
 def test_a_checkpoint_saved_by_v0_1_loads_with_the_same_logits():

@@ -443,7 +443,7 @@ def test_pipeline_save_pretrained_and_task_registration(pipe, tmp_path, short_cl
     assert {
         "pipeline.py",
         "processing_multimae_der.py",
-        "preprocessor_config.json",
+        "processor_config.json",
         "modeling_multimae_der.py",
     } <= set(os.listdir(tmp_path / "saved"))
     expected = pipe(str(short_clip))
@@ -462,7 +462,7 @@ def test_saving_into_an_existing_folder_writes_it_again(pipe, tmp_path):
         pipe.save_pretrained(tmp_path)  # exists (pytest made it)
         config = json.loads((tmp_path / "config.json").read_text())
         assert config["custom_pipelines"][TASK]["impl"] == "pipeline.MultiMAEDERPipeline"
-        assert (tmp_path / "preprocessor_config.json").is_file()
+        assert (tmp_path / "processor_config.json").is_file()
 
 
 REMOTE_PIPELINE_SCRIPT = textwrap.dedent(

@@ -130,9 +130,9 @@ def test_audio_baseline_reads_no_frames():
 
 
 def test_face_detector_runs_only_with_face_crop(synthetic_clip_path, monkeypatch):
-    from mmder_hf.models.multimae_der import processing_multimae_der
+    from mmder_hf.models.multimae_der import video_processing_multimae_der
 
-    monkeypatch.setattr(processing_multimae_der, "crop_faces", lambda *a, **k: pytest.fail("detector ran"))
+    monkeypatch.setattr(video_processing_multimae_der, "crop_faces", lambda *a, **k: pytest.fail("detector ran"))
     output = tiny()(videos=str(synthetic_clip_path))
     assert set(output.keys()) == {"pixel_values", "audio_values"}
 
@@ -564,8 +564,9 @@ def test_save_load_round_trip_and_auto_processor(tmp_path, synthetic_clip_path):
         fusion_strategy="CFAS", frame_sampling="original", audio_representation="log-mel", image_std=(0.2, 0.3, 0.4)
     )
     processor.save_pretrained(tmp_path)
-    saved = json.loads((tmp_path / "preprocessor_config.json").read_text())
-    assert saved["processor_class"] == "MultiMAEDERProcessor" and saved["audio_representation"] == "log-mel"
+    saved = json.loads((tmp_path / "processor_config.json").read_text())
+    assert saved["processor_class"] == "MultiMAEDERProcessor"
+    assert saved["feature_extractor"]["audio_representation"] == "log-mel"
     loaded = MultiMAEDERProcessor.from_pretrained(tmp_path)
     assert loaded.to_dict() == processor.to_dict()
     expected = processor(videos=str(synthetic_clip_path))
@@ -588,7 +589,7 @@ def test_remote_code_loads_without_the_package(tmp_path, synthetic_clip_path):
         processor.save_pretrained(folder)
     finally:
         MultiMAEDERProcessor._auto_class = previous  # importing mmder_hf registered it: leave it as it was
-    config = json.loads((folder / "preprocessor_config.json").read_text())
+    config = json.loads((folder / "processor_config.json").read_text())
     assert config["auto_map"] == {"AutoProcessor": "processing_multimae_der.MultiMAEDERProcessor"}
     for name in ("processing_multimae_der.py", "media.py", "audio_features.py", "fusion.py"):
         assert (folder / name).exists()

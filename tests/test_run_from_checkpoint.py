@@ -110,8 +110,8 @@ def test_a_hub_checkpoint_gives_the_same_processor_as_its_folder(checkpoint, tmp
     (repo / "refs").mkdir(parents=True)
     (repo / "refs" / "main").write_text(commit)
     (repo / "snapshots" / commit).mkdir(parents=True)
-    config = (checkpoint / "preprocessor_config.json").read_text()
-    (repo / "snapshots" / commit / "preprocessor_config.json").write_text(config)
+    config = (checkpoint / "processor_config.json").read_text()
+    (repo / "snapshots" / commit / "processor_config.json").write_text(config)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub")}
     done = subprocess.run(
         [sys.executable, "-c", HUB_ID, "someone/multimae-der-logmel-faces", *TRAINED_WITH],

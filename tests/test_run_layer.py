@@ -238,6 +238,8 @@ def test_the_root_api_exports_what_a_user_calls():
         "MultiMAEDERPipeline",
         "MultiMAEDERPreTrainedModel",
         "MultiMAEDERProcessor",
+        "MultiMAEDERVideoProcessor",
+        "MultiMAEDERFeatureExtractor",
         "fuse",
         "get_fold",
         "get_folds",
@@ -370,7 +372,7 @@ def test_a_finished_run_is_reused_with_its_weights_and_an_unfinished_one_is_star
     assert settings_differences(str(tmp_path), {"training.seed": 1}) == {}  # nothing saved there yet
     # nothing there: the folder is started with the model and the processor
     assert reuse_or_start_run(model, MultiMAEDERProcessor(), args) is None
-    assert {"config.json", "model.safetensors", "preprocessor_config.json"} <= {p.name for p in tmp_path.iterdir()}
+    assert {"config.json", "model.safetensors", "processor_config.json"} <= {p.name for p in tmp_path.iterdir()}
     # a state without train results (killed before the end) is not finished
     (tmp_path / "trainer_state.json").write_text(json.dumps({"global_step": 6, "num_train_epochs": 3, "max_steps": 6}))
     assert finished_training(str(tmp_path), args) is None

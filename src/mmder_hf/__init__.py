@@ -1,9 +1,10 @@
 """MultiMAE-DER for the Hugging Face ecosystem: audio-visual emotion recognition with one VideoMAE encoder.
 
 Importing the package registers the model with transformers' auto classes (``AutoConfig``, ``AutoModel``,
-``AutoModelForVideoClassification``, ``AutoModelForPreTraining``, ``AutoProcessor``) and its pipeline, and marks the
-classes for ``register_for_auto_class``, so that ``save_pretrained`` writes the code files and ``auto_map`` that let
-anyone load a checkpoint with ``trust_remote_code=True`` without installing this package.
+``AutoModelForVideoClassification``, ``AutoModelForPreTraining``, ``AutoProcessor``, ``AutoVideoProcessor``,
+``AutoFeatureExtractor``) and its pipeline, and marks the classes for ``register_for_auto_class``, so that
+``save_pretrained`` writes the code files and ``auto_map`` that let anyone load a checkpoint with
+``trust_remote_code=True`` without installing this package.
 
 Layout: ``models/multimae_der/`` holds exactly what ships with every checkpoint; ``data/`` the corpora, folds,
 caches and publishing; ``training/`` the runs (arguments, recipes, the run's life, the trainers, fine-tuning,
@@ -23,12 +24,14 @@ from .models.multimae_der import (
     FUSION_STRATEGIES,
     MediaError,
     MultiMAEDERConfig,
+    MultiMAEDERFeatureExtractor,
     MultiMAEDERForPreTraining,
     MultiMAEDERForVideoClassification,
     MultiMAEDERModel,
     MultiMAEDERPipeline,
     MultiMAEDERPreTrainedModel,
     MultiMAEDERProcessor,
+    MultiMAEDERVideoProcessor,
     fuse,
     register,
 )
@@ -45,12 +48,14 @@ __all__ = [
     "MediaError",
     "MultiMAEDERConfig",
     "MultiMAEDERDataCollator",
+    "MultiMAEDERFeatureExtractor",
     "MultiMAEDERForPreTraining",
     "MultiMAEDERForVideoClassification",
     "MultiMAEDERModel",
     "MultiMAEDERPipeline",
     "MultiMAEDERPreTrainedModel",
     "MultiMAEDERProcessor",
+    "MultiMAEDERVideoProcessor",
     "fuse",
     "get_fold",
     "get_folds",

@@ -335,7 +335,7 @@ def run_timeline(args: TimelineArguments, path: str) -> int:
 
 def run_inspect(args: InspectArguments, path: str) -> int:
     from .inspection import plot_model_inputs
-    from .models.multimae_der import MultiMAEDERProcessor
+    from .models.multimae_der import MultiMAEDERProcessor, saved_processor_settings
 
     source = _model_source(args, classifier=False) if args.model is not None else None  # a pre-training run is fine
     problem = _precheck(path)
@@ -345,10 +345,9 @@ def run_inspect(args: InspectArguments, path: str) -> int:
     settings = {"face_crop": bool(args.face_crop)}  # without a model: whole frames unless asked (the faces extra)
     if source is not None:
         try:
-            saved, _ = MultiMAEDERProcessor.get_feature_extractor_dict(source)
+            settings = saved_processor_settings(source)
         except Exception as error:  # noqa: BLE001 - any loading problem is one line
             raise CliError(f"cannot load the processor of {args.model!r}: {_first_line(error)}") from error
-        settings = {k: v for k, v in saved.items() if k not in ("processor_class", "auto_map")}
         if args.face_crop is not None:
             settings["face_crop"] = args.face_crop
     try:

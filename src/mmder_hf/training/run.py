@@ -29,7 +29,7 @@ from transformers import TrainingArguments
 
 from ..data.corpora import get_corpus_info
 from ..data.synthetic import is_synthetic_source
-from ..models.multimae_der import MultiMAEDERConfig, MultiMAEDERProcessor
+from ..models.multimae_der import MultiMAEDERConfig, MultiMAEDERProcessor, saved_processor_settings
 from .arguments import DataArguments, ModelArguments, PretrainingArguments, RecipeArguments
 
 
@@ -210,11 +210,10 @@ def checkpoint_processor_settings(source: Optional[str], revision: Optional[str]
     """
     if source is None:
         return {}
-    try:
-        saved, _ = MultiMAEDERProcessor.get_feature_extractor_dict(source, revision=revision)
-    except OSError:  # no preprocessor_config.json there
+    try:  # processor_config.json, or the flat preprocessor_config.json of checkpoints saved before
+        return saved_processor_settings(source, revision=revision)
+    except OSError:  # no processor saved there
         return {}
-    return saved if saved.get("feature_extractor_type") == MultiMAEDERProcessor.__name__ else {}
 
 
 #: Processor settings that data flags set; a flag left unset (``None``) keeps the checkpoint's setting.

@@ -5,6 +5,7 @@ saved folder or Hub repo loads with ``trust_remote_code=True`` where this packag
 """
 
 from .configuration_multimae_der import MultiMAEDERConfig
+from .feature_extraction_multimae_der import MultiMAEDERFeatureExtractor
 from .fusion import FUSION_STRATEGIES, frames_per_modality, fuse
 from .media import MediaError, decode_clip
 from .modeling_multimae_der import (
@@ -19,23 +20,26 @@ from .modeling_multimae_der import (
     mask_ratios,
 )
 from .pipeline import MultiMAEDERPipeline
-from .processing_multimae_der import MultiMAEDERProcessor
+from .processing_multimae_der import MultiMAEDERProcessor, saved_processor_settings
+from .video_processing_multimae_der import MultiMAEDERVideoProcessor
 
 
 def register() -> None:
     """Register MultiMAE-DER with transformers' auto classes and pipelines, and mark it for remote-code saving.
 
     After this, ``AutoConfig`` / ``AutoModel`` / ``AutoModelForVideoClassification`` /
-    ``AutoModelForPreTraining`` / ``AutoProcessor`` and
+    ``AutoModelForPreTraining`` / ``AutoProcessor`` / ``AutoVideoProcessor`` / ``AutoFeatureExtractor`` and
     ``pipeline("audio-visual-emotion-recognition", model=...)`` know the model, and ``save_pretrained`` writes the
     code files and ``auto_map`` that let anyone load a checkpoint without this package. Safe to call again.
     """
     from transformers import (
         AutoConfig,
+        AutoFeatureExtractor,
         AutoModel,
         AutoModelForPreTraining,
         AutoModelForVideoClassification,
         AutoProcessor,
+        AutoVideoProcessor,
     )
     from transformers.pipelines import PIPELINE_REGISTRY
 
@@ -44,11 +48,15 @@ def register() -> None:
     AutoModelForVideoClassification.register(MultiMAEDERConfig, MultiMAEDERForVideoClassification, exist_ok=True)
     AutoModelForPreTraining.register(MultiMAEDERConfig, MultiMAEDERForPreTraining, exist_ok=True)
     AutoProcessor.register(MultiMAEDERConfig, MultiMAEDERProcessor, exist_ok=True)
+    AutoVideoProcessor.register(MultiMAEDERConfig, MultiMAEDERVideoProcessor, exist_ok=True)
+    AutoFeatureExtractor.register(MultiMAEDERConfig, MultiMAEDERFeatureExtractor, exist_ok=True)
     MultiMAEDERConfig.register_for_auto_class()
     MultiMAEDERModel.register_for_auto_class("AutoModel")
     MultiMAEDERForVideoClassification.register_for_auto_class("AutoModelForVideoClassification")
     MultiMAEDERForPreTraining.register_for_auto_class("AutoModelForPreTraining")
     MultiMAEDERProcessor.register_for_auto_class("AutoProcessor")
+    MultiMAEDERVideoProcessor.register_for_auto_class("AutoVideoProcessor")
+    MultiMAEDERFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
     if PIPELINE_REGISTRY.supported_tasks.get(TASK, {}).get("impl") is not MultiMAEDERPipeline:
         PIPELINE_REGISTRY.register_pipeline(
             TASK,
@@ -63,6 +71,7 @@ __all__ = [
     "TASK",
     "MediaError",
     "MultiMAEDERConfig",
+    "MultiMAEDERFeatureExtractor",
     "MultiMAEDERForPreTraining",
     "MultiMAEDERForPreTrainingOutput",
     "MultiMAEDERForVideoClassification",
@@ -70,6 +79,7 @@ __all__ = [
     "MultiMAEDERPipeline",
     "MultiMAEDERPreTrainedModel",
     "MultiMAEDERProcessor",
+    "MultiMAEDERVideoProcessor",
     "add_remote_code",
     "decode_clip",
     "draw_mask",
@@ -77,4 +87,5 @@ __all__ = [
     "fuse",
     "mask_ratios",
     "register",
+    "saved_processor_settings",
 ]

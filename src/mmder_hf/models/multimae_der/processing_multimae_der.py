@@ -1,59 +1,130 @@
 """MultiMAE-DER processor: media or decoded data -> ``pixel_values`` (face frames) + ``audio_values`` (audio images).
 
-One processor serves every fusion strategy: it returns the two modalities separately, with as many frames as the
-strategy consumes, and the model fuses them (see ``fusion.py``). Reading media goes through ``media.py``; audio
-pictures come from ``audio_features.py``.
+A transformers ``ProcessorMixin`` with two parts: a video processor (``video_processing_multimae_der.py``: frame
+sampling, face crops, resizing) and an audio feature extractor (``feature_extraction_multimae_der.py``: waveform ->
+MFCC pictures). One processor serves every fusion strategy: it returns the two modalities separately, with as many
+frames as the strategy consumes, and the model fuses them (see ``fusion.py``). A clip given as one file is decoded
+once for both parts (``media.py``).
+
+Saved as one ``processor_config.json`` holding both parts' settings; checkpoints saved before hold them flat in
+``preprocessor_config.json``, and load the same (:func:`saved_processor_settings` reads either).
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from dataclasses import fields
+import os
 from typing import Any, Optional, Sequence, Union
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from transformers.feature_extraction_utils import BatchFeature, FeatureExtractionMixin
+from transformers.processing_utils import ProcessorMixin
+from transformers.utils import cached_file
+from transformers.video_processing_utils import VideoProcessorMixin
 
-from .audio_features import AudioImageSettings, audio_images, prepare_waveform
+from .audio_features import AudioImageSettings
 from .configuration_multimae_der import MultiMAEDERConfig
-from .faces import NoFaceError, check_face_detector, crop_faces
+from .feature_extraction_multimae_der import MultiMAEDERFeatureExtractor
 from .fusion import frames_per_modality, normalize_strategy
-from .media import (
-    FRAME_SAMPLINGS,
-    DecodedClip,
-    MediaError,
-    aligned_frame_indices,
-    decode_clip,
-    is_media_source,
-    original_frame_indices,
-)
+from .media import is_media_source
+from .video_processing_multimae_der import MultiMAEDERVideoProcessor, per_item
 
 
 logger = logging.getLogger(__name__)
 
-#: Processor attribute -> :class:`AudioImageSettings` field, for the settings whose saved names say "audio".
-_AUDIO_IMAGE_ATTRIBUTES = {
-    "audio_representation": "representation",
-    "audio_colormap": "colormap",
-    "audio_image_origin": "origin",
-    "audio_image_interpolation": "interpolation",
-}
-_AUDIO_IMAGE_ATTRIBUTES.update(
-    {f.name: f.name for f in fields(AudioImageSettings) if f.name not in _AUDIO_IMAGE_ATTRIBUTES.values()}
+PROCESSOR_FILE = "processor_config.json"
+#: Where processors saved before transformers v5's nested format kept their (flat) settings.
+LEGACY_PROCESSOR_FILE = "preprocessor_config.json"
+_PROCESSOR_SETTINGS = ("fusion_strategy", "num_frames")
+#: Flat setting name -> (part, the part's attribute); shared settings (image size, normalisation, decoder) are read
+#: from the video processor and written to both parts.
+_VIDEO_SETTINGS = tuple(name for name in MultiMAEDERVideoProcessor.SETTINGS if name != "num_frames")
+_AUDIO_SETTINGS = ("audio_sample_rate",) + tuple(
+    name for name in MultiMAEDERFeatureExtractor.SETTINGS if name not in ("num_audio_frames", *_VIDEO_SETTINGS)
 )
+_SHARED_SETTINGS = tuple(name for name in _VIDEO_SETTINGS if name in MultiMAEDERFeatureExtractor.SETTINGS)
+#: Every setting, in the order of the flat view (``to_dict``) and of the pre-v5 ``preprocessor_config.json``.
+FLAT_SETTINGS = (
+    "fusion_strategy",
+    "num_frames",
+    "image_size",
+    "frame_sampling",
+    "original_frame_stride",
+    "do_rescale",
+    "rescale_factor",
+    "do_normalize",
+    "image_mean",
+    "image_std",
+    "audio_sample_rate",
+    *(name for name in _AUDIO_SETTINGS if name != "audio_sample_rate" and name not in _SHARED_SETTINGS),
+    "seek_mode",
+    "num_decoder_threads",
+    *(name for name in _VIDEO_SETTINGS if name.startswith("face_")),
+)
+_METADATA_KEYS = ("processor_class", "feature_extractor_type", "auto_map")
+_HUB_ARGUMENTS = ("cache_dir", "force_download", "proxies", "token", "local_files_only", "revision", "subfolder")
 
 
-def _is_array(obj: Any) -> bool:
-    return isinstance(obj, (np.ndarray, torch.Tensor))
+def _split_settings(settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Flat settings -> (video processor arguments, feature extractor arguments)."""
+    video = {name: settings[name] for name in _VIDEO_SETTINGS if name in settings}
+    audio = {name: settings[name] for name in _AUDIO_SETTINGS if name in settings and name != "audio_sample_rate"}
+    audio.update({name: settings[name] for name in _SHARED_SETTINGS if name in settings})
+    if "audio_sample_rate" in settings:
+        audio["sampling_rate"] = settings["audio_sample_rate"]
+    return video, audio
 
 
-def _is_image(obj: Any) -> bool:
-    return type(obj).__module__.startswith("PIL.") or (_is_array(obj) and obj.ndim in (2, 3))
+def flat_processor_settings(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved processor dict, nested (``processor_config.json``) or flat (``preprocessor_config.json`` written
+    before), -> the flat MultiMAE-DER settings it holds (with its ``auto_map``, where saved); ``{}`` when it is not
+    a MultiMAE-DER processor's."""
+    kind = saved.get("processor_class") or saved.get("feature_extractor_type")
+    if kind != MultiMAEDERProcessor.__name__:
+        return {}
+    if isinstance(saved.get("video_processor"), dict) or isinstance(saved.get("feature_extractor"), dict):
+        flat = {name: saved[name] for name in (*_PROCESSOR_SETTINGS, "auto_map") if name in saved}
+        audio = saved.get("feature_extractor") or {}
+        flat.update({name: audio[name] for name in _AUDIO_SETTINGS if name in audio})
+        if "sampling_rate" in audio:
+            flat["audio_sample_rate"] = audio["sampling_rate"]
+        video = saved.get("video_processor") or {}
+        flat.update({name: video[name] for name in _VIDEO_SETTINGS if name in video})
+        return flat
+    return {name: saved[name] for name in (*FLAT_SETTINGS, "auto_map") if name in saved}
 
 
-class MultiMAEDERProcessor(FeatureExtractionMixin):
+def saved_processor_settings(source: Union[str, os.PathLike], **hub_kwargs) -> dict[str, Any]:
+    """The flat settings of the processor saved in ``source`` (a folder or a Hub id), read from its
+    ``processor_config.json`` or, for checkpoints saved before, ``preprocessor_config.json``.
+
+    Returns ``{}`` when the saved processor is not a MultiMAE-DER one (a VideoMAE checkpoint's image processor).
+    ``hub_kwargs`` (``revision``, ``token``, ``cache_dir``...) go to the Hub download.
+
+    Raises:
+        `OSError`: when ``source`` holds neither file.
+    """
+    hub_kwargs = {k: v for k, v in hub_kwargs.items() if k in _HUB_ARGUMENTS and v is not None}
+    errors = []
+    for name in (PROCESSOR_FILE, LEGACY_PROCESSOR_FILE):
+        folder = os.path.join(os.fspath(source), hub_kwargs.get("subfolder") or "")
+        if os.path.isdir(os.fspath(source)):
+            path = os.path.join(folder, name) if os.path.isfile(os.path.join(folder, name)) else None
+        else:
+            try:
+                path = cached_file(os.fspath(source), name, **hub_kwargs)
+            except OSError as error:
+                errors.append(str(error).splitlines()[0] if str(error) else type(error).__name__)
+                path = None
+        if path:
+            with open(path, encoding="utf-8") as file:
+                return flat_processor_settings(json.load(file))
+    detail = f" ({errors[0]})" if errors else ""
+    raise OSError(f"{source} holds no {PROCESSOR_FILE} (nor a {LEGACY_PROCESSOR_FILE} saved before){detail}")
+
+
+class MultiMAEDERProcessor(ProcessorMixin):
     r"""
     Prepares audio-visual clips for MultiMAE-DER (Xiang et al., ICPRS 2024): samples and resizes the face frames,
     cuts the audio track into overlapping windows and draws each window as an MFCC (or log-mel) picture, then
@@ -135,6 +206,13 @@ class MultiMAEDERProcessor(FeatureExtractionMixin):
         face_score_threshold (`float`, *optional*, defaults to 0.6):
             The detector's confidence threshold.
 
+    The settings are given flat, as below, and split between the two parts: ``video_processor`` (a
+    :class:`~video_processing_multimae_der.MultiMAEDERVideoProcessor`: frame sampling, face crops, resizing) and
+    ``feature_extractor`` (a :class:`~feature_extraction_multimae_der.MultiMAEDERFeatureExtractor`: audio pictures,
+    where ``audio_sample_rate`` is its ``sampling_rate``); the settings both use (image size, normalisation,
+    decoder) go to both. Each setting reads back as an attribute of the processor (``processor.face_crop``).
+    Ready-made parts can be passed instead, as ``ProcessorMixin`` processors take them.
+
     Example:
 
     ```python
@@ -148,108 +226,64 @@ class MultiMAEDERProcessor(FeatureExtractionMixin):
 
     model_input_names = ["pixel_values", "audio_values"]
 
-    # Defaults, as transformers' processors declare them; every one is saved in preprocessor_config.json.
-    fusion_strategy: str = "FSLF"
-    num_frames: int = 16
-    image_size: int = 224
-    frame_sampling: str = "aligned"
-    original_frame_stride: Optional[int] = None
-    do_rescale: bool = True
-    rescale_factor: float = 1 / 255
-    do_normalize: bool = True
-    image_mean: tuple = (0.485, 0.456, 0.406)  # ImageNet mean
-    image_std: tuple = (0.225, 0.225, 0.225)  # the original MultiMAE-DER std, on every channel
-    audio_sample_rate: int = 16000
-    # Audio pictures (grouped and validated as an AudioImageSettings, see `audio_settings`).
-    audio_representation: str = AudioImageSettings.representation
-    do_peak_normalize: bool = AudioImageSettings.do_peak_normalize
-    pre_emphasis: float = AudioImageSettings.pre_emphasis
-    frame_length_ms: float = AudioImageSettings.frame_length_ms
-    hop_length_ms: float = AudioImageSettings.hop_length_ms
-    n_fft: int = AudioImageSettings.n_fft
-    num_mel_filters: int = AudioImageSettings.num_mel_filters
-    num_mfcc: int = AudioImageSettings.num_mfcc
-    cepstral_lifter: float = AudioImageSettings.cepstral_lifter
-    num_log_mel_bins: int = AudioImageSettings.num_log_mel_bins
-    audio_colormap: str = AudioImageSettings.colormap
-    audio_image_origin: str = AudioImageSettings.origin
-    audio_image_interpolation: str = AudioImageSettings.interpolation
-    # torchcodec, when opening paths and bytes.
-    seek_mode: str = "exact"
-    num_decoder_threads: int = 1
-    # Face cropping (faces.py); off by default, as the paper.
-    face_crop: bool = False
-    face_margin: float = 0.25
-    face_align: bool = False
-    face_strict: bool = False
-    face_detect_width: int = 320
-    face_score_threshold: float = 0.6
+    def __init__(
+        self,
+        video_processor: Optional[MultiMAEDERVideoProcessor] = None,
+        feature_extractor: Optional[MultiMAEDERFeatureExtractor] = None,
+        fusion_strategy: str = "FSLF",
+        num_frames: int = 16,
+        **settings,
+    ):
+        auto_map = settings.pop("auto_map", None)  # where remote code finds the class, as saved
+        for name in _METADATA_KEYS:  # what the flat view and pre-v5 files carry besides settings
+            settings.pop(name, None)
+        unknown = sorted(set(settings) - set(FLAT_SETTINGS))
+        if unknown:
+            raise TypeError(f"MultiMAEDERProcessor got unknown settings {unknown}; the settings are {FLAT_SETTINGS}")
+        video_settings, audio_settings = _split_settings(settings)
+        for part, given, own in (
+            ("video_processor", video_processor, video_settings),
+            ("feature_extractor", feature_extractor, audio_settings),
+        ):
+            if given is not None and own:
+                raise ValueError(f"pass the settings {sorted(own)} to the given {part}, or no {part}")
+        fusion_strategy = normalize_strategy(fusion_strategy)
+        num_frames = int(num_frames)
+        num_video_frames, num_audio_frames = frames_per_modality(fusion_strategy, num_frames)  # validates the pair
+        if video_processor is None:
+            video_processor = MultiMAEDERVideoProcessor(num_frames=num_video_frames, **video_settings)
+        if feature_extractor is None:
+            feature_extractor = MultiMAEDERFeatureExtractor(num_audio_frames=num_audio_frames, **audio_settings)
+        video_processor.num_frames = num_video_frames
+        feature_extractor.num_audio_frames = num_audio_frames
+        self.fusion_strategy = fusion_strategy
+        self.num_frames = num_frames
+        super().__init__(video_processor=video_processor, feature_extractor=feature_extractor)
+        if auto_map is not None:
+            self.auto_map = dict(auto_map)
 
-    _SETTINGS = (
-        "fusion_strategy",
-        "num_frames",
-        "image_size",
-        "frame_sampling",
-        "original_frame_stride",
-        "do_rescale",
-        "rescale_factor",
-        "do_normalize",
-        "image_mean",
-        "image_std",
-        "audio_sample_rate",
-        *_AUDIO_IMAGE_ATTRIBUTES,
-        "seek_mode",
-        "num_decoder_threads",
-        "face_crop",
-        "face_margin",
-        "face_align",
-        "face_strict",
-        "face_detect_width",
-        "face_score_threshold",
-    )
+    def check_argument_for_proper_class(self, argument_name: str, argument: Any) -> type:
+        """Check a part's type. transformers looks the expected base class up by name in its top-level module, where
+        the video classes are missing when Pillow and torchvision are not installed (a saved model's code needs
+        neither): the classes are checked directly instead."""
+        expected = {"video_processor": VideoProcessorMixin, "feature_extractor": FeatureExtractionMixin}[argument_name]
+        if not isinstance(argument, expected):
+            raise TypeError(f"{argument_name} must be a {expected.__name__}, got a {type(argument).__name__}")
+        return expected
 
-    def __init__(self, **kwargs):
-        kwargs.pop("feature_extractor_type", None)
-        settings = {name: kwargs.pop(name, getattr(type(self), name)) for name in self._SETTINGS}
-        super().__init__(**kwargs)
-        for name, value in settings.items():
-            setattr(self, name, value)
-        self.fusion_strategy = normalize_strategy(self.fusion_strategy)
-        self.num_frames = int(self.num_frames)
-        frames_per_modality(self.fusion_strategy, self.num_frames)  # validates the pair
-        self.image_size = int(self.image_size)
-        if self.frame_sampling not in FRAME_SAMPLINGS:
-            raise ValueError(f"frame_sampling must be one of {FRAME_SAMPLINGS}, got {self.frame_sampling!r}")
-        self.image_mean = [float(v) for v in self.image_mean]
-        self.image_std = [float(v) for v in self.image_std]
-        if len(self.image_mean) != 3 or len(self.image_std) != 3 or min(self.image_std) <= 0:
-            raise ValueError("image_mean and image_std must hold 3 values each, with a positive std")
-        self.audio_sample_rate = int(self.audio_sample_rate)
-        self.audio_representation = self.audio_settings.representation  # validates the group, canonical spelling
-        self.num_decoder_threads = int(self.num_decoder_threads)
-        self._validate_face_settings()
-
-    def _validate_face_settings(self) -> None:
-        for name in ("face_crop", "face_align", "face_strict"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
-            setattr(self, name, bool(getattr(self, name)))
-        self.face_margin = float(self.face_margin)
-        if not 0 <= self.face_margin <= 2:
-            raise ValueError(f"face_margin must be between 0 and 2 got {self.face_margin}")
-        self.face_detect_width = int(self.face_detect_width)
-        if self.face_detect_width < 32:
-            raise ValueError(f"face_detect_width must be at least 32 pixels, got {self.face_detect_width}")
-        self.face_score_threshold = float(self.face_score_threshold)
-        if not 0 < self.face_score_threshold < 1:
-            raise ValueError(f"face_score_threshold must be between 0 and 1, got {self.face_score_threshold}")
-        if self.face_crop:
-            check_face_detector()  # a clear ImportError naming the extra, before any clip is read
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when normal lookup fails: the flat settings live in the two parts.
+        if name in _VIDEO_SETTINGS and "video_processor" in self.__dict__:
+            return getattr(self.__dict__["video_processor"], name)
+        if name in _AUDIO_SETTINGS and "feature_extractor" in self.__dict__:
+            attribute = "sampling_rate" if name == "audio_sample_rate" else name
+            return getattr(self.__dict__["feature_extractor"], attribute)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def audio_settings(self) -> AudioImageSettings:
         """The settings that turn a waveform into audio pictures, as one validated group."""
-        return AudioImageSettings(**{field: getattr(self, name) for name, field in _AUDIO_IMAGE_ATTRIBUTES.items()})
+        return self.feature_extractor.audio_settings
 
     @classmethod
     def from_model_config(cls, config: MultiMAEDERConfig, **kwargs) -> MultiMAEDERProcessor:
@@ -262,11 +296,34 @@ class MultiMAEDERProcessor(FeatureExtractionMixin):
         settings.update(kwargs)
         return cls(**settings)
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: Union[str, os.PathLike], **kwargs) -> MultiMAEDERProcessor:
+        """Load the processor saved in a folder or Hub repo, from ``processor_config.json`` or, for checkpoints
+        saved before, ``preprocessor_config.json`` (the same settings, flat): both give the same processor.
+        Settings passed as ``kwargs`` override the saved ones; Hub arguments (``revision``, ``token``...) are used
+        for the download."""
+        settings = saved_processor_settings(pretrained_model_name_or_path, **kwargs)
+        if not settings:
+            raise OSError(f"{pretrained_model_name_or_path} holds no MultiMAE-DER processor")
+        settings.update({k: v for k, v in kwargs.items() if k in FLAT_SETTINGS})
+        return cls(**settings)
+
     def to_dict(self) -> dict[str, Any]:
-        """Serialisable settings; ``processor_class`` lets ``AutoProcessor`` find this class."""
-        output = super().to_dict()
+        """Every setting, flat (as the processor's arguments): what cards describe and preprocess caches are keyed
+        by. ``save_pretrained`` writes them nested by part (see ``to_json_string``)."""
+        output = {name: getattr(self, name) for name in FLAT_SETTINGS}
+        output["image_mean"], output["image_std"] = list(output["image_mean"]), list(output["image_std"])
+        # the marker of the pre-v5 flat file, kept so that preprocess caches keyed before still match
+        output["feature_extractor_type"] = type(self).__name__
         output["processor_class"] = type(self).__name__
+        if "auto_map" in self.__dict__:
+            output["auto_map"] = dict(self.__dict__["auto_map"])
         return output
+
+    def to_json_string(self) -> str:
+        """``processor_config.json``: the processor's own settings with ``video_processor`` and
+        ``feature_extractor`` nested, as transformers v5 saves processors."""
+        return json.dumps(ProcessorMixin.to_dict(self), indent=2, sort_keys=True) + "\n"
 
     @property
     def num_video_frames(self) -> int:
@@ -279,136 +336,7 @@ class MultiMAEDERProcessor(FeatureExtractionMixin):
         return frames_per_modality(self.fusion_strategy, self.num_frames)[1]
 
     # ----------------------------------------------------------------------------------------------------------
-    # Input handling
-
-    @staticmethod
-    def _as_video_batch(videos: Any) -> Optional[list]:
-        """Split ``videos`` into a list of per-clip inputs, or ``None``."""
-        if videos is None:
-            return None
-        if is_media_source(videos):
-            return [videos]
-        if _is_array(videos):
-            if videos.ndim == 5:
-                return list(videos)
-            if videos.ndim in (3, 4):
-                return [videos]
-            raise ValueError(f"videos array must have 3, 4 or 5 dimensions, got shape {tuple(videos.shape)}")
-        if isinstance(videos, (list, tuple)):
-            if len(videos) == 0:
-                raise ValueError("videos is an empty list")
-            if _is_image(videos[0]):
-                return [list(videos)]  # one clip given as a list of frames
-            return list(videos)
-        raise ValueError(f"unsupported videos input of type {type(videos).__name__}")
-
-    @staticmethod
-    def _as_audio_batch(audio: Any, batch_size: Optional[int]) -> Optional[list]:
-        if audio is None:
-            return None
-        if is_media_source(audio):
-            items = [audio]
-        elif _is_array(audio):
-            if audio.ndim in (1, 2):
-                items = [audio]
-            elif audio.ndim == 3:
-                items = list(audio)
-            else:
-                raise ValueError("audio array must be (samples,), (channels, samples) or (batch, channels, samples)")
-        elif isinstance(audio, (list, tuple)):
-            if len(audio) and isinstance(audio[0], (int, float, np.floating, np.integer)):
-                items = [np.asarray(audio, dtype=np.float32)]
-            else:
-                items = list(audio)
-        else:
-            raise ValueError(f"unsupported audio input of type {type(audio).__name__}")
-        if batch_size is not None and len(items) != batch_size:
-            raise ValueError(
-                f"got {batch_size} videos but {len(items)} audio inputs; for a batch pass a list with one waveform "
-                "(or audio file/decoder) per video"
-            )
-        return items
-
-    @staticmethod
-    def _per_item(value: Any, batch_size: int, name: str) -> list:
-        if isinstance(value, (list, tuple)):
-            if len(value) != batch_size:
-                raise ValueError(f"{name} has {len(value)} entries for a batch of {batch_size}")
-            return list(value)
-        return [value] * batch_size
-
-    @staticmethod
-    def _frames_to_tensor(frames: Any) -> torch.Tensor:
-        """Decoded frames -> ``(T, 3, H, W)`` tensor (uint8 kept as is, other types as float32 in 0..255)."""
-        if isinstance(frames, (list, tuple)):
-            frames = np.stack([np.asarray(frame) for frame in frames])
-        tensor = torch.as_tensor(frames) if isinstance(frames, np.ndarray) else frames
-        if not isinstance(tensor, torch.Tensor):
-            raise ValueError(f"unsupported frames of type {type(frames).__name__}")
-        tensor = tensor.detach().cpu()
-        if tensor.ndim == 2:
-            tensor = tensor[None, ..., None]
-        if tensor.ndim == 3:  # a single frame
-            tensor = tensor[None]
-        if tensor.ndim != 4:
-            raise ValueError(f"frames must be (T, H, W, C) or (T, C, H, W), got shape {tuple(tensor.shape)}")
-        if tensor.shape[-1] in (1, 3, 4) and tensor.shape[1] not in (1, 3, 4):
-            tensor = tensor.permute(0, 3, 1, 2)
-        elif tensor.shape[1] not in (1, 3, 4):
-            raise ValueError(f"cannot find the channel axis of frames shaped {tuple(tensor.shape)}")
-        if tensor.shape[0] == 0 or tensor.shape[2] == 0 or tensor.shape[3] == 0:
-            raise ValueError(f"frames are empty: shape {tuple(tensor.shape)}")
-        if tensor.shape[1] == 4:
-            tensor = tensor[:, :3]  # drop alpha
-        if tensor.shape[1] == 1:
-            tensor = tensor.expand(-1, 3, -1, -1)
-        if tensor.dtype != torch.uint8:
-            if tensor.dtype == torch.bool or tensor.is_complex():
-                raise ValueError(f"unsupported frame dtype {tensor.dtype}")
-            tensor = tensor.to(torch.float32)
-        return tensor
-
-    def _resize(self, frames: torch.Tensor) -> torch.Tensor:
-        size = (self.image_size, self.image_size)
-        if tuple(frames.shape[-2:]) == size:
-            return frames
-        # uint8 bilinear with antialiasing has a fast (SIMD) CPU kernel for channels-last memory, which is also how
-        # decoders lay frames out: several times faster than float or channels-first.
-        if frames.dtype == torch.uint8:
-            frames = frames.contiguous(memory_format=torch.channels_last)
-        return F.interpolate(frames, size=size, mode="bilinear", align_corners=False, antialias=True)
-
-    def _sample_decoded_frames(self, frames: torch.Tensor, count: int) -> torch.Tensor:
-        if self.frame_sampling == "aligned":
-            indices = aligned_frame_indices(frames.shape[0], count)
-        else:
-            indices = original_frame_indices(frames.shape[0], count, self.original_frame_stride)
-        return frames[indices]
-
-    def _decode(
-        self, source: Any, num_video_frames: int, with_audio: bool, audio_source: Any, start, end
-    ) -> DecodedClip:
-        return decode_clip(
-            source,
-            num_video_frames=num_video_frames,
-            audio_sample_rate=self.audio_sample_rate if with_audio else None,
-            frame_sampling=self.frame_sampling,
-            frame_stride=self.original_frame_stride,
-            clip_start=start,
-            clip_end=end,
-            audio_source=audio_source,
-            seek_mode=self.seek_mode,
-            num_threads=self.num_decoder_threads,
-        )
-
-    def _segment_waveform(self, audio: Any, audio_start: float, start, end) -> torch.Tensor:
-        """``[start, end)`` of the video's timeline read from an audio file that begins at ``audio_start`` there."""
-        shifted = [None if t is None else max(0.0, t - audio_start) for t in (start, end)]
-        waveform = self._decode(audio, 0, True, None, *shifted).waveform
-        if start is not None and end is not None:  # silence where the file stops short of the segment
-            length = max(1, round((end - start) * self.audio_sample_rate))
-            waveform = F.pad(waveform, (0, max(0, length - waveform.shape[0])))
-        return waveform
+    # One clip
 
     def _waveform(self, audio: Any, video: Any, sampling_rate: Optional[int], start, end) -> torch.Tensor:
         """The clip's mono waveform at ``audio_sample_rate`` when it does not come from the video file."""
@@ -420,32 +348,14 @@ class MultiMAEDERProcessor(FeatureExtractionMixin):
                 "audio= together with sampling_rate= (or pass the media file as videos=)"
             )
         if is_media_source(audio):
-            return self._decode(audio, 0, True, None, start, end).waveform
+            return self.feature_extractor.read_waveform(audio, start, end)
         if (start is not None or end is not None) and video is None:
             raise ValueError("clip_start / clip_end need a file, bytes or decoder input, not a waveform")
         if sampling_rate is None:
             raise ValueError(
                 f"sampling_rate= is required with a decoded waveform (it is resampled to {self.audio_sample_rate} Hz)"
             )
-        return prepare_waveform(audio, sampling_rate, self.audio_sample_rate)
-
-    def _crop_faces(self, frames: torch.Tensor, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sampled frames -> (face crops at ``image_size``, face boxes ``(T, 4)`` with NaN where none was found)."""
-        try:
-            crops = crop_faces(
-                frames,
-                self.image_size,
-                margin=self.face_margin,
-                align=self.face_align,
-                detect_width=self.face_detect_width,
-                score_threshold=self.face_score_threshold,
-                strict=self.face_strict,
-                name=name,
-            )
-        except NoFaceError as error:
-            problem = f"no face found in any of its {len(frames)} sampled frames (face_strict=True)"
-            raise MediaError(name, problem) from error
-        return crops.frames, crops.face_boxes
+        return self.feature_extractor.prepare_waveform(audio, sampling_rate)
 
     def _process_one(
         self,
@@ -463,53 +373,48 @@ class MultiMAEDERProcessor(FeatureExtractionMixin):
         n_video, n_audio = counts
         frames = waveform = None
         name = f"<decoded frames of clip {index} of the batch>"
+        video_processor = self.video_processor
         if audio_start is not None and n_audio > 0 and is_media_source(audio):
             # A separate audio file that begins `audio_start` seconds into the video (an IEMOCAP utterance wav):
             # the video is read on its own timeline, the audio on the file's own.
             if video is not None and n_video > 0:
-                clip = self._decode(video, n_video, False, None, start, end)
+                clip = video_processor.read_clip(video, n_video, clip_start=start, clip_end=end)
                 frames, name = clip.frames, clip.name
-            waveform = self._segment_waveform(audio, float(audio_start), start, end)
+            waveform = self.feature_extractor.read_segment(audio, float(audio_start), start, end)
         elif video is not None and is_media_source(video):
-            # Audio comes from the same file unless given explicitly as a waveform.
+            # Audio comes from the same file unless given explicitly as a waveform: one decode serves both parts.
             audio_from_file = n_audio > 0 and (audio is None or is_media_source(audio))
-            clip = self._decode(video, n_video, audio_from_file, audio if audio_from_file else None, start, end)
+            clip = video_processor.read_clip(
+                video,
+                n_video,
+                audio_sample_rate=self.audio_sample_rate if audio_from_file else None,
+                audio_source=audio if audio_from_file else None,
+                clip_start=start,
+                clip_end=end,
+            )
             frames, waveform, name = clip.frames, clip.waveform, clip.name
         elif video is not None and n_video > 0:
             if start is not None or end is not None:
                 raise ValueError("clip_start / clip_end need a file, bytes or decoder input, not decoded frames")
-            frames = self._sample_decoded_frames(self._frames_to_tensor(video), n_video)
+            frames = video_processor.sample_decoded(video, n_video)
         if n_video > 0 and frames is None:
             raise ValueError(f"fusion_strategy {self.fusion_strategy} needs video: pass videos=")
         if n_audio > 0 and waveform is None:
             waveform = self._waveform(audio, video, sampling_rate, start, end)
-        video_out = boxes = None
-        if n_video > 0 and self.face_crop:
-            video_out, boxes = self._crop_faces(frames, name)
-        elif n_video > 0:
-            video_out = self._resize(frames)
-        audio_out = None
+        video_out = boxes = audio_out = None
+        if n_video > 0:
+            video_out, boxes = video_processor.frames_to_images(frames, name)
         if n_audio > 0:
-            audio_out = audio_images(waveform, self.audio_sample_rate, n_audio, self.image_size, self.audio_settings)
+            audio_out = self.feature_extractor.waveform_to_images(waveform, n_audio)
         return video_out, audio_out, boxes
 
     def rescale_and_normalize(
         self, images: torch.Tensor, do_rescale: Optional[bool] = None, do_normalize: Optional[bool] = None
     ) -> torch.Tensor:
         """uint8 (or 0..255 float) images of any leading shape ``(..., 3, height, width)`` -> the model's float32
-        inputs, exactly as ``__call__`` makes them. Also applied to the 8-bit clips that
-        :func:`~mmder_hf.data.preprocess_to_cache` stores, when they are collated."""
-        do_rescale = self.do_rescale if do_rescale is None else do_rescale
-        do_normalize = self.do_normalize if do_normalize is None else do_normalize
-        # One fused multiply-add per pixel: (x * rescale - mean) / std == x * (rescale / std) - mean / std.
-        scale = torch.full((3, 1, 1), self.rescale_factor if do_rescale else 1.0, dtype=torch.float64)
-        shift = torch.zeros((3, 1, 1), dtype=torch.float64)
-        if do_normalize:
-            std = torch.tensor(self.image_std, dtype=torch.float64).view(3, 1, 1)
-            scale = scale / std
-            shift = torch.tensor(self.image_mean, dtype=torch.float64).view(3, 1, 1) / std
-        values = images.to(torch.float32, memory_format=torch.contiguous_format)
-        return values.mul_(scale.to(torch.float32)).sub_(shift.to(torch.float32))
+        inputs, exactly as ``__call__`` makes them (frames and audio pictures alike). Also applied to the 8-bit
+        clips that :func:`~mmder_hf.data.preprocess_to_cache` stores, when they are collated."""
+        return self.feature_extractor.rescale_and_normalize(images, do_rescale, do_normalize)
 
     def __call__(
         self,
@@ -573,17 +478,19 @@ class MultiMAEDERProcessor(FeatureExtractionMixin):
         """
         if kwargs:
             logger.warning("MultiMAEDERProcessor ignores unknown arguments: %s", ", ".join(sorted(kwargs)))
-        video_items = self._as_video_batch(videos)
-        audio_items = self._as_audio_batch(audio, len(video_items) if video_items is not None else None)
+        video_items = self.video_processor.as_video_batch(videos)
+        audio_items = self.feature_extractor.as_audio_batch(
+            audio, len(video_items) if video_items is not None else None
+        )
         if video_items is None and audio_items is None:
             raise ValueError("pass videos= (files, bytes, decoders or frames) and/or audio=")
         batch_size = len(video_items) if video_items is not None else len(audio_items)
         video_items = video_items or [None] * batch_size
         audio_items = audio_items or [None] * batch_size
-        rates = self._per_item(sampling_rate, batch_size, "sampling_rate")
-        starts = self._per_item(clip_start, batch_size, "clip_start")
-        ends = self._per_item(clip_end, batch_size, "clip_end")
-        audio_starts = self._per_item(audio_start, batch_size, "audio_start")
+        rates = per_item(sampling_rate, batch_size, "sampling_rate")
+        starts = per_item(clip_start, batch_size, "clip_start")
+        ends = per_item(clip_end, batch_size, "clip_end")
+        audio_starts = per_item(audio_start, batch_size, "audio_start")
 
         counts = (
             self.num_video_frames if num_video_frames is None else int(num_video_frames),
@@ -603,4 +510,4 @@ class MultiMAEDERProcessor(FeatureExtractionMixin):
         return BatchFeature(data=data, tensor_type=return_tensors)
 
 
-__all__ = ["MultiMAEDERProcessor"]
+__all__ = ["FLAT_SETTINGS", "MultiMAEDERProcessor", "flat_processor_settings", "saved_processor_settings"]
