@@ -5,12 +5,12 @@
         --dataset_source /data/ravdess --label_set 7class --recipe paper \\
         --model_name_or_path MCG-NJU/videomae-large-finetuned-kinetics --bf16
 
-For each model of ``--strategies`` (default: FSLF, FFLS, CFAS, OFOS, SFAS, RFAS, video, audio, the paper's table)
-this cross-validates the model as ``examples/cross_validate.py`` does, in ``<output_dir>/<model>/``: every fold of
-the corpus (or ``--folds``), finished folds skipped, interrupted ones resumed, and a folder run with other settings
+For each model of ``--strategies`` (default: FSLF, FFLS, CFAS, OFOS, SFAS, RFAS, video, audio, the paper's table) this
+cross-validates the model as ``examples/cross_validate.py`` does, in ``<output_dir>/<model>/``: every fold of the
+corpus (or ``--folds``), finished folds skipped, interrupted ones resumed, and a folder run with other settings
 refused (or trained again with ``--rerun_mismatched``), so re-running the same command finishes the grid. Every flag
-of ``finetune.py`` works here too and applies to each run, and the same command runs under ``accelerate launch`` on
-one GPU or many.
+of ``finetune.py`` works here too and applies to each run (``--lora_r 8``: LoRA everywhere), and the same command runs
+under ``accelerate launch`` on one GPU or many.
 
 Writes ``grid_results.json`` (per model: per-fold, mean and std test WAR / UAR, and the paper's numbers),
 ``grid_results.md`` (the table, each column labelled with its protocol), ``grid_folds.png`` (models x folds) and

@@ -4,9 +4,9 @@
     python examples/cross_validate.py --output_dir runs/cv --dataset_name ravdess --dataset_source /data/ravdess \\
         --recipe paper --model_name_or_path MCG-NJU/videomae-large-finetuned-kinetics --bf16
 
-Every flag of ``finetune.py`` works here too and applies to each fold's run. Fold ``k`` trains in
-``<output_dir>/fold_<k>``; a fold whose ``all_results.json`` holds test metrics is skipped, and a fold that was
-interrupted resumes from its last checkpoint, so re-running the same command finishes the job. Writes
+Every flag of ``finetune.py`` works here too and applies to each fold's run (``--lora_r 8``: LoRA in every fold). Fold
+``k`` trains in ``<output_dir>/fold_<k>``; a fold whose ``all_results.json`` holds test metrics is skipped, and a fold
+that was interrupted resumes from its last checkpoint, so re-running the same command finishes the job. Writes
 ``cv_results.json`` (per fold + mean/std), ``cv_results.md`` (markdown table), ``cv_folds.png`` (per-fold chart) and
 ``README.md`` (aggregate model card). With ``--push_to_hub --hub_model_id me/multimae-der-ravdess`` each fold's model
 goes to ``me/multimae-der-ravdess-fold<k>`` and the aggregate card and results to ``me/multimae-der-ravdess``.

@@ -11,6 +11,12 @@ the same command runs under ``accelerate launch`` / ``torchrun`` on any number o
 (``--recipe paper|finetune|quick``) sets documented defaults that any flag overrides; see
 ``mmder_hf.training.RECIPES``. Arguments can also come from one JSON file: ``python examples/finetune.py args.json``.
 
+LoRA (the ``[lora]`` extra, peft): ``--lora_r 8`` trains rank-8 adapters on the encoder's attention
+(``--lora_target_modules``, default ``query,value``; ``--lora_alpha`` default 2 x r; ``--lora_dropout`` 0.1) and the
+head (``fc_norm`` + ``classifier``), nothing else; start it from a trained checkpoint (``--model_name_or_path``). The
+folder then holds the adapters merged into a plain model (loads without peft) and the adapter alone in ``adapter/``
+(``PeftModel.from_pretrained(base_model, "<output_dir>/adapter")``); the card states the trainable parameters.
+
 Writes to ``--output_dir``: the model with its code files (loadable with ``trust_remote_code=True``), the processor,
 ``train_results.json`` / ``eval_results.json`` / ``test_results.json`` / ``all_results.json`` (``eval_war``,
 ``eval_uar``, ``test_war``, ``test_uar``, per-class recall), ``confusion_matrix.png`` (+ ``.json``) on the test
