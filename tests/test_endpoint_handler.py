@@ -105,6 +105,30 @@ def test_the_import_scan_sees_imports_in_functions_and_skips_optional_ones(tmp_p
     assert imported_distributions(tmp_path) == {"torchcodec", "numpy"}
 
 
+def test_the_handler_also_imports_as_part_of_the_package_and_reads_requests_as_documented():
+    """Tools that import every module of the package import handler.py too (it is top-level on an endpoint)."""
+    from mmder_hf.models.multimae_der.handler import read_inputs, read_parameters
+
+    assert read_parameters(None) == read_parameters({}) == {}
+    assert read_parameters({"timeline": True}) == {"window": 3.0, "stride": 1.5}
+    assert read_parameters({"timeline": True, "window": 2}) == {"window": 2.0, "stride": 1.0}  # stride: window / 2
+    assert read_parameters({"timeline": True, "window": 2, "stride": 0.5}) == {"window": 2.0, "stride": 0.5}
+    assert read_parameters({"top_k": 2, "timeline": False}) == {"top_k": 2}
+    data = bytes(range(256))
+    encoded = base64.b64encode(data).decode()
+    assert read_inputs(encoded) == read_inputs(f"data:video/mp4;base64,{encoded}") == data
+    assert read_inputs(encoded[:50] + "\n" + encoded[50:]) == data  # wrapped base64 (``base64`` without -w0)
+    assert read_inputs(" https://example.org/a.mp4 ") == "https://example.org/a.mp4"
+    with pytest.raises(ValueError, match=r'^"top_k" does not apply to a timeline'):
+        read_parameters({"timeline": True, "top_k": 2})
+    with pytest.raises(ValueError, match=r'^"window" must be seconds > 0, got 0$'):
+        read_parameters({"timeline": True, "window": 0})
+    with pytest.raises(ValueError, match=r'^"timeline" must be true or false, got \'yes\'$'):
+        read_parameters({"timeline": "yes"})
+    with pytest.raises(ValueError, match=r'^"parameters" must be a JSON object'):
+        read_parameters([3])
+
+
 # ------------------------------------------------------------------------------------------------------------------
 # The endpoint, served from the saved folder in a process where only requirements.txt's packages (and the web server's)
 # can be imported: not mmder_hf.
