@@ -5,6 +5,7 @@ processes keep equal adapters, the feature cache and the flags' mistakes are ref
 cross-validation) passes the flags to its runs."""
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -85,11 +86,16 @@ def lora_run(synthetic_ravdess_dir, cache_dir, base, tmp_path_factory) -> Path: 
     spec = importlib.util.spec_from_file_location("example_finetune_lora", ROOT / "examples" / "finetune.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    threads = torch.get_num_threads()
+    threads, said = torch.get_num_threads(), []
+    handler = logging.Handler()
+    handler.emit = lambda record: said.append(record.getMessage())
+    logging.getLogger("mmder_hf").addHandler(handler)
     try:
         module.main([str(a) for a in lora_args(synthetic_ravdess_dir, cache_dir, base, out, *STEPS)])
     finally:
         torch.set_num_threads(threads)
+        logging.getLogger("mmder_hf").removeHandler(handler)
+    (out.parent / "log.txt").write_text("\n".join(said))
     return out
 
 
@@ -105,12 +111,17 @@ def test_exactly_the_adapters_and_head_are_trainable_counted_in_the_log_record_a
     trainable = expected_trainable(config, RANK)
     base_total = sum(t.numel() for t in load_file(base / "model.safetensors").values())
     total = base_total + config.num_hidden_layers * 2 * RANK * 2 * config.hidden_size
+    share = f"{100 * trainable / total:.2f}%"
+    said = (lora_run.parent / "log.txt").read_text()
+    assert (
+        f"LoRA r={RANK}, alpha={ALPHA} on query, value: trainable parameters: {trainable:,} of {total:,} ({share})"
+        in said
+    )
     record = json.loads((lora_run / "run_args.json").read_text())
     assert record["parameters"] == {"trainable": trainable, "total": total}
     assert record["settings"]["recipe.lora_r"] == RANK
     assert record["settings"]["recipe.lora_target_modules"] == "query,value"
     card = (lora_run / "README.md").read_text()
-    share = f"{100 * trainable / total:.2f}%"
     assert f"| trainable parameters | {trainable:,} of {total:,} ({share}) |" in card
     assert f"| LoRA | r {RANK}, alpha {ALPHA:g}, dropout 0.1, on query, value;" in card
     adapter = load_file(lora_run / "adapter" / "adapter_model.safetensors")
