@@ -506,3 +506,33 @@ def test_single_fold_card_checks_its_splits_against_that_standard_fold():
     several = render_model_card("ravdess", "me/m", FOLDS, config=tiny_config(), splits=splits)
     assert "Smaller than the standard fold" not in several.text  # no one fold to compare with
     assert "train: 40 clips of 3 actors (9, 10, 11); test: 20 clips of 2 actors (1, 2)." in several.text
+
+
+def test_lora_settings_appear_in_the_settings_table_and_tag_the_card():
+    settings = {"recipe": "finetune", "LoRA r": 8, "LoRA target modules": ["query", "value"]}
+    settings["trainable parameters"] = 12345
+    card = render_model_card("ravdess", "me/m", FOLDS, config=tiny_config(), hyperparameters={**settings, "x": "a|b"})
+    assert (
+        "| setting | value |\n|---|---|\n| recipe | finetune |\n| LoRA r | 8 |\n"
+        "| LoRA target modules | query, value |\n| trainable parameters | 12345 |\n"
+        "| x | a\\|b |"  # a "|" of a value does not split its row
+    ) in card.text
+    assert "lora" in card.data.tags
+    plain = render_model_card("ravdess", "me/m", FOLDS, config=tiny_config(), hyperparameters={"epochs": 5})
+    assert "lora" not in plain.data.tags
+
+
+def test_the_card_reads_a_processor_saved_with_nested_settings(tmp_path):
+    """transformers v5 processors save one processor_config.json with each sub-processor's settings nested."""
+    tiny_config().save_pretrained(tmp_path)
+    nested = {
+        "fusion_strategy": "FSLF",
+        "num_frames": 10,
+        "video_processor": {"frame_sampling": "original", "image_size": 32},
+        "feature_extractor": {"sampling_rate": 44100, "audio_representation": "log-mel"},
+    }
+    (tmp_path / "processor_config.json").write_text(json.dumps(nested))
+    text = write_model_card(tmp_path, "ravdess", model_id="me/run", fold=1, results=FOLDS[1]).read_text()
+    # 10 frames, FSLF: 5 face frames, every 48 // 5 = 9th frame of the original; 5 audio windows at 44100 Hz
+    assert "5 video frame(s) sampled every 9th frame from the first, resized to 32 x 32" in text
+    assert "resampled to 44100 Hz, peak-normalised, cut into 5 overlapping windows, each drawn as a log-mel" in text
