@@ -134,7 +134,7 @@ def main() -> None:
         "parameters": parameters,
         "trainable_full_over_lora": parameters["full"]["trainable"] / parameters["lora"]["trainable"],
         "timing": timing,
-        "step_median_s": timing["median_s"],
+        "median_s": timing["median_s"],  # seconds per training step
         "step_time_lora_over_full": ratio(timing, "lora", "full"),
         "peak_memory_per_variant": memory,
         "training_memory_lora_over_full": (
