@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 from fixtures_data import synthetic_ravdess_dir  # noqa: F401
+from huggingface_hub import HfApi
 from inference_helpers import run_without_mmder_hf
+from offline_hub import patch_hf_api
 from safetensors.torch import load_file
 
 from mmder_hf import MultiMAEDERConfig, MultiMAEDERForVideoClassification
@@ -90,8 +92,14 @@ def lora_run(synthetic_ravdess_dir, cache_dir, base, tmp_path_factory) -> Path: 
     handler = logging.Handler()
     handler.emit = lambda record: said.append(record.getMessage())
     logging.getLogger("mmder_hf").addHandler(handler)
+    push = ("--push_to_hub", "--hub_model_id", "me/lora")
     try:
-        module.main([str(a) for a in lora_args(synthetic_ravdess_dir, cache_dir, base, out, *STEPS)])
+        with pytest.MonkeyPatch.context() as patch:  # put HfApi back afterwards
+            for name in ("create_repo", "upload_folder", "create_commit", "preupload_lfs_files", "upload_file"):
+                patch.setattr(HfApi, name, getattr(HfApi, name))
+            patch.setattr(HfApi, "model_info", HfApi.model_info)
+            patch_hf_api(str(out.parent / "uploads"))  # each upload copied there; no network
+            module.main([str(a) for a in lora_args(synthetic_ravdess_dir, cache_dir, base, out, *STEPS, *push)])
     finally:
         torch.set_num_threads(threads)
         logging.getLogger("mmder_hf").removeHandler(handler)
@@ -127,6 +135,14 @@ def test_exactly_the_adapters_and_head_are_trainable_counted_in_the_log_record_a
     adapter = load_file(lora_run / "adapter" / "adapter_model.safetensors")
     assert sum(t.numel() for t in adapter.values()) == trainable  # what was saved is what trained
     assert not (lora_run / "adapter_config.json").exists()  # at the root it would make the folder need peft
+
+
+def test_only_the_merged_model_and_its_adapter_folder_are_pushed(lora_run):
+    uploads = sorted((lora_run.parent / "uploads").iterdir())
+    assert uploads and all("me__lora-root" in upload.name for upload in uploads), uploads
+    for upload in uploads:  # no checkpoint push: it would leave the adapter at the repository's root
+        assert (upload / "model.safetensors").is_file() and (upload / "adapter" / "adapter_config.json").is_file()
+        assert not list(upload.glob("adapter_*")), upload
 
 
 def test_frozen_tensors_are_unchanged_and_the_merged_weights_are_base_plus_the_trained_adapters(lora_run, base):

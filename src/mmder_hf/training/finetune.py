@@ -36,7 +36,7 @@ from ..data.synthetic import is_synthetic_source
 from ..models.multimae_der import MultiMAEDERConfig, MultiMAEDERForVideoClassification, MultiMAEDERProcessor
 from .arguments import DataArguments, ModelArguments, RecipeArguments
 from .feature_cache import can_cache_features, compute_pooled_features
-from .lora import apply_lora, count_parameters, describe_parameters, lora_card_rows
+from .lora import apply_lora, count_parameters, describe_parameters, lora_card_rows, push_at_the_end_only
 from .metrics import WarUarMetrics, save_confusion_matrix
 from .model_loading import load_pretrained
 from .recipes import MODEL_SIZES, RECIPES
@@ -121,10 +121,13 @@ def build_model(
 
 
 def adapt_with_lora(
-    model: MultiMAEDERForVideoClassification, model_args: ModelArguments, recipe_args: RecipeArguments
+    model: MultiMAEDERForVideoClassification,
+    model_args: ModelArguments,
+    recipe_args: RecipeArguments,
+    training_args: TrainingArguments,
 ) -> Any:
-    """``model`` with LoRA adapters when ``--lora_r`` asks (:func:`~mmder_hf.training.lora.apply_lora`), else
-    ``model``; logs the trainable parameter count either way.
+    """``model`` with LoRA adapters when ``--lora_r`` asks (:func:`~mmder_hf.training.lora.apply_lora`; pushed when
+    the run ends only), else ``model``; logs the trainable parameter count either way.
 
     A finished run's merged weights are already loaded: its adapters start at zero, so it computes the same.
     """
@@ -136,6 +139,7 @@ def adapt_with_lora(
             "LoRA on a randomly initialised encoder (no --model_name_or_path): its weights stay random and only the "
             "adapters and the head learn; LoRA is meant to adapt a trained checkpoint"
         )
+    push_at_the_end_only(training_args)
     return apply_lora(model, recipe_args)
 
 
@@ -339,7 +343,7 @@ def run_finetuning(
     model.config.training_data = corpus_for_card(data_args)  # "synthetic": it recognises synthetic clips only
     processor = build_processor(model_args, data_args, model.config)
     finished = reuse_or_start_run(model, processor, training_args)  # a finished run is evaluated and carded again
-    model = adapt_with_lora(model, model_args, recipe_args)
+    model = adapt_with_lora(model, model_args, recipe_args, training_args)
     data, collator, feature_cache = prepare_datasets(raw, model, processor, data_args, recipe_args, training_args)
 
     compute_metrics = WarUarMetrics(label_names)

@@ -158,6 +158,17 @@ def apply_lora(model: nn.Module, lora_args: LoraArguments) -> nn.Module:
     return wrapped
 
 
+def push_at_the_end_only(training_args: Any) -> None:
+    """A LoRA run pushes its result only (``--hub_strategy end``): a checkpoint holds the adapter at its root, and the
+    `Trainer`'s push of a checkpoint would copy it to the repository's root, where it would stay beside the merged
+    model after the final push (an upload deletes nothing) and make transformers load the adapter on top of it."""
+    from transformers.trainer_utils import HubStrategy
+
+    if training_args.push_to_hub and training_args.hub_strategy != HubStrategy.END:
+        logger.info("LoRA: the model is pushed when the run ends, not at every checkpoint (--hub_strategy end)")
+        training_args.hub_strategy = HubStrategy.END
+
+
 def lora_card_rows(lora_args: LoraArguments, model: nn.Module) -> dict[str, str]:
     """The rows the model card's hyperparameter table gets for a LoRA run: the adapters' settings and the trainable
     parameter count (empty without LoRA)."""
@@ -210,6 +221,7 @@ __all__ = [
     "is_lora_model",
     "linear_module_names",
     "lora_card_rows",
+    "push_at_the_end_only",
     "require_peft",
     "save_merged_and_adapter",
 ]
