@@ -38,10 +38,14 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
 
 
 if __name__ == "__main__":
+    from mmder_hf.training.run import OtherSettingsError
     from mmder_hf.user_errors import script_errors
 
     try:
         with script_errors():  # a mistake of the user's: one line and its exit status, no traceback
-            main()
+            try:
+                main()
+            except OtherSettingsError as error:  # the folder holds another run (another --lora_r, learning rate...)
+                raise SystemExit(f"finetune.py: error: {error}") from None
     finally:
         end_process_group()  # a process group left to interpreter exit can abort the process

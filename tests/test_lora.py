@@ -7,6 +7,7 @@ cross-validation) passes the flags to its runs."""
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -217,6 +218,32 @@ def test_a_resumed_lora_run_ends_with_the_uninterrupted_runs_weights(
         assert set(straight) == set(again), name  # the same trainable set
         for key, tensor in straight.items():
             assert torch.allclose(again[key], tensor, atol=1e-6), (name, key)
+
+
+def test_a_finished_lora_run_is_reused_as_it_is_and_other_lora_settings_are_refused(
+    lora_run,
+    synthetic_ravdess_dir,
+    cache_dir,
+    base,
+    tmp_path,
+    example_main,  # noqa: F811
+):
+    from mmder_hf.training.run import OtherSettingsError
+
+    copy = tmp_path / "run"
+    shutil.copytree(lora_run, copy)
+    with pytest.raises(OtherSettingsError, match=r"holds a run with other settings \(lora_r: 4 there, 2 now\)"):
+        example_main("finetune", [*lora_args(synthetic_ravdess_dir, cache_dir, base, copy, *STEPS), "--lora_r", "2"])
+    weights = load_file(copy / "model.safetensors")
+    before = json.loads((copy / "all_results.json").read_text())
+    (copy / "all_results.json").unlink()  # written again by the evaluation of the reused run
+    example_main("finetune", lora_args(synthetic_ravdess_dir, cache_dir, base, copy, *STEPS))  # the same command
+    after = json.loads((copy / "all_results.json").read_text())
+    for key in ("eval_loss", "test_loss", "test_war"):  # evaluated again, with the merged weights
+        assert after[key] == pytest.approx(before[key], abs=1e-6), key
+    assert all(torch.equal(t, load_file(copy / "model.safetensors")[k]) for k, t in weights.items())
+    record = json.loads((copy / "run_args.json").read_text())
+    assert record["parameters"] == json.loads((lora_run / "run_args.json").read_text())["parameters"]
 
 
 def test_the_feature_cache_is_never_used_with_lora():
