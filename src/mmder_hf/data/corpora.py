@@ -480,8 +480,8 @@ Verma, Ragini},
         default_label_set="6class",
         card_title="CREMA-D",
         card_trained_on="fine-tuned on the CREMA-D clips",
-        card_data="CREMA-D (Cao et al., 2014): the `VideoFlash` videos with the `AudioWAV` tracks, less the known broken "
-        "clips (listed in the protocol)",
+        card_data="CREMA-D (Cao et al., 2014): the `VideoFlash` videos with the `AudioWAV` tracks, less the known "
+        "broken clips (listed in the protocol)",
         card_limitations=(
             "CREMA-D holds 91 actors (ages 20-74) speaking 12 fixed English sentences with **acted** emotions at "
             "several intensities, in front of a green screen. Spontaneous emotions, other languages, in-the-wild "
@@ -619,7 +619,9 @@ Kim, Samuel and Chang, Jeannette N. and Lee, Sungbok and Narayanan, Shrikanth S.
             "Trained on synthetic clips (coloured squares and pure tones), it knows nothing about faces, voices or "
             "emotions: its labels mean nothing on real videos. Use it to test code, pipelines and deployments only.",
         ),
-        card_bias=("No person appears in the data. The model must not be presented or used as an emotion recogniser.",),
+        card_bias=(
+            "No person appears in the data. The model must not be presented or used as an emotion recogniser.",
+        ),
     ),
 }
 #: ``corpus -> label set name -> LabelSet`` of the three real corpora (read from :data:`CORPUS_INFO`).
