@@ -155,8 +155,9 @@ class MultiMAEDERPipeline(ChunkPipeline):
     ```
     """
 
-    # Components are resolved here, not by `pipeline()`: the processor is a FeatureExtractionMixin saved beside the
-    # model, loaded with the class shipped next to this file (works with and without mmder_hf installed).
+    # Components are resolved here, not by `pipeline()`: the processor saved beside the model (processor_config.json,
+    # or preprocessor_config.json for checkpoints saved before) is loaded with the class shipped next to this file
+    # (works with and without mmder_hf installed).
     _load_processor = False
     _load_image_processor = False
     _load_video_processor = False
@@ -169,7 +170,7 @@ class MultiMAEDERPipeline(ChunkPipeline):
         self.processor = processor if processor is not None else feature_extractor
         if self.processor is None:
             self.processor = self._load_processor_for(model)
-        # The processor is a feature extractor: ChunkPipeline batches with its collation (see get_iterator).
+        # ChunkPipeline batches with a feature extractor's collation (see get_iterator): the processor stands in.
         self.feature_extractor = self.processor
         self.model.eval()
         warning = synthetic_data_warning(self.model)
