@@ -536,3 +536,17 @@ def test_the_card_reads_a_processor_saved_with_nested_settings(tmp_path):
     # 10 frames, FSLF: 5 face frames, every 48 // 5 = 9th frame of the original; 5 audio windows at 44100 Hz
     assert "5 video frame(s) sampled every 9th frame from the first, resized to 32 x 32" in text
     assert "resampled to 44100 Hz, peak-normalised, cut into 5 overlapping windows, each drawn as a log-mel" in text
+
+
+def test_updating_a_readme_whose_own_metadata_is_bad_warns_and_still_writes(tmp_path, caplog):
+    """Our metadata is checked before writing; what the user's README keeps is theirs: a warning, not a failure."""
+    import logging
+
+    path = tmp_path / "README.md"
+    path.write_text("---\ndatasets:\n- /data/ravdess\n---\n# My card\n")
+    with caplog.at_level(logging.WARNING, logger="mmder_hf.cards.cards"):
+        update_model_card(path, render_model_card("ravdess", "me/m", FOLDS, config=tiny_config()))
+    warned = [r.getMessage() for r in caplog.records]
+    problem = "datasets: '/data/ravdess' is not a Hub id (owner/name)"
+    assert warned == [f"{path} keeps metadata the Hub may reject: {problem}"]
+    assert ModelCard.load(path).data.datasets == ["/data/ravdess"] and "# My card" in path.read_text()
