@@ -24,6 +24,7 @@ import os
 import re
 import runpy
 import shlex
+import shutil
 import subprocess
 import sys
 from datetime import datetime
@@ -180,6 +181,7 @@ def sandbox(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("docs")
     for name in (".venv", "examples", "scripts", "benchmarks", "dataset_scripts"):
         (root / name).symlink_to(REPO / name)
+    shutil.copytree(REPO / "model_cards", root / "model_cards")  # re-rendered in place by a documented command
     (root / "home").mkdir()
     return root
 

@@ -40,8 +40,8 @@ def test_wheel_ships_card_templates_folds_and_metric_and_renders_a_card(tmp_path
     )
     (wheel,) = wheels.glob("mmder_hf-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for corpus in ("ravdess", "crema_d", "iemocap", "synthetic", "dataset_card"):
-        assert f"mmder_hf/cards/templates/{corpus}.md" in names
+    for template in ("model_card", "pretraining", "comparison", "dataset_card"):
+        assert f"mmder_hf/cards/templates/{template}.md" in names
     for corpus in ("ravdess", "crema_d", "iemocap"):
         assert f"mmder_hf/data/folds/{corpus}_folds.json" in names
     assert "mmder_hf/training/war_uar/war_uar.py" in names
