@@ -129,7 +129,6 @@ def test_exactly_the_adapters_and_head_are_trainable_counted_in_the_log_record_a
     record = json.loads((lora_run / "run_args.json").read_text())
     assert record["parameters"] == {"trainable": trainable, "total": total}
     assert record["settings"]["recipe.lora_r"] == RANK
-    assert record["settings"]["recipe.lora_target_modules"] == "query,value"
     card = (lora_run / "README.md").read_text()
     assert f"| trainable parameters | {trainable:,} of {total:,} ({share}) |" in card
     assert f"| LoRA | r {RANK}, alpha {ALPHA:g}, dropout 0.1, on query, value;" in card
@@ -266,11 +265,23 @@ def test_the_feature_cache_is_never_used_with_lora():
         (["--lora_r", "4", "--lora_alpha", "0"], r"^--lora_alpha: expected a positive number, got 0.0$"),
         (["--lora_r", "4", "--lora_target_modules", " , "], r"^--lora_target_modules: expected comma-separated"),
         (["--lora_r", "4", "--freeze_backbone", "true"], r"^--lora_r with a frozen encoder"),
+        (["--lora_dropout", "0", "--lora_alpha", "4"], r"^--lora_alpha, --lora_dropout without --lora_r: give the"),
     ],
 )
 def test_lora_flag_mistakes_are_one_line(argv, message):
     with pytest.raises(UserError, match=message):
         parse_args(argv)
+
+
+def test_runs_without_lora_keep_the_settings_of_runs_saved_before_the_lora_flags(tmp_path):
+    from mmder_hf.training.run import result_settings, settings_differences
+
+    now = result_settings(*parse_args(["--output_dir", str(tmp_path)]))
+    saved = {k: v for k, v in now.items() if "lora" not in k}  # run_args.json of a run saved before LoRA existed
+    (tmp_path / "run_args.json").write_text(json.dumps({"settings": saved}))
+    assert settings_differences(str(tmp_path), now) == {}  # reused or resumed, not refused
+    lora = result_settings(*parse_args(["--output_dir", str(tmp_path), "--lora_r", "4"]))
+    assert settings_differences(str(tmp_path), lora) == {"recipe.lora_r": (None, 4)}
 
 
 def test_a_misspelt_target_module_and_a_missing_peft_are_one_line(monkeypatch):

@@ -32,6 +32,9 @@ ADAPTER_FOLDER = "adapter"
 #: The head, trained fully beside the adapters (peft's ``modules_to_save``).
 HEAD_MODULES = ["fc_norm", "classifier"]
 
+#: ``--lora_target_modules`` and ``--lora_dropout`` when not given.
+DEFAULT_TARGETS, DEFAULT_DROPOUT = "query,value", 0.1
+
 #: What ``pip`` installs for LoRA.
 INSTALL_HINT = 'pip install -e ".[lora]"'
 
@@ -50,10 +53,15 @@ class LoraArguments:
     lora_alpha: Optional[float] = field(
         default=None, metadata={"help": "LoRA scaling numerator: updates are scaled by alpha / r (default 2 x r)."}
     )
-    lora_dropout: float = field(default=0.1, metadata={"help": "Dropout on the LoRA branch's input."})
-    lora_target_modules: str = field(
-        default="query,value",
-        metadata={"help": "Comma-separated names of the encoder's Linear layers that get adapters."},
+    # Unset (None) unless given: a run without LoRA records no LoRA setting, as runs saved before these flags did.
+    lora_dropout: Optional[float] = field(
+        default=None, metadata={"help": "Dropout on the LoRA branch's input (default 0.1)."}
+    )
+    lora_target_modules: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Comma-separated names of the encoder's Linear layers that get adapters (default query,value)."
+        },
     )
 
     @property
@@ -62,8 +70,13 @@ class LoraArguments:
         return bool(self.lora_r)
 
     def target_list(self) -> list[str]:
-        """``--lora_target_modules`` as a list of names."""
-        return [name.strip() for name in self.lora_target_modules.split(",") if name.strip()]
+        """``--lora_target_modules`` as a list of names (default ``query``, ``value``)."""
+        names = DEFAULT_TARGETS if self.lora_target_modules is None else self.lora_target_modules
+        return [name.strip() for name in names.split(",") if name.strip()]
+
+    def dropout(self) -> float:
+        """``--lora_dropout``, or 0.1 when it is not given."""
+        return DEFAULT_DROPOUT if self.lora_dropout is None else float(self.lora_dropout)
 
     def scaling_alpha(self) -> float:
         """``--lora_alpha``, or twice the rank when it is not given."""
@@ -71,14 +84,19 @@ class LoraArguments:
 
 
 def check_lora_arguments(args: Any) -> None:
-    """Refuse LoRA flags that cannot mean anything, as one line naming the flag: a negative rank, a dropout outside
-    [0, 1), a non-positive alpha, no target module, a frozen encoder (a linear probe: nothing for adapters to
-    adapt, and the feature cache would skip the encoder altogether), or peft missing."""
+    """Refuse LoRA flags that cannot mean anything, as one line naming the flag: a negative rank, another LoRA flag
+    without a rank, a dropout outside [0, 1), a non-positive alpha, no target module, a frozen encoder (a linear
+    probe: nothing for adapters to adapt, and the feature cache would skip the encoder altogether), or peft
+    missing."""
     if args.lora_r is not None and args.lora_r < 0:
         raise UserError(f"--lora_r: expected a rank of 1 or more (0: no LoRA), got {args.lora_r}")
     if not args.uses_lora:
+        names = ("lora_alpha", "lora_dropout", "lora_target_modules")
+        given = [f"--{name}" for name in names if getattr(args, name) is not None]
+        if given:
+            raise UserError(f"{', '.join(given)} without --lora_r: give the LoRA rank (e.g. --lora_r 8) to use LoRA")
         return
-    if not 0 <= args.lora_dropout < 1:
+    if not 0 <= args.dropout() < 1:
         raise UserError(f"--lora_dropout: expected a probability in [0, 1), got {args.lora_dropout}")
     if args.lora_alpha is not None and args.lora_alpha <= 0:
         raise UserError(f"--lora_alpha: expected a positive number, got {args.lora_alpha}")
@@ -142,7 +160,7 @@ def apply_lora(model: nn.Module, lora_args: LoraArguments) -> nn.Module:
     config = peft.LoraConfig(
         r=lora_args.lora_r,
         lora_alpha=lora_args.scaling_alpha(),
-        lora_dropout=lora_args.lora_dropout,
+        lora_dropout=lora_args.dropout(),
         # the encoder's layers only (a head Linear of the same name would be adapted too)
         target_modules=rf"videomae\..*\.({targets})",
         modules_to_save=list(HEAD_MODULES),
@@ -175,7 +193,7 @@ def lora_card_rows(lora_args: LoraArguments, model: nn.Module) -> dict[str, str]
     if not lora_args.uses_lora:
         return {}
     settings = (
-        f"r {lora_args.lora_r}, alpha {lora_args.scaling_alpha():g}, dropout {lora_args.lora_dropout:g}, on "
+        f"r {lora_args.lora_r}, alpha {lora_args.scaling_alpha():g}, dropout {lora_args.dropout():g}, on "
         f"{', '.join(lora_args.target_list())}; head trained fully; adapters merged (adapter alone in "
         f"{ADAPTER_FOLDER}/)"
     )
