@@ -31,6 +31,7 @@ from inference_helpers import (
 )
 from packaging.requirements import Requirement
 
+import mmder_hf
 from mmder_hf.models.multimae_der.modeling_multimae_der import ENDPOINT_REQUIREMENTS
 from mmder_hf.models.multimae_der.pipeline import sliding_windows
 
@@ -134,49 +135,15 @@ def test_the_handler_also_imports_as_part_of_the_package_and_reads_requests_as_d
 # can be imported: not mmder_hf.
 #
 # hf-endpoints-emulator 0.1.1 (its last release) no longer starts: it passes ``on_startup`` to ``Starlette``, which
-# Starlette 1.0 removed. So the server below does what the Inference Toolkit's ``webservice_starlette`` (0.5.6) does
-# with a custom handler: import ``handler.py`` from the folder as module ``handler.EndpointHandler``, build
-# ``EndpointHandler(folder)`` at startup, answer a JSON body without ``"inputs"`` (or ``"instances"``) itself, pass
-# the body to the handler, and turn ANY exception into HTTP 400 ``{"error": str(exception)}``.
+# Starlette 1.0 removed. So the server is ``mmder_hf/endpoint_server.py``, which does what the Inference Toolkit's
+# ``webservice_starlette`` does with a custom handler, run BY PATH (it imports only the standard library, Starlette and
+# uvicorn), as the README's local try runs it.
 SERVER = ("starlette", "uvicorn")
+SERVER_FILE = Path(mmder_hf.__file__).parent / "endpoint_server.py"
 SERVE = """
-import contextlib, importlib.util, json
-import uvicorn
-from starlette.applications import Starlette
-from starlette.responses import JSONResponse, PlainTextResponse
-from starlette.routing import Route
-
-HANDLER_PATH, PORT = sys.argv[1], int(sys.argv[2])
-FOLDER = os.path.dirname(HANDLER_PATH)
-spec = importlib.util.spec_from_file_location("handler.EndpointHandler", HANDLER_PATH)
-module = importlib.util.module_from_spec(spec)
-sys.path.insert(0, FOLDER)
-sys.modules[spec.name] = module
-spec.loader.exec_module(module)
-state = {}
-
-@contextlib.asynccontextmanager
-async def lifespan(app):
-    state["handler"] = module.EndpointHandler(FOLDER)
-    yield
-
-async def health(request):
-    return PlainTextResponse("Ok")
-
-async def predict(request):
-    try:
-        if request.headers.get("content-type") != "application/json":
-            raise ValueError("only application/json requests here")
-        body = json.loads(await request.body())
-        if "inputs" not in body and "instances" not in body:
-            raise ValueError(f"Body needs to provide a inputs key, received: {json.dumps(body)}")
-        return JSONResponse(state["handler"](body))
-    except Exception as error:
-        return JSONResponse({"error": str(error)}, status_code=400)
-
-routes = [Route("/", health, methods=["GET"]), Route("/health", health, methods=["GET"]),
-          Route("/", predict, methods=["POST"]), Route("/predict", predict, methods=["POST"])]
-uvicorn.run(Starlette(routes=routes, lifespan=lifespan), host="127.0.0.1", port=PORT, log_level="warning")
+import runpy
+sys.argv = [SERVER_FILE, FOLDER, "--port", PORT]
+runpy.run_path(SERVER_FILE, run_name="__main__")
 """
 
 
@@ -207,11 +174,12 @@ def endpoint(model_dir, tmp_path_factory):
     process that cannot import ``mmder_hf``)."""
     work = tmp_path_factory.mktemp("endpoint_server")
     port = free_local_port()
-    code = endpoint_prelude(requirement_lines(model_dir)) + "import os\n" + SERVE
+    settings = f"SERVER_FILE, FOLDER, PORT = {str(SERVER_FILE)!r}, {str(model_dir)!r}, {str(port)!r}\n"
+    code = endpoint_prelude(requirement_lines(model_dir)) + settings + SERVE
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": "", "HF_MODULES_CACHE": str(work / "modules")}
     log = (work / "server.log").open("w")
     server = subprocess.Popen(
-        [sys.executable, "-c", code, str(model_dir / "handler.py"), str(port)],
+        [sys.executable, "-c", code],
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,
@@ -351,7 +319,7 @@ def test_the_endpoint_answers_requests_like_the_pipeline_and_bad_ones_with_400(
             {"inputs": f"http://127.0.0.1:{closed}/clip.mp4"},
             f"http://127.0.0.1:{closed}/clip.mp4: could not be downloaded: <urlopen error [Errno 111] ",
         ),
-        "no inputs": ({"parameters": {"top_k": 3}}, 'Body needs to provide a inputs key, received: {"parameters"'),
+        "no inputs": ({"parameters": {"top_k": 3}}, 'the body needs an "inputs" key, received: {"parameters"'),
         "instances but no inputs (the handler's own check)": (
             {"instances": [encoded]},
             'the request needs "inputs": the video file as base64, or an http(s) URL',
