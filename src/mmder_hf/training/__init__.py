@@ -7,7 +7,8 @@
 * ``trainers``: both `Trainer` subclasses, with one model-card hook;
 * ``finetune`` / ``pretraining`` (+ ``pretraining_data``): each kind of run's own work, and the run itself;
 * ``cross_validation`` / ``grid``: every fold, and every strategy of the paper's table;
-* ``pictures``, ``metrics``, ``feature_cache``: reconstruction pictures, WAR / UAR, the frozen-backbone fast path.
+* ``pictures``, ``metrics``, ``feature_cache``: reconstruction pictures, WAR / UAR, the frozen-backbone fast path;
+* ``lora``: LoRA adapters through peft (``--lora_r``), the merged result and the adapter beside it.
 """
 
 from .arguments import (
@@ -26,6 +27,7 @@ from .cross_validation import cross_validate
 from .feature_cache import can_cache_features, compute_pooled_features
 from .finetune import run_finetuning
 from .grid import compare_strategies
+from .lora import LoraArguments, apply_lora, save_merged_and_adapter
 from .metrics import WAR_UAR_METRIC_PATH, WarUarMetrics, load_war_uar, save_confusion_matrix
 from .pretraining import run_pretraining
 from .recipes import MODEL_SIZES, PRETRAINING_RECIPES, RECIPES, Recipe, recipe_defaults
@@ -47,6 +49,7 @@ __all__ = [
     "CrossValidationArguments",
     "DataArguments",
     "GridArguments",
+    "LoraArguments",
     "ModelArguments",
     "MultiMAEDERPreTrainer",
     "MultiMAEDERTrainer",
@@ -56,6 +59,7 @@ __all__ = [
     "SoftTargetCrossEntropy",
     "WarUarMetrics",
     "add_drop_path",
+    "apply_lora",
     "can_cache_features",
     "compare_strategies",
     "compute_pooled_features",
@@ -71,4 +75,5 @@ __all__ = [
     "run_finetuning",
     "run_pretraining",
     "save_confusion_matrix",
+    "save_merged_and_adapter",
 ]
