@@ -265,6 +265,7 @@ def test_the_feature_cache_is_never_used_with_lora():
         (["--lora_r", "4", "--lora_alpha", "0"], r"^--lora_alpha: expected a positive number, got 0.0$"),
         (["--lora_r", "4", "--lora_target_modules", " , "], r"^--lora_target_modules: expected comma-separated"),
         (["--lora_r", "4", "--freeze_backbone", "true"], r"^--lora_r with a frozen encoder"),
+        (["--lora_r", "4", "--fsdp", "full_shard"], r"^--lora_r with --fsdp or --deepspeed is not supported"),
         (["--lora_dropout", "0", "--lora_alpha", "4"], r"^--lora_alpha, --lora_dropout without --lora_r: give the"),
     ],
 )

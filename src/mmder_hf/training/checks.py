@@ -100,15 +100,14 @@ def check_arguments(parsed: Sequence[Any]) -> None:
     if data_args is not None:
         strategy = model_args.fusion_strategy if model_args is not None else None
         check_data_arguments(data_args, pretraining=_find(parsed, PretrainingArguments) is not None, strategy=strategy)
-    recipe_args = _find(parsed, RecipeArguments)
+    recipe_args, training_args = _find(parsed, RecipeArguments), _find(parsed, TrainingArguments)
     if recipe_args is not None:
-        check_lora_arguments(recipe_args)
+        check_lora_arguments(recipe_args, training_args)
     grid, cv = _find(parsed, GridArguments), _find(parsed, CrossValidationArguments)
     if grid is not None:
         grid.model_list()
     if cv is not None and data_args is not None:
         check_folds(cv, data_args)
-    training_args = _find(parsed, TrainingArguments)
     if training_args is not None and training_args.push_to_hub:
         if cv is not None and not training_args.hub_model_id:
             raise UserError(GRID_NEEDS_HUB_ID if grid is not None else CROSS_VALIDATION_NEEDS_HUB_ID)

@@ -83,11 +83,11 @@ class LoraArguments:
         return float(self.lora_alpha) if self.lora_alpha is not None else 2.0 * self.lora_r
 
 
-def check_lora_arguments(args: Any) -> None:
+def check_lora_arguments(args: Any, training_args: Optional[Any] = None) -> None:
     """Refuse LoRA flags that cannot mean anything, as one line naming the flag: a negative rank, another LoRA flag
     without a rank, a dropout outside [0, 1), a non-positive alpha, no target module, a frozen encoder (a linear
-    probe: nothing for adapters to adapt, and the feature cache would skip the encoder altogether), or peft
-    missing."""
+    probe: nothing for adapters to adapt, and the feature cache would skip the encoder altogether), FSDP or DeepSpeed
+    (sharded weights; the merged save needs them whole), or peft missing."""
     if args.lora_r is not None and args.lora_r < 0:
         raise UserError(f"--lora_r: expected a rank of 1 or more (0: no LoRA), got {args.lora_r}")
     if not args.uses_lora:
@@ -107,6 +107,11 @@ def check_lora_arguments(args: Any) -> None:
             "--lora_r with a frozen encoder (--freeze_backbone, which --recipe paper sets) makes no sense: a linear "
             "probe trains the head on cached encoder features, which adapters would change; pass --freeze_backbone "
             "false (or another --recipe) to train adapters, or drop --lora_r for the linear probe"
+        )
+    if training_args is not None and (training_args.fsdp or training_args.deepspeed):
+        raise UserError(
+            "--lora_r with --fsdp or --deepspeed is not supported: the merged model is saved from the whole model "
+            "in one process; train LoRA with DDP (accelerate launch --multi_gpu / torchrun), whose copies are whole"
         )
     require_peft()
 
