@@ -208,3 +208,24 @@ def test_face_crops_return_their_boxes(tmp_path):
     assert (iou(boxes[0].numpy().astype(np.float64), shown) > 0.6).all()
     alone = processor.video_processor(clip)
     assert torch.equal(alone["face_boxes"], boxes) and torch.equal(alone["pixel_values"], output["pixel_values"])
+
+
+def test_the_trainer_trains_with_the_processor_as_processing_class(tmp_path):
+    """transformers' Trainer reads the special tokens of any ProcessorMixin's tokenizer before training; a processor
+    that reads no text must still train (and leave the model config as it was)."""
+    from inference_helpers import tiny_classifier
+    from transformers import Trainer, TrainingArguments
+
+    model = tiny_classifier("FSLF")
+    tokens = ("bos_token_id", "eos_token_id", "pad_token_id")
+    before = {name: getattr(model.config, name, None) for name in tokens}
+    processor = MultiMAEDERProcessor.from_model_config(model.config)
+    g = torch.Generator().manual_seed(0)
+    pictures = torch.randn(2, 2, 2, 3, 32, 32, generator=g)  # 2 clips of 2 frames and 2 audio pictures
+    rows = [{"pixel_values": clip[0], "audio_values": clip[1], "labels": label} for label, clip in enumerate(pictures)]
+    args = TrainingArguments(
+        output_dir=str(tmp_path), max_steps=1, per_device_train_batch_size=2, use_cpu=True, save_strategy="no"
+    )
+    result = Trainer(model=model, args=args, train_dataset=rows, processing_class=processor).train()
+    assert result.global_step == 1
+    assert {name: getattr(model.config, name, None) for name in tokens} == before

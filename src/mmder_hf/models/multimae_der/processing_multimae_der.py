@@ -66,6 +66,17 @@ _METADATA_KEYS = ("processor_class", "feature_extractor_type", "auto_map")
 _HUB_ARGUMENTS = ("cache_dir", "force_download", "proxies", "token", "local_files_only", "revision", "subfolder")
 
 
+class _NoTokenizer:
+    """``MultiMAEDERProcessor.tokenizer``: the model reads no text. transformers' ``Trainer.train`` (5.x) reads the
+    special token ids of every ``ProcessorMixin``'s tokenizer to align the model config with them
+    (``align_special_tokens``) and fails on a processor without one; these ids are all unset, so nothing changes."""
+
+    bos_token_id = eos_token_id = pad_token_id = None
+
+    def __repr__(self) -> str:
+        return "<no tokenizer: MultiMAE-DER reads no text>"
+
+
 def _split_settings(settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Flat settings -> (video processor arguments, feature extractor arguments)."""
     video = {name: settings[name] for name in _VIDEO_SETTINGS if name in settings}
@@ -225,6 +236,7 @@ class MultiMAEDERProcessor(ProcessorMixin):
     """
 
     model_input_names = ["pixel_values", "audio_values"]
+    tokenizer = _NoTokenizer()  # not a part (not saved): see _NoTokenizer
 
     def __init__(
         self,
