@@ -246,7 +246,9 @@ def test_write_model_card_from_the_saved_run(tmp_path):
     (tmp_path / "eval_results.json").write_text(json.dumps({"eval_war": 0.9, "eval_uar": 0.8}))
     assert load_results(tmp_path) == {"test_war": 0.5, "test_uar": 0.3, "eval_war": 0.9, "eval_uar": 0.8}
     tiny_config().save_pretrained(tmp_path)
-    (tmp_path / "preprocessor_config.json").write_text(json.dumps({"fusion_strategy": "FSLF", "num_frames": 10}))
+    (tmp_path / "preprocessor_config.json").write_text(
+        json.dumps({"processor_class": "MultiMAEDERProcessor", "fusion_strategy": "FSLF", "num_frames": 10})
+    )
     (tmp_path / "confusion_matrix.png").write_bytes(b"png")
     path = write_model_card(tmp_path, "ravdess", model_id="me/run", fold=2)
     text = path.read_text()
@@ -526,6 +528,7 @@ def test_the_card_reads_a_processor_saved_with_nested_settings(tmp_path):
     """transformers v5 processors save one processor_config.json with each sub-processor's settings nested."""
     tiny_config().save_pretrained(tmp_path)
     nested = {
+        "processor_class": "MultiMAEDERProcessor",
         "fusion_strategy": "FSLF",
         "num_frames": 10,
         "video_processor": {"frame_sampling": "original", "image_size": 32},

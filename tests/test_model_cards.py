@@ -66,7 +66,11 @@ def test_each_card_says_no_checkpoint_exists_yet_and_gives_the_documented_comman
     assert check_card_metadata(path, entry["kind"]) == [] and check_card_metadata(text, entry["kind"]) == []
     if entry["kind"] == "classifier":
         assert meta["pipeline_tag"] == "video-classification" and "custom_code" in meta["tags"]
-        assert "HF_TRUST_REMOTE_CODE=1" in text and "handler.py" in text and "requirements.txt" in text
+        assert (
+            "python -m mmder_hf.endpoint_server model --port 5000" in text
+            and "handler.py" in text
+            and "requirements.txt" in text
+        )
         assert '"parameters": {"timeline":\ntrue, "window": 3.0, "stride": 1.0}' in text
     dataset = entry.get("dataset_source")
     assert meta.get("datasets") == ([dataset] if dataset and not dataset.startswith("/") else None)

@@ -10,7 +10,6 @@ template of ``templates/`` with the shared context (citations, the markers of ou
 from __future__ import annotations
 
 import importlib.resources
-import json
 import os
 import re
 import textwrap
@@ -61,11 +60,8 @@ EMOTION_RECOGNITION_RISKS = (
     "(hiring, policing, education, health, credit) or for surveillance."
 )
 
-#: The files a saved processor's settings are read from, first found first (see :func:`saved_processor_settings`):
-#: transformers v5's ``processor_config.json`` (sub-processors nested), then the flat ``preprocessor_config.json``.
-PROCESSOR_SETTINGS_FILES = ("processor_config.json", "preprocessor_config.json")
-#: The file a card tells its reader the processor's settings are in.
-PROCESSOR_FILE = "preprocessor_config.json"
+#: The file a card tells its reader the processor's settings are in (transformers v5: both parts nested).
+PROCESSOR_FILE = "processor_config.json"
 
 
 # ------------------------------------------------------------------------------------------------ licences
@@ -122,13 +118,14 @@ def model_license(
 
 # ------------------------------------------------------------------------------------------------ inputs
 def saved_processor_settings(output_dir: Union[str, os.PathLike]) -> Optional[dict]:
-    """The settings of the processor saved in ``output_dir`` (:data:`PROCESSOR_SETTINGS_FILES`), ``None`` without
-    one: the one place the cards read a saved processor (nested settings are flattened where they are used)."""
-    for name in PROCESSOR_SETTINGS_FILES:
-        path = Path(output_dir) / name
-        if path.is_file():
-            return json.loads(path.read_text(encoding="utf-8"))
-    return None
+    """The flat settings of the processor saved in ``output_dir`` (``processor_config.json``, or the
+    ``preprocessor_config.json`` of checkpoints saved before), ``None`` without one."""
+    from ..models.multimae_der import saved_processor_settings as read_settings
+
+    try:
+        return read_settings(output_dir)
+    except OSError:
+        return None
 
 
 def template_path(name: str, templates_dir: Union[str, os.PathLike, None] = None) -> Traversable:
@@ -227,7 +224,6 @@ __all__ = [
     "MODEL_CARDS_DIR",
     "PAPER_CITATION",
     "PROCESSOR_FILE",
-    "PROCESSOR_SETTINGS_FILES",
     "VIDEOMAE_CITATION",
     "backbone_license",
     "build_card",

@@ -100,24 +100,15 @@ def hyperparameter_table(hyperparameters: dict) -> str:
     return "\n".join(lines)
 
 
-#: The entries under which a processor's saved settings may nest its sub-processors' settings (a transformers v5
-#: ``processor_config.json``); a flat ``preprocessor_config.json`` has none.
-_NESTED_SETTINGS = ("video_processor", "feature_extractor")
-_SETTING_ALIASES = {"audio_sample_rate": "sampling_rate"}
-
-
 def flat_processor_settings(settings: Optional[dict]) -> dict:
-    """A processor's saved settings as one flat dict, whether saved flat or nested per sub-processor."""
+    """A processor's settings as one flat dict: a saved ``processor_config.json`` (parts nested) is flattened by the
+    processor's own reader; flat settings (a ``preprocessor_config.json``, or settings given by hand) are kept."""
+    from ..models.multimae_der.processing_multimae_der import flat_processor_settings as flatten
+
     settings = dict(settings or {})
-    flat: dict = {}
-    for key in _NESTED_SETTINGS:
-        if isinstance(settings.get(key), dict):
-            flat.update(settings.pop(key))
-    flat = {**flat, **settings}
-    for name, alias in _SETTING_ALIASES.items():  # a feature extractor's own name for a processor setting
-        if alias in flat and name not in flat:
-            flat[name] = flat[alias]
-    return flat
+    if isinstance(settings.get("video_processor"), dict) or isinstance(settings.get("feature_extractor"), dict):
+        return flatten({"processor_class": "MultiMAEDERProcessor", **settings})
+    return settings
 
 
 def completed_processor_settings(settings: Optional[dict], config: Any = None) -> dict:
@@ -135,7 +126,7 @@ def completed_processor_settings(settings: Optional[dict], config: Any = None) -
 
 
 def describe_preprocessing(settings: Optional[dict]) -> str:
-    """What the model reads, in words, from a processor's saved settings (``preprocessor_config.json``)."""
+    """What the model reads, in words, from a processor's saved settings (``processor_config.json``)."""
     from ..models.multimae_der.fusion import frames_per_modality
 
     p = completed_processor_settings(settings)
