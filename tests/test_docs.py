@@ -74,12 +74,18 @@ def kind(command: str) -> str:
         return "install"
     if " auth login" in command:
         return "login"
+    if command.startswith(".venv/bin/hf "):
+        return "hub"  # a Hub command (upload, deploy): this machine has no Hub, its flags are checked
     if " ".join(shlex.split(command)[1:]) in MEASURED:
         return "measurement"
     if "/data/" in command or re.search(r"(?<![\w/.])(me|MCG-NJU)/", command):
         return "needs-data"  # a corpus, a Hub dataset or a Hub checkpoint this machine does not have
     if "bench_gpu.py" in command and "--device cpu" not in command:
         return "needs-gpu"
+    if command.endswith(" &"):
+        return "serves"  # a server the next commands talk to
+    if command == "kill %1":
+        return "stops"  # the server started above
     return "runs"
 
 
@@ -94,7 +100,19 @@ COMMANDS = documented_commands()
 def test_the_docs_have_commands_of_every_kind():
     """The parser finds the documented commands (a broken parser would make every other test here vacuous)."""
     kinds = {kind(command) for _, _, command in COMMANDS}
-    assert kinds == {"setup", "tests", "install", "login", "measurement", "needs-data", "needs-gpu", "runs"}
+    assert kinds == {
+        "setup",
+        "tests",
+        "install",
+        "login",
+        "hub",
+        "measurement",
+        "needs-data",
+        "needs-gpu",
+        "runs",
+        "serves",
+        "stops",
+    }
     first = COMMANDS[0]
     assert first[:2] == ("README.md", 18)
     assert first[2] == "bash scripts/setup.sh && .venv/bin/python examples/demo.py --output_dir runs/demo"
@@ -113,7 +131,8 @@ def test_every_program_is_the_environment_s_own():
         while words and re.fullmatch(r"[A-Z_]+=\S*", words[0]):  # VAR=value prefixes
             words = words[1:]
         program = words[0]
-        assert program in ("bash",) or program.startswith(".venv/bin/"), f"{doc}:{line}: {command}"
+        shell = ("bash", "until", "printf", "curl", "kill")  # bash's own words, and curl to talk to a local server
+        assert program in shell or program.startswith(".venv/bin/"), f"{doc}:{line}: {command}"
         if program.startswith(".venv/bin/"):
             assert (REPO / program).exists(), f"{doc}:{line}: {program} is not installed by the setup"
 
@@ -163,6 +182,7 @@ def test_benchmark_tables_are_the_committed_measurement():
     assert measurements == [
         ".venv/bin/python benchmarks/run.py --quick --output benchmarks/results/quick-cpu.json",
         ".venv/bin/python benchmarks/bench_gpu.py --device cpu --sizes vit-l --dtype float32 --batch 1 --repeats 3",
+        ".venv/bin/python benchmarks/bench_lora.py --output benchmarks/results/lora-vit-s-cpu.json",
     ]
     recorded = json.loads((REPO / "benchmarks/results/quick-cpu.json").read_text())
     took = datetime.fromisoformat(recorded["finished_utc"]) - datetime.fromisoformat(recorded["started_utc"])
@@ -173,6 +193,44 @@ def test_benchmark_tables_are_the_committed_measurement():
     assert printed.returncode == 0, printed.stderr
     for block in printed.stdout.strip().split("\n\n"):
         assert block.strip() in readme, f"README's benchmark text differs from make_table.py's:\n{block[:300]}"
+
+
+def test_lora_table_is_the_committed_measurement():
+    """Every figure of the README's LoRA table is the committed JSON's, rounded as printed."""
+    readme = (REPO / "README.md").read_text()
+    lora = json.loads((REPO / "benchmarks/results/lora-vit-s-cpu.json").read_text())
+    full, adapters = lora["parameters"]["full"], lora["parameters"]["lora"]
+    seconds, memory = lora["median_s"], lora["peak_memory_per_variant"]
+    rows = [
+        f"| trainable parameters | {full['trainable']:,} | {adapters['trainable']:,} of {adapters['total']:,} "
+        f"({adapters['trainable_share']:.2%}) | {adapters['trainable'] / full['trainable']:.2g} |",
+        f"| training step (median) | {seconds['full']:.2f} s | {seconds['lora']:.2f} s | "
+        f"{lora['step_time_lora_over_full']:.2f} |",
+        f"| training memory (peak RSS growth) | {memory['full']['training_extra_mib']:.0f} MiB | "
+        f"{memory['lora']['training_extra_mib']:.0f} MiB | {lora['training_memory_lora_over_full']:.2f} |",
+    ]
+    for row in rows:
+        assert row in readme, row
+    assert lora["config"]["hidden_size"] == 384 and lora["tokens_per_clip"] == 196 and lora["lora"]["r"] == 8
+
+
+def test_hub_commands_exist_with_their_flags():
+    """The Hub commands (upload, deploy) cannot run here: each subcommand exists and takes every flag written."""
+    commands = [c for _, _, c in COMMANDS if kind(c) == "hub"]
+    assert len(commands) >= 2
+    for command in commands:
+        program, *words = shlex.split(command)
+        subcommand = []
+        for word in words:
+            if not re.fullmatch(r"[a-z]+", word):
+                break
+            subcommand.append(word)
+        result = subprocess.run(
+            [str(REPO / program), *subcommand, "--help"], capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, (command, result.stderr)
+        for flag in (w.split("=")[0] for w in words if w.startswith("--")):
+            assert re.search(rf"{re.escape(flag)}\b", result.stdout), (command, flag)
 
 
 @pytest.fixture(scope="module")
@@ -271,17 +329,40 @@ def test_gpu_commands_say_there_is_no_gpu(sandbox, monkeypatch):
 @pytest.mark.slow
 def test_commands_on_the_synthetic_corpus_run_to_the_end(sandbox):
     """Each runs once, in document order (later commands use what earlier ones wrote), and shows what the docs say."""
-    seen = []
-    for doc, line, command in COMMANDS:
-        if kind(command) not in ("runs", "setup") or command in seen:
-            continue
-        seen.append(command)
-        result = run_as_written(command, sandbox)
-        output = result.stdout + result.stderr
-        assert result.returncode == 0, f"{doc}:{line}: {command}\n{output[-3000:]}"
-        assert "Traceback" not in output, f"{doc}:{line}: {command}\n{output[-3000:]}"
-        check_output(command, output, sandbox)
-    assert len(seen) >= 10, seen
+    seen, servers = [], []
+    try:
+        for doc, line, command in COMMANDS:
+            if kind(command) == "serves":  # in the background, as the shell's `&`; stopped by the "kill %1" below
+                log = (sandbox / f"server-{line}.log").open("w")
+                command = command[: -len(" &")]
+                servers.append(
+                    subprocess.Popen(
+                        ["bash", "-c", command],
+                        cwd=sandbox,
+                        env=sandbox_env(sandbox),
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
+            elif kind(command) == "stops":
+                assert servers and servers[-1].poll() is None, f"{doc}:{line}: the server stopped by itself"
+                servers.pop().terminate()
+            if kind(command) in ("runs", "setup") and command not in seen:
+                seen.append(command)
+                run_documented(doc, line, command, sandbox)
+    finally:
+        for server in servers:
+            server.kill()
+    assert not servers and len(seen) >= 10, seen
+
+
+def run_documented(doc: str, line: int, command: str, sandbox: Path) -> None:
+    """One command through bash: exit status 0, no traceback, and what the docs promise of its output."""
+    result = run_as_written(command, sandbox)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"{doc}:{line}: {command}\n{output[-3000:]}"
+    assert "Traceback" not in output, f"{doc}:{line}: {command}\n{output[-3000:]}"
+    check_output(command, output, sandbox)
 
 
 def check_output(command: str, output: str, root: Path) -> None:
@@ -305,6 +386,9 @@ def check_output(command: str, output: str, root: Path) -> None:
             for name in ("config.json", "all_results.json", "confusion_matrix.png", "README.md", "run_args.json"):
                 assert (root / "runs/demo" / model / name).is_file(), (model, name)
         assert json.loads((root / "runs/demo/fslf/config.json").read_text())["training_data"] == "synthetic"
+    elif "mmder predict" in command and "runs/synthetic-lora" in command:  # every example clip of the LoRA run
+        clips = sorted((root / "runs/synthetic-lora/examples").glob("*.mp4"))
+        assert clips and all(re.search(rf"{clip.name}: \w+ \d\.\d+", output) for clip in clips), output
     elif "mmder predict" in command:
         assert re.search(r"runs/demo/example_clip\.mp4: \w+ \d\.\d+", output), output
         assert output.count("trained on the built-in synthetic corpus") == 1, output  # the model's warning, once
@@ -325,6 +409,18 @@ def check_output(command: str, output: str, root: Path) -> None:
         assert (root / "inputs.png").is_file()
     elif "mmder export" in command:
         assert (root / "model.onnx").is_file()
+    elif command.startswith("curl -s http://localhost:5000 "):  # the endpoint's answer: top 3, best first
+        answer = json.loads(output)
+        labels = json.loads((root / "runs/demo/fslf/config.json").read_text())["id2label"].values()
+        assert len(answer) == 3 and {a["label"] for a in answer} <= set(labels), answer
+        assert [a["score"] for a in answer] == sorted((a["score"] for a in answer), reverse=True), answer
+    elif "mmder_hf.cards.publish_cards" in command:
+        assert (root / "model_cards/multimae-der-ravdess-fold1/README.md").is_file()
+        assert not [line for line in output.splitlines() if line.startswith(("---", "+++"))], output
+    elif "--lora_r" in command:
+        out = root / "runs/synthetic-lora"
+        assert re.search(r"trainable parameters: [\d,]+ of [\d,]+ \(\d+\.\d+%\)", output), output[-2000:]
+        assert (out / "adapter/adapter_config.json").is_file() and (out / "model.safetensors").is_file()
     elif "examples/finetune.py" in command:
         out = root / shlex.split(command)[shlex.split(command).index("--output_dir") + 1]
         assert json.loads((out / "all_results.json").read_text())["test_war"] >= 0
