@@ -729,6 +729,27 @@ def test_mmder_inspect_draws_what_the_model_reads(clips, tmp_path, capsys):
     assert main(["inspect", path]) == 2  # --out is required
 
 
+def test_inspect_decodes_the_clip_once_and_shows_exactly_the_processor_s_inputs(clips, monkeypatch):
+    """The picture's source frames, face boxes and model inputs all come from one decode, and the inputs are the
+    processor's own (8-bit) output for that clip, tensor for tensor."""
+    import mmder_hf.models.multimae_der.media as media
+    import mmder_hf.models.multimae_der.video_processing_multimae_der as video_processing
+    from mmder_hf.inspection import model_inputs
+
+    path, _ = clips["moving"]
+    processor = _processor(fusion_strategy="FSLF")
+    expected = processor(videos=path, do_rescale=False, do_normalize=False)
+    decodes = []
+    decode = media.decode_clip
+    for module in (media, video_processing):  # every way to the one decoder
+        monkeypatch.setattr(module, "decode_clip", lambda *a, **k: decodes.append(a) or decode(*a, **k))
+    inputs = model_inputs(path, processor)
+    assert len(decodes) == 1
+    np.testing.assert_array_equal(inputs["video"], expected["pixel_values"][0].permute(0, 2, 3, 1).numpy())
+    np.testing.assert_array_equal(inputs["audio"], expected["audio_values"][0].permute(0, 2, 3, 1).numpy())
+    np.testing.assert_array_equal(inputs["face_boxes"], expected["face_boxes"][0].numpy())
+
+
 def test_the_collator_gives_the_model_the_crops_and_leaves_the_boxes_out(clips):
     from mmder_hf.data import MultiMAEDERDataCollator
 

@@ -15,7 +15,7 @@ logger = logging.getLogger(__name__)
 
 
 def model_inputs(source: Any, processor: Any) -> dict:
-    """The processor's 8-bit inputs for ``source`` and the source frames they come from.
+    """The processor's 8-bit inputs for ``source`` and the source frames they come from, from ONE decode of it.
 
     Returns:
         `dict` with ``frames`` (`(T, H, W, 3)` uint8 sampled source frames, as displayed), ``video`` (`(T, S, S, 3)`
@@ -24,34 +24,24 @@ def model_inputs(source: Any, processor: Any) -> dict:
         frames, or `None`).
     """
     from .models.multimae_der.faces import fill_track, square_crop_boxes
-    from .models.multimae_der.media import decode_clip
 
-    out = processor(videos=source, do_rescale=False, do_normalize=False)
+    # One decode serves the drawing and the model's inputs: the processor's own parts, as its call chains them.
+    video_part, audio_part = processor.video_processor, processor.feature_extractor
+    n_video, n_audio = processor.num_video_frames, processor.num_audio_frames
+    clip = video_part.read_clip(source, n_video, audio_sample_rate=processor.audio_sample_rate if n_audio else None)
     empty = np.zeros((0, processor.image_size, processor.image_size, 3), np.uint8)
-    frames, boxes, crops = empty, None, None
-    if processor.num_video_frames:
-        clip = decode_clip(
-            source,
-            num_video_frames=processor.num_video_frames,
-            audio_sample_rate=None,
-            frame_sampling=processor.frame_sampling,
-            frame_stride=processor.original_frame_stride,
-        )
+    frames, video, audio, boxes, crops = empty, empty, empty, None, None
+    if n_video:
         frames = clip.frames.permute(0, 2, 3, 1).numpy()
-        boxes = out["face_boxes"][0].numpy() if "face_boxes" in out else None
+        images, boxes = video_part.frames_to_images(clip.frames, clip.name)
+        video = images.permute(0, 2, 3, 1).numpy().astype(np.uint8)
+        boxes = None if boxes is None else boxes.numpy()
+    if n_audio:
+        audio = audio_part.waveform_to_images(clip.waveform, n_audio).permute(0, 2, 3, 1).numpy().astype(np.uint8)
     if boxes is not None and not np.isnan(boxes[:, 0]).all():
         crops = square_crop_boxes(fill_track(boxes.astype(np.float64)), processor.face_margin, *frames.shape[1:3])
 
-    def images(key: str) -> np.ndarray:
-        return out[key][0].permute(0, 2, 3, 1).numpy().astype(np.uint8) if key in out else empty
-
-    return {
-        "frames": frames,
-        "video": images("pixel_values"),
-        "audio": images("audio_values"),
-        "face_boxes": boxes,
-        "crop_boxes": crops,
-    }
+    return {"frames": frames, "video": video, "audio": audio, "face_boxes": boxes, "crop_boxes": crops}
 
 
 def plot_model_inputs(
