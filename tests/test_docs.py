@@ -334,10 +334,9 @@ def test_commands_on_the_synthetic_corpus_run_to_the_end(sandbox):
         for doc, line, command in COMMANDS:
             if kind(command) == "serves":  # in the background, as the shell's `&`; stopped by the "kill %1" below
                 log = (sandbox / f"server-{line}.log").open("w")
-                command = command[: -len(" &")]
                 servers.append(
                     subprocess.Popen(
-                        ["bash", "-c", command],
+                        ["bash", "-c", command[: -len(" &")]],
                         cwd=sandbox,
                         env=sandbox_env(sandbox),
                         stdout=log,
