@@ -11,35 +11,89 @@ caches and publishing; ``training/`` the runs (arguments, recipes, the run's lif
 pre-training, cross-validation, the grid); ``cards/`` model cards.
 """
 
-from .data import (
-    MultiMAEDERDataCollator,
-    get_fold,
-    get_folds,
-    load_emotion_dataset,
-    load_prefused_dataset,
-    make_synthetic_corpus,
-    preprocess_to_cache,
-)
-from .models.multimae_der import (
-    FUSION_STRATEGIES,
-    MediaError,
-    MultiMAEDERConfig,
-    MultiMAEDERFeatureExtractor,
-    MultiMAEDERForPreTraining,
-    MultiMAEDERForVideoClassification,
-    MultiMAEDERModel,
-    MultiMAEDERPipeline,
-    MultiMAEDERPreTrainedModel,
-    MultiMAEDERProcessor,
-    MultiMAEDERVideoProcessor,
-    fuse,
-    register,
-)
+from typing import TYPE_CHECKING, Any
+
+from .auto_registration import ensure_registered, install
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time each name is imported when first used (PEP 562)
+    from .data import (
+        MultiMAEDERDataCollator,
+        get_fold,
+        get_folds,
+        load_emotion_dataset,
+        load_prefused_dataset,
+        make_synthetic_corpus,
+        preprocess_to_cache,
+    )
+    from .models.multimae_der import (
+        FUSION_STRATEGIES,
+        MediaError,
+        MultiMAEDERConfig,
+        MultiMAEDERFeatureExtractor,
+        MultiMAEDERForPreTraining,
+        MultiMAEDERForVideoClassification,
+        MultiMAEDERModel,
+        MultiMAEDERPipeline,
+        MultiMAEDERPreTrainedModel,
+        MultiMAEDERProcessor,
+        MultiMAEDERVideoProcessor,
+        fuse,
+        register,  # noqa: F401 - mmder_hf.register(), not in __all__
+    )
 
 
 __version__ = "0.1.0"
 
-register()
+#: Where each public name lives. Nothing heavy (torch, transformers' modeling, datasets, av, matplotlib, OpenCV) is
+#: imported by ``import mmder_hf``: a name's module is imported when the name is first used, so ``mmder --help``
+#: and the data helpers start at once. Registration with transformers' auto classes: see ``auto_registration``.
+_DATA_NAMES = (
+    "MultiMAEDERDataCollator",
+    "get_fold",
+    "get_folds",
+    "load_emotion_dataset",
+    "load_prefused_dataset",
+    "make_synthetic_corpus",
+    "preprocess_to_cache",
+)
+_MODEL_NAMES = (
+    "FUSION_STRATEGIES",
+    "MediaError",
+    "MultiMAEDERConfig",
+    "MultiMAEDERFeatureExtractor",
+    "MultiMAEDERForPreTraining",
+    "MultiMAEDERForVideoClassification",
+    "MultiMAEDERModel",
+    "MultiMAEDERPipeline",
+    "MultiMAEDERPreTrainedModel",
+    "MultiMAEDERProcessor",
+    "MultiMAEDERVideoProcessor",
+    "fuse",
+    "register",
+)
+_LAZY = {**dict.fromkeys(_DATA_NAMES, ".data"), **dict.fromkeys(_MODEL_NAMES, ".models.multimae_der")}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's module on first use; using the model's classes registers them with transformers."""
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module_name, __name__), name)
+    if name.startswith("MultiMAEDER") and module_name == ".models.multimae_der":
+        ensure_registered()  # save_pretrained needs the classes marked for their auto classes
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list:
+    return sorted({*globals(), *_LAZY})
+
+
+install()
 
 # What a user calls. Helpers (``write_clip``, ``TASK``, ``add_remote_code``, ``split_for_rank``...) stay importable
 # from their own modules.

@@ -4,24 +4,74 @@ They import only each other (relatively) and runtime dependencies (torch, transf
 saved folder or Hub repo loads with ``trust_remote_code=True`` where this package is not installed.
 """
 
-from .configuration_multimae_der import MultiMAEDERConfig
-from .feature_extraction_multimae_der import MultiMAEDERFeatureExtractor
-from .fusion import FUSION_STRATEGIES, frames_per_modality, fuse
-from .media import MediaError, decode_clip
-from .modeling_multimae_der import (
-    TASK,
-    MultiMAEDERForPreTraining,
-    MultiMAEDERForPreTrainingOutput,
-    MultiMAEDERForVideoClassification,
-    MultiMAEDERModel,
-    MultiMAEDERPreTrainedModel,
-    add_remote_code,
-    draw_mask,
-    mask_ratios,
-)
-from .pipeline import MultiMAEDERPipeline
-from .processing_multimae_der import MultiMAEDERProcessor, saved_processor_settings
-from .video_processing_multimae_der import MultiMAEDERVideoProcessor
+from typing import TYPE_CHECKING, Any
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time each name is imported when first used (PEP 562)
+    from .configuration_multimae_der import MultiMAEDERConfig
+    from .feature_extraction_multimae_der import MultiMAEDERFeatureExtractor
+    from .fusion import FUSION_STRATEGIES, frames_per_modality, fuse
+    from .media import MediaError, decode_clip
+    from .modeling_multimae_der import (
+        TASK,
+        MultiMAEDERForPreTraining,
+        MultiMAEDERForPreTrainingOutput,
+        MultiMAEDERForVideoClassification,
+        MultiMAEDERModel,
+        MultiMAEDERPreTrainedModel,
+        add_remote_code,
+        draw_mask,
+        mask_ratios,
+    )
+    from .pipeline import MultiMAEDERPipeline
+    from .processing_multimae_der import MultiMAEDERProcessor, saved_processor_settings
+    from .video_processing_multimae_der import MultiMAEDERVideoProcessor
+
+#: The module of each public name: importing this package imports none of them (torch, transformers' modeling),
+#: so ``mmder_hf.models.multimae_der.media`` or ``.fusion`` alone stay as light as they are.
+_LAZY = {
+    "MultiMAEDERConfig": ".configuration_multimae_der",
+    "MultiMAEDERFeatureExtractor": ".feature_extraction_multimae_der",
+    "FUSION_STRATEGIES": ".fusion",
+    "frames_per_modality": ".fusion",
+    "fuse": ".fusion",
+    "MediaError": ".media",
+    "decode_clip": ".media",
+    **dict.fromkeys(
+        (
+            "TASK",
+            "MultiMAEDERForPreTraining",
+            "MultiMAEDERForPreTrainingOutput",
+            "MultiMAEDERForVideoClassification",
+            "MultiMAEDERModel",
+            "MultiMAEDERPreTrainedModel",
+            "add_remote_code",
+            "draw_mask",
+            "mask_ratios",
+        ),
+        ".modeling_multimae_der",
+    ),
+    "MultiMAEDERPipeline": ".pipeline",
+    "MultiMAEDERProcessor": ".processing_multimae_der",
+    "saved_processor_settings": ".processing_multimae_der",
+    "MultiMAEDERVideoProcessor": ".video_processing_multimae_der",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's module on first use (PEP 562)."""
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module_name, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list:
+    return sorted({*globals(), *_LAZY})
 
 
 def register() -> None:
@@ -42,6 +92,18 @@ def register() -> None:
         AutoVideoProcessor,
     )
     from transformers.pipelines import PIPELINE_REGISTRY
+
+    from .configuration_multimae_der import MultiMAEDERConfig
+    from .feature_extraction_multimae_der import MultiMAEDERFeatureExtractor
+    from .modeling_multimae_der import (
+        TASK,
+        MultiMAEDERForPreTraining,
+        MultiMAEDERForVideoClassification,
+        MultiMAEDERModel,
+    )
+    from .pipeline import MultiMAEDERPipeline
+    from .processing_multimae_der import MultiMAEDERProcessor
+    from .video_processing_multimae_der import MultiMAEDERVideoProcessor
 
     AutoConfig.register(MultiMAEDERConfig.model_type, MultiMAEDERConfig, exist_ok=True)
     AutoModel.register(MultiMAEDERConfig, MultiMAEDERModel, exist_ok=True)
