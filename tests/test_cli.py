@@ -851,3 +851,59 @@ def test_module_entry_point_prints_one_line_not_a_traceback(tmp_path):
     )
     assert result.returncode == 1
     assert result.stderr.strip() == f"mmder: error: {tmp_path / 'nope.mp4'}: file not found"
+
+
+def test_predict_decodes_the_next_batch_while_the_model_runs(model_dir, clips, tmp_path, monkeypatch, capsys):
+    """While the model runs batch k, batch k+1's files are decoded (and no further: one batch ahead). Seen through
+    events, not time: the first forward pass waits until the next batch has been decoded, so it returns only if
+    decoding runs beside it; meanwhile the batch after must not have started. The scores are a plain pipeline's."""
+    import threading
+
+    from mmder_hf.models.multimae_der import MultiMAEDERForVideoClassification, MultiMAEDERPipeline
+    from mmder_hf.models.multimae_der.processing_multimae_der import MultiMAEDERProcessor
+
+    files = []
+    for name in "abcde":
+        shutil.copy(clips[0], tmp_path / f"{name}.mp4")
+        files.append(str(tmp_path / f"{name}.mp4"))
+    batches = [files[0:2], files[2:4], files[4:]]  # --batch-size 2
+    lock = threading.Lock()
+    started, finished = [], []
+    next_batch_decoded, third_batch_started = threading.Event(), threading.Event()
+    seen_in_first_forward = {}
+    real_call, real_forward = MultiMAEDERProcessor.__call__, MultiMAEDERForVideoClassification.forward
+
+    def decode(self, *args, **kwargs):
+        video = kwargs.get("videos", args[0] if args else None)
+        with lock:
+            started.append(video)
+        if video in batches[2]:
+            third_batch_started.set()
+        result = real_call(self, *args, **kwargs)
+        with lock:
+            finished.append(video)
+            if set(batches[1]) <= set(finished):
+                next_batch_decoded.set()
+        return result
+
+    def forward(self, *args, **kwargs):
+        if not seen_in_first_forward:  # the model runs batch 0
+            seen_in_first_forward["next batch decoded"] = next_batch_decoded.wait(timeout=20)
+            seen_in_first_forward["third batch started"] = third_batch_started.wait(timeout=1)
+        return real_forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(MultiMAEDERProcessor, "__call__", decode)
+    monkeypatch.setattr(MultiMAEDERForVideoClassification, "forward", forward)
+    argv = ["predict", *files, "--model", str(model_dir), "--batch-size", "2", "--json", "--quiet"]
+    assert main(argv) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert seen_in_first_forward == {"next batch decoded": True, "third batch started": False}
+    assert sorted(started) == sorted(files)  # each file decoded once
+    monkeypatch.setattr(MultiMAEDERForVideoClassification, "forward", real_forward)
+    model = MultiMAEDERForVideoClassification.from_pretrained(model_dir)
+    pipe = MultiMAEDERPipeline(model=model)
+    assert [r["file"] for r in results] == files
+    for result, path in zip(results, files):
+        expected = pipe(path, top_k=5)
+        assert [p["label"] for p in result["predictions"]] == [p["label"] for p in expected]
+        assert [p["score"] for p in result["predictions"]] == pytest.approx([p["score"] for p in expected], abs=1e-5)

@@ -147,13 +147,17 @@ def _load_model(args: ModelArguments, source: Optional[str] = None):
         raise CliError(f"cannot load model {args.model!r}: {_first_line(error)}") from error
 
 
-def _load_pipeline(args: ModelArguments, source: Optional[str] = None):
-    from .models.multimae_der import MultiMAEDERPipeline
+def _load_pipeline(args: ModelArguments, source: Optional[str] = None, prefetching: bool = False):
+    """The pipeline of ``--model``; ``prefetching``: one that decodes the next files while the model runs."""
+    if prefetching:
+        from .cli_prefetch import PrefetchingPipeline as pipeline_class
+    else:
+        from .models.multimae_der import MultiMAEDERPipeline as pipeline_class
 
     model = _load_model(args, source)
     kwargs = {"device": int(args.device) if args.device.isdigit() else args.device} if args.device else {}
     try:
-        return MultiMAEDERPipeline(model=model, **kwargs)
+        return pipeline_class(model=model, **kwargs)
     except Exception as error:  # noqa: BLE001
         if _missing_faces_extra(error):
             raise CliError(f"--model {args.model}: its processor crops faces, which needs {FACES_EXTRA}") from error
@@ -247,8 +251,9 @@ def run_predict(args: PredictArguments, files: Sequence[str]) -> int:
             results[index] = {"file": path, "error": problem.removeprefix(f"{path}: ")}
         else:
             todo.append(index)
+    pipe = None
     if todo:
-        pipe = _load_pipeline(args, source)
+        pipe = _load_pipeline(args, source, prefetching=True)
         config = pipe.model.config
     elif args.json or args.csv:  # nothing to predict, but the outputs still list each file and its error
         config = _load_config(args, source)
@@ -257,21 +262,13 @@ def run_predict(args: PredictArguments, files: Sequence[str]) -> int:
     labels = [config.id2label[key] for key in sorted(config.id2label, key=int)]
     top_k = len(labels) if args.csv else args.top_k  # the CSV holds every emotion's score
     disable = args.quiet or len(todo) < 2 or not _on_terminal()
-    with _progress(len(todo), disable=disable, unit="file") as bar:
-        for start in range(0, len(todo), args.batch_size):
-            batch = todo[start : start + args.batch_size]
-            paths = [files[index] for index in batch]
-            for index, path, outcome in zip(batch, paths, _predict_batch(pipe, paths, top_k, args.batch_size)):
-                if isinstance(outcome, BaseException):
-                    _error(_media_message(outcome, path))
-                    results[index] = {"file": path, "error": _reason(outcome, path)}
-                    continue
-                results[index] = {"file": path, "predictions": outcome}
-                if not args.json:
-                    shown = outcome[: args.top_k]
-                    line = ", ".join(f"{p['label']} {p['score']:.3f}" for p in shown)
-                    bar.write(f"{path}: {line}", file=sys.stdout)
-            bar.update(len(batch))
+    batches = [todo[start : start + args.batch_size] for start in range(0, len(todo), args.batch_size)]
+    try:
+        with _progress(len(todo), disable=disable, unit="file") as bar:
+            _predict_batches(pipe, files, batches, results, args, top_k, bar)
+    finally:
+        if pipe is not None:
+            pipe.close()
     if args.csv:
         _write_predictions_csv(args.csv, results, labels)
     if args.json:
@@ -280,6 +277,40 @@ def run_predict(args: PredictArguments, files: Sequence[str]) -> int:
     if args.csv:
         print(f"wrote {args.csv}", file=sys.stderr)
     return 1 if any("error" in result for result in results) else 0
+
+
+def _predict_batches(
+    pipe: Any,
+    files: Sequence[str],
+    batches: Sequence[Sequence[int]],
+    results: list,
+    args: PredictArguments,
+    top_k: int,
+    bar: Any,
+) -> None:
+    """Run each batch through the model while the next batch's files are decoded in the background (one batch
+    ahead at most); ``results`` gets each file's predictions or error, at its place in ``files``."""
+    ahead = pipe.prefetch([files[index] for index in batches[0]]) if batches else []
+    for number, batch in enumerate(batches):
+        paths = [files[index] for index in batch]
+        futures = ahead
+        if number + 1 < len(batches):  # decoded while the model runs this batch
+            ahead = pipe.prefetch([files[index] for index in batches[number + 1]])
+        try:
+            outcomes = _predict_batch(pipe, paths, top_k, args.batch_size)
+        finally:
+            pipe.discard(paths, futures)
+        for index, path, outcome in zip(batch, paths, outcomes):
+            if isinstance(outcome, BaseException):
+                _error(_media_message(outcome, path))
+                results[index] = {"file": path, "error": _reason(outcome, path)}
+                continue
+            results[index] = {"file": path, "predictions": outcome}
+            if not args.json:
+                shown = outcome[: args.top_k]
+                line = ", ".join(f"{p['label']} {p['score']:.3f}" for p in shown)
+                bar.write(f"{path}: {line}", file=sys.stdout)
+        bar.update(len(batch))
 
 
 def _media_message(error: BaseException, path: str) -> str:
