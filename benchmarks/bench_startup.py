@@ -9,7 +9,8 @@ ABBA-interleaved after one warm-up round, see ``common.compare``):
 - reference floors: ``python -c pass`` (the interpreter), ``import transformers`` (itself lazy) and ``import torch``
   (what any use of the model pays).
 
-Every run's exit status is checked. Run: ``python benchmarks/bench_startup.py --output benchmarks/results/startup-cpu.json``.
+Every run's exit status is checked. Run:
+``python benchmarks/bench_startup.py --output benchmarks/results/startup-cpu.json``.
 """
 
 from __future__ import annotations

@@ -91,3 +91,26 @@ def test_importing_the_package_registers_the_auto_classes_and_the_pipeline(tmp_p
         "mmder_hf.models.multimae_der.processing_multimae_der MultiMAEDERProcessor",
         "mmder_hf.models.multimae_der.pipeline MultiMAEDERPipeline",
     ]
+
+
+@pytest.mark.parametrize(
+    "package", ["mmder_hf", "mmder_hf.data", "mmder_hf.training", "mmder_hf.cards", "mmder_hf.models.multimae_der"]
+)
+def test_every_public_name_of_a_lazy_package_resolves(package):
+    """The lazy packages list their names by hand: each one must come from where it says, with nothing left out."""
+    import importlib
+
+    module = importlib.import_module(package)
+    for name in module.__all__:
+        assert getattr(module, name) is not None, name
+        assert name in dir(module), name
+    if package == "mmder_hf.cards":  # the card names are cards.__all__
+        from mmder_hf.cards import cards
+
+        assert set(module.__all__) - set(module._METADATA_NAMES) == set(cards.__all__)
+    with pytest.raises(AttributeError):
+        module.no_such_name  # noqa: B018
+
+
+def test_the_corpora_module_imports_no_data_loaders():
+    assert _heavy_modules_after("import mmder_hf.data.corpora") == []

@@ -4,7 +4,10 @@ Importing the package registers the model with transformers' auto classes (``Aut
 ``AutoModelForVideoClassification``, ``AutoModelForPreTraining``, ``AutoProcessor``, ``AutoVideoProcessor``,
 ``AutoFeatureExtractor``) and its pipeline, and marks the classes for ``register_for_auto_class``, so that
 ``save_pretrained`` writes the code files and ``auto_map`` that let anyone load a checkpoint with
-``trust_remote_code=True`` without installing this package.
+``trust_remote_code=True`` without installing this package. The import itself is instant: names are imported when
+first used (PEP 562), and the registration runs when transformers' auto classes are first imported (they import
+torch themselves), when a model class is first used through ``mmder_hf``, or on ``mmder_hf.register()`` (see
+``auto_registration``).
 
 Layout: ``models/multimae_der/`` holds exactly what ships with every checkpoint; ``data/`` the corpora, folds,
 caches and publishing; ``training/`` the runs (arguments, recipes, the run's life, the trainers, fine-tuning,

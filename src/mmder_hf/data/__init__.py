@@ -1,12 +1,46 @@
 """Audio-visual emotion corpora for MultiMAE-DER: parsers, folds, builders, loading, publishing, synthetic data."""
 
-from .bad_data import BadDataError, BadDataReport
-from .builders import CremaDBuilder, IemocapBuilder, RavdessBuilder
-from .collate import MultiMAEDERDataCollator
-from .corpora import LABEL_SETS, UnknownFileNameError, get_label_set
-from .folds import Fold, export_folds, get_fold, get_folds
-from .loading import load_emotion_dataset, load_prefused_dataset, preprocess_to_cache, split_for_rank
-from .synthetic import make_synthetic_corpus
+from typing import TYPE_CHECKING, Any
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time each name is imported when first used (PEP 562)
+    from .bad_data import BadDataError, BadDataReport
+    from .builders import CremaDBuilder, IemocapBuilder, RavdessBuilder
+    from .collate import MultiMAEDERDataCollator
+    from .corpora import LABEL_SETS, UnknownFileNameError, get_label_set
+    from .folds import Fold, export_folds, get_fold, get_folds
+    from .loading import load_emotion_dataset, load_prefused_dataset, preprocess_to_cache, split_for_rank
+    from .synthetic import make_synthetic_corpus
+
+#: The module of each public name. Importing this package imports none of them, so ``mmder_hf.data.corpora``
+#: (file names and label sets) does not pay for ``datasets``, torch or the media decoders.
+_LAZY = {
+    **dict.fromkeys(("BadDataError", "BadDataReport"), ".bad_data"),
+    **dict.fromkeys(("CremaDBuilder", "IemocapBuilder", "RavdessBuilder"), ".builders"),
+    **dict.fromkeys(("MultiMAEDERDataCollator",), ".collate"),
+    **dict.fromkeys(("LABEL_SETS", "UnknownFileNameError", "get_label_set"), ".corpora"),
+    **dict.fromkeys(("Fold", "export_folds", "get_fold", "get_folds"), ".folds"),
+    **dict.fromkeys(
+        ("load_emotion_dataset", "load_prefused_dataset", "preprocess_to_cache", "split_for_rank"), ".loading"
+    ),
+    **dict.fromkeys(("make_synthetic_corpus",), ".synthetic"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's module on first use (PEP 562)."""
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module_name, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list:
+    return sorted({*globals(), *_LAZY})
 
 
 __all__ = [

@@ -11,34 +11,93 @@
 * ``lora``: LoRA adapters through peft (``--lora_r``), the merged result and the adapter beside it.
 """
 
-from .arguments import (
-    CrossValidationArguments,
-    DataArguments,
-    GridArguments,
-    ModelArguments,
-    PretrainingArguments,
-    RecipeArguments,
-    parse_args,
-    parse_cross_validation_args,
-    parse_grid_args,
-    parse_pretraining_args,
-)
-from .cross_validation import cross_validate
-from .feature_cache import can_cache_features, compute_pooled_features
-from .finetune import run_finetuning
-from .grid import compare_strategies
-from .lora import LoraArguments, apply_lora, save_merged_and_adapter
-from .metrics import WAR_UAR_METRIC_PATH, WarUarMetrics, load_war_uar, save_confusion_matrix
-from .pretraining import run_pretraining
-from .recipes import MODEL_SIZES, PRETRAINING_RECIPES, RECIPES, Recipe, recipe_defaults
-from .trainers import (
-    MultiMAEDERPreTrainer,
-    MultiMAEDERTrainer,
-    SoftTargetCrossEntropy,
-    add_drop_path,
-    layer_decay_parameter_groups,
-    layer_id,
-)
+from typing import TYPE_CHECKING, Any
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time each name is imported when first used (PEP 562)
+    from .arguments import (
+        CrossValidationArguments,
+        DataArguments,
+        GridArguments,
+        ModelArguments,
+        PretrainingArguments,
+        RecipeArguments,
+        parse_args,
+        parse_cross_validation_args,
+        parse_grid_args,
+        parse_pretraining_args,
+    )
+    from .cross_validation import cross_validate
+    from .feature_cache import can_cache_features, compute_pooled_features
+    from .finetune import run_finetuning
+    from .grid import compare_strategies
+    from .lora import LoraArguments, apply_lora, save_merged_and_adapter
+    from .metrics import WAR_UAR_METRIC_PATH, WarUarMetrics, load_war_uar, save_confusion_matrix
+    from .pretraining import run_pretraining
+    from .recipes import MODEL_SIZES, PRETRAINING_RECIPES, RECIPES, Recipe, recipe_defaults
+    from .trainers import (
+        MultiMAEDERPreTrainer,
+        MultiMAEDERTrainer,
+        SoftTargetCrossEntropy,
+        add_drop_path,
+        layer_decay_parameter_groups,
+        layer_id,
+    )
+
+#: The module of each public name. Importing this package imports none of them, so one of its modules
+#: (``arguments``, ``recipes``...) does not pay for the trainers, peft and the rest.
+_LAZY = {
+    **dict.fromkeys(
+        (
+            "CrossValidationArguments",
+            "DataArguments",
+            "GridArguments",
+            "ModelArguments",
+            "PretrainingArguments",
+            "RecipeArguments",
+            "parse_args",
+            "parse_cross_validation_args",
+            "parse_grid_args",
+            "parse_pretraining_args",
+        ),
+        ".arguments",
+    ),
+    **dict.fromkeys(("cross_validate",), ".cross_validation"),
+    **dict.fromkeys(("can_cache_features", "compute_pooled_features"), ".feature_cache"),
+    **dict.fromkeys(("run_finetuning",), ".finetune"),
+    **dict.fromkeys(("compare_strategies",), ".grid"),
+    **dict.fromkeys(("LoraArguments", "apply_lora", "save_merged_and_adapter"), ".lora"),
+    **dict.fromkeys(("WAR_UAR_METRIC_PATH", "WarUarMetrics", "load_war_uar", "save_confusion_matrix"), ".metrics"),
+    **dict.fromkeys(("run_pretraining",), ".pretraining"),
+    **dict.fromkeys(("MODEL_SIZES", "PRETRAINING_RECIPES", "RECIPES", "Recipe", "recipe_defaults"), ".recipes"),
+    **dict.fromkeys(
+        (
+            "MultiMAEDERPreTrainer",
+            "MultiMAEDERTrainer",
+            "SoftTargetCrossEntropy",
+            "add_drop_path",
+            "layer_decay_parameter_groups",
+            "layer_id",
+        ),
+        ".trainers",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's module on first use (PEP 562)."""
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module_name, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list:
+    return sorted({*globals(), *_LAZY})
 
 
 __all__ = [
