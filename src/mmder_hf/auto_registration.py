@@ -44,7 +44,8 @@ def ensure_registered() -> bool:
     """Register the model with transformers once (see ``models.multimae_der.register``); True when done.
 
     The import hook calls it only once no import of transformers' or mmder_hf's modules is under way (registering
-    imports both, and would meet half-initialized modules); an ImportError still defers it to the next chance.
+    imports both, and would meet half-initialized modules); an ImportError (or AttributeError) of such a module still
+    defers it to the next chance.
     """
     global _registered, _registering, _pending
     if _registered:
@@ -56,7 +57,7 @@ def ensure_registered() -> bool:
         from .models.multimae_der import register
 
         register()
-    except ImportError:  # a partially initialized transformers module: the next trigger retries
+    except (ImportError, AttributeError):  # a partially initialized module: the next chance retries
         logger.debug("registration deferred", exc_info=True)
         return False
     finally:
