@@ -128,6 +128,9 @@ def test_the_handler_also_imports_as_part_of_the_package_and_reads_requests_as_d
         read_parameters({"timeline": "yes"})
     with pytest.raises(ValueError, match=r'^"parameters" must be a JSON object'):
         read_parameters([3])
+    # a file name whose letters alone would decode as base64: refused as what it is, not decoded into junk bytes
+    with pytest.raises(ValueError, match=r"^\"inputs\" is neither base64 nor an http\(s\) URL \('clip_1.mp4'\)"):
+        read_inputs("clip_1.mp4")
 
 
 # ------------------------------------------------------------------------------------------------------------------
