@@ -356,7 +356,7 @@ def test_sliding_windows():
         sliding_windows(0.0, 7.0, 3.0, 0.0)
 
 
-def test_timeline_decodes_window_by_window(pipe, long_clip, monkeypatch):
+def test_timeline_reads_the_file_once_and_gives_each_window_its_clip_scores(pipe, long_clip, monkeypatch):
     calls = []
     processor_call = MultiMAEDERProcessor.__call__
 
@@ -374,22 +374,42 @@ def test_timeline_decodes_window_by_window(pipe, long_clip, monkeypatch):
     spans = [(w["start"], w["end"]) for w in timeline]
     assert np.allclose(spans, [(0.0, 3.0), (1.0, 4.0), (2.0, 5.0), (3.0, 6.0), (4.0, 7.0)], atol=0.05)
     assert progress == [(1, 5), (2, 5), (3, 5), (4, 5), (5, 5)]  # (done, total) after each window
-    # Each window is decoded on its own from one opened decoder: never the whole file at once.
-    assert len(calls) == 5
-    assert all(type(c["videos"]).__name__ == "VideoDecoder" for c in calls)
-    assert all(c["videos"] is calls[0]["videos"] for c in calls)
-    assert [(c["clip_start"], c["clip_end"]) for c in calls] == spans
+    # One pass over the file (streaming.py): the processor is never called per window; its parts make the inputs.
+    assert calls == []
     for entry in timeline:
         assert set(entry) == {"start", "end", "label", "score", "scores"}
         assert list(entry["scores"]) == LABELS and sum(entry["scores"].values()) == pytest.approx(1, abs=1e-5)
         assert entry["label"] == max(entry["scores"], key=entry["scores"].get)
-    # Same numbers as the processor on that time range of the file, whatever the batch size.
-    probs = direct_probs(pipe, videos=str(long_clip), clip_start=2.0, clip_end=5.0)
-    assert [timeline[2]["scores"][label] for label in LABELS] == pytest.approx(probs.tolist(), abs=1e-5)
+        # The numbers of the processor on that time range of the file, whatever the batch size.
+        probs = direct_probs(pipe, videos=str(long_clip), clip_start=entry["start"], clip_end=entry["end"])
+        assert [entry["scores"][label] for label in LABELS] == pytest.approx(probs.tolist(), abs=1e-6)
     unbatched = pipe(str(long_clip), window=3.0, stride=1.0, batch_size=1)
     for a, b in zip(timeline, unbatched):
-        assert a["scores"] == pytest.approx(b["scores"], abs=1e-5)
+        assert a["scores"] == pytest.approx(b["scores"], abs=1e-6)
     assert len(pipe(str(long_clip), window=3.0)) == 4  # stride defaults to window / 2: 0, 1.5, 3, 4.5 (+ tail)
+
+
+def test_a_decoder_input_is_read_window_by_window_with_the_same_scores(pipe, long_clip, monkeypatch):
+    from torchcodec.decoders import VideoDecoder
+
+    decoder = VideoDecoder(str(long_clip))
+    decoder._hf_encoded = {"path": str(long_clip), "bytes": None}  # as a datasets Video column returns it
+    calls = []
+    processor_call = MultiMAEDERProcessor.__call__
+    monkeypatch.setattr(
+        MultiMAEDERProcessor, "__call__", lambda self, *a, **k: calls.append(k) or processor_call(self, *a, **k)
+    )
+    timeline = pipe(decoder, window=3.0, stride=1.0, batch_size=2)
+    monkeypatch.undo()
+    # Each window is decoded on its own from the one decoder given: never the whole file at once.
+    assert len(calls) == 5 and all(c["videos"] is decoder for c in calls)
+    assert [(c["clip_start"], c["clip_end"]) for c in calls] == [(w["start"], w["end"]) for w in timeline]
+    one_pass = pipe(str(long_clip), window=3.0, stride=1.0, batch_size=2)
+    assert [(w["start"], w["end"], w["label"]) for w in timeline] == [
+        (w["start"], w["end"], w["label"]) for w in one_pass
+    ]
+    for a, b in zip(timeline, one_pass):
+        assert a["scores"] == pytest.approx(b["scores"], abs=1e-6)
 
 
 def test_bad_inputs_name_the_input(pipe, tmp_path, make_clip):

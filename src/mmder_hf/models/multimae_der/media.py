@@ -583,6 +583,57 @@ def _span_video_decoder(source: MediaSource, seek_mode: str, num_threads: int, n
     return decoder
 
 
+def video_stream_range(decoder: Any, name: str = "<input>") -> tuple[float, float, float]:
+    """``(begin, end, fps)`` of a video decoder's stream: the span :func:`decode_clip` samples frames over."""
+    return _video_range(decoder, name)
+
+
+def sampling_times(begin: float, stream_end: float, start: float, end: float, num_frames: int) -> list[float]:
+    """The times :func:`decode_clip` asks the decoder for with ``"aligned"`` sampling of ``[start, end)``: the
+    :func:`uniform_frame_times`, nudged by a microsecond and kept inside the stream ``[begin, stream_end)``.
+
+    A decoder that reads the whole file in order (``streaming.py``) picks the frames shown at these same times.
+    """
+    last_time = stream_end - _TIME_EPS
+    return [min(max(t + _TIME_EPS, begin), last_time) for t in uniform_frame_times(start, end, num_frames)]
+
+
+def original_sampling_indices(
+    total_frames: int, fps: float, begin: float, start: float, end: float, num_frames: int, stride: Optional[int]
+) -> list[int]:
+    """The frame indices :func:`decode_clip` reads with ``"original"`` sampling of ``[start, end)`` (frames
+    ``first, first + stride, ...`` from the first frame of the range, clamped to its last frame)."""
+    first = 0 if start <= begin else min(total_frames - 1, math.ceil((start - begin) * fps - 1e-3))
+    last = min(total_frames - 1, max(first, math.ceil((end - begin) * fps - 1e-3) - 1))
+    return original_frame_indices(last + 1, num_frames, stride, first=first)
+
+
+def video_truncation_problem(decoder: Any, source: MediaSource) -> Optional[str]:
+    """Why the file behind an opened (exact-mode) ``VideoDecoder`` is truncated, or ``None``: the check
+    :func:`decode_clip` makes before it reads any frame (metadata only)."""
+    return _video_truncation(decoder, _raw_input(source))
+
+
+def decoder_error_text(error: BaseException) -> str:
+    """A decoder's error as one short line for a :class:`MediaError` (no source-file locations)."""
+    return _first_line(error)
+
+
+def read_clip_audio(
+    source: MediaSource, start: float, end: float, sample_rate: int, name: Optional[str] = None
+) -> torch.Tensor:
+    """The mono waveform at ``sample_rate`` of ``[start, end)`` of a video file's audio track, placed on that range
+    (silence where the track starts late or ends early): what :func:`decode_clip` reads for a clip of the file, by a
+    decoder opened for it.
+
+    A decoder opened for the clip matters: FFmpeg's AAC decoder keeps state across a seek, so the samples of a range
+    depend on what the same decoder decoded before (by up to ~2e-5), and a clip's are those of a fresh decoder.
+    """
+    name = name or source_name(source)
+    decoder = open_audio_decoder(source, name=name)
+    return _decode_audio(decoder, name, start, end, sample_rate, pad_to_range=True)[0]
+
+
 def decode_clip(
     source: MediaSource,
     num_video_frames: int,
@@ -727,13 +778,19 @@ __all__ = [
     "open_audio_decoder",
     "open_video_decoder",
     "original_frame_indices",
+    "original_sampling_indices",
+    "read_clip_audio",
+    "sampling_times",
     "source_name",
     "uniform_frame_times",
     "check_source",
+    "decoder_error_text",
     "encoded_media",
     "is_audio_decoder",
     "is_decoder",
     "is_media_source",
     "is_video_decoder",
     "stream_span",
+    "video_stream_range",
+    "video_truncation_problem",
 ]

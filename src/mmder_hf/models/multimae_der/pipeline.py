@@ -13,9 +13,12 @@ This file is shipped with every saved model as remote code (``custom_pipelines``
 works where ``mmder_hf`` is not installed. It may therefore import only the other shipped files (relatively) and
 runtime dependencies (torch, transformers, numpy, torchcodec).
 
-Long videos: with ``window`` (seconds) the pipeline slides a window over the file (``stride`` seconds apart), decodes
-each window on its own through seeking decoders (the whole video is never decoded or held in memory), batches the
-windows (``batch_size``) and returns a timeline ``[{"start", "end", "label", "score", "scores": {label: p}}]``.
+Long videos: with ``window`` (seconds) the pipeline slides a window over the file (``stride`` seconds apart), reads
+the video once, in order, handing out each window's inputs as soon as the window is complete (``streaming.py``: only
+the frames of the windows still open are held, so memory stays flat), batches the windows (``batch_size``) and
+returns a timeline ``[{"start", "end", "label", "score", "scores": {label: p}}]``. Inputs the one-pass reader does
+not take (torchcodec decoders, a separate audio input, ``seek_mode="approximate"``, audio-only models, torchcodec
+< 0.17) are read window by window through seeking decoders instead, with the same inputs.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from .media import (
     stream_span,
 )
 from .processing_multimae_der import MultiMAEDERProcessor
+from .streaming import StreamingWindows, streaming_supported
 
 
 logger = logging.getLogger(__name__)
@@ -312,8 +316,8 @@ class MultiMAEDERPipeline(ChunkPipeline):
         processor = self.processor
         needs_video, needs_audio = processor.num_video_frames > 0, processor.num_audio_frames > 0
 
-        # Open each stream ONCE (the exact seek mode scans the packet index, it decodes nothing); every window then
-        # seeks and decodes only its own frames and samples.
+        # Open each stream ONCE (the exact seek mode scans the packet index, it decodes nothing): the span, the checks
+        # (a missing stream, a photo, a truncated file) and, for window-by-window reading, the seeking decoders.
         source = video if video is not None else audio
         video_decoder = audio_decoder = None
         if needs_video:
@@ -342,6 +346,20 @@ class MultiMAEDERPipeline(ChunkPipeline):
         if not end > begin:
             raise MediaError(name, f"empty time range [{begin:.3f} s, {end:.3f} s)")
         spans = sliding_windows(begin, end, window, stride)
+        one_pass = (
+            isinstance(video, (str, bytes))
+            and audio is None
+            and needs_video
+            and processor.seek_mode == "exact"
+            and streaming_supported()
+        )
+        if one_pass:  # the file read once, in order: each window's inputs as soon as it is complete
+            engine = StreamingWindows(processor, video, spans, name=name, video_decoder=video_decoder)
+            for index, (start, stop, features) in enumerate(engine):
+                if window_callback is not None:
+                    window_callback(index + 1, len(spans))
+                yield {**features, "start": start, "end": stop, "is_last": index == len(spans) - 1}
+            return
         for index, (start, stop) in enumerate(spans):
             window_kwargs = {"clip_start": start, "clip_end": stop}
             if video_decoder is not None:
