@@ -183,6 +183,7 @@ def test_benchmark_tables_are_the_committed_measurement():
         ".venv/bin/python benchmarks/run.py --quick --output benchmarks/results/quick-cpu.json",
         ".venv/bin/python benchmarks/bench_gpu.py --device cpu --sizes vit-l --dtype float32 --batch 1 --repeats 3",
         ".venv/bin/python benchmarks/bench_lora.py --output benchmarks/results/lora-vit-s-cpu.json",
+        ".venv/bin/python benchmarks/bench_startup.py --repeats 10 --output benchmarks/results/startup-cpu.json",
     ]
     recorded = json.loads((REPO / "benchmarks/results/quick-cpu.json").read_text())
     took = datetime.fromisoformat(recorded["finished_utc"]) - datetime.fromisoformat(recorded["started_utc"])
@@ -212,6 +213,23 @@ def test_lora_table_is_the_committed_measurement():
     for row in rows:
         assert row in readme, row
     assert lora["config"]["hidden_size"] == 384 and lora["tokens_per_clip"] == 196 and lora["lora"]["r"] == 8
+
+
+def test_startup_table_is_the_committed_measurement():
+    """Every start-up time of the README is the committed JSON's median, rounded as printed."""
+    readme = (REPO / "README.md").read_text()
+    median = json.loads((REPO / "benchmarks/results/startup-cpu.json").read_text())["median_s"]
+    rows = {
+        "`import mmder_hf`": f"{median['import mmder_hf']:.3f}",
+        "`mmder --help`": f"{median['mmder --help']:.3f}",
+        "`mmder --version`": f"{median['mmder --version']:.3f}",
+        "`mmder predict` (a usage error, exit status 2)": f"{median['mmder predict (usage error)']:.3f}",
+        "`python -c pass` (the interpreter alone)": f"{median['python -c pass']:.3f}",
+        "`import transformers` (itself lazy)": f"{median['import transformers']:.2f}",
+        "`import torch`": f"{median['import torch']:.2f}",
+    }
+    for command, seconds in rows.items():
+        assert f"| {command} | {seconds} s |" in readme, (command, seconds)
 
 
 def test_hub_commands_exist_with_their_flags():
