@@ -183,6 +183,7 @@ def test_benchmark_tables_are_the_committed_measurement():
         ".venv/bin/python benchmarks/run.py --quick --output benchmarks/results/quick-cpu.json",
         ".venv/bin/python benchmarks/bench_gpu.py --device cpu --sizes vit-l --dtype float32 --batch 1 --repeats 3",
         ".venv/bin/python benchmarks/bench_lora.py --output benchmarks/results/lora-vit-s-cpu.json",
+        ".venv/bin/python benchmarks/bench_timeline.py",
         ".venv/bin/python benchmarks/bench_startup.py --repeats 10 --output benchmarks/results/startup-cpu.json",
     ]
     recorded = json.loads((REPO / "benchmarks/results/quick-cpu.json").read_text())
@@ -230,6 +231,22 @@ def test_startup_table_is_the_committed_measurement():
     }
     for command, seconds in rows.items():
         assert f"| {command} | {seconds} s |" in readme, (command, seconds)
+
+
+def test_timeline_table_is_the_committed_measurement():
+    """The README's timeline ratios and memory are the committed JSON's, rounded as printed."""
+    readme = (REPO / "README.md").read_text()
+    runs = json.loads((REPO / "benchmarks/results/timeline-cpu.json").read_text())["runs"]
+    one, ten = runs["1min"], runs["10min"]
+    memory = {name: run["peak_memory_per_variant"]["engine"]["peak_rss_mib"] for name, run in runs.items()}
+    assert (
+        f"| 1 minute (58 windows) | {one['engine_vs_decode']:.2f} | {one['per_window_vs_decode']:.2f} | "
+        f"{memory['1min']:.0f} MiB |" in readme
+    )
+    assert (
+        f"| 10 minutes (598 windows) | {ten['engine_vs_decode']:.2f} | not run | {memory['10min']:.0f} MiB |" in readme
+    )
+    assert f"The engine is {one['engine_speedup_over_per_window']:.2f}x faster than reading window by window" in readme
 
 
 def test_hub_commands_exist_with_their_flags():
