@@ -14,9 +14,10 @@ caches and publishing; ``training/`` the runs (arguments, recipes, the run's lif
 pre-training, cross-validation, the grid); ``cards/`` model cards.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .auto_registration import ensure_registered, install
+from .lazy import lazy_attributes
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time each name is imported when first used (PEP 562)
@@ -78,22 +79,13 @@ _MODEL_NAMES = (
 _LAZY = {**dict.fromkeys(_DATA_NAMES, ".data"), **dict.fromkeys(_MODEL_NAMES, ".models.multimae_der")}
 
 
-def __getattr__(name: str) -> Any:
-    """Import a public name's module on first use; using the model's classes registers them with transformers."""
-    module_name = _LAZY.get(name)
-    if module_name is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module_name, __name__), name)
+def _registers(name: str, module_name: str) -> None:
+    """Using the model's classes registers them with transformers (save_pretrained needs them marked)."""
     if name.startswith("MultiMAEDER") and module_name == ".models.multimae_der":
-        ensure_registered()  # save_pretrained needs the classes marked for their auto classes
-    globals()[name] = value
-    return value
+        ensure_registered()
 
 
-def __dir__() -> list:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals(), on_import=_registers)
 
 
 install()

@@ -7,7 +7,9 @@ cards of what the project publishes are rendered into the top-level ``model_card
 ``python -m mmder_hf.cards.publish_cards``.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..lazy import lazy_attributes
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time each name is imported when first used (PEP 562)
@@ -78,17 +80,4 @@ _METADATA_NAMES = ("CardMetadataError", "check_card_metadata", "hub_dataset_id",
 _LAZY = {name: ".metadata" if name in _METADATA_NAMES else ".cards" for name in __all__}
 
 
-def __getattr__(name: str) -> Any:
-    """Import a public name's module on first use (PEP 562)."""
-    module_name = _LAZY.get(name)
-    if module_name is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module_name, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())
