@@ -18,7 +18,6 @@ import argparse
 import copy
 import datetime
 import json
-import os
 import sys
 
 import torch
@@ -143,12 +142,7 @@ def main() -> None:
         "started_utc": started,
         "finished_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    emit(result)
-    if args.output:
-        os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-        with open(args.output, "w") as f:
-            json.dump(result, f, indent=1)
-            f.write("\n")
+    emit(result, args.output)
 
 
 if __name__ == "__main__":

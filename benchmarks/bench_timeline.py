@@ -23,7 +23,6 @@ not grow with the video's length.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 from fractions import Fraction
@@ -154,12 +153,7 @@ def main() -> None:
         "engine_speedup_over_per_window": first.get("engine_speedup_over_per_window"),
         "target": {"engine_vs_decode": ["<=", 1.3]},
     }
-    emit(result)
-    if args.output:
-        os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-        with open(args.output, "w") as f:
-            json.dump(result, f, indent=1)
-            f.write("\n")
+    emit(result, args.output)
 
 
 if __name__ == "__main__":

@@ -236,11 +236,16 @@ def peak_memory() -> dict:
     return peak
 
 
-def emit(result: dict) -> None:
-    """Print the result as ONE JSON line, last, so that run.py can collect it."""
+def emit(result: dict, output: Optional[str] = None) -> None:
+    """Print the result as ONE JSON line, last, so that run.py can collect it (and write it to ``output``)."""
     result.setdefault("machine", machine())
     result.setdefault("versions", versions())
     result.setdefault("peak_memory", peak_memory())
     script = os.path.relpath(sys.argv[0]) if sys.argv[0] else ""
     result.setdefault("command", " ".join(["python", script] + sys.argv[1:]))
     print(json.dumps(result))
+    if output:
+        os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+        with open(output, "w") as f:
+            json.dump(result, f, indent=1)
+            f.write("\n")
