@@ -491,16 +491,12 @@ def _decode_frames(
     if frame_sampling not in FRAME_SAMPLINGS:
         raise ValueError(f"frame_sampling must be one of {FRAME_SAMPLINGS}, got {frame_sampling!r}")
     begin, stream_end, fps = _video_range(decoder, name)
-    last_time = stream_end - _TIME_EPS
     try:
         if frame_sampling == "aligned":
-            times = [min(max(t + _TIME_EPS, begin), last_time) for t in uniform_frame_times(start, end, num_frames)]
-            batch = decoder.get_frames_played_at(times)
+            batch = decoder.get_frames_played_at(sampling_times(begin, stream_end, start, end, num_frames))
         else:
-            total = len(decoder)
-            first = 0 if start <= begin else min(total - 1, math.ceil((start - begin) * fps - 1e-3))
-            last = min(total - 1, max(first, math.ceil((end - begin) * fps - 1e-3) - 1))
-            batch = decoder.get_frames_at(original_frame_indices(last + 1, num_frames, frame_stride, first=first))
+            indices = original_sampling_indices(len(decoder), fps, begin, start, end, num_frames, frame_stride)
+            batch = decoder.get_frames_at(indices)
     except Exception as error:
         raise MediaError(
             name, f"could not decode the video frames (truncated or corrupt file?): {_first_line(error)}"
