@@ -385,3 +385,26 @@ def test_two_gloo_processes_train_equal_adapters_on_disjoint_halves(
     assert any(name.endswith("lora_B.default.weight") and tensor.abs().max() > 0 for name, tensor in a.items())
     assert json.loads((tmp_path / "ddp" / "trainer_state.json").read_text())["global_step"] == 2
     assert (tmp_path / "ddp" / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_rank_zero_means_no_lora_and_only_a_pushing_run_is_set_to_push_at_the_end(caplog):
+    """``--lora_r 0`` is the documented "off", not a mistake; a LoRA run that does not push keeps its hub strategy
+    (and says nothing about pushing)."""
+    from transformers import TrainingArguments
+    from transformers.trainer_utils import HubStrategy
+
+    from mmder_hf.training.lora import check_lora_arguments, push_at_the_end_only
+
+    off = RecipeArguments(lora_r=0)
+    check_lora_arguments(off)
+    assert not off.uses_lora
+    with caplog.at_level(logging.INFO, logger="mmder_hf.training.lora"):
+        local = TrainingArguments(output_dir="unused", push_to_hub=False, hub_strategy="every_save")
+        push_at_the_end_only(local)
+        assert local.hub_strategy == HubStrategy.EVERY_SAVE and not caplog.records
+        pushing = TrainingArguments(output_dir="unused", push_to_hub=True, hub_strategy="every_save")
+        push_at_the_end_only(pushing)
+    assert pushing.hub_strategy == HubStrategy.END
+    assert [r.getMessage() for r in caplog.records] == [
+        "LoRA: the model is pushed when the run ends, not at every checkpoint (--hub_strategy end)"
+    ]

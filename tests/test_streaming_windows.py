@@ -239,6 +239,7 @@ def test_settings_it_does_not_read_are_refused(clip):
         StreamingWindows(_processor("audio"), clip, [(0.0, 1.0)])
     with pytest.raises(ValueError, match="in order"):
         StreamingWindows(_processor("FSLF"), clip, [(1.0, 2.0), (0.0, 1.0)])
+    StreamingWindows(_processor("FSLF"), clip, [(0.0, 1.0), (0.0, 2.0)])  # the same start twice is still in order
     assert streaming.streaming_supported()
 
 
