@@ -229,3 +229,13 @@ def test_the_trainer_trains_with_the_processor_as_processing_class(tmp_path):
     result = Trainer(model=model, args=args, train_dataset=rows, processing_class=processor).train()
     assert result.global_step == 1
     assert {name: getattr(model.config, name, None) for name in tokens} == before
+
+
+def test_the_video_part_alone_defaults_to_what_the_default_processor_reads():
+    """``MultiMAEDERVideoProcessor()`` (as ``AutoVideoProcessor`` builds it from defaults) samples the frames the
+    default processor's video part samples: 8 of the 16 fused frames (FSLF)."""
+    from mmder_hf import MultiMAEDERProcessor, MultiMAEDERVideoProcessor
+
+    default = MultiMAEDERProcessor()
+    alone = MultiMAEDERVideoProcessor()
+    assert alone.num_frames == default.num_video_frames == default.video_processor.num_frames == 8
