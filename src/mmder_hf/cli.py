@@ -3,6 +3,7 @@
 ```
 mmder predict FILE|DIR|@LIST... --model ID_OR_DIR [--top-k K] [--batch-size N] [--csv out.csv] [--json]
 mmder timeline FILE --model ID_OR_DIR [--window S] [--stride S] [--plot out.png] [--csv out.csv] [--json]
+mmder live SOURCE --model ID_OR_DIR [--format v4l2 --audio hw:0 --audio-format alsa] [--realtime] [--jsonl out.jsonl]
 mmder export --model ID_OR_DIR --format onnx OUT.onnx
 mmder inspect FILE --out inputs.png [--model ID_OR_DIR] [--face-crop true|false]
 mmder --version
@@ -38,6 +39,7 @@ from .cli_arguments import (
     PROG,
     ExportArguments,
     InspectArguments,
+    LiveArguments,
     ModelArguments,
     OptionError,
     PredictArguments,
@@ -481,6 +483,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return run_timeline(args, extra.file)
         if command == "inspect":
             return run_inspect(args, extra.file)
+        if command == "live":  # live_cli.py: the model is loaded once the source's path is checked
+            from .live_cli import run_live
+
+            return run_live(args, extra.file, lambda: _load_pipeline(args, _model_source(args)))
         return run_export(args, extra.output)
     except CliError as error:
         _error(str(error))
@@ -504,6 +510,7 @@ if __name__ == "__main__":
 __all__ = [
     "ExportArguments",
     "InspectArguments",
+    "LiveArguments",
     "OptionError",
     "PredictArguments",
     "TimelineArguments",

@@ -93,6 +93,92 @@ class TimelineArguments(ModelArguments):
 
 
 @dataclass
+class LiveArguments(ModelArguments):
+    window: float = field(default=DEFAULT_WINDOW, metadata={"help": "Window length in seconds.", "metavar": "S"})
+    stride: float = field(default=DEFAULT_STRIDE, metadata={"help": "Seconds between window starts.", "metavar": "S"})
+    format: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "FFmpeg input format of SOURCE: a device (v4l2, avfoundation, dshow, alsa, pulse, lavfi...) or a "
+            "container (mpegts...); default: guessed from SOURCE.",
+            "metavar": "FMT",
+        },
+    )
+    option: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "An FFmpeg input option of SOURCE (repeatable): --option video_size=640x480 --option "
+            "framerate=30.",
+            "metavar": "KEY=VALUE",
+        },
+    )
+    audio: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "A second input for the sound (a microphone beside a camera: --audio hw:0 --audio-format alsa); "
+            "default: SOURCE's own audio.",
+            "metavar": "AUDIO_SOURCE",
+        },
+    )
+    audio_format: Optional[str] = field(
+        default=None, metadata={"help": "FFmpeg input format of --audio (alsa, pulse...).", "metavar": "FMT"}
+    )
+    audio_option: list[str] = field(
+        default_factory=list,
+        metadata={"help": "An FFmpeg input option of --audio (repeatable).", "metavar": "KEY=VALUE"},
+    )
+    realtime: bool = field(
+        default=False,
+        metadata={
+            "help": "Play a file (or a generated lavfi source) at its real rate, as a camera delivers it; without "
+            "it a file is read as fast as the model keeps up and no window is skipped."
+        },
+    )
+    duration: Optional[float] = field(
+        default=None, metadata={"help": "Stop after this many seconds of the stream.", "metavar": "S"}
+    )
+    max_waiting: int = field(
+        default=2,
+        metadata={
+            "help": "Windows waiting for the model at most: when the model is slower than the stream, the oldest "
+            "waiting window is skipped (and counted).",
+            "metavar": "N",
+        },
+    )
+    timeout: float = field(
+        default=10.0,
+        metadata={"help": "Seconds to wait for a network stream to open or to send data.", "metavar": "S"},
+    )
+    plot: Optional[str] = field(
+        default=None,
+        metadata={"help": "Keep a PNG plot of the timeline here (redrawn every few seconds).", "metavar": "PNG"},
+    )
+    csv: Optional[str] = field(
+        default=None, metadata={"help": "Write each window as a CSV row here, as it completes.", "metavar": "CSV"}
+    )
+    jsonl: Optional[str] = field(
+        default=None,
+        metadata={"help": "Write each window as one JSON object per line here, as it completes.", "metavar": "JSONL"},
+    )
+    json: bool = field(default=False, metadata={"help": "Print each window as one JSON object per line on stdout."})
+
+    def __post_init__(self):
+        super().__post_init__()
+        _check_seconds("--window", self.window)
+        _check_seconds("--stride", self.stride)
+        _check_seconds("--timeout", self.timeout)
+        if self.duration is not None:
+            _check_seconds("--duration", self.duration)
+        _check_at_least("--max-waiting", self.max_waiting, 1)
+        for option, values in (("--option", self.option), ("--audio-option", self.audio_option)):
+            for value in values:
+                if "=" not in value or value.startswith("="):
+                    raise OptionError(option, f"expected KEY=VALUE, got {value!r}")
+        if (self.audio_format or self.audio_option) and self.audio is None:
+            raise OptionError("--audio-format" if self.audio_format else "--audio-option", "needs --audio")
+
+
+@dataclass
 class ExportArguments(ModelArguments):
     format: str = field(default="onnx", metadata={"help": "Export format (only 'onnx').", "choices": ["onnx"]})
     opset_version: Optional[int] = field(
@@ -176,12 +262,13 @@ def _check_device(device: str) -> None:
 COMMANDS = {
     "predict": (PredictArguments, "Top emotions of one or more videos."),
     "timeline": (TimelineArguments, "Emotion timeline of a long video (sliding windows), as text/JSON/CSV/PNG."),
+    "live": (LiveArguments, "Emotions of a camera + microphone or a stream, window by window as it plays."),
     "export": (ExportArguments, "Export the classifier to ONNX."),
     "inspect": (InspectArguments, "Draw what the model reads from a clip: face boxes, face frames, audio pictures."),
 }
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
     """``--top-k, --top_k K`` (each option once, its metavar once); defaults only where there is one to show."""
 
     def _format_action_invocation(self, action: argparse.Action) -> str:
@@ -191,7 +278,7 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return f"{', '.join(action.option_strings)} {metavar}"
 
     def _get_help_string(self, action: argparse.Action) -> str:
-        if action.required or action.nargs == 0 or action.default is None:
+        if action.required or action.nargs == 0 or action.default is None or action.default == []:
             return action.help or ""
         return super()._get_help_string(action)
 
@@ -231,11 +318,16 @@ def _add_dataclass_options(parser: argparse.ArgumentParser, dataclass_type: type
                     help=f"Turn {names[0]} off.",
                 )
             continue
+        if get_origin(kind) is list:  # a repeatable option: --option a=1 --option b=2
+            kind = get_args(kind)[0]
+            kwargs["action"] = "append"
         kwargs["type"] = string_to_bool if kind is bool else kind
         if spec.default is not dataclasses.MISSING:
             kwargs["default"] = spec.default
         elif spec.default_factory is not dataclasses.MISSING:
             kwargs["default"] = spec.default_factory()
+            if kwargs.get("action") == "append":
+                kwargs["default"] = None  # argparse appends to the default list itself: given fresh in the dataclass
         else:
             kwargs["required"] = True
         parser.add_argument(*names, **kwargs)
@@ -267,6 +359,22 @@ class _Parser(argparse.ArgumentParser):
         return message
 
 
+LIVE_EXAMPLES = """examples:
+  a file played at its real rate, as a camera delivers it:
+    mmder live clip.mp4 --realtime --model MODEL
+  a stream (http, https, rtsp, udp, tcp...):
+    mmder live rtsp://192.168.1.20:8554/cam --model MODEL
+  Linux camera + microphone (or --audio default --audio-format pulse):
+    mmder live /dev/video0 --format v4l2 --option video_size=640x480 --audio hw:0 --audio-format alsa --model MODEL
+  macOS camera + microphone (one input):
+    mmder live "0:0" --format avfoundation --option framerate=30 --model MODEL
+  Windows camera + microphone (one input):
+    mmder live "video=Integrated Camera:audio=Microphone Array" --format dshow --model MODEL
+
+Each window is printed as it completes, with its latency (from the moment the stream passed the window's end to its
+result); when the model is slower than the stream, windows are skipped and counted. Ctrl-C stops, with the summary."""
+
+
 def _build_parser(command: str) -> _Parser:
     dataclass_type, description = COMMANDS[command]
     parser = _Parser(dataclass_type, prog=f"{PROG} {command}", description=description)
@@ -278,6 +386,14 @@ def _build_parser(command: str) -> _Parser:
             help="Video files, http(s) URLs, folders (their videos, recursively) or @LIST (a text file: one path or "
             "URL per line).",
         )
+    elif command == "live":
+        parser.add_argument(
+            "file",
+            metavar="SOURCE",
+            help="A video file, a stream URL (http, https, rtsp, udp, tcp...) or a device (with --format).",
+        )
+        parser.add_argument("more_files", nargs="*", help=argparse.SUPPRESS)
+        parser.epilog = LIVE_EXAMPLES
     elif command in ("timeline", "inspect"):
         help_ = "A (long) video file or http(s) URL." if command == "timeline" else "A video file."
         parser.add_argument("file", metavar="FILE", help=help_)
@@ -295,14 +411,16 @@ def parse_arguments(command: str, argv: Sequence[str]):
     namespace, remaining = parser.parse_known_intermixed_args(list(argv))
     if remaining:
         parser.error(parser.unrecognized(remaining))
-    if command in ("timeline", "inspect"):
+    if command in ("timeline", "inspect", "live"):
         more_files = namespace.__dict__.pop("more_files")
         if more_files:
             files = [namespace.file, *more_files]
             parser.error(f"argument FILE: one file at a time, got {len(files)}: {' '.join(files)}")
     positional = {name: getattr(namespace, name) for name in ("files", "file", "output") if hasattr(namespace, name)}
+    values = {k: v for k, v in vars(namespace).items() if k not in positional}
+    values = {k: v for k, v in values.items() if v is not None or k not in ("option", "audio_option")}
     try:
-        args = parser.dataclass_type(**{k: v for k, v in vars(namespace).items() if k not in positional})
+        args = parser.dataclass_type(**values)
     except OptionError as error:
         parser.error(f"argument {parser.argument_name(error.option)}: {error.message}")
     return args, argparse.Namespace(**positional)
@@ -322,6 +440,7 @@ __all__ = [
     "PROG",
     "ExportArguments",
     "InspectArguments",
+    "LiveArguments",
     "ModelArguments",
     "OptionError",
     "PredictArguments",

@@ -36,6 +36,7 @@ from transformers.pipelines.base import ChunkPipeline
 
 from .configuration_multimae_der import SYNTHETIC_TRAINING_DATA
 from .faces import FaceDetectorUnavailable
+from .live import LiveWindows
 from .media import (
     MediaError,
     is_audio_decoder,
@@ -54,6 +55,7 @@ logger = logging.getLogger(__name__)
 
 _URL_PREFIXES = ("http://", "https://")
 _METADATA_KEYS = ("start", "end", "is_last")
+_LIVE_INPUTS = ("pixel_values", "audio_values", "face_boxes")
 
 
 def _download(url: str, timeout: float = 60.0) -> bytes:
@@ -463,6 +465,34 @@ class MultiMAEDERPipeline(ChunkPipeline):
                 entry["face_boxes"] = face_box_list(output["face_boxes"][0])
             entries.append(entry)
         return entries
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Live streams
+
+    def live(self, window: float = 3.0, stride: float = 1.0) -> LiveWindows:
+        """Sliding windows over a live stream, made by this pipeline's processor: push frames and audio as they
+        arrive (``add_frames`` / ``add_audio``), take the complete windows (``ready``) and classify them
+        (:meth:`classify_windows`). See ``live.py``."""
+        return LiveWindows(self.processor, window=window, stride=stride)
+
+    def classify_windows(self, windows: list[tuple[float, float, dict]]) -> list[dict]:
+        """Run the model on a batch of windows ``(start, end, inputs)`` (as :meth:`LiveWindows.ready` gives them)
+        and return their timeline entries, exactly as a timeline's: ``{"start", "end", "label", "score",
+        "scores"[, "face_boxes"]}``, in the order given (one forward pass for the batch)."""
+        if not windows:
+            return []
+        batch = {
+            key: torch.cat([inputs[key] for _, _, inputs in windows]) for key in windows[0][2] if key in _LIVE_INPUTS
+        }
+        batch.update(start=[w[0] for w in windows], end=[w[1] for w in windows], is_last=[False] * len(windows))
+        output = self.forward(batch)  # device placement and no-grad, as a pipeline call
+        outputs = []
+        for index, (start, end, _) in enumerate(windows):
+            item = {"logits": output["logits"][index : index + 1], "start": start, "end": end}
+            if "face_boxes" in output:
+                item["face_boxes"] = output["face_boxes"][index : index + 1]
+            outputs.append(item)
+        return self.postprocess(outputs, timeline=True)
 
     # ------------------------------------------------------------------------------------------------------------
     # Saving
