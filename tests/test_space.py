@@ -30,6 +30,22 @@ SYNTHETIC_WARNING = (
     "trained on the built-in synthetic corpus; it recognises synthetic clips only, not real faces and voices"
 )
 START_TIMEOUT_S = 150
+#: The served app's limits (small, so that tests can cross them with small files).
+MAX_FILE_SIZE = 300_000
+MAX_DURATION_S = 10
+QUEUE_SIZE = 2
+#: A request for a file named ``slow_visitor*`` is held this long before the pipeline runs: a visitor being served
+#: while others arrive (the tiny model answers in a fraction of a second). Only the test's server process has it.
+SLOW_VISITOR_S = 8
+SLOW_VISITOR = f"""
+import os, time, transformers
+_call = transformers.Pipeline.__call__
+def _slow_visitor_call(self, inputs, *args, **kwargs):
+    if isinstance(inputs, str) and os.path.basename(inputs).startswith("slow_visitor"):
+        time.sleep({SLOW_VISITOR_S})
+    return _call(self, inputs, *args, **kwargs)
+transformers.Pipeline.__call__ = _slow_visitor_call
+"""
 
 
 def free_port() -> int:
@@ -51,10 +67,15 @@ def space(tmp_path_factory):
         "PYTHONPATH": "",
         "MMDER_MODEL": str(model_dir),
         "MMDER_LONG_VIDEO_S": "4",
+        "MMDER_MAX_FILE_SIZE": f"{MAX_FILE_SIZE // 1000}kb",
+        "MMDER_MAX_DURATION_S": str(MAX_DURATION_S),
+        "MMDER_QUEUE_SIZE": str(QUEUE_SIZE),
+        "MMDER_CONCURRENCY": "1",
     }
     # The Space must work from the model folder's own code: mmder_hf is blocked in the server process.
     script = (
         BLOCK_MMDER_HF
+        + SLOW_VISITOR
         + f"import runpy, sys; sys.argv = [{str(APP)!r}, '--host', '127.0.0.1', '--port', '{port}']; "
         + f"runpy.run_path({str(APP)!r}, run_name='__main__')"
     )
@@ -216,3 +237,118 @@ def test_without_a_model_the_app_says_how_to_pass_one():
     env = {k: v for k, v in os.environ.items() if k != "MMDER_MODEL"}
     done = subprocess.run([sys.executable, str(APP)], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 2 and "pass --model <folder or Hub id>" in done.stderr and "MMDER_MODEL" in done.stderr
+
+
+def load_app():
+    """examples/space/app.py as a module (it imports gradio and transformers only when it builds the demo)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("space_app", APP)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_limits_are_set_by_flag_or_variable_and_a_wrong_one_is_named(monkeypatch, capsys):
+    app = load_app()
+    args = app.parse_args(["--model", "m"])
+    assert (args.max_file_size, args.max_duration, args.max_live, args.queue_size, args.concurrency) == (
+        50_000_000,
+        120.0,
+        60.0,
+        16,
+        1,
+    )
+    args = app.parse_args(["--model", "m", "--max-file-size", "800kb", "--max-duration", "30", "--queue-size", "4"])
+    assert (args.max_file_size, args.max_duration, args.queue_size) == (800_000, 30.0, 4)
+    monkeypatch.setenv("MMDER_MAX_FILE_SIZE", "1.5MB")
+    monkeypatch.setenv("MMDER_MAX_LIVE_S", "45")
+    monkeypatch.setenv("MMDER_CONCURRENCY", "3")
+    args = app.parse_args(["--model", "m"])
+    assert (args.max_file_size, args.max_live, args.concurrency) == (1_500_000, 45.0, 3)
+    assert app.parse_args(["--model", "m", "--max-live", "20"]).max_live == 20.0  # the flag wins
+    for variable, flag, value in (
+        ("MMDER_MAX_DURATION_S", "--max-duration", "two minutes"),
+        ("MMDER_MAX_FILE_SIZE", "--max-file-size", "5zb"),
+        ("MMDER_QUEUE_SIZE", "--queue-size", "0"),
+        ("MMDER_MAX_LIVE_S", "--max-live", "-1"),
+    ):
+        monkeypatch.setenv(variable, value)
+        with pytest.raises(SystemExit) as exit_info:
+            app.parse_args(["--model", "m"])
+        monkeypatch.delenv(variable)
+        assert exit_info.value.code == 2
+        (line,) = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+        assert f"argument {flag}: expected " in line and f"(set by {flag} or {variable}), got {value!r}" in line
+
+
+def upload_raw(url: str, path: Path):
+    """POST ``path`` to the app's upload route as a browser does (gradio_client refuses an over-size file itself,
+    before sending it)."""
+    import httpx
+
+    with path.open("rb") as handle:
+        return httpx.post(url + "gradio_api/upload", files={"files": (path.name, handle)}, timeout=60)
+
+
+@pytest.mark.slow
+def test_a_busy_space_refuses_over_limit_files_and_a_full_queue_at_once(space, make_clip, tmp_path):
+    """While one visitor is served (a request held SLOW_VISITOR_S by the test's server), over-long and over-size
+    files and requests beyond the queue's size are refused straight away, and the served visitor and the queued ones
+    still get their results."""
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import ValidationError
+    from gradio_client.utils import QueueError, Status
+
+    url, _ = space
+    short = make_clip("space_short", num_frames=20, fps=10.0, sample_rate=16000, channels=1)  # 2 s
+    too_long = make_clip("space_12s", num_frames=36, fps=3.0, sample_rate=16000, channels=1)  # 12 s > 10 s
+    slow = tmp_path / "slow_visitor.mp4"
+    shutil.copyfile(short, slow)
+    too_big = tmp_path / "too_big.mp4"
+    too_big.write_bytes(os.urandom(MAX_FILE_SIZE + 1000))
+    assert short.stat().st_size < MAX_FILE_SIZE and too_long.stat().st_size < MAX_FILE_SIZE
+
+    served = Client(url, verbose=False).submit(handle_file(str(slow)), "never", api_name="/predict")
+    deadline = time.monotonic() + 60
+    while served.status().code != Status.PROCESSING:
+        assert time.monotonic() < deadline, served.status()
+        time.sleep(0.1)
+    visitor = Client(url, verbose=False)
+    refusals = {}
+
+    started = time.monotonic()
+    with pytest.raises(ValidationError) as refused:
+        visitor.predict(handle_file(str(too_long)), "never", api_name="/predict")
+    refusals["over-long"] = time.monotonic() - started
+    assert str(refused.value).endswith(
+        "space_12s.mp4 lasts 12.0 s; this Space takes videos up to 10 s (MMDER_MAX_DURATION_S): upload a shorter clip"
+    )
+    assert not served.done()
+
+    started = time.monotonic()
+    response = upload_raw(url, too_big)
+    refusals["over-size (HTTP upload)"] = time.monotonic() - started
+    assert response.status_code == 413
+    assert response.text == f"File size exceeded maximum allowed size of {MAX_FILE_SIZE} bytes."
+    with pytest.raises(ValueError, match=f"too_big.mp4 exceeds the maximum file size of {MAX_FILE_SIZE} bytes"):
+        visitor.predict(handle_file(str(too_big)), "never", api_name="/predict")  # the client reads the limit
+    assert not served.done()
+
+    queued = [visitor.submit(handle_file(str(short)), "never", api_name="/predict") for _ in range(QUEUE_SIZE)]
+    for job in queued:
+        while job.status().code not in (Status.IN_QUEUE, Status.PROCESSING, Status.FINISHED):
+            time.sleep(0.05)
+    started = time.monotonic()
+    with pytest.raises(QueueError, match="Queue is full"):
+        visitor.submit(handle_file(str(short)), "never", api_name="/predict").result(timeout=60)
+    refusals["beyond the queue"] = time.monotonic() - started
+    assert not served.done()
+    print("refused after (s):", {k: round(v, 3) for k, v in refusals.items()})
+
+    _, _, _, details = served.result(timeout=120)
+    assert details["duration_s"] == 2.0
+    assert sorted(p["label"] for p in details["predictions"]) == sorted(LABELS)
+    assert abs(sum(p["score"] for p in details["predictions"]) - 1) < 1e-4
+    for job in queued:  # the same clip under another name: the same scores
+        assert job.result(timeout=120)[3]["predictions"] == details["predictions"]
