@@ -102,22 +102,27 @@ def test_face_crops_are_tracked_within_each_window_as_in_its_clip(tmp_path):
 
 
 class _Counted:
-    """Counts the Demuxers opened and the packets they give, and the frames converted to RGB (live ones too)."""
+    """Counts the Demuxers opened on the video stream and the packets they give (audio demuxers apart), and the
+    frames converted to RGB (live ones too)."""
 
     def __init__(self, monkeypatch, on_convert=None):
         import torchcodec.decoders as decoders
 
-        self.demuxers, self.packets, self.converted = 0, 0, []
+        self.demuxers, self.packets, self.audio_demuxers, self.converted = 0, 0, 0, []
         counter = self
 
         class Demuxer(decoders.Demuxer):
             def __init__(self, *args, **kwargs):
                 super().__init__(*args, **kwargs)
-                counter.demuxers += 1
+                self.video = any(stream.metadata.media_type == "video" for stream in self.streams)
+                if self.video:
+                    counter.demuxers += 1
+                else:
+                    counter.audio_demuxers += 1
 
             def __next__(self):
                 packet = super().__next__()
-                counter.packets += 1
+                counter.packets += self.video
                 return packet
 
         class ColorConverter(decoders.ColorConverter):

@@ -31,6 +31,7 @@ from typing import Any, Iterator, Optional, Sequence
 import torch
 from transformers.feature_extraction_utils import BatchFeature
 
+from .audio_ranges import AudioRanges
 from .media import (
     MediaError,
     check_source,
@@ -125,6 +126,7 @@ class StreamingWindows:
         self.packets_read = self.frames_decoded = self.frames_converted = 0
         self.max_frames_held = self.max_open_windows = 0
         self._pending: list[_Window] = []
+        self._audio_ranges: Optional[AudioRanges] = None
 
     # ------------------------------------------------------------------------------------------------------------
     # What each window samples, and what is held for it
@@ -169,6 +171,7 @@ class StreamingWindows:
             raise MediaError(self.name, problem)
         self.packets_read = self.frames_decoded = self.frames_converted = 0
         self.max_frames_held = self.max_open_windows = 0
+        self._audio_ranges = AudioRanges(self.data) if self.num_audio_frames > 0 else None
         by_time = video_processor.frame_sampling == "aligned"
         self._pending, wanted = [], []  # wanted: heap of (sampling time or index, window number, frame number)
         for number, (start, end) in enumerate(self.windows):
@@ -251,7 +254,8 @@ class StreamingWindows:
         data["pixel_values"] = processor.rescale_and_normalize(images[None])
         if self.num_audio_frames > 0:
             start, end = self._clip_range(window.start, window.end)
-            waveform = read_clip_audio(self.data, start, end, processor.audio_sample_rate, self.name)
+            rate = processor.audio_sample_rate
+            waveform = read_clip_audio(self.data, start, end, rate, self.name, ranges=self._audio_ranges)
             pictures = processor.feature_extractor.waveform_to_images(waveform, self.num_audio_frames)
             data["audio_values"] = processor.rescale_and_normalize(pictures[None])
         if boxes is not None:
