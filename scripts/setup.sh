@@ -16,6 +16,14 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libavcodec\.so'; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null
 fi
 
+# The Space's browser test (tests/test_space.py) drives Debian's Chromium with a fake camera and microphone.
+if [ -n "$extras" ] && [ ! -x /usr/bin/chromium ]; then
+    echo "Installing Chromium for the browser test (Debian package chromium)..."
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+
 PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 pip_install() {
