@@ -40,6 +40,17 @@ BENCHMARKS = {
         "bench_face_crop.py",
         {"face_crop_on_vs_decode": "face_crop_on_vs_decode", "face_crop_off_vs_decode": "face_crop_off_vs_decode"},
     ),
+    "timeline": (
+        "bench_timeline.py",
+        {
+            "timeline_vs_decode": "engine_vs_decode",
+            "timeline_speedup_over_per_window": "engine_speedup_over_per_window",
+        },
+    ),
+    "startup": (
+        "bench_startup.py",
+        {"startup_import_s": "import_s", "startup_help_s": "help_s", "startup_usage_error_s": "usage_error_s"},
+    ),
     "fusion_overhead": ("bench_fusion_overhead.py", {"fusion_overhead": "fusion_overhead"}),
     "feature_cache": ("bench_feature_cache.py", {"feature_cache_speedup": "feature_cache_speedup"}),
     "dataloader": ("bench_dataloader.py", {}),
@@ -51,6 +62,10 @@ TARGETS = {
     "preprocess_vs_decode": ("<=", 1.5),
     "preprocess_vs_original": (">=", 10.0),
     "face_crop_on_vs_decode": ("<=", 1.5),
+    "timeline_vs_decode": ("<=", 1.3),
+    "startup_import_s": ("<=", 1.5),
+    "startup_help_s": ("<=", 0.5),
+    "startup_usage_error_s": ("<=", 0.5),
     "fusion_overhead": ("<=", 1.05),
     "feature_cache_speedup": (">=", 20.0),
 }

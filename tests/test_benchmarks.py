@@ -182,14 +182,20 @@ def _results_record():
             "preprocess_vs_original": 17.777,
             "fusion_overhead": 1.0712,
             "feature_cache_speedup": 23.456,
+            "timeline_vs_decode": 1.6543,
+            "startup_help_s": 0.0712,
             "targets": {
                 "preprocess_vs_decode": {"op": "<=", "bound": 1.5},
                 "preprocess_vs_original": {"op": ">=", "bound": 10.0},
                 "face_crop_on_vs_decode": {"op": "<=", "bound": 1.5},
                 "fusion_overhead": {"op": "<=", "bound": 1.05},
                 "feature_cache_speedup": {"op": ">=", "bound": 20.0},
+                "timeline_vs_decode": {"op": "<=", "bound": 1.3},
+                "startup_help_s": {"op": "<=", "bound": 0.5},
             },
             "targets_met": {
+                "timeline_vs_decode": False,
+                "startup_help_s": True,
                 "preprocess_vs_decode": True,
                 "preprocess_vs_original": True,
                 "fusion_overhead": False,
@@ -224,6 +230,8 @@ def _results_record():
                 "peak_memory_per_variant": {},
             },
             "feature_cache": {"median_s": {"naive": 12.34, "fast_path": 0.5261}, "max_head_weight_difference": 0.0},
+            "timeline": {"runs": {"1min": {"timing": {"median_s": {"bare_decode": 1.919, "engine": 3.1746}}}}},
+            "startup": {"median_s": {"mmder --help": 0.0712, "python -c pass": 0.01234}, "help_s": 0.0712},
             "gpu": {"skipped": "no CUDA device visible"},
         },
     }
@@ -242,6 +250,10 @@ def test_make_table_renders_the_numbers_of_the_results_file():
     assert rows["`fusion_overhead`"].endswith("| **fail** |")
     assert "**23.46**" in rows["`feature_cache_speedup`"] and "naive 12.3 s / fast_path 0.526 s" in text
     assert "skipped: needs the faces extra" in rows["`face_crop_on_vs_decode`"]
+    assert "**1.65**" in rows["`timeline_vs_decode`"] and rows["`timeline_vs_decode`"].endswith("| **fail** |")
+    assert "engine 3.17 s / bare_decode 1.92 s" in rows["`timeline_vs_decode`"]
+    assert "**0.0712 s**" in rows["`startup_help_s`"] and rows["`startup_help_s`"].endswith("| pass |")
+    assert "mmder --help 0.0712 s / python -c pass 0.0123 s" in rows["`startup_help_s`"]
     assert "| not measured |" in rows["`gpu_vit-b_train_clips_per_s`"]
     assert "GPU rows: not measured (skipped: no CUDA device visible)." in text
     assert "settings account for 5.14x, implementation for 3.46x of the 17.78x" in text
@@ -303,3 +315,25 @@ def test_bench_gpu_runs_on_cpu_and_reports_consistent_figures(tmp_path, dtype):
         tiny["train"]["clips_per_s"] / rates["on_the_fly_720p"]
     )
     assert need["keeps_up_on_the_fly_720p"] == (need["cores_needed_on_the_fly_720p"] <= result["cpu_cores"])
+
+
+def test_run_py_summarises_the_timeline_and_start_up_figures_against_their_targets():
+    """The issue's targets: timeline inputs within 1.3x a bare decode; import within 1.5 s; --help and a usage
+    error within 0.5 s, read from the keys bench_timeline.py and bench_startup.py write."""
+    results = {
+        "timeline": {"engine_vs_decode": 1.31, "engine_speedup_over_per_window": 2.5},
+        "startup": {"import_s": 1.49, "help_s": 0.07, "usage_error_s": 0.51},
+    }
+    summary = run.summarise(results)
+    assert (summary["timeline_vs_decode"], summary["timeline_speedup_over_per_window"]) == (1.31, 2.5)
+    assert (summary["startup_import_s"], summary["startup_help_s"], summary["startup_usage_error_s"]) == (
+        1.49,
+        0.07,
+        0.51,
+    )
+    assert {key: summary["targets_met"][key] for key in summary["targets_met"]} == {
+        "timeline_vs_decode": False,
+        "startup_import_s": True,
+        "startup_help_s": True,
+        "startup_usage_error_s": False,
+    }
