@@ -206,6 +206,16 @@ def _audio_samples(frame: Any) -> Any:
     return np.asarray(data, dtype=np.float32).mean(axis=0) if channels > 1 else np.asarray(data[0], np.float32)
 
 
+def _origin(container: Any, video: bool) -> Optional[float]:
+    """Stream time 0 of an input: its video stream's start when it is read (where a file's timeline starts: an
+    MPEG-TS audio track may start earlier, with the encoder's priming samples), else the container's start
+    (``None``: the first frame's time)."""
+    stream = container.streams.video[0] if video else None
+    if stream is not None and stream.start_time is not None:
+        return float(stream.start_time * stream.time_base)
+    return container.start_time / 1e6 if container.start_time is not None else None
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # The readers
 
@@ -244,13 +254,15 @@ class StreamSession:
         return threads
 
     def _read(self, source: Source) -> None:
+        reached_duration = False
         try:
-            self._demux(source)
+            reached_duration = self._demux(source)
         except Exception as error:  # noqa: BLE001 - a stream that breaks is one line, not a traceback
             if not self.stop.is_set():
                 self.error = f"{source.url}: the stream failed: {_av_reason(error)}"
         finally:
-            self.stop.set()  # one input ending ends the session (its other input would wait for it forever)
+            if not reached_duration:  # an input ending ends the session (the other would wait for it forever)
+                self.stop.set()
             with self.lock:
                 self._running -= 1
                 if self._running == 0:
@@ -260,31 +272,32 @@ class StreamSession:
                     self.handoff.close()
             source.container.close()
 
-    def _demux(self, source: Source) -> None:
+    def _demux(self, source: Source) -> bool:
+        """Read ``source`` until it ends, the session stops (``False``) or ``--duration`` is reached (``True``)."""
         container = source.container
         streams = [*container.streams.video[:1]] if source.video else []
         streams += [*container.streams.audio[:1]] if source.audio else []
         for stream in streams:
             stream.thread_type = "AUTO"
-        origin = container.start_time / 1e6 if container.start_time is not None else None
+        origin = _origin(container, source.video)
         wall = first = None
         for packet in container.demux(*streams):
             for frame in packet.decode():
                 if self.stop.is_set():
-                    return
+                    return False
                 if frame.time is None:
                     continue
                 origin = frame.time if origin is None else origin
                 time_ = frame.time - origin
                 if self.duration is not None and time_ >= self.duration:
                     self.reason = f"--duration {self.duration:g} s"
-                    return
+                    return True
                 if self.realtime:  # released at its presentation time, as a camera delivers it
                     if wall is None:
                         wall, first = time.monotonic(), time_
                     delay = wall + (time_ - first) - time.monotonic()
                     if delay > 0 and self.stop.wait(delay):
-                        return
+                        return False
                 if packet.stream.type == "video":
                     image = frame.to_ndarray(format="rgb24")
                     self.push(lambda: self.engine.add_frames(image[None], [time_]))
@@ -293,6 +306,7 @@ class StreamSession:
                     if self.duration is not None:  # the stream stops at --duration, to the sample
                         samples = samples[: max(0, round((self.duration - time_) * frame.sample_rate))]
                     self.push(lambda: self.engine.add_audio(samples, frame.sample_rate, time_))
+        return False
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -360,12 +374,13 @@ class Outputs:
                 handle.close()
 
 
-def summary(completed: int, skipped: int, latencies: list, stopped: str) -> str:
+def summary(completed: int, handoff: WindowHandoff, latencies: list, stopped: str) -> str:
     """The last line: windows classified, skipped (and why), latency median / max, how the run ended."""
     done = len(latencies)
     text = f"{done} window{'s' if done != 1 else ''} classified"
-    if skipped:
-        text += f"; skipped {skipped} of {completed} windows: the model is slower than the stream"
+    if handoff.skipped:
+        text += f"; skipped {handoff.skipped} of {completed} windows: the model is slower than the stream"
+        text += f" (at most {handoff.max_waiting} waiting)"
     if latencies:
         text += f"; latency median {statistics.median(latencies):.3f} s, max {max(latencies):.3f} s"
     return f"{text} ({stopped})"
@@ -447,7 +462,7 @@ def run_live(args: LiveArguments, url: str, load_pipeline: Callable[[], Any]) ->
         outputs.plot(final=True)
         outputs.close()
     stopped = stopped or session.reason
-    print(f"{PROG} live: " + summary(session.windows_completed, handoff.skipped, latencies, stopped), file=sys.stderr)
+    print(f"{PROG} live: " + summary(session.windows_completed, handoff, latencies, stopped), file=sys.stderr)
     for written in (args.csv, args.jsonl, args.plot):
         if written and os.path.exists(written):
             print(f"wrote {written}", file=sys.stderr)
