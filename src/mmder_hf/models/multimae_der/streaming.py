@@ -12,10 +12,10 @@ Each window's inputs are those the processor gives for that window as a clip
 
 - a sampled frame is the one a seeking decoder returns for the same sampling time (``media.sampling_times``): the
   frame shown at that time, by timestamp, as torchcodec's exact index maps times to frames;
-- the audio is read per window exactly as the processor reads a clip (``media.read_clip_audio``: a decoder opened
-  for the window). FFmpeg's AAC decoder keeps state across a seek, so a range decoded in one pass, or by a decoder
-  that decoded other ranges before, differs slightly (~1e-5) from the clip's samples; decoding a window's audio
-  costs little next to its video (a few ms);
+- the audio is read per window as the processor reads a clip: by a decoder fresh for the window. FFmpeg's AAC
+  decoder keeps state across a seek, so a range decoded in one pass, or by a decoder that decoded other ranges
+  before, differs slightly (~1e-5) from the clip's samples. ``audio_ranges.AudioRanges`` gives each window those
+  samples through one demuxer of the file (a fresh packet decoder per window), without opening the file again;
 - the processor's own parts make the inputs (``video_processor.frames_to_images``,
   ``feature_extractor.waveform_to_images``, ``rescale_and_normalize``). Without face cropping each sampled frame is
   resized once, however many windows sample it; with it, each window's frames are cropped together (the face is
