@@ -108,7 +108,7 @@ class _Counted:
     def __init__(self, monkeypatch, on_convert=None):
         import torchcodec.decoders as decoders
 
-        self.demuxers, self.packets, self.audio_demuxers, self.converted = 0, 0, 0, []
+        self.demuxers, self.packets, self.audio_demuxers, self.audio_decoders, self.converted = 0, 0, 0, 0, []
         counter = self
 
         class Demuxer(decoders.Demuxer):
@@ -133,7 +133,13 @@ class _Counted:
                     on_convert()
                 return frame
 
+        class AudioDecoder(decoders.AudioDecoder):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                counter.audio_decoders += 1
+
         monkeypatch.setattr(decoders, "Demuxer", Demuxer)
+        monkeypatch.setattr(decoders, "AudioDecoder", AudioDecoder)
         monkeypatch.setattr(decoders, "ColorConverter", ColorConverter)
         for name in ("get_frames_played_at", "get_frame_played_at", "get_frames_at", "get_frame_at"):
             monkeypatch.setattr(decoders.VideoDecoder, name, self._refuse(name))
@@ -160,6 +166,9 @@ def test_the_video_is_demuxed_and_decoded_once(clip, monkeypatch):
     assert counted.demuxers == 1 and counted.packets == packets == 70
     assert (engine.packets_read, engine.frames_decoded) == (70, 70)
     assert len(counted.converted) == engine.frames_converted == distinct < 70  # only the sampled frames
+    # The windows' audio comes through one audio demuxer, opened for the pass and once more for the first window
+    # (it starts at the stream's start, where a fresh decoder reads from the first packet): no decoder per window.
+    assert counted.audio_demuxers == 2 and counted.audio_decoders == 0
 
 
 def test_windows_come_out_in_order_as_soon_as_complete(clip):
