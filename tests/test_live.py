@@ -317,13 +317,15 @@ def test_live_file_in_real_time_prints_writes_and_scores_as_the_timeline(model_d
     command = [*MMDER, "live", str(short_clip), "--realtime", "--model", str(model_dir), "--window", "2"]
     command += ["--stride", "1", "--jsonl", str(jsonl), "--csv", str(table), "--plot", str(tmp_path / "live.png")]
     began = time.monotonic()
-    done = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=120)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    arrivals = [(line, time.monotonic()) for line in process.stdout]  # each window's line as it is printed
+    stderr = process.stderr.read()
+    assert process.wait(timeout=120) == 0, stderr
     elapsed = time.monotonic() - began
-    assert done.returncode == 0, done.stderr
-    assert "Traceback" not in done.stderr
+    assert "Traceback" not in stderr
     # windows [s, s + 2) every second while they fit in the 4 s clip
     expected = [(float(s), s + 2.0) for s in range(int((4.0 - 2.0) / 1.0) + 1)]
-    printed = [line.split() for line in done.stdout.splitlines()]
+    printed = [line.split() for line, _ in arrivals]
     assert [(float(p[0]), float(p[2])) for p in printed] == expected
     assert all(p[4] in LABELS and p[6] == "latency" and float(p[7]) >= 0 for p in printed)
     entries = [json.loads(line) for line in jsonl.read_text().splitlines()]
@@ -332,9 +334,13 @@ def test_live_file_in_real_time_prints_writes_and_scores_as_the_timeline(model_d
     assert rows[0] == ",".join(["start", "end", "label", "score", *LABELS, "latency"])
     assert [tuple(map(float, row.split(",")[:2])) for row in rows[1:]] == expected
     assert (tmp_path / "live.png").read_bytes()[:4] == b"\x89PNG"
-    summary = _summary(done.stderr)
+    summary = _summary(stderr)
     assert summary.startswith("mmder live: 3 windows classified; latency median ") and "skipped" not in summary
-    assert elapsed >= 3.9  # paced: the last frame (3.9 s) is read 3.9 s after the first
+    # Paced: the stream passes the first window's end 2 s after the first frame, the last one's (the end of the
+    # stream, after the frame at 3.9 s) 1.9 s later; each line is printed its latency after that moment.
+    passed = [arrival - float(line.split()[7]) for line, arrival in arrivals]
+    assert passed[-1] - passed[0] >= 1.5
+    assert elapsed >= 3.9
     _same_scores(entries, _timeline(model_dir, short_clip, 2.0, 1.0))
 
 
