@@ -82,17 +82,17 @@ def test_timeline_csv_plot_json(model_dir, clips, tmp_path, capsys):
 
 def test_usage(capsys):
     assert main(["--help"]) == 0 and "timeline" in capsys.readouterr().out
-    assert main([]) == 2 and capsys.readouterr().err.startswith("usage: mmder {predict,timeline,export,inspect}")
+    assert main([]) == 2 and capsys.readouterr().err.startswith("usage: mmder {predict,timeline,live,export,inspect}")
     assert main(["frobnicate"]) == 2
     assert capsys.readouterr().err.splitlines() == [
-        "usage: mmder {predict,timeline,export,inspect} ...",
-        "mmder: error: unknown command 'frobnicate' (choose from predict, timeline, export, inspect)",
+        "usage: mmder {predict,timeline,live,export,inspect} ...",
+        "mmder: error: unknown command 'frobnicate' (choose from predict, timeline, live, export, inspect)",
     ]
     assert main(["predict", "--help"]) == 0  # argparse's exit status, returned
     assert "--top-k" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("command", ["predict", "timeline", "export", "inspect"])
+@pytest.mark.parametrize("command", ["predict", "timeline", "live", "export", "inspect"])
 def test_help_lists_each_option_once_with_its_alias(command, capsys):
     assert main([command, "--help"]) == 0
     out = capsys.readouterr().out
@@ -107,6 +107,9 @@ def test_help_lists_each_option_once_with_its_alias(command, capsys):
         assert "--batch-size, --batch_size N" in invocations and "--window S" in invocations
     elif command == "inspect":
         assert "--out PNG" in invocations and "--face-crop, --face_crop BOOL" in invocations
+    elif command == "live":  # repeatable KEY=VALUE options, and the examples of each kind of source
+        assert "--option KEY=VALUE" in invocations and "--audio-format, --audio_format FMT" in invocations
+        assert "(default: [])" not in out and "--format v4l2" in out and "--format avfoundation" in out
     else:
         assert (
             "--no-verify, --no_verify" in invocations and "--opset-version, --opset, --opset_version N" in invocations

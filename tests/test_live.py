@@ -461,3 +461,30 @@ def test_bad_sources_give_one_line_naming_them(model_dir, tmp_path, capsys, free
     assert "argument --audio-format/--audio_format: needs --audio" in capsys.readouterr().err
     assert main(["live", "clip.mp4", "--model", str(model_dir), "--option", "novalue"]) == 2
     assert "argument --option: expected KEY=VALUE, got 'novalue'" in capsys.readouterr().err
+
+
+def test_ffmpeg_input_options_reach_the_demuxer_and_a_file_read_at_full_speed_skips_nothing(tmp_path, capsys):
+    from conftest import indexed_frames
+
+    # Raw RGB frames say nothing about themselves: FFmpeg reads them only with the options given on the command line.
+    frames = indexed_frames(30, 48, 64)
+    raw = tmp_path / "camera.rgb"
+    raw.write_bytes(frames.tobytes())
+    model_dir = save_tiny_model(tmp_path / "video_model", strategy="video")
+    options = ["--option", "video_size=64x48", "--option", "pixel_format=rgb24", "--option", "framerate=10"]
+    argv = ["live", str(raw), "--format", "rawvideo", *options, "--model", str(model_dir), "--max-waiting", "1"]
+    assert main([*argv, "--window", "1", "--stride", "0.5", "--json"]) == 0
+    captured = capsys.readouterr()
+    entries = [json.loads(line) for line in captured.out.splitlines()]
+    assert _windows_of(entries) == [(0.5 * k, 0.5 * k + 1.0) for k in range(5)]  # none skipped: no clock to keep
+    assert "skipped" not in _summary(captured.err)
+
+    from transformers import AutoModelForVideoClassification
+
+    model = AutoModelForVideoClassification.from_pretrained(model_dir)
+    processor = MultiMAEDERProcessor.from_pretrained(model_dir)
+    for entry in entries:
+        shown = frames[round(entry["start"] * FPS) : round(entry["end"] * FPS)]
+        with torch.no_grad():
+            probs = model(**processor(videos=shown, return_tensors="pt")).logits[0].softmax(-1)
+        assert np.allclose(list(entry["scores"].values()), probs.tolist(), atol=1e-6)

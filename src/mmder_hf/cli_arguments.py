@@ -278,7 +278,7 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefa
         return f"{', '.join(action.option_strings)} {metavar}"
 
     def _get_help_string(self, action: argparse.Action) -> str:
-        if action.required or action.nargs == 0 or action.default is None or action.default == []:
+        if action.required or action.nargs == 0 or action.default is None:
             return action.help or ""
         return super()._get_help_string(action)
 

@@ -228,7 +228,8 @@ class StreamSession:
         self.live, self.realtime, self.duration = live, realtime, duration
         self.reason = "end of stream"
         self.lock = threading.Lock()
-        self.stop = threading.Event()
+        self.stop = threading.Event()  # the readers stop (an input ended, Ctrl-C, an error)
+        self.abort = threading.Event()  # the model stopped taking windows (Ctrl-C, an error): nothing waits for it
         self.error: Optional[str] = None
         self.windows_completed = 0
         self._running = 0
@@ -244,7 +245,7 @@ class StreamSession:
         for start, end, inputs in windows:
             self.windows_completed += 1
             # a file read at full speed waits for the model; a live stream drops the oldest waiting window
-            self.handoff.put(WaitingWindow(start, end, inputs, now), block=not self.live, stop=self.stop)
+            self.handoff.put(WaitingWindow(start, end, inputs, now), block=not self.live, stop=self.abort)
 
     def run(self, sources: list) -> list:
         threads = [threading.Thread(target=self._read, args=(source,), daemon=True) for source in sources]
@@ -428,8 +429,9 @@ def run_live(args: LiveArguments, url: str, load_pipeline: Callable[[], Any]) ->
                 source.container.close()
         raise
     engine.name = url
-    # a device, a network stream or a paced file runs on the stream's clock: windows are skipped when the model lags
-    live = args.realtime or not sources[0].is_file
+    # a device, a network stream or a paced file runs on the stream's clock: windows are skipped when the model lags;
+    # a file on disk (whatever its --format) read at full speed has no clock to keep up with
+    live = args.realtime or not all(os.path.isfile(source.url) for source in sources)
     handoff = WindowHandoff(args.max_waiting)
     session = StreamSession(engine, handoff, live=live, realtime=args.realtime, duration=args.duration)
     outputs = Outputs(args, title=f"{os.path.basename(url.rstrip('/')) or url} (live)")
@@ -454,8 +456,8 @@ def run_live(args: LiveArguments, url: str, load_pipeline: Callable[[], Any]) ->
             outputs.plot()
     except KeyboardInterrupt:
         stopped = "stopped by Ctrl-C"
-        session.stop.set()
     finally:
+        session.abort.set()
         session.stop.set()
         for thread in threads:
             thread.join(timeout=2.0)
