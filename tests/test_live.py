@@ -372,17 +372,21 @@ def test_live_reads_an_http_stream_served_by_ffmpeg(model_dir, short_clip, free_
         while not _listening(free_port) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert _listening(free_port), "ffmpeg did not start listening"
-        command = [*MMDER, "live", url, "--model", str(model_dir), "--window", "2", "--stride", "1", "--json"]
+        command = [*MMDER, "live", url, "--model", str(model_dir), "--window", "2", "--stride", "0.5", "--json"]
+        command += ["--duration", "3.5"]  # of the 4 s clip: the windows that end by 3.5 s
         done = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=120)
     finally:
         server.kill()
         server.wait()
     assert done.returncode == 0, done.stderr
     entries = [json.loads(line) for line in done.stdout.splitlines()]
-    assert _windows_of(entries) == [(0.0, 2.0), (1.0, 3.0), (2.0, 4.0)]
+    # the last one ends at 3.5 s, where the stream's video passes 3.5 s before its audio does (MPEG-TS interleaving):
+    # each stream is read up to --duration
+    assert _windows_of(entries) == [(0.5 * k, 0.5 * k + 2.0) for k in range(int((3.5 - 2.0) / 0.5) + 1)]
     assert all(entry["latency"] >= 0 for entry in entries)
+    assert _summary(done.stderr).endswith("(--duration 3.5 s)")
     # MPEG-TS keeps the AAC priming samples before the video's first frame: the stream's time 0 is that frame's
-    _same_scores(entries, _timeline(model_dir, short_clip, 2.0, 1.0))
+    _same_scores(entries, _timeline(model_dir, short_clip, 2.0, 0.5))
 
 
 @pytest.mark.slow

@@ -282,6 +282,7 @@ class StreamSession:
             stream.thread_type = "AUTO"
         origin = _origin(container, source.video)
         wall = first = None
+        finished: set = set()
         for packet in container.demux(*streams):
             for frame in packet.decode():
                 if self.stop.is_set():
@@ -291,8 +292,12 @@ class StreamSession:
                 origin = frame.time if origin is None else origin
                 time_ = frame.time - origin
                 if self.duration is not None and time_ >= self.duration:
-                    self.reason = f"--duration {self.duration:g} s"
-                    return True
+                    # each stream is read up to --duration (a stream's packets may come late, as MPEG-TS audio)
+                    finished.add(packet.stream.index)
+                    if len(finished) == len(streams):
+                        self.reason = f"--duration {self.duration:g} s"
+                        return True
+                    continue
                 if self.realtime:  # released at its presentation time, as a camera delivers it
                     if wall is None:
                         wall, first = time.monotonic(), time_
