@@ -22,6 +22,17 @@ pytest.importorskip("gradio")
 pytest.importorskip("gradio_client")
 
 from inference_helpers import BLOCK_MMDER_HF, LABELS, save_tiny_model, write_photo  # noqa: E402
+from space_browser import (  # noqa: E402
+    CAMERA_FPS,
+    CAMERA_HEIGHT,
+    CAMERA_WIDTH,
+    launch_chromium,
+    read_json_component,
+    require_browser,
+    wait_for,
+    write_speech_wav,
+    write_y4m,
+)
 
 
 APP = Path(__file__).resolve().parents[1] / "examples" / "space" / "app.py"
@@ -34,6 +45,7 @@ START_TIMEOUT_S = 150
 MAX_FILE_SIZE = 300_000
 MAX_DURATION_S = 10
 QUEUE_SIZE = 2
+MAX_LIVE_S = 8
 #: A request for a file named ``slow_visitor*`` is held this long before the pipeline runs: a visitor being served
 #: while others arrive (the tiny model answers in a fraction of a second). Only the test's server process has it.
 SLOW_VISITOR_S = 8
@@ -71,6 +83,7 @@ def space(tmp_path_factory):
         "MMDER_MAX_DURATION_S": str(MAX_DURATION_S),
         "MMDER_QUEUE_SIZE": str(QUEUE_SIZE),
         "MMDER_CONCURRENCY": "1",
+        "MMDER_MAX_LIVE_S": str(MAX_LIVE_S),
     }
     # The Space must work from the model folder's own code: mmder_hf is blocked in the server process.
     script = (
@@ -352,3 +365,91 @@ def test_a_busy_space_refuses_over_limit_files_and_a_full_queue_at_once(space, m
     assert abs(sum(p["score"] for p in details["predictions"]) - 1) < 1e-4
     for job in queued:  # the same clip under another name: the same scores
         assert job.result(timeout=120)[3]["predictions"] == details["predictions"]
+
+
+@pytest.mark.slow
+def test_the_live_tab_scores_a_real_browser_s_camera_and_microphone(space, tmp_path):
+    """Chromium's fake camera and microphone play a y4m and a wav; the live tab receives them (frames of the y4m's
+    size, seconds of audio, both growing), shows window after window at the stride with the model's labels, and
+    stops the session at MMDER_MAX_LIVE_S with its message."""
+    require_browser()
+    from playwright.sync_api import sync_playwright
+
+    url, _ = space
+    video = write_y4m(tmp_path / "clip.y4m")
+    audio = write_speech_wav(tmp_path / "speech.wav")
+    seen = []
+
+    def live_output():
+        value = read_json_component(page, "live-output")
+        if value and (not seen or value != seen[-1]):
+            seen.append(value)
+        return value
+
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright, video, audio)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1100})
+            page.goto(url)
+            page.get_by_role("tab", name="Live").click()
+            camera = page.locator("#live-camera")
+            camera.get_by_role("button", name="Click to Access Webcam").click()
+            camera.get_by_role("button", name="capture photo").click()  # streaming: this starts the stream
+            # The microphone once frames arrive: a microphone started while the camera's stream is still joining
+            # the queue of a just-started server never sends its chunks (gradio's frontend).
+            wait_for(lambda: (live_output() or {}).get("frames_received"), 60, "the camera's first frames")
+            page.locator("#live-microphone").get_by_role("button", name="Record").click()
+            final = wait_for(
+                lambda: (lambda v: v if v and v["status"].startswith("Live session stopped") else None)(live_output()),
+                MAX_LIVE_S + 60,
+                "the session's limit",
+            )
+            page.wait_for_timeout(1500)  # the plots redraw
+            page.screenshot(path=str(tmp_path / "live_tab.png"), full_page=True)
+            plots = {
+                name: page.locator(f"#{name} canvas, #{name} svg").count() for name in ("live-scores", "live-timeline")
+            }
+        finally:
+            browser.close()
+    print(f"live tab: {len(seen)} distinct outputs; screenshot {tmp_path / 'live_tab.png'}")
+
+    assert final["status"] == (
+        f"Live session stopped at this Space's {MAX_LIVE_S} s limit (MMDER_MAX_LIVE_S): stop the microphone and "
+        "record again for a new session"
+    )
+    assert MAX_LIVE_S <= final["session_s"] < MAX_LIVE_S + 2
+    # What arrived came from the fake devices: frames of the y4m's size, audio seconds, both growing with time.
+    assert final["frame_size"] == [CAMERA_HEIGHT, CAMERA_WIDTH]
+    # Starting the microphone starts a new session (the camera's frames before it are dropped).
+    restarts = [k for k in range(1, len(seen)) if seen[k]["frames_received"] < seen[k - 1]["frames_received"]]
+    session = seen[restarts[-1] if restarts else 0 :]
+    frames = [v["frames_received"] for v in session]
+    sound = [v["audio_s_received"] for v in session]
+    assert frames == sorted(frames) and sound == sorted(sound) and len(set(sound)) >= 4
+    assert final["frames_received"] >= 3 * CAMERA_FPS and final["audio_s_received"] >= 3
+    # Windows one after another at the stride, each a distribution over the model's labels.
+    windows = final["windows"]
+    assert final["windows_made"] == len(windows) >= 4
+    assert [w["start"] for w in windows] == [windows[0]["start"] + k * 1.0 for k in range(len(windows))]
+    assert all(w["end"] - w["start"] == 3.0 for w in windows) and windows[-1]["end"] <= final["session_s"] + 0.5
+    for window in windows:
+        assert sorted(window["scores"]) == sorted(LABELS)
+        assert abs(sum(window["scores"].values()) - 1) < 1e-4
+        assert window["label"] == max(window["scores"], key=window["scores"].get)
+        assert window["score"] == window["scores"][window["label"]]
+    counts = [v["windows_made"] for v in session]
+    assert counts == sorted(counts) and len(set(counts)) >= 3  # the scores and timeline updated as windows came
+    assert plots["live-scores"] > 0 and plots["live-timeline"] > 0
+
+
+def test_without_chromium_the_browser_test_skips_here_and_fails_in_ci(monkeypatch, tmp_path):
+    import space_browser
+
+    monkeypatch.setattr(space_browser, "CHROMIUM", tmp_path / "chromium")
+    monkeypatch.delenv(space_browser.REQUIRE_BROWSER, raising=False)
+    with pytest.raises(pytest.skip.Exception, match="needs .*chromium .*bash scripts/setup.sh --dev installs them"):
+        space_browser.require_browser()
+    monkeypatch.setenv(space_browser.REQUIRE_BROWSER, "1")
+    with pytest.raises(pytest.fail.Exception, match="MMDER_REQUIRE_BROWSER is set but the browser test needs"):
+        space_browser.require_browser()
+    assert "export MMDER_REQUIRE_BROWSER=1" in (APP.parents[2] / ".ci" / "run").read_text()

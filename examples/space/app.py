@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 
 #: Windows shown on the live timeline (the most recent ones).
 LIVE_TIMELINE_WINDOWS = 30
+#: Windows listed in the live tab's raw output (the most recent ones; ``windows_made`` counts them all).
+LIVE_RAW_WINDOWS = 10
 #: Seconds of microphone audio per chunk sent by the browser in the live tab.
 MICROPHONE_CHUNK_S = 0.5
 FILE_SIZE_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3}
@@ -203,6 +205,10 @@ class LiveSession:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        """A new session in the same object: the two streams hold it, so it is emptied rather than replaced."""
         self.windows = None  # the pipeline's LiveWindows, made at the first chunk
         self.started = 0.0
         self.frames = 0
@@ -210,18 +216,32 @@ class LiveSession:
         self.audio_s = 0.0
         self.entries: list = []
         self.stopped = ""  # why the session no longer takes chunks
+        self.stopped_at: Optional[float] = None
+        self.shown = 0.0  # session time the view was last sent by the camera's stream
 
     def elapsed(self) -> float:
-        return time.monotonic() - self.started if self.windows is not None else 0.0
+        """Seconds since the first chunk (until the session stopped)."""
+        if self.windows is None:
+            return 0.0
+        return (self.stopped_at or time.monotonic()) - self.started
+
+    def stop(self, why: str) -> None:
+        """End of stream: the windows the stream has reached become ready; later chunks are ignored."""
+        self.windows.finish()
+        self.stopped, self.stopped_at = why, time.monotonic()
 
     def summary(self) -> dict:
         return {
+            "status": self.stopped or ("live" if self.windows is not None else "waiting for the camera/microphone"),
             "session_s": round(self.elapsed(), 2),
             "frames_received": self.frames,
             "frame_size": self.frame_size,
             "audio_s_received": round(self.audio_s, 2),
-            "windows": [{k: w[k] for k in ("start", "end", "label", "score", "scores")} for w in self.entries],
-            "status": self.stopped or ("live" if self.windows is not None else "waiting for the camera/microphone"),
+            "windows_made": len(self.entries),
+            "windows": [
+                {k: w[k] for k in ("start", "end", "label", "score", "scores")}
+                for w in self.entries[-LIVE_RAW_WINDOWS:]
+            ],
         }
 
 
@@ -272,6 +292,12 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
         recent = session.entries[-LIVE_TIMELINE_WINDOWS:]
         return score_bars(latest), timeline_curve(recent, labels), session.summary()
 
+    def classify(session: LiveSession) -> bool:
+        ready = session.windows.ready()
+        if ready:
+            session.entries.extend(pipe.classify_windows(ready))
+        return bool(ready)
+
     def live_step(session: LiveSession, add: Callable[[], None]) -> bool:
         """Starts the session at its first chunk, feeds it (unless it is over), classifies the windows it completed
         and says whether the view changed. The caller holds the lock."""
@@ -282,14 +308,10 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
             session.started = time.monotonic()
         over = session.elapsed() >= args.max_live
         if over:
-            session.windows.finish()
-            session.stopped = live_limit
+            session.stop(live_limit)
         else:
             add()
-        ready = session.windows.ready()
-        if ready:
-            session.entries.extend(pipe.classify_windows(ready))
-        return over or bool(ready)
+        return classify(session) or over
 
     def on_frame(frame: Optional[np.ndarray], session: LiveSession) -> tuple:
         if frame is None:
@@ -297,12 +319,16 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
         with session.lock:
 
             def add() -> None:
-                session.windows.add_frames(frame[None], [session.elapsed()])
+                session.windows.add_frames(np.array(frame[None]), [session.elapsed()])  # a copy: gradio's is read-only
                 session.frames += 1
                 session.frame_size = list(frame.shape[:2])
 
             changed = live_step(session, add)
-            return live_view(session) if changed else (gr.skip(), gr.skip(), gr.skip())
+            # New windows at once; else once a second, so that frames are seen arriving before the microphone starts.
+            if changed or session.elapsed() - session.shown >= 1.0:
+                session.shown = session.elapsed()
+                return live_view(session)
+            return gr.skip(), gr.skip(), gr.skip()
 
     def on_audio(chunk: Optional[tuple], session: LiveSession) -> tuple:
         if chunk is None:
@@ -322,14 +348,15 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
             live_step(session, add)
             return live_view(session)
 
+    def on_start(session: LiveSession) -> None:
+        with session.lock:
+            session.reset()
+
     def on_stop(session: LiveSession) -> tuple:
         with session.lock:
             if session.windows is not None and not session.stopped:
-                session.windows.finish()
-                session.stopped = "stopped"
-                ready = session.windows.ready()
-                if ready:
-                    session.entries.extend(pipe.classify_windows(ready))
+                session.stop("stopped")
+                classify(session)
             return live_view(session)
 
     limits = (
@@ -383,7 +410,7 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
                         label=f"Timeline (last {LIVE_TIMELINE_WINDOWS} windows)",
                         elem_id="live-timeline",
                     )
-                    live_details = gr.JSON(label="Live output", elem_id="live-output")
+                    live_details = gr.JSON(label="Live output", elem_id="live-output", open=True)
         outputs = [bars, curve, seen, details]
         button.click(
             analyze, inputs=[video, timeline_mode], outputs=outputs, api_name="predict", validator=check_upload
@@ -410,7 +437,7 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
             show_progress="hidden",
             api_visibility="private",
         )
-        microphone.start_recording(LiveSession, outputs=[session], queue=False, api_visibility="private")
+        microphone.start_recording(on_start, [session], None, queue=False, api_visibility="private")
         microphone.stop_recording(on_stop, [session], live_outputs, queue=False, api_visibility="private")
     return demo
 
