@@ -276,6 +276,11 @@ def model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def video_model_dir(tmp_path_factory) -> Path:
+    return save_tiny_model(tmp_path_factory.mktemp("live_video_model"), strategy="video")
+
+
+@pytest.fixture(scope="module")
 def short_clip(make_clip) -> Path:
     """4 s at 10 fps, 16 kHz mono AAC."""
     return make_clip("live_4s", num_frames=40, fps=FPS, sample_rate=16000, channels=1)
@@ -467,14 +472,16 @@ def test_bad_sources_give_one_line_naming_them(model_dir, tmp_path, capsys, free
     assert "argument --option: expected KEY=VALUE, got 'novalue'" in capsys.readouterr().err
 
 
-def test_ffmpeg_input_options_reach_the_demuxer_and_a_file_read_at_full_speed_skips_nothing(tmp_path, capsys):
+def test_ffmpeg_input_options_reach_the_demuxer_and_a_file_read_at_full_speed_skips_nothing(
+    tmp_path, capsys, video_model_dir
+):
     from conftest import indexed_frames
 
     # Raw RGB frames say nothing about themselves: FFmpeg reads them only with the options given on the command line.
     frames = indexed_frames(30, 48, 64)
     raw = tmp_path / "camera.rgb"
     raw.write_bytes(frames.tobytes())
-    model_dir = save_tiny_model(tmp_path / "video_model", strategy="video")
+    model_dir = video_model_dir
     options = ["--option", "video_size=64x48", "--option", "pixel_format=rgb24", "--option", "framerate=10"]
     argv = ["live", str(raw), "--format", "rawvideo", *options, "--model", str(model_dir), "--max-waiting", "1"]
     assert main([*argv, "--window", "1", "--stride", "0.5", "--json"]) == 0
@@ -492,3 +499,20 @@ def test_ffmpeg_input_options_reach_the_demuxer_and_a_file_read_at_full_speed_sk
         with torch.no_grad():
             probs = model(**processor(videos=shown, return_tensors="pt")).logits[0].softmax(-1)
         assert np.allclose(list(entry["scores"].values()), probs.tolist(), atol=1e-6)
+
+
+def test_a_phone_clip_is_read_as_displayed(tmp_path, capsys, video_model_dir):
+    from faces_media import write_face_clip
+
+    # Stored turned by -90 degrees with a display matrix turning it back (a portrait phone recording); the picture
+    # is not symmetric, so a frame read as stored (or turned the wrong way) gives other scores.
+    frames = np.zeros((20, 48, 64, 3), np.uint8)
+    frames[:, :12, :20] = 255
+    frames[:, 30:, 44:, 1] = 200
+    frames[:, :, :, 2] = np.arange(20, dtype=np.uint8)[:, None, None] * 10
+    path = write_face_clip(tmp_path / "portrait.mp4", frames, rotation=90)
+    argv = ["live", path, "--model", str(video_model_dir), "--window", "1", "--stride", "0.5", "--json"]
+    assert main(argv) == 0
+    entries = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert _windows_of(entries) == [(0.0, 1.0), (0.5, 1.5), (1.0, 2.0)]
+    _same_scores(entries, _timeline(video_model_dir, Path(path), 1.0, 0.5))

@@ -275,6 +275,8 @@ class StreamSession:
 
     def _demux(self, source: Source) -> bool:
         """Read ``source`` until it ends, the session stops (``False``) or ``--duration`` is reached (``True``)."""
+        import numpy as np
+
         container = source.container
         streams = [*container.streams.video[:1]] if source.video else []
         streams += [*container.streams.audio[:1]] if source.audio else []
@@ -306,6 +308,8 @@ class StreamSession:
                         return False
                 if packet.stream.type == "video":
                     image = frame.to_ndarray(format="rgb24")
+                    if frame.rotation:  # a phone's portrait clip: turned as displayed, as the processor reads it
+                        image = np.ascontiguousarray(np.rot90(image, k=round(frame.rotation / 90) % 4))
                     self.push(lambda: self.engine.add_frames(image[None], [time_]))
                 else:
                     samples = _audio_samples(frame)
