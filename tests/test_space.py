@@ -453,3 +453,18 @@ def test_without_chromium_the_browser_test_skips_here_and_fails_in_ci(monkeypatc
     with pytest.raises(pytest.fail.Exception, match="MMDER_REQUIRE_BROWSER is set but the browser test needs"):
         space_browser.require_browser()
     assert "export MMDER_REQUIRE_BROWSER=1" in (APP.parents[2] / ".ci" / "run").read_text()
+
+
+def test_the_space_readme_and_docstring_list_every_setting_the_app_reads(monkeypatch, capsys):
+    """Each (variable, flag) row of the Space README and each line of app.py's docstring is a setting the app reads:
+    a wrong value in that variable is named with that flag."""
+    app = load_app()
+    readme = set(re.findall(r"^\| `(MMDER_\w+)` \| `(--[\w-]+)` \|", README.read_text(), flags=re.M))
+    docstring = {(v, f) for f, v in re.findall(r"^\s+(--[\w-]+) / (MMDER_\w+)", app.__doc__, flags=re.M)}
+    assert readme == docstring and len(readme) == 10
+    for variable, flag in sorted(readme - {("MMDER_MODEL", "--model")}):
+        monkeypatch.setenv(variable, "nonsense")
+        with pytest.raises(SystemExit):
+            app.parse_args(["--model", "m"])
+        monkeypatch.delenv(variable)
+        assert f"argument {flag}: expected " in capsys.readouterr().err
