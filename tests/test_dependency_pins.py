@@ -19,7 +19,7 @@ def _pinned(module, expected: str, where: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------------------------------
-# torchcodec: media._scanned_container_metadata
+# torchcodec: truncation.scanned_container_metadata
 
 
 def test_torchcodec_scanned_container_metadata_is_still_private(make_clip):
@@ -28,14 +28,14 @@ def test_torchcodec_scanned_container_metadata_is_still_private(make_clip):
     import torchcodec
     from torchcodec.decoders import VideoDecoder, get_container_metadata
 
-    from mmder_hf.models.multimae_der import media
+    from mmder_hf.models.multimae_der import truncation
 
-    where = "mmder_hf.models.multimae_der.media._scanned_container_metadata"
+    where = "mmder_hf.models.multimae_der.truncation.scanned_container_metadata"
     _pinned(torchcodec, "0.17.0", where)
     # A Matroska file whose audio (1 s) stops before its video (2 s): the header declares no stream durations.
     path = make_clip("pin_short_audio_mkv", audio_duration=1.0, container="mkv")
     decoder = VideoDecoder(str(path), seek_mode="exact")
-    info = media._scanned_container_metadata(decoder)
+    info = truncation.scanned_container_metadata(decoder)
     audio = [stream for stream in info.streams if stream.media_type == "audio"]
     assert len(audio) == 1 and audio[0].duration_seconds_from_header is None
     end = audio[0].begin_stream_seconds + audio[0].duration_seconds

@@ -11,7 +11,7 @@ import pytest
 import torch
 from conftest import decode_indices, tone, write_wav
 
-from mmder_hf.models.multimae_der import media
+from mmder_hf.models.multimae_der import media, truncation
 from mmder_hf.models.multimae_der.media import (
     MediaError,
     aligned_frame_indices,
@@ -371,30 +371,30 @@ def _wav_bytes(seconds: float, extra_chunk: bytes = b"", size: int | None = None
 
 
 def test_wav_header_against_the_file_length():
-    assert media._wav_missing_seconds(_wav_bytes(1.0)) == 0.0
-    assert media._wav_missing_seconds(_wav_bytes(1.0)[:-16000]) == pytest.approx(0.5)  # 32000 bytes per second
+    assert truncation.wav_missing_seconds(_wav_bytes(1.0)) == 0.0
+    assert truncation.wav_missing_seconds(_wav_bytes(1.0)[:-16000]) == pytest.approx(0.5)  # 32000 bytes per second
     odd_chunk = struct.pack("<4sI", b"LIST", 3) + b"abc\x00"  # an odd-sized chunk is padded to even
-    assert media._wav_missing_seconds(_wav_bytes(1.0, odd_chunk)[:-8000]) == pytest.approx(0.25)
-    assert media._wav_missing_seconds(_wav_bytes(1.0, size=0xFFFFFFFF)) is None  # streamed: size left open
-    assert media._wav_missing_seconds(_wav_bytes(1.0, size=0)) is None
-    assert media._wav_missing_seconds(_wav_bytes(1.0)[:30]) is None  # cut inside the format chunk
-    assert media._wav_missing_seconds(b"not a wav file at all") is None
+    assert truncation.wav_missing_seconds(_wav_bytes(1.0, odd_chunk)[:-8000]) == pytest.approx(0.25)
+    assert truncation.wav_missing_seconds(_wav_bytes(1.0, size=0xFFFFFFFF)) is None  # streamed: size left open
+    assert truncation.wav_missing_seconds(_wav_bytes(1.0, size=0)) is None
+    assert truncation.wav_missing_seconds(_wav_bytes(1.0)[:30]) is None  # cut inside the format chunk
+    assert truncation.wav_missing_seconds(b"not a wav file at all") is None
 
 
 def test_only_a_riff_wave_header_is_read_for_missing_audio():
     """The cut check trusts a WAV's data chunk only: the same cut bytes under another RIFF form (an AVI) or another
     tag (RF64, whose real sizes live in its ds64 chunk) are not judged by it."""
     cut = _wav_bytes(1.0)[:-16000]  # 0.5 s missing as a WAV
-    assert media._wav_missing_seconds(cut) == pytest.approx(0.5)
-    assert media._wav_missing_seconds(cut[:8] + b"AVI " + cut[12:]) is None
-    assert media._wav_missing_seconds(b"RF64" + cut[4:]) is None
+    assert truncation.wav_missing_seconds(cut) == pytest.approx(0.5)
+    assert truncation.wav_missing_seconds(cut[:8] + b"AVI " + cut[12:]) is None
+    assert truncation.wav_missing_seconds(b"RF64" + cut[4:]) is None
 
 
 def test_a_data_chunk_before_any_format_chunk_tells_nothing():
     """Without a format chunk ahead of the data, the byte rate is unknown: no claim about missing audio."""
     wav = _wav_bytes(1.0)[:-16000]
     fmt, data = wav[12:36], wav[36:]  # the 24-byte format chunk, then the (cut) data chunk
-    assert media._wav_missing_seconds(wav[:12] + data + fmt) is None
+    assert truncation.wav_missing_seconds(wav[:12] + data + fmt) is None
 
 
 def test_audio_decoding_to_nan_names_the_file(tmp_path):
@@ -437,17 +437,17 @@ def test_container_header_read_again_where_the_decoder_cannot_tell(synthetic_cli
     from torchcodec.decoders import VideoDecoder
 
     decoder = VideoDecoder(str(synthetic_clip_path))
-    direct = media._container_metadata(decoder)
+    direct = truncation.container_metadata(decoder)
     assert direct.duration_seconds_from_header == pytest.approx(2.0, abs=0.05)
 
     def unavailable(*args, **kwargs):
         raise AttributeError("gone")
 
     monkeypatch.setattr(_core, "get_container_metadata", unavailable)
-    assert media._container_metadata(decoder) is None  # nothing to read again
+    assert truncation.container_metadata(decoder) is None  # nothing to read again
     data = bytearray(synthetic_clip_path.read_bytes())
     for source in (str(synthetic_clip_path), data):
-        again = media._container_metadata(decoder, source)
+        again = truncation.container_metadata(decoder, source)
         assert again.duration_seconds_from_header == pytest.approx(2.0, abs=0.05)
 
 
@@ -470,16 +470,16 @@ def test_a_video_ending_early_is_fine_when_the_audio_reaches_the_declared_end(ra
 
     def container(*streams):
         info = SimpleNamespace(duration_seconds_from_header=2.0, streams=list(streams))
-        monkeypatch.setattr(media, "_container_metadata", lambda decoder, data=None: info)
+        monkeypatch.setattr(truncation, "container_metadata", lambda decoder, data=None: info)
 
     audio = lambda duration: SimpleNamespace(media_type="audio", duration_seconds=duration)  # noqa: E731
     container(SimpleNamespace(media_type="video", duration_seconds=1.0))
     expected = "truncated file: its streams end at 1.00 s but its container declares 2.00 s"
-    assert media._video_truncation(decoder, str(ramp_wav)) == expected  # no audio track
+    assert truncation.video_truncation(decoder, str(ramp_wav)) == expected  # no audio track
     container(audio(1.0))
-    assert media._video_truncation(decoder, str(ramp_wav)) == expected  # the audio track ends early too
+    assert truncation.video_truncation(decoder, str(ramp_wav)) == expected  # the audio track ends early too
     container(audio(1.95))
-    assert media._video_truncation(decoder, str(ramp_wav)) is None  # within 0.1 s of the end
+    assert truncation.video_truncation(decoder, str(ramp_wav)) is None  # within 0.1 s of the end
     container(audio(None))  # not scanned: decoded near the declared end
-    assert media._video_truncation(decoder, str(ramp_wav)) is None
-    assert media._video_truncation(decoder, None) == expected  # nothing to decode
+    assert truncation.video_truncation(decoder, str(ramp_wav)) is None
+    assert truncation.video_truncation(decoder, None) == expected  # nothing to decode

@@ -195,7 +195,7 @@ PRIVATE = {
 
 #: Where no public API does the job, the private access lives in one function, pinned by tests/test_dependency_pins.py.
 PINNED = {
-    "models/multimae_der/media.py": "_scanned_container_metadata",
+    "models/multimae_der/truncation.py": "scanned_container_metadata",
     "data/loading.py": "_streaming_source",
 }
 

@@ -21,15 +21,15 @@ def probe_media(data: Union[bytes, str], need_video: bool = True, need_audio: bo
     Demuxes every packet once (no decoding, a small fraction of a decode's cost): a container that does not open
     is "corrupt media", a missing stream is "no video stream" / "no audio track", an audio track without a single
     non-empty packet is "empty audio", a file cut short is "truncated media (...)" (its streams stop more than
-    :data:`~mmder_hf.models.multimae_der.media.TRUNCATION_TOLERANCE` seconds, or 1 %, before the duration its
+    :data:`~mmder_hf.models.multimae_der.truncation.TRUNCATION_TOLERANCE` seconds, or 1 %, before the duration its
     container declares, its last packet is incomplete, or its WAV header declares more data than it holds), and a
     file that fails or holds damaged packets in the middle is "corrupt media (...)".
     """
     import av
 
-    from ..models.multimae_der.media import TRUNCATION_TOLERANCE, _wav_missing_seconds
+    from ..models.multimae_der.truncation import TRUNCATION_TOLERANCE, allowed_shortfall, wav_missing_seconds
 
-    missing = _wav_missing_seconds(data)
+    missing = wav_missing_seconds(data)
     if missing is not None and missing > TRUNCATION_TOLERANCE:
         return TRUNCATED_WAV
     try:
@@ -62,7 +62,7 @@ def probe_media(data: Union[bytes, str], need_video: bool = True, need_audio: bo
             if damaged:
                 return "corrupt media (damaged packets)"
             declared = container.duration / av.time_base if container.duration else None
-            if declared and end is not None and end < declared - max(TRUNCATION_TOLERANCE, 0.01 * declared):
+            if declared and end is not None and end < declared - allowed_shortfall(declared):
                 return TRUNCATED_MEDIA
     except (av.error.FFmpegError, OSError, ValueError) as err:
         return f"corrupt media ({type(err).__name__})"

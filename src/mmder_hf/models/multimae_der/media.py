@@ -13,11 +13,12 @@ import logging
 import math
 import os
 import re
-import struct
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
 import torch
+
+from .truncation import audio_truncation, video_truncation
 
 
 logger = logging.getLogger(__name__)
@@ -29,9 +30,6 @@ FRAME_SAMPLINGS = ("aligned", "original")
 # Nudge for sampling times so that a time falling exactly on a frame boundary (up to rounding) picks the frame that
 # starts there, as the integer formula used for decoded frames does. Far below any frame duration.
 _TIME_EPS = 1e-6
-#: How far (seconds) a file's streams may end before the duration its container declares before the file counts as
-#: truncated; 1 % of the declared duration when that is larger (some containers only estimate their duration).
-TRUNCATION_TOLERANCE = 0.1
 #: What an image file given as the clip is told (FFmpeg opens a photo as a one-frame "video" without audio).
 STILL_IMAGE = "a still image, not a video (MultiMAE-DER reads a video with its audio track)"
 # Codecs of still-image files (FFmpeg's names): a photo opened as media is one frame of one of these.
@@ -307,16 +305,6 @@ def stream_span(video_decoder: Any = None, audio_decoder: Any = None, name: str 
     raise MediaError(name, "cannot determine the duration of the clip (broken or truncated file?)")
 
 
-# ------------------------------------------------------------------------------------------------------------------
-# Truncation: what a file's container declares against what its packets (or the decoded samples) reach. A file cut
-# short keeps its header, so the declared duration survives while the streams stop early; a cut that leaves an
-# incomplete last packet also makes the decoder fail, which is reported as well.
-
-
-def _tolerance(declared: float) -> float:
-    return max(TRUNCATION_TOLERANCE, 0.01 * declared)
-
-
 def _raw_input(obj: Any) -> Any:
     """The path or bytes a media input reads (``None`` for a decoder that does not remember its file)."""
     if isinstance(obj, (str, os.PathLike)):
@@ -325,158 +313,6 @@ def _raw_input(obj: Any) -> Any:
         return obj
     encoded = encoded_media(obj) or {}
     return encoded.get("bytes") or encoded.get("path")
-
-
-def _scanned_container_metadata(decoder: Any) -> Any:
-    """The container metadata of an open torchcodec decoder, with what its packet scan found (raises if unavailable).
-
-    The one place that reaches into torchcodec's private API (``torchcodec._core`` and ``decoder._decoder``; pinned by
-    ``tests/test_dependency_pins.py``). No public call gives this: the public
-    ``torchcodec.decoders.get_container_metadata(source)`` reads the header again, so its streams lack the scanned
-    ``duration_seconds`` / ``begin_stream_seconds`` that tell where an audio track ends (a Matroska or FLV header
-    declares no stream durations at all), and it needs the source, which an open decoder does not give back.
-    """
-    from torchcodec import _core
-
-    return _core.get_container_metadata(decoder._decoder)
-
-
-def _container_metadata(decoder: Any, data: Any = None) -> Any:
-    """The container metadata behind an open torchcodec decoder, or ``None``.
-
-    Read from the decoder itself (no reopening); after the packet scan of ``seek_mode="exact"`` its streams carry
-    what the scan found. Where that is unavailable, the header of ``data`` is read again with torchcodec's public
-    ``get_container_metadata`` instead (container duration only).
-    """
-    try:
-        return _scanned_container_metadata(decoder)
-    except Exception:
-        pass
-    if data is None:
-        return None
-    try:
-        from torchcodec.decoders import get_container_metadata
-
-        return get_container_metadata(bytes(data) if isinstance(data, (bytearray, memoryview)) else data)
-    except Exception:
-        return None
-
-
-def _truncated(end: float, declared: float, what: str = "its streams end") -> str:
-    return f"truncated file: {what} at {end:.2f} s but its container declares {declared:.2f} s"
-
-
-def _audio_reaches(data: Any, until: float, tolerance: float) -> bool:
-    """Whether the audio track of ``data`` has samples up to ``until`` (decodes only its last moments)."""
-    from torchcodec.decoders import AudioDecoder
-
-    try:
-        samples = AudioDecoder(data).get_samples_played_in_range(max(0.0, until - 4 * tolerance), until)
-    except Exception:
-        return False
-    return samples.data.shape[-1] > 0 and float(samples.pts_seconds) + samples.duration_seconds >= until - tolerance
-
-
-def _video_truncation(decoder: Any, data: Any = None) -> Optional[str]:
-    """Why the file behind a scanned ``VideoDecoder`` is truncated, or ``None``; metadata only, nothing is decoded.
-
-    The file is truncated when none of its streams reaches the duration its container declares (within
-    :data:`TRUNCATION_TOLERANCE`): the video's end is known from the packet scan, an audio track's from the same
-    scan. Without a scan (``seek_mode="approximate"``) nothing is known, and only decoding errors reveal a cut.
-    """
-    content_end = decoder.metadata.end_stream_seconds_from_content
-    if content_end is None:
-        return None
-    info = _container_metadata(decoder, data)
-    declared = getattr(info, "duration_seconds_from_header", None)
-    if not declared or declared <= 0:  # nothing declared (some live recordings): nothing to compare with
-        return None
-    tolerance = _tolerance(declared)
-    if content_end >= declared - tolerance:
-        return None
-    # The video stops early; that is fine when a longer audio track reaches the declared end.
-    ends, unknown = [float(content_end)], False
-    for stream in info.streams:
-        if stream.media_type != "audio":
-            continue
-        duration = getattr(stream, "duration_seconds", None)
-        if duration is None:  # header-only metadata: no scan result for this stream
-            unknown = True
-            continue
-        ends.append(float(getattr(stream, "begin_stream_seconds", None) or 0.0) + float(duration))
-    if max(ends) >= declared - tolerance:
-        return None
-    if unknown and data is not None and _audio_reaches(data, declared, tolerance):
-        return None
-    return _truncated(max(ends), declared)
-
-
-def _wav_missing_seconds(data: Any) -> Optional[float]:
-    """Seconds of audio a RIFF/WAVE header declares beyond the end of the file; ``None`` if not a WAV (or unknown).
-
-    FFmpeg derives a WAV file's duration from the file's size, so a cut WAV looks complete to it; its ``data``
-    chunk still says how long it was. Reads the first 64 KiB only.
-    """
-    try:
-        if isinstance(data, (bytes, bytearray, memoryview)):
-            head, size = bytes(data[:65536]), len(data)
-        elif isinstance(data, str) and os.path.isfile(data):
-            with open(data, "rb") as f:
-                head = f.read(65536)
-            size = os.path.getsize(data)
-        else:
-            return None
-    except OSError:
-        return None
-    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-        return None
-    pos, byte_rate = 12, 0
-    while pos + 8 <= len(head):
-        chunk, length = head[pos : pos + 4], struct.unpack_from("<I", head, pos + 4)[0]
-        if chunk == b"fmt " and pos + 20 <= len(head):
-            byte_rate = struct.unpack_from("<I", head, pos + 16)[0]
-        elif chunk == b"data":
-            if not byte_rate or length in (0, 0xFFFFFFFF):  # streamed WAVs leave the size open
-                return None
-            return max(0, length - (size - pos - 8)) / byte_rate
-        pos += 8 + length + (length & 1)
-    return None
-
-
-def _audio_truncation(decoder: Any, data: Any, decoded_end: float, requested_end: Optional[float]) -> Optional[str]:
-    """Why an audio track whose decoding stopped at ``decoded_end`` is truncated, or ``None``.
-
-    Compared with the end the stream's header declares (or, without one, the container's duration) clipped to the
-    requested range. When the container also holds a video, its duration may be the video's (legitimately longer
-    than the audio): then the video's packets are scanned (no decoding) to tell a cut file from a short track.
-    """
-    missing = _wav_missing_seconds(data)
-    if missing is not None and missing > TRUNCATION_TOLERANCE:
-        return f"truncated file: its WAV header declares {missing:.2f} s more audio than the file holds"
-    meta = decoder.metadata
-    with_video = False
-    if meta.duration_seconds_from_header:
-        declared = float(meta.begin_stream_seconds_from_header or 0.0) + float(meta.duration_seconds_from_header)
-    else:
-        info = _container_metadata(decoder, data)
-        declared = getattr(info, "duration_seconds_from_header", None)
-        with_video = any(stream.media_type == "video" for stream in getattr(info, "streams", ()))
-    if not declared or declared <= 0:
-        return None
-    tolerance = _tolerance(declared)
-    expected = declared if requested_end is None else min(float(requested_end), declared)
-    if decoded_end >= expected - tolerance:
-        return None
-    if with_video:
-        from torchcodec.decoders import VideoDecoder
-
-        try:
-            video_end = VideoDecoder(data, seek_mode="exact").metadata.end_stream_seconds_from_content
-        except Exception:
-            video_end = None
-        if video_end is None or video_end >= declared - tolerance:
-            return None
-    return _truncated(decoded_end, declared, "its audio ends")
 
 
 def _decode_frames(
@@ -615,7 +451,7 @@ def original_sampling_indices(
 def video_truncation_problem(decoder: Any, source: MediaSource) -> Optional[str]:
     """Why the file behind an opened (exact-mode) ``VideoDecoder`` is truncated, or ``None``: the check
     :func:`decode_clip` makes before it reads any frame (metadata only)."""
-    return _video_truncation(decoder, _raw_input(source))
+    return video_truncation(decoder, _raw_input(source))
 
 
 def decoder_error_text(error: BaseException) -> str:
@@ -691,9 +527,9 @@ def decode_clip(
     time range is asked for: with ``seek_mode="exact"`` the packet scan that opening does anyway tells where the
     streams end, which is compared with the duration the container declares (nothing more is decoded); an audio
     track read without a scanned video is compared after decoding, with the end its header (or a WAV file's ``data``
-    chunk) declares. A file that lost less than :data:`TRUNCATION_TOLERANCE` seconds (or 1 % of its duration) at
-    its end may pass. A decoder error in the middle of a stream (an incomplete or damaged packet) is raised too.
-    With ``seek_mode="approximate"`` only such decoder errors reveal a cut.
+    chunk) declares (``truncation.py``). A file that lost less than ``TRUNCATION_TOLERANCE`` seconds (or 1 % of its
+    duration) at its end may pass. A decoder error in the middle of a stream (an incomplete or damaged packet) is
+    raised too. With ``seek_mode="approximate"`` only such decoder errors reveal a cut.
     """
     name = source_name(source)
     need_video = num_video_frames > 0
@@ -711,7 +547,7 @@ def decode_clip(
             raise MediaError(name, "an AudioDecoder has no video stream; pass the video (path, bytes or VideoDecoder)")
         else:
             video_decoder = open_video_decoder(source, seek_mode=seek_mode, num_threads=num_threads, name=name)
-        problem = _video_truncation(video_decoder, _raw_input(source))
+        problem = video_truncation(video_decoder, _raw_input(source))
         if problem:
             raise MediaError(name, problem)
     if need_audio:
@@ -764,12 +600,12 @@ def decode_clip(
             pad_to_range=span_decoder is not None and end is not None,
         )
         if span_decoder is not None and video_decoder is None:  # after the audio: its decoder errors come first
-            problem = _video_truncation(span_decoder, _raw_input(source))
+            problem = video_truncation(span_decoder, _raw_input(source))
             if problem:
                 raise MediaError(name, problem)
         # The video's file was checked (its scan covers its audio track too); other audio is checked here.
         if span_decoder is None or audio_source is not None:
-            problem = _audio_truncation(audio_decoder, audio_data, decoded_end, end if ranged else None)
+            problem = audio_truncation(audio_decoder, audio_data, decoded_end, end if ranged else None)
             if problem:
                 raise MediaError(audio_name, problem)
         if end is None:
@@ -780,7 +616,6 @@ def decode_clip(
 __all__ = [
     "FRAME_SAMPLINGS",
     "STILL_IMAGE",
-    "TRUNCATION_TOLERANCE",
     "DecodedClip",
     "MediaError",
     "MediaSource",
