@@ -201,12 +201,12 @@ def test_memory_stays_flat_over_a_long_stream():
     live = LiveWindows(processor, window=window, stride=stride)
     made, chunk = 0, 1600  # 0.1 s of 16 kHz audio per frame
     audio_held = []
-    for k in range(600):  # a minute at 10 fps
+    for k in range(300):  # 30 s at 10 fps
         live.add_frames(np.full((1, 16, 16, 3), k % 256, np.uint8), [k / FPS])
         live.add_audio(np.zeros(chunk, np.float32), 16000, start=k / FPS)
         made += len(live.ready())
         audio_held.append(live.audio_seconds_held)
-    assert made == 57  # windows ending at 3 .. 59 s (the last frame pushed is at 59.9 s; no finish)
+    assert made == 27  # windows ending at 3 .. 29 s (the last frame pushed is at 29.9 s; no finish)
     # sampled frames of the windows open at once (4 frames per video half, a new window every second) + the last
     bound = processor.num_video_frames * (math.ceil(window / stride) + 1) + 1
     assert 0 < live.max_frames_held <= bound
@@ -406,13 +406,13 @@ def test_a_model_slower_than_the_stream_skips_windows_and_says_how_many(make_cli
     folder = tmp_path / "slow"
     MultiMAEDERForVideoClassification(config).save_pretrained(folder)
     MultiMAEDERProcessor.from_model_config(config, audio_sample_rate=16000).save_pretrained(folder)
-    clip_path = make_clip("live_3s", num_frames=30, fps=FPS, sample_rate=16000, channels=1)
+    clip_path = make_clip("live_2s", num_frames=20, fps=FPS, sample_rate=16000, channels=1)
     jsonl = tmp_path / "slow.jsonl"
     command = [*MMDER, "live", str(clip_path), "--realtime", "--model", str(folder), "--window", "1"]
     command += ["--stride", "0.1", "--max-waiting", "2", "--jsonl", str(jsonl)]
     done = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=180)
     assert done.returncode == 0, done.stderr
-    expected = [(round(0.1 * k, 6), round(0.1 * k + 1.0, 6)) for k in range(round((3.0 - 1.0) / 0.1) + 1)]
+    expected = [(round(0.1 * k, 6), round(0.1 * k + 1.0, 6)) for k in range(round((2.0 - 1.0) / 0.1) + 1)]
     entries = [json.loads(line) for line in jsonl.read_text().splitlines()]
     got = _windows_of(entries)
     assert got == [span for span in expected if span in got]  # a subset, in order
@@ -516,3 +516,14 @@ def test_a_phone_clip_is_read_as_displayed(tmp_path, capsys, video_model_dir):
     entries = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert _windows_of(entries) == [(0.0, 1.0), (0.5, 1.5), (1.0, 2.0)]
     _same_scores(entries, _timeline(video_model_dir, Path(path), 1.0, 0.5))
+
+
+def test_a_stream_whose_audio_stops_while_its_video_goes_on_is_stopped_naming_it(make_clip, model_dir, capsys):
+    # Every window would wait for the audio (holding its frames) as long as the video goes on: stopped, not held.
+    path = make_clip("live_mute_after_1s", num_frames=70, fps=5.0, height=24, width=32, audio_duration=1.0)
+    assert main(["live", str(path), "--model", str(model_dir), "--window", "1", "--stride", "1", "--json"]) == 1
+    captured = capsys.readouterr()
+    assert _windows_of([json.loads(line) for line in captured.out.splitlines()]) == [(0.0, 1.0)]
+    error = captured.err.splitlines()[-1]
+    assert error.startswith(f"mmder: error: {path}: its audio stopped at 1.0 s while the stream went on to 11.")
+    assert "Traceback" not in captured.err

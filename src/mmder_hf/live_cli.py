@@ -43,6 +43,8 @@ from .user_errors import did_you_mean
 PLOT_INTERVAL = 5.0
 #: URL schemes read as network streams (anything else without ``--format`` is a file).
 STREAM_PREFIXES = ("http://", "https://", "rtsp://", "rtsps://", "rtmp://", "udp://", "tcp://", "srt://", "rtp://")
+#: Seconds one stream (video or audio) may lag the other before the session stops (its windows would stay open).
+STALL_SECONDS = 10.0
 #: Containers FFmpeg opens for single pictures.
 _IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "gif", "tiff_pipe")
 
@@ -232,13 +234,30 @@ class StreamSession:
         self.abort = threading.Event()  # the model stopped taking windows (Ctrl-C, an error): nothing waits for it
         self.error: Optional[str] = None
         self.windows_completed = 0
+        self.reached: dict = {}  # stream time reached by the video / audio pushed so far
+        counts = {"video": engine.num_video_frames, "audio": engine.num_audio_frames}
+        self.needed = {kind for kind, count in counts.items() if count > 0}
+        self.sources: dict = {}
         self._running = 0
 
-    def push(self, add: Callable[[], None]) -> None:
-        """Add frames or audio (``add``), then hand the windows now complete to the model."""
+    def push(self, kind: str, time_: float, add: Callable[[], None]) -> None:
+        """Add frames or audio (``add``) reaching stream time ``time_``, then hand the windows now complete to the
+        model. A stream that stops while the other goes on would hold every window open (and its frames): after
+        :data:`STALL_SECONDS` the session stops, naming the silent input."""
         with self.lock:
             add()
+            self.reached[kind] = time_
             self._hand_over(self.engine.ready())
+            if len(self.reached) == len(self.needed) == 2 and self.error is None:
+                kind_behind = min(self.reached, key=self.reached.get)
+                ahead = max(self.reached.values())
+                if ahead - self.reached[kind_behind] > STALL_SECONDS:
+                    name = self.sources[kind_behind].url
+                    self.error = (
+                        f"{name}: its {kind_behind} stopped at {self.reached[kind_behind]:.1f} s while the stream "
+                        f"went on to {ahead:.1f} s; the model reads both (is the device still delivering?)"
+                    )
+                    self.stop.set()
 
     def _hand_over(self, windows: list) -> None:
         now = time.monotonic()
@@ -248,6 +267,7 @@ class StreamSession:
             self.handoff.put(WaitingWindow(start, end, inputs, now), block=not self.live, stop=self.abort)
 
     def run(self, sources: list) -> list:
+        self.sources = {kind: source for source in sources for kind in ("video", "audio") if getattr(source, kind)}
         threads = [threading.Thread(target=self._read, args=(source,), daemon=True) for source in sources]
         self._running = len(threads)
         for thread in threads:
@@ -310,12 +330,13 @@ class StreamSession:
                     image = frame.to_ndarray(format="rgb24")
                     if frame.rotation:  # a phone's portrait clip: turned as displayed, as the processor reads it
                         image = np.ascontiguousarray(np.rot90(image, k=round(frame.rotation / 90) % 4))
-                    self.push(lambda: self.engine.add_frames(image[None], [time_]))
+                    self.push("video", time_, lambda: self.engine.add_frames(image[None], [time_]))
                 else:
                     samples = _audio_samples(frame)
                     if self.duration is not None:  # the stream stops at --duration, to the sample
                         samples = samples[: max(0, round((self.duration - time_) * frame.sample_rate))]
-                    self.push(lambda: self.engine.add_audio(samples, frame.sample_rate, time_))
+                    reach = time_ + len(samples) / frame.sample_rate
+                    self.push("audio", reach, lambda: self.engine.add_audio(samples, frame.sample_rate, time_))
         return False
 
 
