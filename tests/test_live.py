@@ -527,3 +527,12 @@ def test_a_stream_whose_audio_stops_while_its_video_goes_on_is_stopped_naming_it
     error = captured.err.splitlines()[-1]
     assert error.startswith(f"mmder: error: {path}: its audio stopped at 1.0 s while the stream went on to 11.")
     assert "Traceback" not in captured.err
+
+
+def test_an_audio_model_listens_to_a_sound_file_as_its_timeline_does(audio_only_path, tmp_path, capsys):
+    model_dir = save_tiny_model(tmp_path / "audio_model", strategy="audio")
+    argv = ["live", str(audio_only_path), "--model", str(model_dir), "--window", "1", "--stride", "0.5", "--json"]
+    assert main(argv) == 0
+    entries = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert _windows_of(entries) == [(0.0, 1.0), (0.5, 1.5), (1.0, 2.0)]  # the 2 s WAV file (22.05 kHz)
+    _same_scores(entries, _timeline(model_dir, audio_only_path, 1.0, 0.5))

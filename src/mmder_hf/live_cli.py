@@ -445,19 +445,19 @@ def run_live(args: LiveArguments, url: str, load_pipeline: Callable[[], Any]) ->
     pipe = load_pipeline()
     processor = pipe.processor
     need_video, need_audio = processor.num_video_frames > 0, processor.num_audio_frames > 0
-    what = {(True, True): "face frames and audio", (True, False): "face frames only"}.get(
-        (need_video, need_audio), "audio only"
-    )
+    what = "face frames and audio" if need_video and need_audio else "face frames only" if need_video else "audio only"
     try:
         for source, flag in zip(sources, ("SOURCE", "--audio")):
             source.container = open_source(source, flag, args.timeout)
         _check_streams(sources, need_video, need_audio, what)
         engine = pipe.live(window=args.window, stride=args.stride)
-    except (LiveError, ValueError):
+    except (LiveError, ValueError) as error:
         for source in sources:
             if source.container is not None:
                 source.container.close()
-        raise
+        if isinstance(error, LiveError):
+            raise
+        raise LiveError(f"--model {args.model}: {error}") from error  # e.g. frames not sampled by time
     engine.name = url
     # a device, a network stream or a paced file runs on the stream's clock: windows are skipped when the model lags;
     # a file on disk (whatever its --format) read at full speed has no clock to keep up with
