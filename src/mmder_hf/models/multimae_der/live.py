@@ -69,6 +69,21 @@ class LiveWindows:
         frames_held (`int`), max_frames_held (`int`): sampled frames kept for windows not handed out yet (plus the
             last frame, shown until the next one arrives), now and at most so far.
         windows_made (`int`): windows handed out by :meth:`ready` so far.
+        audio_seconds_held (`float`): audio kept for the windows not handed out yet.
+
+    Not thread-safe: push and take from one thread, or behind one lock (``mmder live`` does the latter, one reader
+    thread per input). Making a window's inputs (``ready``) is where the work is (resizing, face crops, audio
+    pictures); a caller that must not fall behind a live source calls it where it can afford that.
+
+    Example (with ``pipe`` a MultiMAE-DER pipeline):
+
+    ```python
+    >>> live = pipe.live(window=3.0, stride=1.0)  # doctest: +SKIP
+    >>> live.add_frames(frames, times)  # (n, H, W, 3) uint8 and their times, as they arrive  # doctest: +SKIP
+    >>> live.add_audio(samples, 48000, start=0.0)  # doctest: +SKIP
+    >>> for entry in pipe.classify_windows(live.ready()):  # doctest: +SKIP
+    ...     print(entry["start"], entry["end"], entry["label"], entry["score"])
+    ```
     """
 
     def __init__(self, processor: Any, window: float = 3.0, stride: float = 1.0, start: float = 0.0):
