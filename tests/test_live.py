@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -323,8 +324,11 @@ def test_live_file_in_real_time_prints_writes_and_scores_as_the_timeline(model_d
     command += ["--stride", "1", "--jsonl", str(jsonl), "--csv", str(table), "--plot", str(tmp_path / "live.png")]
     began = time.monotonic()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    watchdog = threading.Timer(120, process.kill)  # never hang the suite on a process that does not end
+    watchdog.start()
     arrivals = [(line, time.monotonic()) for line in process.stdout]  # each window's line as it is printed
     stderr = process.stderr.read()
+    watchdog.cancel()
     assert process.wait(timeout=120) == 0, stderr
     elapsed = time.monotonic() - began
     assert "Traceback" not in stderr
@@ -409,7 +413,7 @@ def test_a_model_slower_than_the_stream_skips_windows_and_says_how_many(make_cli
     clip_path = make_clip("live_2s", num_frames=20, fps=FPS, sample_rate=16000, channels=1)
     jsonl = tmp_path / "slow.jsonl"
     command = [*MMDER, "live", str(clip_path), "--realtime", "--model", str(folder), "--window", "1"]
-    command += ["--stride", "0.1", "--max-waiting", "2", "--jsonl", str(jsonl)]
+    command += ["--stride", "0.1", "--max-waiting", "2", "--jsonl", str(jsonl), "--device", "cpu"]
     done = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=180)
     assert done.returncode == 0, done.stderr
     expected = [(round(0.1 * k, 6), round(0.1 * k + 1.0, 6)) for k in range(round((2.0 - 1.0) / 0.1) + 1)]
@@ -435,11 +439,14 @@ def test_ctrl_c_stops_a_camera_and_microphone_with_the_summary(model_dir):
     command += ["--audio", "sine=frequency=440:sample_rate=16000", "--audio-format", "lavfi"]
     command += ["--model", str(model_dir), "--window", "1", "--stride", "0.5"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    watchdog = threading.Timer(120, process.kill)  # never hang the suite on a process that prints nothing
+    watchdog.start()
     try:
         first = process.stdout.readline()  # a window was classified: the loop runs
         process.send_signal(signal.SIGINT)
         rest, stderr = process.communicate(timeout=60)
     finally:
+        watchdog.cancel()
         process.kill()
     assert process.returncode == 0, stderr
     assert first.split()[:3] == ["0.00", "-", "1.00"]
