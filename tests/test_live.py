@@ -121,14 +121,20 @@ def test_windows_equal_the_processors_clips_of_the_same_frames_and_samples(clip,
         assert live.max_frames_held == 0  # frames are not even kept
 
 
-def test_face_crops_are_tracked_within_each_window_as_in_its_clip(tmp_path):
+@pytest.fixture(scope="module")
+def face_clip(tmp_path_factory) -> str:
+    """2.5 s at 10 fps, 1280 x 720: the main face is hidden in frames 9-14 while a smaller one stays in view."""
     pytest.importorskip("cv2")
     from faces_media import face_frames, write_face_clip
 
-    # The main face is hidden in frames 9-14 while a smaller one stays in view (NaN boxes where it is hidden).
     main_face = lambda t: None if 9 <= t <= 14 else (60 + 12 * t, 200, 1.3)  # noqa: E731
     other = lambda t: (1100 - 14 * t, 380, 0.6)  # noqa: E731
-    path = write_face_clip(tmp_path / "two_people.mp4", face_frames(25, [main_face, other])[0])
+    folder = tmp_path_factory.mktemp("live_faces")
+    return write_face_clip(folder / "two_people.mp4", face_frames(25, [main_face, other])[0])
+
+
+def test_face_crops_are_tracked_within_each_window_as_in_its_clip(face_clip):
+    path = face_clip
     frames, times, chunks = decode(path)
     processor = _processor("FSLF", image_size=64, face_crop=True)
     got = push(LiveWindows(processor, window=1.2, stride=0.5), frames, times, chunks)
@@ -315,6 +321,8 @@ def _same_scores(entries: list, timeline: list) -> None:
         reference = by_span[(entry["start"], entry["end"])]
         assert entry["label"] == reference["label"]
         assert np.allclose(list(entry["scores"].values()), list(reference["scores"].values()), atol=1e-5)
+    boxes = [box for entry in entries for box in entry["face_boxes"]]
+    assert any(box is None for box in boxes) and any(box is not None for box in boxes)  # the face hides, then returns
 
 
 @pytest.mark.slow
@@ -543,3 +551,22 @@ def test_an_audio_model_listens_to_a_sound_file_as_its_timeline_does(audio_only_
     entries = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert _windows_of(entries) == [(0.0, 1.0), (0.5, 1.5), (1.0, 2.0)]  # the 2 s WAV file (22.05 kHz)
     _same_scores(entries, _timeline(model_dir, audio_only_path, 1.0, 0.5))
+
+
+def test_face_cropping_pipelines_give_live_entries_with_the_timeline_s_face_boxes(face_clip, tmp_path):
+    from transformers import AutoModelForVideoClassification
+
+    from mmder_hf.models.multimae_der import MultiMAEDERPipeline
+
+    model_dir = save_tiny_model(tmp_path / "faces_model", face_crop=True)
+    pipe = MultiMAEDERPipeline(model=AutoModelForVideoClassification.from_pretrained(model_dir))
+    live = pipe.live(window=1.2, stride=0.5)
+    entries = pipe.classify_windows([window[:3] for window in push(live, *decode(face_clip))])
+    timeline = pipe(face_clip, window=1.2, stride=0.5)
+    assert [(e["start"], e["end"]) for e in entries] == [(w["start"], w["end"]) for w in timeline][: len(entries)]
+    assert len(entries) == 3
+    for entry, reference in zip(entries, timeline):
+        assert entry["face_boxes"] == reference["face_boxes"]  # one box (or None) per sampled frame, as the timeline's
+        assert np.allclose(list(entry["scores"].values()), list(reference["scores"].values()), atol=1e-5)
+    boxes = [box for entry in entries for box in entry["face_boxes"]]
+    assert any(box is None for box in boxes) and any(box is not None for box in boxes)  # the face hides, then returns
