@@ -370,8 +370,8 @@ def test_a_busy_space_refuses_over_limit_files_and_a_full_queue_at_once(space, m
 @pytest.mark.slow
 def test_the_live_tab_scores_a_real_browser_s_camera_and_microphone(space, tmp_path):
     """Chromium's fake camera and microphone play a y4m and a wav; the live tab receives them (frames of the y4m's
-    size, seconds of audio, both growing), shows window after window at the stride with the model's labels, and
-    stops the session at MMDER_MAX_LIVE_S with its message."""
+    size, seconds of audio, both growing), shows window after window at the stride with the model's labels, stops
+    the session at MMDER_MAX_LIVE_S with its message, and starts a new one when the camera and microphone restart."""
     require_browser()
     from playwright.sync_api import sync_playwright
 
@@ -404,25 +404,38 @@ def test_the_live_tab_scores_a_real_browser_s_camera_and_microphone(space, tmp_p
                 MAX_LIVE_S + 60,
                 "the session's limit",
             )
+            first = list(seen)
             page.wait_for_timeout(1500)  # the plots redraw
             page.screenshot(path=str(tmp_path / "live_tab.png"), full_page=True)
             plots = {
                 name: page.locator(f"#{name} canvas, #{name} svg").count() for name in ("live-scores", "live-timeline")
             }
+            # As the message says: stop both, start both again, and a new session runs.
+            microphone = page.locator("#live-microphone")
+            camera.get_by_role("button", name="capture photo").click()  # the camera's Stop
+            microphone.get_by_role("button", name="Stop").click()
+            camera.get_by_role("button", name="capture photo").click()
+            page.wait_for_timeout(2000)  # the camera's stream joins the queue
+            microphone.get_by_role("button", name="Record").click()
+            again = wait_for(
+                lambda: (lambda v: v if v and v["status"] == "live" and v["windows_made"] else None)(live_output()),
+                60,
+                "a window of the new session",
+            )
         finally:
             browser.close()
     print(f"live tab: {len(seen)} distinct outputs; screenshot {tmp_path / 'live_tab.png'}")
 
     assert final["status"] == (
-        f"Live session stopped at this Space's {MAX_LIVE_S} s limit (MMDER_MAX_LIVE_S): stop the microphone and "
-        "record again for a new session"
+        f"Live session stopped at this Space's {MAX_LIVE_S} s limit (MMDER_MAX_LIVE_S): stop the camera and the "
+        "microphone, then start them again for a new session"
     )
     assert MAX_LIVE_S <= final["session_s"] < MAX_LIVE_S + 2
     # What arrived came from the fake devices: frames of the y4m's size, audio seconds, both growing with time.
     assert final["frame_size"] == [CAMERA_HEIGHT, CAMERA_WIDTH]
     # Starting the microphone starts a new session (the camera's frames before it are dropped).
-    restarts = [k for k in range(1, len(seen)) if seen[k]["frames_received"] < seen[k - 1]["frames_received"]]
-    session = seen[restarts[-1] if restarts else 0 :]
+    restarts = [k for k in range(1, len(first)) if first[k]["frames_received"] < first[k - 1]["frames_received"]]
+    session = first[restarts[-1] if restarts else 0 :]
     frames = [v["frames_received"] for v in session]
     sound = [v["audio_s_received"] for v in session]
     assert frames == sorted(frames) and sound == sorted(sound) and len(set(sound)) >= 4
@@ -440,6 +453,7 @@ def test_the_live_tab_scores_a_real_browser_s_camera_and_microphone(space, tmp_p
     counts = [v["windows_made"] for v in session]
     assert counts == sorted(counts) and len(set(counts)) >= 3  # the scores and timeline updated as windows came
     assert plots["live-scores"] > 0 and plots["live-timeline"] > 0
+    assert again["session_s"] < MAX_LIVE_S and again["windows"][0]["start"] == 0.0
 
 
 def test_without_chromium_the_browser_test_skips_here_and_fails_in_ci(monkeypatch, tmp_path):

@@ -283,8 +283,8 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
         return bars, gr.update(value=timeline_curve(timeline, labels), visible=bool(timeline)), seen, summary
 
     live_limit = (
-        f"Live session stopped at this Space's {args.max_live:g} s limit (MMDER_MAX_LIVE_S): stop the microphone "
-        "and record again for a new session"
+        f"Live session stopped at this Space's {args.max_live:g} s limit (MMDER_MAX_LIVE_S): stop the camera and "
+        "the microphone, then start them again for a new session"
     )
 
     def live_view(session: LiveSession) -> tuple:
@@ -304,7 +304,11 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
         if session.stopped:
             return False
         if session.windows is None:
-            session.windows = pipe.live(window=args.window, stride=args.stride)
+            try:
+                session.windows = pipe.live(window=args.window, stride=args.stride)
+            except ValueError as error:  # e.g. a processor that samples frames by index, not by time
+                session.stopped = f"this model cannot score a live stream: {error}"
+                return True
             session.started = time.monotonic()
         over = session.elapsed() >= args.max_live
         if over:
@@ -388,7 +392,7 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
                     details = gr.JSON(label="Raw output")
         with gr.Tab("Live", elem_id="live-tab"):
             gr.Markdown(
-                "Start the camera and the microphone: every "
+                "Start the camera, then the microphone: every "
                 f"{args.stride:g} s the last {args.window:g} s are scored. Sessions stop after {args.max_live:g} s."
             )
             session = gr.State(LiveSession)
