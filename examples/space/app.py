@@ -12,7 +12,7 @@ Configuration (command line or environment variables):
     --stride / MMDER_STRIDE        seconds between windows (default 1), uploads and live
     --long-video / MMDER_LONG_VIDEO_S   videos longer than this get a timeline automatically (default 8)
     --host, --port                 where to serve (gradio's GRADIO_SERVER_NAME / GRADIO_SERVER_PORT also work)
-A public Space must survive its visitors; each limit is refused with one message naming it:
+A public Space must survive its visitors; each limit answers with one message naming it:
     --max-file-size / MMDER_MAX_FILE_SIZE   largest upload, e.g. 50MB, 800kb or bytes (default 50MB); refused while
                                    uploading, before the file reaches the queue
     --max-duration / MMDER_MAX_DURATION_S   longest video in seconds, read from the container header before anything
@@ -304,6 +304,9 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
         if session.stopped:
             return False
         if session.windows is None:
+            if not hasattr(pipe, "live"):
+                session.stopped = "this model's code predates live windows: save the model again with mmder-hf"
+                return True
             try:
                 session.windows = pipe.live(window=args.window, stride=args.stride)
             except ValueError as error:  # e.g. a processor that samples frames by index, not by time
