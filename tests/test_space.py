@@ -395,8 +395,7 @@ def test_the_live_tab_scores_a_real_browser_s_camera_and_microphone(space, tmp_p
             camera = page.locator("#live-camera")
             camera.get_by_role("button", name="Click to Access Webcam").click()
             camera.get_by_role("button", name="capture photo").click()  # streaming: this starts the stream
-            # The microphone once frames arrive: a microphone started while the camera's stream is still joining
-            # the queue of a just-started server never sends its chunks (gradio's frontend).
+            # The microphone once frames arrive: the camera alone reaches the server (and is shown) before it.
             wait_for(lambda: (live_output() or {}).get("frames_received"), 60, "the camera's first frames")
             clicked = len(seen)
             page.locator("#live-microphone").get_by_role("button", name="Record").click()

@@ -207,6 +207,9 @@ class LiveSession:
         self.lock = threading.Lock()
         self.reset()
 
+    def __deepcopy__(self, memo: dict) -> LiveSession:
+        return LiveSession()  # gradio copies a State's value for each visitor: a fresh session, with its own lock
+
     def reset(self) -> None:
         """A new session in the same object: the two streams hold it, so it is emptied rather than replaced."""
         self.windows = None  # the pipeline's LiveWindows, made at the first chunk
@@ -398,7 +401,7 @@ def build_demo(args: argparse.Namespace) -> gr.Blocks:
                 "Start the camera, then the microphone: every "
                 f"{args.stride:g} s the last {args.window:g} s are scored. Sessions stop after {args.max_live:g} s."
             )
-            session = gr.State(LiveSession)
+            session = gr.State(LiveSession())
             with gr.Row():
                 with gr.Column():
                     camera = gr.Image(sources=["webcam"], streaming=True, label="Camera", elem_id="live-camera")
