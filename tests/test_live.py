@@ -166,6 +166,19 @@ def test_each_window_comes_out_as_the_stream_passes_its_end_and_the_last_at_the_
     assert live.ready() == [] and live.windows_made == 4
 
 
+def test_the_last_frame_is_shown_at_the_times_after_it_when_the_stream_ends():
+    """Frames once a second: the last window samples a time after the stream's last frame, which shows it (as a
+    decoder shows the last frame until the end of the stream)."""
+    processor = _processor("video", num_frames=4, image_size=8)
+    live = LiveWindows(processor, window=3.0, stride=1.0)
+    for k in range(6):  # frames at 0 .. 5 s, grey level 10 k
+        live.add_frames(np.full((1, 8, 8, 3), 10 * k, np.uint8), [float(k)])
+    assert [(start, end) for start, end, _ in live.ready()] == [(0.0, 3.0), (1.0, 4.0), (2.0, 5.0)]
+    live.finish()  # shown until 6 s: window [3, 6) samples 3.6, 4.2, 4.8 and 5.4 s
+    (last,) = live.ready()
+    assert last[:2] == (3.0, 6.0) and _frame_value(last[2]["pixel_values"], processor) == [30, 40, 40, 50]
+
+
 def test_frames_before_the_first_and_across_a_gap_are_the_ones_shown_then():
     processor = _processor("video", num_frames=4, image_size=8)
     live = LiveWindows(processor, window=2.0, stride=2.0)

@@ -462,6 +462,16 @@ def test_a_datasets_video_decoder_finds_its_audio_track(synthetic_clip_path):
     assert decode_indices(from_decoder.frames) == decode_indices(from_path.frames) == [10, 20, 30, 40]
 
 
+def test_an_audio_track_reaches_a_time_only_when_its_samples_do(tmp_path, ramp_wav):
+    """audio_reaches decodes a track's last moments: a 1.8 s track has samples in [1.6 s, 2 s) but does not reach
+    2 s (within 0.1 s); the 2 s ramp does."""
+    short = tmp_path / "short.wav"
+    write_wav(short, tone(1.8, 16000, channels=1), 16000)
+    assert truncation.audio_reaches(str(short), 2.0, 0.1) is False
+    assert truncation.audio_reaches(str(short), 1.8, 0.1) is True
+    assert truncation.audio_reaches(str(ramp_wav), 2.0, 0.1) is True
+
+
 def test_a_video_ending_early_is_fine_when_the_audio_reaches_the_declared_end(ramp_wav, monkeypatch):
     """The video's packets stop at 1 s of the 2 s the container declares: truncated, unless an audio track reaches
     2 s. A scanned audio stream tells its own end; one the scan does not know is decoded near 2 s (the 2 s ramp
