@@ -910,3 +910,16 @@ def test_predict_decodes_the_next_batch_while_the_model_runs(model_dir, clips, t
         expected = pipe(path, top_k=5)
         assert [p["label"] for p in result["predictions"]] == [p["label"] for p in expected]
         assert [p["score"] for p in result["predictions"]] == pytest.approx([p["score"] for p in expected], abs=1e-5)
+
+
+def test_a_hub_warning_is_printed_once():
+    """huggingface_hub's lines (its retries while the Hub is unreachable, before the one error line) appear once on a
+    console, not a second time through mmder's own handler; in a fresh process, as `mmder` sets up logging."""
+    script = (
+        "from mmder_hf import cli; cli._quiet_libraries(); "
+        "from huggingface_hub import logging as hub_logging; "
+        "hub_logging.get_logger('huggingface_hub.utils._http').warning('Retrying in 1s [Retry 1/5].')"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert [line for line in done.stderr.splitlines() if "Retrying in 1s" in line] == ["Retrying in 1s [Retry 1/5]."]

@@ -73,9 +73,13 @@ def _first_line(error: BaseException) -> str:
 
 def _quiet_libraries() -> None:
     import transformers
+    from huggingface_hub import logging as hub_logging
 
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
+    # transformers gives huggingface_hub's logger a handler of its own: without this, each of its lines (a retry
+    # while the Hub is unreachable) would be printed twice, once more through ours.
+    hub_logging.disable_propagation()
     logging.basicConfig(level=logging.WARNING, format=f"{PROG}: %(levelname)s: %(message)s")
 
 

@@ -155,6 +155,16 @@ def _av_reason(error: BaseException) -> str:
     return str(message).strip().splitlines()[0] if str(message).strip() else type(error).__name__
 
 
+def check_format(source: Source, flag: str) -> None:
+    """A :class:`LiveError` (with "did you mean") when ``source``'s ``--format`` is no input format FFmpeg has."""
+    import av
+
+    if source.format is not None and source.format not in av.formats_available:
+        option = "--format" if flag == "SOURCE" else "--audio-format"
+        hint = did_you_mean(source.format, sorted(av.formats_available))
+        raise LiveError(f"{option} {source.format}: FFmpeg (as PyAV ships it) has no such input format{hint}")
+
+
 def open_source(source: Source, flag: str, timeout: float) -> Any:
     """Open ``source`` with PyAV; a :class:`LiveError` naming it (and the flag that gave it) when it cannot be."""
     import av
@@ -165,10 +175,7 @@ def open_source(source: Source, flag: str, timeout: float) -> Any:
             raise LiveError(f"{name}: file not found (for a device, give its --format; for a stream, its URL)")
         if os.path.isdir(source.url):
             raise LiveError(f"{name}: a folder, not a video file")
-    if source.format is not None and source.format not in av.formats_available:
-        option = "--format" if flag == "SOURCE" else "--audio-format"
-        hint = did_you_mean(source.format, sorted(av.formats_available))
-        raise LiveError(f"{option} {source.format}: FFmpeg (as PyAV ships it) has no such input format{hint}")
+    check_format(source, flag)
     try:
         container = av.open(
             source.url, format=source.format, options=source.options, timeout=None if source.is_file else timeout
@@ -439,8 +446,9 @@ def run_live(args: LiveArguments, url: str, load_pipeline: Callable[[], Any]) ->
     sources = [Source(url, args.format, _options(args.option))]
     if args.audio is not None:
         sources.append(Source(args.audio, args.audio_format, _options(args.audio_option)))
-    for source, flag in zip(sources, ("SOURCE", "--audio")):
-        if source.is_file and not os.path.exists(source.url):  # before the model is loaded
+    for source, flag in zip(sources, ("SOURCE", "--audio")):  # mistakes found before the model is loaded
+        check_format(source, flag)
+        if source.is_file and not os.path.exists(source.url):
             open_source(source, flag, args.timeout)
     pipe = load_pipeline()
     processor = pipe.processor
