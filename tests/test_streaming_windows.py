@@ -60,17 +60,20 @@ def _frame_index(path: str, times: list) -> list[int]:
 # Bit for bit the processor's clips
 
 
+@pytest.mark.parametrize("skip_unused_frames", [True, False], ids=["skipping", "every frame"])
 @pytest.mark.parametrize(
     "strategy, sampling",
     [("FSLF", "aligned"), ("CFAS", "aligned"), ("video", "aligned"), ("FSLF", "original")],
 )
-def test_each_window_is_the_processors_clip_to_the_bit(clip, strategy, sampling):
+def test_each_window_is_the_processors_clip_to_the_bit(clip, strategy, sampling, skip_unused_frames):
     processor = _processor(strategy, frame_sampling=sampling, num_frames=4 if strategy == "CFAS" else 8)
     # 3 s every 2 s: the first window, one in the middle, the tail window (4-7 s, added to reach the end); then
     # windows of 0.05 s, shorter than the frames' 0.1 s spacing (all their frames are one frame)
     assert _windows(clip, 3.0, 2.0) == [(0.0, 3.0), (2.0, 5.0), (4.0, 7.0)]
     for windows in (_windows(clip, 3.0, 2.0), [(1.0, 1.05), (1.03, 1.08), (6.9, 6.95)]):
-        got = list(StreamingWindows(processor, clip, windows))
+        engine = StreamingWindows(processor, clip, windows, skip_unused_frames=skip_unused_frames)
+        got = list(engine)
+        assert engine.route == ("skipping" if skip_unused_frames else "every frame")
         assert [(start, end) for start, end, _ in got] == windows
         for start, end, inputs in got:
             expected = processor(videos=clip, clip_start=start, clip_end=end, return_tensors="pt")
@@ -161,8 +164,8 @@ def test_the_video_is_demuxed_and_decoded_once(clip, monkeypatch):
     distinct = len(set(_frame_index(clip, times)))  # the frames some window samples
     packets = len(VideoDecoder(clip))  # H.264: one packet per frame
     counted = _Counted(monkeypatch)
-    engine = StreamingWindows(processor, clip, windows)
-    assert len(list(engine)) == len(windows) == 5
+    engine = StreamingWindows(processor, clip, windows, skip_unused_frames=False)
+    assert len(list(engine)) == len(windows) == 5 and engine.route == "every frame"
     assert counted.demuxers == 1 and counted.packets == packets == 70
     assert (engine.packets_read, engine.frames_decoded) == (70, 70)
     assert len(counted.converted) == engine.frames_converted == distinct < 70  # only the sampled frames
@@ -178,7 +181,7 @@ def test_windows_come_out_in_order_as_soon_as_complete(clip):
     # time its last frame is shown), or at the end of the file.
     last = [_frame_index(clip, sampling_times(0.0, 7.0, start, end, 8))[-1] for start, end in windows]
     expected = [min(index + 2, 70) for index in last]
-    engine = StreamingWindows(processor, clip, windows)
+    engine = StreamingWindows(processor, clip, windows, skip_unused_frames=False)
     iterator = iter(engine)
     seen = []
     for start, end, _ in iterator:
@@ -191,6 +194,66 @@ def test_windows_come_out_in_order_as_soon_as_complete(clip):
     start, end, first = next(again)
     assert (start, end) == windows[0] and engine.frames_decoded == expected[0]
     assert set(first) == {"pixel_values"}
+
+
+def _reference_frames(path: str) -> set:
+    """Indices (presentation order) of the frames other frames are predicted from: what FFmpeg still decodes when
+    told to skip non-reference frames, read here by PyAV on its own."""
+    import av
+
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        every = sorted(packet.pts for packet in container.demux(stream) if packet.pts is not None)
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.skip_frame = "NONREF"
+        return {every.index(frame.pts) for frame in container.decode(stream)}
+
+
+def test_frames_no_window_samples_and_no_frame_needs_are_not_decoded(clip):
+    """H.264 with B-frames: a pass decodes the reference frames and the sampled ones, nothing else, and gives the
+    windows of the pass that decodes every frame, to the bit (face crops too: test above)."""
+    processor = _processor("FSLF")
+    windows = _windows(clip, 3.0, 1.0)
+    count = processor.num_video_frames  # FSLF: 4 face frames of the 8
+    times = [t for start, end in windows for t in sampling_times(0.0, 7.0, start, end, count)]
+    sampled = set(_frame_index(clip, times))
+    references = _reference_frames(clip)
+    assert len(references) < 70 and not sampled <= references  # B-frames, some of them sampled
+    engine = StreamingWindows(processor, clip, windows)
+    skipping = list(engine)
+    assert engine.route == "skipping" and engine.packets_read == 70
+    assert engine.frames_decoded == len(references | sampled) < 70
+    assert engine.frames_converted == len(sampled)
+    every = list(StreamingWindows(processor, clip, windows, skip_unused_frames=False))
+    assert [span[:2] for span in skipping] == [span[:2] for span in every] == windows
+    for (_, _, got), (_, _, expected) in zip(skipping, every):
+        assert_identical(got, expected)
+
+
+def test_videos_the_skipping_pass_cannot_read_get_every_frame_decoded(clip, tmp_path, monkeypatch):
+    """A codec other than H.264, a rotated (portrait phone) clip, or no PyAV: every frame is decoded, with the
+    processor's clip inputs."""
+    from faces_media import face_frames, write_face_clip
+
+    processor = _processor("video", image_size=32)
+    from conftest import indexed_frames, tone
+
+    from mmder_hf.data.media_writing import write_clip
+
+    mpeg4 = write_clip(tmp_path / "mpeg4.mkv", indexed_frames(40, 48, 64), FPS, tone(4.0, 44100, 2), 44100, "mpeg4")
+    portrait = write_face_clip(tmp_path / "portrait.mp4", face_frames(20, [lambda t: (60, 60, 1.0)])[0], rotation=90)
+    for path in (mpeg4, portrait):
+        windows = _windows(path, 1.0, 1.0)
+        engine = StreamingWindows(processor, path, windows)
+        for start, end, inputs in engine:
+            assert_identical(inputs, processor(videos=path, clip_start=start, clip_end=end, return_tensors="pt"))
+        assert engine.route == "every frame", path
+    monkeypatch.setitem(sys.modules, "av", None)  # PyAV is optional for a model's code
+    engine = StreamingWindows(processor, clip, [(0.0, 1.0)])
+    ((_, _, inputs),) = list(engine)
+    assert engine.route == "every frame"
+    assert_identical(inputs, processor(videos=clip, clip_start=0.0, clip_end=1.0, return_tensors="pt"))
 
 
 @pytest.mark.parametrize("face_crop", [False, True])
@@ -224,7 +287,7 @@ def test_only_the_open_windows_frames_are_held(make_clip, face_crop, monkeypatch
                 return images, boxes
 
             monkeypatch.setattr(processor.video_processor, "frames_to_images", recorded)
-        engine = StreamingWindows(processor, path, windows)
+        engine = StreamingWindows(processor, path, windows, skip_unused_frames=False)
         for _ in engine:
             state["handed_out"] += 1
             check()
