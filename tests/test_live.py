@@ -581,3 +581,149 @@ def test_face_cropping_pipelines_give_live_entries_with_the_timeline_s_face_boxe
         assert np.allclose(list(entry["scores"].values()), list(reference["scores"].values()), atol=1e-5)
     boxes = [box for entry in entries for box in entry["face_boxes"]]
     assert any(box is None for box in boxes) and any(box is not None for box in boxes)  # the face hides, then returns
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Inputs read through the ffmpeg program (devices PyAV's FFmpeg lacks, --through-ffmpeg)
+
+
+def _ffmpeg_children() -> dict:
+    """``{pid: state}`` of this process's ``ffmpeg`` children (from /proc; a zombie, not yet reaped, is ``Z``)."""
+    children = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # it ended while being read
+        name, rest = text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2 :].split()
+        if name == "ffmpeg" and int(rest[1]) == os.getpid():
+            children[int(stat.parent.name)] = rest[0]
+    return children
+
+
+def _needs_ffmpeg_program(*formats: str) -> None:
+    from mmder_hf.live_ffmpeg import ffmpeg_input_formats
+
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("needs /proc to see the ffmpeg children")
+    missing = [name for name in formats if name not in ffmpeg_input_formats()]
+    if missing:
+        pytest.skip(f"the ffmpeg program on PATH lacks {missing}")
+
+
+@pytest.mark.slow
+def test_through_ffmpeg_reads_generated_devices_as_pyav_does_and_reaps_its_children(model_dir, capsys):
+    _needs_ffmpeg_program("lavfi")
+    import av
+    from transformers import AutoModelForVideoClassification
+
+    from mmder_hf.models.multimae_der import MultiMAEDERPipeline
+
+    # a tone sliding in pitch, computed from its formula (the same in any FFmpeg version; lavfi's sine is not)
+    camera, microphone = "testsrc2=size=64x48:rate=10", "aevalsrc=0.4*sin(2*PI*(300+200*t)*t):s=16000"
+    assert _ffmpeg_children() == {}
+    seen: set = set()
+    running = threading.Event()
+    running.set()
+
+    def watch() -> None:  # the ffmpeg children while the command runs
+        while running.is_set():
+            seen.update(_ffmpeg_children())
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    argv = ["live", camera, "--format", "lavfi", "--audio", microphone, "--audio-format", "lavfi", "--through-ffmpeg"]
+    argv += ["--duration", "3", "--realtime", "--model", str(model_dir), "--window", "1", "--stride", "0.5"]
+    try:
+        status = main([*argv, "--json", "--max-waiting", "50"])
+    finally:
+        running.clear()
+        watcher.join()
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert len(seen) == 2  # one ffmpeg program per input (camera, microphone) ...
+    assert _ffmpeg_children() == {} and not any(Path(f"/proc/{pid}").exists() for pid in seen)  # ... both reaped
+    entries = [json.loads(line) for line in captured.out.splitlines()]
+    # windows [s, s + 1) every 0.5 s while they fit in the stream's first 3 s
+    assert _windows_of(entries) == [(0.5 * k, 0.5 * k + 1.0) for k in range(int((3.0 - 1.0) / 0.5) + 1)]
+    assert _summary(captured.err).endswith("(--duration 3 s)")
+
+    # The same sources read by PyAV directly (frames before 3 s, samples up to 3 s), windowed by the engine
+    with av.open(camera, format="lavfi") as container:
+        frames, times = [], []
+        for frame in container.decode(video=0):
+            if frame.time >= 3.0:
+                break
+            frames.append(frame.to_ndarray(format="rgb24"))
+            times.append(frame.time)
+    with av.open(microphone, format="lavfi") as container:
+        chunks = []
+        for frame in container.decode(audio=0):
+            if frame.time >= 3.0:
+                break
+            assert frame.format.name in ("dbl", "dblp") and len(frame.layout.channels) == 1  # doubles, mono
+            samples = frame.to_ndarray()[0].astype(np.float32)
+            chunks.append((samples[: round((3.0 - frame.time) * frame.sample_rate)], frame.sample_rate, frame.time))
+    pipe = MultiMAEDERPipeline(model=AutoModelForVideoClassification.from_pretrained(model_dir))
+    windows = [window[:3] for window in push(pipe.live(window=1.0, stride=0.5), np.stack(frames), times, chunks)]
+    reference = pipe.classify_windows(windows)
+    assert [(w["start"], w["end"]) for w in reference] == _windows_of(entries)
+    # Frames and samples are equal (RGB from the same generator; the samples cast from double to float, by the
+    # ffmpeg program or here): the same scores, up to float rounding in the model (1e-6).
+    for entry, expected in zip(entries, reference):
+        assert entry["label"] == expected["label"]
+        assert np.allclose(list(entry["scores"].values()), list(expected["scores"].values()), atol=1e-6)
+
+
+def test_a_device_only_the_ffmpeg_program_has_is_read_through_it_and_its_error_is_one_line(model_dir, capsys):
+    import av
+
+    _needs_ffmpeg_program("v4l2")
+    if "v4l2" in av.formats_available:
+        pytest.skip("PyAV's FFmpeg has v4l2 itself")
+    began = time.monotonic()
+    status = main(["live", "/dev/video99", "--format", "v4l2", "--model", str(model_dir), "--timeout", "60"])
+    elapsed = time.monotonic() - began
+    err = capsys.readouterr().err
+    assert status == 1
+    assert err.splitlines() == [
+        "mmder: error: /dev/video99: cannot be opened: No such file or directory (--format v4l2, read by the ffmpeg "
+        "program)"
+    ]
+    assert elapsed < 30  # ffmpeg's own failure, not the --timeout watchdog
+    assert _ffmpeg_children() == {}  # stopped and reaped
+
+
+def test_a_format_neither_ffmpeg_has_gets_a_did_you_mean_over_both(model_dir, capsys):
+    _needs_ffmpeg_program("v4l2", "pulse")
+    for argv, message, close in (
+        (
+            ["/dev/video0", "--format", "v4l3"],
+            "--format v4l3: FFmpeg (as PyAV ships it) has no such input format, ",
+            "v4l2",
+        ),
+        (
+            ["testsrc2", "--format", "lavfi", "--audio", "default", "--audio-format", "pulze"],
+            "--audio-format pulze: FFmpeg (as PyAV ",
+            "pulse",
+        ),
+    ):
+        assert main(["live", *argv, "--model", str(model_dir)]) == 1
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and err.startswith(f"mmder: error: {message}"), err
+        assert err.rstrip().endswith(f"nor has the ffmpeg program (did you mean {close}?)"), err
+
+
+def test_the_ffmpeg_program_s_format_listings_are_read_in_both_layouts():
+    from mmder_hf.live_ffmpeg import _demuxers
+
+    # FFmpeg 5 (two flag columns) and FFmpeg 6+ (a third: d, a device); only demuxers (D) count
+    old = " D. = Demuxing supported\n .E = Muxing supported\n --\n DE alsa            ALSA audio output\n"
+    old += "  E sdl,sdl2        SDL2 output device\n D  lavfi           Libavfilter virtual input device\n"
+    new = " D.. = Demuxing supported\n ..d = Is a device\n ---\n --\n D d video4linux2,v4l2 Video4Linux2 device\n"
+    new += (
+        " DEd pulse           Pulse audio output\n DE  nut             NUT\n  Ed sdl,sdl2        SDL2 output device\n"
+    )
+    assert _demuxers(old) == {"alsa", "lavfi"}
+    assert _demuxers(new) == {"video4linux2", "v4l2", "pulse", "nut"}

@@ -127,6 +127,14 @@ class LiveArguments(ModelArguments):
         default_factory=list,
         metadata={"help": "An FFmpeg input option of --audio (repeatable).", "metavar": "KEY=VALUE"},
     )
+    through_ffmpeg: bool = field(
+        default=False,
+        metadata={
+            "help": "Read SOURCE (and --audio) through the ffmpeg program on PATH instead of PyAV's own FFmpeg, for "
+            "a codec or protocol only that program has. Automatic for a --format only it has (v4l2, pulse: PyAV's "
+            "FFmpeg lacks most capture devices)."
+        },
+    )
     realtime: bool = field(
         default=False,
         metadata={

@@ -6,7 +6,9 @@ Three parts run side by side:
   ``tcp`` URL, a ``v4l2`` / ``avfoundation`` / ``dshow`` camera, an ``alsa`` / ``pulse`` microphone...) decodes
   frames and audio, puts them on the stream's timeline (seconds from the input's start) and pushes them into the
   model's :class:`~mmder_hf.models.multimae_der.live.LiveWindows`, which hands out each window's inputs once the
-  stream has passed its end. ``--realtime`` paces a file by its presentation times, as a camera delivers frames;
+  stream has passed its end. ``--realtime`` paces a file by its presentation times, as a camera delivers frames.
+  An input whose format only the ``ffmpeg`` program has (PyAV's FFmpeg lacks ``v4l2`` and ``pulse``), or any input
+  with ``--through-ffmpeg``, is decoded by an ``ffmpeg`` child process and read from its pipe (live_ffmpeg.py);
 - a bounded hand-off (:class:`WindowHandoff`) between the readers and the model: when the model is slower than the
   stream, the OLDEST waiting window is dropped and counted. Live output is about now: the newest window is the one
   worth showing, and dropping the oldest keeps the latency (and the memory) bounded instead of growing without end.
@@ -34,9 +36,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, TextIO
 
-from .cli import CliError
 from .cli_arguments import PROG, LiveArguments
-from .user_errors import did_you_mean
+from .live_ffmpeg import LiveError, check_format, open_through_ffmpeg
 
 
 #: Seconds between two redraws of ``--plot`` (drawing takes a few tenths of a second).
@@ -47,10 +48,6 @@ STREAM_PREFIXES = ("http://", "https://", "rtsp://", "rtsps://", "rtmp://", "udp
 STALL_SECONDS = 10.0
 #: Containers FFmpeg opens for single pictures.
 _IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "gif", "tiff_pipe")
-
-
-class LiveError(CliError):
-    """A problem with a source, reported as one line (exit status 1)."""
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -129,10 +126,19 @@ class Source:
     video: bool = False
     audio: bool = False
     container: Any = None
+    through_ffmpeg: bool = False  # read through the ffmpeg program (live_ffmpeg.py), not PyAV's own FFmpeg
+    child: Any = None  # that program's process (live_ffmpeg.FfmpegChild)
 
     @property
     def is_file(self) -> bool:
         return self.format is None and not self.url.startswith(STREAM_PREFIXES)
+
+    def close(self) -> None:
+        """Close the container, then stop and reap the ``ffmpeg`` child feeding it (if any)."""
+        if self.container is not None:
+            self.container.close()
+        if self.child is not None:
+            self.child.close()
 
 
 def _options(values: list) -> dict:
@@ -155,16 +161,6 @@ def _av_reason(error: BaseException) -> str:
     return str(message).strip().splitlines()[0] if str(message).strip() else type(error).__name__
 
 
-def check_format(source: Source, flag: str) -> None:
-    """A :class:`LiveError` (with "did you mean") when ``source``'s ``--format`` is no input format FFmpeg has."""
-    import av
-
-    if source.format is not None and source.format not in av.formats_available:
-        option = "--format" if flag == "SOURCE" else "--audio-format"
-        hint = did_you_mean(source.format, sorted(av.formats_available))
-        raise LiveError(f"{option} {source.format}: FFmpeg (as PyAV ships it) has no such input format{hint}")
-
-
 def open_source(source: Source, flag: str, timeout: float) -> Any:
     """Open ``source`` with PyAV; a :class:`LiveError` naming it (and the flag that gave it) when it cannot be."""
     import av
@@ -176,6 +172,8 @@ def open_source(source: Source, flag: str, timeout: float) -> Any:
         if os.path.isdir(source.url):
             raise LiveError(f"{name}: a folder, not a video file")
     check_format(source, flag)
+    if source.through_ffmpeg:
+        return open_through_ffmpeg(source, name, timeout)
     try:
         container = av.open(
             source.url, format=source.format, options=source.options, timeout=None if source.is_file else timeout
@@ -285,6 +283,10 @@ class StreamSession:
         reached_duration = False
         try:
             reached_duration = self._demux(source)
+            if source.child is not None and not reached_duration and not self.stop.is_set():
+                failure = source.child.failure(source.url)  # the program ended: on its own error?
+                if failure is not None:
+                    self.error = f"{source.url}: the stream failed: {failure}"
         except Exception as error:  # noqa: BLE001 - a stream that breaks is one line, not a traceback
             if not self.stop.is_set():
                 self.error = f"{source.url}: the stream failed: {_av_reason(error)}"
@@ -298,7 +300,7 @@ class StreamSession:
                         self.engine.finish()
                         self._hand_over(self.engine.ready())
                     self.handoff.close()
-            source.container.close()
+            source.close()
 
     def _demux(self, source: Source) -> bool:
         """Read ``source`` until it ends, the session stops (``False``) or ``--duration`` is reached (``True``)."""
@@ -443,9 +445,10 @@ def run_live(args: LiveArguments, url: str, load_pipeline: Callable[[], Any]) ->
     """``mmder live``: returns the exit status (0; 1 when the source failed)."""
     for option, path in (("--csv", args.csv), ("--jsonl", args.jsonl), ("--plot", args.plot)):
         _check_target(option, path)
-    sources = [Source(url, args.format, _options(args.option))]
+    sources = [Source(url, args.format, _options(args.option), through_ffmpeg=args.through_ffmpeg)]
     if args.audio is not None:
-        sources.append(Source(args.audio, args.audio_format, _options(args.audio_option)))
+        audio = Source(args.audio, args.audio_format, _options(args.audio_option), through_ffmpeg=args.through_ffmpeg)
+        sources.append(audio)
     for source, flag in zip(sources, ("SOURCE", "--audio")):  # mistakes found before the model is loaded
         check_format(source, flag)
         if source.is_file and not os.path.exists(source.url):
@@ -461,8 +464,7 @@ def run_live(args: LiveArguments, url: str, load_pipeline: Callable[[], Any]) ->
         engine = pipe.live(window=args.window, stride=args.stride)
     except (LiveError, ValueError) as error:
         for source in sources:
-            if source.container is not None:
-                source.container.close()
+            source.close()
         if isinstance(error, LiveError):
             raise
         raise LiveError(f"--model {args.model}: {error}") from error  # e.g. frames not sampled by time
@@ -499,6 +501,11 @@ def run_live(args: LiveArguments, url: str, load_pipeline: Callable[[], Any]) ->
         session.stop.set()
         for thread in threads:
             thread.join(timeout=2.0)
+        for source in sources:  # a reader still waiting on a silent ffmpeg child gets its end of stream, and ends
+            if source.child is not None:
+                source.child.stop()
+        for thread in threads:
+            thread.join(timeout=2.0)
         outputs.plot(final=True)
         outputs.close()
     stopped = stopped or session.reason
@@ -511,4 +518,14 @@ def run_live(args: LiveArguments, url: str, load_pipeline: Callable[[], Any]) ->
     return 0
 
 
-__all__ = ["LiveError", "Outputs", "Source", "StreamSession", "WindowHandoff", "open_source", "run_live", "summary"]
+__all__ = [
+    "LiveError",
+    "Outputs",
+    "Source",
+    "StreamSession",
+    "WindowHandoff",
+    "check_format",
+    "open_source",
+    "run_live",
+    "summary",
+]
