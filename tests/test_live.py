@@ -695,6 +695,38 @@ def test_a_device_only_the_ffmpeg_program_has_is_read_through_it_and_its_error_i
     assert _ffmpeg_children() == {}  # stopped and reaped
 
 
+def test_an_input_the_ffmpeg_program_gets_no_answer_from_is_given_up_after_timeout(model_dir, capsys):
+    import socket
+
+    _needs_ffmpeg_program("mpegts")
+    # A server that accepts the connection and sends nothing (a camera or stream that hangs): ffmpeg waits for it
+    # without end; the child is killed after --timeout. Closed after 20 s, so that a missing watchdog fails, not hangs.
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    accepted: list = []
+    threading.Thread(target=lambda: accepted.append(server.accept()[0]), daemon=True).start()
+    closer = threading.Timer(20, lambda: [connection.close() for connection in accepted])
+    closer.start()
+    try:
+        began = time.monotonic()
+        argv = ["live", f"tcp://127.0.0.1:{port}", "--format", "mpegts", "--through-ffmpeg", "--timeout", "1"]
+        status = main([*argv, "--model", str(model_dir)])
+        elapsed = time.monotonic() - began
+    finally:
+        closer.cancel()
+        for connection in accepted:
+            connection.close()
+        server.close()
+    err = capsys.readouterr().err
+    assert status == 1 and accepted  # it did connect
+    assert err.splitlines() == [
+        f"mmder: error: tcp://127.0.0.1:{port}: cannot be opened: no answer in 1 s (--timeout) (--format mpegts, "
+        "read by the ffmpeg program)"
+    ]
+    assert elapsed < 15
+    assert _ffmpeg_children() == {}
+
+
 def test_a_format_neither_ffmpeg_has_gets_a_did_you_mean_over_both(model_dir, capsys):
     _needs_ffmpeg_program("v4l2", "pulse")
     for argv, message, close in (
