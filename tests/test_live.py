@@ -676,6 +676,21 @@ def test_through_ffmpeg_reads_generated_devices_as_pyav_does_and_reaps_its_child
         assert np.allclose(list(entry["scores"].values()), list(expected["scores"].values()), atol=1e-6)
 
 
+def test_through_ffmpeg_keeps_the_input_s_timestamps_of_an_mpegts_file(model_dir, short_clip, tmp_path, capsys):
+    # MPEG-TS shifts the timestamps (by 1.4 s) and its audio starts before the video's first frame (the AAC priming
+    # samples): the stream's time 0 is that frame's, the audio's offset to it as PyAV reads the file itself (the
+    # ffmpeg program rebases each stream its own way unless told to keep the input's timestamps)
+    _needs_ffmpeg_program("mpegts")
+    ts = tmp_path / "clip.ts"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(short_clip), "-c", "copy", str(ts)], check=True, timeout=60)
+    argv = ["live", str(ts), "--through-ffmpeg", "--model", str(model_dir), "--window", "2", "--stride", "1", "--json"]
+    assert main(argv) == 0
+    entries = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert _windows_of(entries) == [(0.0, 2.0), (1.0, 3.0), (2.0, 4.0)]
+    _same_scores(entries, _timeline(model_dir, short_clip, 2.0, 1.0))
+    assert _ffmpeg_children() == {}
+
+
 def test_a_device_only_the_ffmpeg_program_has_is_read_through_it_and_its_error_is_one_line(model_dir, capsys):
     import av
 
