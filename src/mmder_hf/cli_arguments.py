@@ -372,7 +372,8 @@ LIVE_EXAMPLES = """examples:
     mmder live clip.mp4 --realtime --model MODEL
   a stream (http, https, rtsp, udp, tcp...):
     mmder live rtsp://192.168.1.20:8554/cam --model MODEL
-  Linux camera + microphone (or --audio default --audio-format pulse):
+  Linux camera + microphone (or --audio default --audio-format pulse; v4l2 and pulse are read through the ffmpeg
+  program, PyAV's own FFmpeg lacks them):
     mmder live /dev/video0 --format v4l2 --option video_size=640x480 --audio hw:0 --audio-format alsa --model MODEL
   macOS camera + microphone (one input):
     mmder live "0:0" --format avfoundation --option framerate=30 --model MODEL
