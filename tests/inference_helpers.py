@@ -39,6 +39,16 @@ def tiny_classifier(strategy: str = "FSLF", seed: int = 0):
     return model
 
 
+def assert_inputs_identical(got: dict, expected) -> None:
+    """Model inputs equal to the bit: same keys, shapes, dtypes and values (NaN face boxes where no face was found,
+    in both)."""
+    assert sorted(got) == sorted(expected)
+    for key, value in expected.items():
+        assert got[key].dtype == value.dtype and got[key].shape == value.shape, key
+        assert torch.equal(torch.isnan(got[key]), torch.isnan(value)), key
+        assert torch.equal(got[key].nan_to_num(0.0), value.nan_to_num(0.0)), key
+
+
 def save_tiny_model(
     folder: Path, strategy: str = "FSLF", training_data: Optional[str] = None, **processor_settings
 ) -> Path:

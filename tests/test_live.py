@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from inference_helpers import LABELS, TINY, save_tiny_model, write_photo
+from inference_helpers import LABELS, TINY, assert_inputs_identical, save_tiny_model, write_photo
 
 from mmder_hf.cli import main
 from mmder_hf.live_cli import WaitingWindow, WindowHandoff
@@ -88,14 +88,6 @@ def expected_inputs(processor, frames, times, chunks, start: float, end: float):
     return processor(**kwargs, return_tensors="pt")
 
 
-def assert_identical(got: dict, expected) -> None:
-    assert sorted(got) == sorted(expected)
-    for key, value in expected.items():
-        assert got[key].dtype == value.dtype and got[key].shape == value.shape, key
-        assert torch.equal(torch.isnan(got[key]), torch.isnan(value)), key
-        assert torch.equal(got[key].nan_to_num(0.0), value.nan_to_num(0.0)), key
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # The engine
 
@@ -116,7 +108,7 @@ def test_windows_equal_the_processors_clips_of_the_same_frames_and_samples(clip,
     got = push(live, frames, times, chunks)
     assert [(start, end) for start, end, _, _ in got] == [(s, s + 2.5) for s in (0.0, 1.0, 2.0, 3.0)]
     for start, end, inputs, _ in got:
-        assert_identical(inputs, expected_inputs(processor, frames, times, chunks, start, end))
+        assert_inputs_identical(inputs, expected_inputs(processor, frames, times, chunks, start, end))
     if strategy == "audio":
         assert live.max_frames_held == 0  # frames are not even kept
 
@@ -141,7 +133,7 @@ def test_face_crops_are_tracked_within_each_window_as_in_its_clip(face_clip):
     assert [(round(s, 6), round(e, 6)) for s, e, _, _ in got] == [(0.0, 1.2), (0.5, 1.7), (1.0, 2.2)]
     hidden = 0
     for start, end, inputs, _ in got:
-        assert_identical(inputs, expected_inputs(processor, frames, times, chunks, start, end))
+        assert_inputs_identical(inputs, expected_inputs(processor, frames, times, chunks, start, end))
         hidden += int(torch.isnan(inputs["face_boxes"][0, :, 0]).sum())
     assert hidden > 0  # some windows sample the frames where the main face is hidden
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from inference_helpers import assert_inputs_identical
 
 from mmder_hf.models.multimae_der import streaming
 from mmder_hf.models.multimae_der.media import MediaError, open_video_decoder, sampling_times, stream_span
@@ -38,15 +39,6 @@ def _processor(strategy: str = "FSLF", **kwargs) -> MultiMAEDERProcessor:
 
 def _windows(path: str, window: float, stride: float) -> list:
     return sliding_windows(*stream_span(open_video_decoder(path)), window, stride)
-
-
-def assert_identical(got: dict, expected) -> None:
-    """Same keys, shapes, dtypes and values to the bit (NaN face boxes where the face was not found, in both)."""
-    assert list(got) == list(expected)
-    for key, value in expected.items():
-        assert got[key].dtype == value.dtype and got[key].shape == value.shape, key
-        assert torch.equal(torch.isnan(got[key]), torch.isnan(value)), key
-        assert torch.equal(got[key].nan_to_num(0.0), value.nan_to_num(0.0)), key
 
 
 def _frame_index(path: str, times: list) -> list[int]:
@@ -77,7 +69,7 @@ def test_each_window_is_the_processors_clip_to_the_bit(clip, strategy, sampling,
         assert [(start, end) for start, end, _ in got] == windows
         for start, end, inputs in got:
             expected = processor(videos=clip, clip_start=start, clip_end=end, return_tensors="pt")
-            assert_identical(inputs, expected)
+            assert_inputs_identical(inputs, expected)
 
 
 def test_face_crops_are_tracked_within_each_window_as_in_its_clip(tmp_path):
@@ -95,7 +87,7 @@ def test_face_crops_are_tracked_within_each_window_as_in_its_clip(tmp_path):
     hidden = 0
     for start, end, inputs in got:
         expected = processor(videos=path, clip_start=start, clip_end=end, return_tensors="pt")
-        assert_identical(inputs, expected)
+        assert_inputs_identical(inputs, expected)
         hidden += int(torch.isnan(inputs["face_boxes"][0, :, 0]).sum())
     assert hidden > 0  # some windows sample the frames where the main face is hidden
 
@@ -228,7 +220,7 @@ def test_frames_no_window_samples_and_no_frame_needs_are_not_decoded(clip):
     every = list(StreamingWindows(processor, clip, windows, skip_unused_frames=False))
     assert [span[:2] for span in skipping] == [span[:2] for span in every] == windows
     for (_, _, got), (_, _, expected) in zip(skipping, every):
-        assert_identical(got, expected)
+        assert_inputs_identical(got, expected)
 
 
 def test_videos_the_skipping_pass_cannot_read_get_every_frame_decoded(clip, tmp_path, monkeypatch):
@@ -247,13 +239,14 @@ def test_videos_the_skipping_pass_cannot_read_get_every_frame_decoded(clip, tmp_
         windows = _windows(path, 1.0, 1.0)
         engine = StreamingWindows(processor, path, windows)
         for start, end, inputs in engine:
-            assert_identical(inputs, processor(videos=path, clip_start=start, clip_end=end, return_tensors="pt"))
+            expected = processor(videos=path, clip_start=start, clip_end=end, return_tensors="pt")
+            assert_inputs_identical(inputs, expected)
         assert engine.route == "every frame", path
     monkeypatch.setitem(sys.modules, "av", None)  # PyAV is optional for a model's code
     engine = StreamingWindows(processor, clip, [(0.0, 1.0)])
     ((_, _, inputs),) = list(engine)
     assert engine.route == "every frame"
-    assert_identical(inputs, processor(videos=clip, clip_start=0.0, clip_end=1.0, return_tensors="pt"))
+    assert_inputs_identical(inputs, processor(videos=clip, clip_start=0.0, clip_end=1.0, return_tensors="pt"))
 
 
 @pytest.mark.parametrize("face_crop", [False, True])
