@@ -183,7 +183,7 @@ def test_benchmark_tables_are_the_committed_measurement():
         ".venv/bin/python benchmarks/run.py --quick --output benchmarks/results/quick-cpu.json",
         ".venv/bin/python benchmarks/bench_gpu.py --device cpu --sizes vit-l --dtype float32 --batch 1 --repeats 3",
         ".venv/bin/python benchmarks/bench_lora.py --output benchmarks/results/lora-vit-s-cpu.json",
-        ".venv/bin/python benchmarks/bench_timeline.py",
+        ".venv/bin/python benchmarks/bench_timeline.py --output benchmarks/results/timeline-cpu.json",
         ".venv/bin/python benchmarks/bench_startup.py --repeats 10 --output benchmarks/results/startup-cpu.json",
     ]
     recorded = json.loads((REPO / "benchmarks/results/quick-cpu.json").read_text())
