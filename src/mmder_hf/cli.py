@@ -217,13 +217,18 @@ def _on_terminal() -> bool:
     return sys.stderr.isatty()
 
 
-def _check_csv_target(path: str) -> None:
-    """Refuse ``--csv`` into a missing folder before any model is loaded, not after the whole run."""
+def check_output_path(option: str, path: Optional[str], error: type = None, example: Optional[str] = None) -> None:
+    """Refuse an output file (``--csv``, ``--plot``...) into a missing folder, or onto a folder, before any model is
+    loaded, not after the whole run (as ``error``, a :class:`CliError` by default)."""
+    if not path:
+        return
+    error = error or CliError
     folder = os.path.dirname(path) or "."
     if not os.path.isdir(folder):
-        raise CliError(f"--csv {path}: no folder {folder} to write it in; create it first or pick another path")
+        raise error(f"{option} {path}: no folder {folder} to write it in; create it first or pick another path")
     if os.path.isdir(path):
-        raise CliError(f"--csv {path}: a folder; give a file name such as {os.path.join(path, 'predictions.csv')}")
+        name = f" such as {os.path.join(path, example)}" if example else ""
+        raise error(f"{option} {path}: a folder; give a file name{name}")
 
 
 def _write_predictions_csv(path: str, results: Sequence[dict], labels: Sequence[str]) -> None:
@@ -247,7 +252,7 @@ def run_predict(args: PredictArguments, files: Sequence[str]) -> int:
     files = expand_inputs(files)
     source = _model_source(args)
     if args.csv:
-        _check_csv_target(args.csv)
+        check_output_path("--csv", args.csv, example="predictions.csv")
     results: list[Optional[dict]] = [None] * len(files)  # in the order of the inputs, failed files included
     todo = []
     for index, path in enumerate(files):

@@ -36,6 +36,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, TextIO
 
+from .cli import check_output_path
 from .cli_arguments import PROG, LiveArguments
 from .live_ffmpeg import LiveError, check_format, open_through_ffmpeg
 
@@ -384,15 +385,12 @@ class Outputs:
             line = f"{entry['start']:8.2f} - {entry['end']:8.2f} s  {entry['label']:<12} {entry['score']:.3f}"
             print(f"{line}  latency {latency:.3f} s", flush=True)
         if self._csv is not None:
+            from .timeline import timeline_csv_header, timeline_csv_row
+
+            labels, faces = list(entry["scores"]), "face_boxes" in entry
             if len(self.entries) == 1:
-                faces = ["face_frames"] if "face_boxes" in entry else []
-                self._csv.writerow(["start", "end", "label", "score", *entry["scores"], *faces, "latency"])
-            face = []
-            if "face_boxes" in entry:
-                face = [f"{sum(box is not None for box in entry['face_boxes'])}/{len(entry['face_boxes'])}"]
-            scores = (f"{value:.6f}" for value in entry["scores"].values())
-            row = [f"{entry['start']:.3f}", f"{entry['end']:.3f}", entry["label"], f"{entry['score']:.6f}", *scores]
-            self._csv.writerow([*row, *face, f"{latency:.4f}"])
+                self._csv.writerow([*timeline_csv_header(labels, faces), "latency"])
+            self._csv.writerow([*timeline_csv_row(entry, labels, faces), f"{latency:.4f}"])
             self._csv_file.flush()
         if self._jsonl is not None:
             self._jsonl.write(json.dumps(entry) + "\n")
@@ -430,21 +428,10 @@ def summary(completed: int, handoff: WindowHandoff, latencies: list, stopped: st
 # The command
 
 
-def _check_target(option: str, path: Optional[str]) -> None:
-    """Refuse an output into a missing folder before any model is loaded."""
-    if not path:
-        return
-    folder = os.path.dirname(path) or "."
-    if not os.path.isdir(folder):
-        raise LiveError(f"{option} {path}: no folder {folder} to write it in; create it first or pick another path")
-    if os.path.isdir(path):
-        raise LiveError(f"{option} {path}: a folder; give a file name")
-
-
 def run_live(args: LiveArguments, url: str, load_pipeline: Callable[[], Any]) -> int:
     """``mmder live``: returns the exit status (0; 1 when the source failed)."""
     for option, path in (("--csv", args.csv), ("--jsonl", args.jsonl), ("--plot", args.plot)):
-        _check_target(option, path)
+        check_output_path(option, path, LiveError)
     sources = [Source(url, args.format, _options(args.option), through_ffmpeg=args.through_ffmpeg)]
     if args.audio is not None:
         audio = Source(args.audio, args.audio_format, _options(args.audio_option), through_ffmpeg=args.through_ffmpeg)

@@ -34,6 +34,28 @@ def summarize_timeline(timeline: Sequence[dict]) -> list[dict]:
     return [{"label": k, "score": v} for k, v in sorted(means.items(), key=lambda kv: -kv[1])]
 
 
+def timeline_csv_header(labels: Sequence[str], faces: bool) -> list[str]:
+    """The CSV columns of a timeline: ``start,end,label,score,<one per label>[,face_frames]``."""
+    return ["start", "end", "label", "score", *labels] + (["face_frames"] if faces else [])
+
+
+def timeline_csv_row(entry: dict, labels: Sequence[str], faces: bool) -> list[str]:
+    """One window's CSV row (see :func:`timeline_csv_header`); ``face_frames`` is in how many of the window's sampled
+    frames the tracked face was found."""
+    face = []
+    if faces:
+        boxes = entry["face_boxes"]
+        face = [f"{sum(box is not None for box in boxes)}/{len(boxes)}"]
+    return [
+        f"{entry['start']:.3f}",
+        f"{entry['end']:.3f}",
+        entry["label"],
+        f"{entry['score']:.6f}",
+        *(f"{entry['scores'][label]:.6f}" for label in labels),
+        *face,
+    ]
+
+
 def write_timeline_csv(timeline: Sequence[dict], path: Union[str, os.PathLike]) -> Path:
     """Write one row per window: ``start,end,label,score,<one column per label>``; with face cropping (entries with
     ``face_boxes``) also ``face_frames``: in how many of the window's sampled frames the tracked face was found."""
@@ -43,22 +65,9 @@ def write_timeline_csv(timeline: Sequence[dict], path: Union[str, os.PathLike]) 
     faces = bool(timeline) and all("face_boxes" in entry for entry in timeline)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["start", "end", "label", "score", *labels] + (["face_frames"] if faces else []))
+        writer.writerow(timeline_csv_header(labels, faces))
         for entry in timeline:
-            face = []
-            if faces:
-                boxes = entry["face_boxes"]
-                face = [f"{sum(box is not None for box in boxes)}/{len(boxes)}"]
-            writer.writerow(
-                [
-                    f"{entry['start']:.3f}",
-                    f"{entry['end']:.3f}",
-                    entry["label"],
-                    f"{entry['score']:.6f}",
-                    *(f"{entry['scores'][label]:.6f}" for label in labels),
-                    *face,
-                ]
-            )
+            writer.writerow(timeline_csv_row(entry, labels, faces))
     return path
 
 
