@@ -382,8 +382,6 @@ def _decode_audio(
     decoded_end = first + data.shape[-1] / rate
     if data.numel() == 0:
         raise MediaError(name, f"no audio samples in the requested range [{start or 0.0:.3f} s, {end} s)")
-    if not bool(torch.isfinite(data).all()):
-        raise MediaError(name, "the audio track decodes to NaN or infinite samples")
     if pad_to_range and start is not None and end is not None:
         # Place the samples on the clip's timeline so audio windows stay aligned with the video frames even when
         # the audio track starts late or ends early (missing parts are silence).
@@ -393,7 +391,11 @@ def _decode_audio(
         count = max(0, min(data.shape[1], length - offset))
         placed[:, offset : offset + count] = data[:, :count]
         data = placed
-    return prepare_waveform(data, rate, sample_rate), decoded_end
+    try:  # checks the samples once, on the downmix: NaN or infinity in any channel stays there
+        waveform = prepare_waveform(data, rate, sample_rate)
+    except ValueError as error:
+        raise MediaError(name, "the audio track decodes to NaN or infinite samples") from error
+    return waveform, decoded_end
 
 
 def _span_video_decoder(source: MediaSource, seek_mode: str, num_threads: int, name: str) -> Any:

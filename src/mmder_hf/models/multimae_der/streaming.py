@@ -20,8 +20,8 @@ Each window's inputs are those the processor gives for that window as a clip
   samples through one demuxer of the file (a fresh packet decoder per window), without opening the file again;
 - the processor's own parts make the inputs (``video_processor.frames_to_images``,
   ``feature_extractor.waveform_to_images``, ``rescale_and_normalize``). Without face cropping each sampled frame is
-  resized once, however many windows sample it; with it, each window's frames are cropped together (the face is
-  tracked within the window).
+  resized and normalised once, however many windows sample it; with it, each window's frames are cropped together
+  (the face is tracked within the window).
 """
 
 from __future__ import annotations
@@ -206,8 +206,9 @@ class StreamingWindows:
                     # (3, H, W), a view of (H, W, 3) memory as torchcodec's
                     image = raw() if callable(raw) else converter.convert(raw).data
                     self.frames_converted += 1
-                    if not video_processor.face_crop:  # resized once, whichever windows sample it
+                    if not video_processor.face_crop:  # resized and normalised once, whichever windows sample it
                         image = video_processor.frames_to_images(image[None], self.name)[0]
+                        image = self.processor.rescale_and_normalize(image)
                 window = self._pending[number - handed_out]
                 window.frames[k] = image
                 window.missing -= 1
@@ -346,9 +347,9 @@ class StreamingWindows:
             # (n, H, W, 3) memory viewed as (n, 3, H, W): the layout of the frames a torchcodec VideoDecoder returns
             frames = torch.stack([frame.permute(1, 2, 0) for frame in window.frames]).permute(0, 3, 1, 2)
             images, boxes = processor.video_processor.frames_to_images(frames, self.name)
-        else:
-            images = torch.cat(window.frames)
-        data["pixel_values"] = processor.rescale_and_normalize(images[None])
+            data["pixel_values"] = processor.rescale_and_normalize(images[None])
+        else:  # frames already normalised (elementwise: the same values as normalising the stack)
+            data["pixel_values"] = torch.cat(window.frames)[None]
         if self.num_audio_frames > 0:
             start, end = self._clip_range(window.start, window.end)
             rate = processor.audio_sample_rate
