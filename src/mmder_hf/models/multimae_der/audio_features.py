@@ -342,10 +342,20 @@ def resize_pictures(pictures: torch.Tensor, image_size: int, interpolation: str 
     """``(n, 3, rows, columns)`` uint8 pictures -> ``(n, 3, image_size, image_size)`` (see :func:`feature_image`)."""
     size = (image_size, image_size)
     if interpolation == "nearest":
-        return F.interpolate(pictures, size=size, mode="nearest-exact")
+        # nearest-exact picks whole rows and columns: selecting them is the same pixels ~20x faster than interpolate
+        rows, columns = (_nearest_exact_indices(length, image_size) for length in pictures.shape[-2:])
+        return pictures.index_select(-1, columns).index_select(-2, rows)
     if interpolation == "bilinear":
         return F.interpolate(pictures, size=size, mode="bilinear", align_corners=False, antialias=True)
     raise ValueError(f"interpolation must be 'nearest' or 'bilinear', got {interpolation!r}")
+
+
+@functools.lru_cache(maxsize=64)
+def _nearest_exact_indices(length: int, size: int) -> torch.Tensor:
+    """The source index of each of ``size`` output positions when ``F.interpolate(mode="nearest-exact")`` resizes
+    ``length`` positions: asked of torch itself, by resizing the positions' own numbers (exact in float32)."""
+    positions = torch.arange(length, dtype=torch.float32).view(1, 1, length)
+    return F.interpolate(positions, size=size, mode="nearest-exact").view(size).long()
 
 
 _REPRESENTATION_ALIASES = {"mfcc": "mfcc", "log-mel": "log-mel", "log_mel": "log-mel", "logmel": "log-mel"}
