@@ -19,10 +19,13 @@ the pattern, is read by a fresh ``AudioDecoder`` for that range instead, so the 
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Optional
 
 import torch
+
+from .mp4_audio import open_audio
 
 
 #: Codec pre-roll of torchcodec's ranged audio reads, in codec frames (see the module docstring).
@@ -66,7 +69,7 @@ class AudioRanges:
         try:
             from torchcodec.decoders import Demuxer
 
-            demuxer = Demuxer(data, streams="audio")
+            demuxer = open_audio(functools.partial(Demuxer, streams="audio"), data)
         except (ImportError, ValueError, RuntimeError):
             return
         metadata = demuxer.streams[0].metadata
@@ -88,7 +91,7 @@ class AudioRanges:
         self.fallback_reads += 1
         from torchcodec.decoders import AudioDecoder
 
-        samples = AudioDecoder(self.data).get_samples_played_in_range(start, end)
+        samples = open_audio(AudioDecoder, self.data).get_samples_played_in_range(start, end)
         return samples.data, float(samples.pts_seconds), int(samples.sample_rate)
 
     def _read_shared(self, start: float, end: float) -> Optional[tuple[torch.Tensor, float]]:
@@ -100,7 +103,7 @@ class AudioRanges:
         if round((start - preroll) * rate) > self._begin:
             self._demuxer.seek(start - preroll)
         else:  # a fresh decoder reads from the first packet (the AAC priming frame included): so do we
-            self._demuxer = Demuxer(self.data, streams="audio")
+            self._demuxer = open_audio(functools.partial(Demuxer, streams="audio"), self.data)
         decoder = self._demuxer.streams[0].make_decoder()
         chunks: list[torch.Tensor] = []
         first: Optional[float] = None

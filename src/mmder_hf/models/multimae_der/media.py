@@ -18,6 +18,7 @@ from typing import Any, Optional, Union
 
 import torch
 
+from .mp4_audio import open_audio
 from .truncation import audio_truncation, video_truncation
 
 
@@ -224,7 +225,7 @@ def open_audio_decoder(source: MediaSource, name: Optional[str] = None) -> Any:
     name = name or source_name(source)
     data = check_source(source, name)
     try:
-        return AudioDecoder(data)
+        return open_audio(AudioDecoder, data)  # a video file's audio opened without probing its video
     except Exception as error:
         raise _explain_open_failure(data, name, "audio", error) from error
 
