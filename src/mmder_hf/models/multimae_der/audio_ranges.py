@@ -25,28 +25,13 @@ from typing import Any, Optional
 
 import torch
 
-from .mp4_audio import open_audio
+from .mp4_audio import is_mp4_family, open_audio
 
 
 #: Codec pre-roll of torchcodec's ranged audio reads, in codec frames (see the module docstring).
 PREROLL_FRAMES = 4
 #: Samples per frame of the codecs read here (AAC-LC).
 FRAME_SIZE = 1024
-# FFmpeg's name of the ISO base media (MP4, MOV, M4A, 3GP) demuxer, as ffprobe reports it.
-_MP4_FAMILY = "mov,mp4,m4a,3gp,3g2,mj2"
-
-
-def _is_mp4_family(data: Any) -> bool:
-    """Whether ``data`` (a path or bytes) is an ISO base media file: an ``ftyp`` box right at the start."""
-    if isinstance(data, (bytes, bytearray)):
-        head = bytes(data[:12])
-    else:
-        try:
-            with open(data, "rb") as handle:
-                head = handle.read(12)
-        except OSError:
-            return False
-    return len(head) >= 8 and head[4:8] == b"ftyp"
 
 
 class AudioRanges:
@@ -73,7 +58,7 @@ class AudioRanges:
         except (ImportError, ValueError, RuntimeError):
             return
         metadata = demuxer.streams[0].metadata
-        self._usable = metadata.codec == "aac" and bool(metadata.sample_rate) and _is_mp4_family(data)
+        self._usable = metadata.codec == "aac" and bool(metadata.sample_rate) and is_mp4_family(data)
         self._demuxer = demuxer
         self._rate = int(metadata.sample_rate or 0)
         self.begin_seconds = float(metadata.begin_stream_seconds_from_header or 0.0)

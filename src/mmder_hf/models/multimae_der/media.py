@@ -14,12 +14,12 @@ import math
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import torch
 
 from .mp4_audio import open_audio
-from .truncation import audio_truncation, video_truncation
+from .truncation import allowed_shortfall, audio_truncation, video_truncation
 
 
 logger = logging.getLogger(__name__)
@@ -350,6 +350,49 @@ def _decode_frames(
     return frames, [float(t) for t in batch.pts_seconds]
 
 
+def _frame_reader(data: Any, num_threads: int) -> Any:
+    """A ``skipping.FrameReader`` of the file when it reads the clip as torchcodec would, else ``None``: a stream
+    that stops short of its container's declared duration is left to torchcodec, whose check says whether the file
+    is cut (see ``truncation.video_truncation``)."""
+    from .skipping import open_frame_reader
+
+    reader = open_frame_reader(data, num_threads)
+    if reader is None:
+        return None
+    declared = reader.declared_duration
+    if declared and reader.span[1] < declared - allowed_shortfall(declared):
+        reader.close()
+        return None
+    return reader
+
+
+def _read_frames(
+    reader: Any,
+    num_frames: int,
+    start: float,
+    end: float,
+    frame_sampling: str,
+    frame_stride: Optional[int],
+    transform: Optional[Callable[[torch.Tensor], torch.Tensor]],
+) -> Optional[tuple[torch.Tensor, list[float]]]:
+    """:func:`_decode_frames` through a ``skipping.FrameReader``: the same frames; ``None`` if it cannot give them."""
+    import av
+
+    if frame_sampling not in FRAME_SAMPLINGS:
+        raise ValueError(f"frame_sampling must be one of {FRAME_SAMPLINGS}, got {frame_sampling!r}")
+    begin, stream_end, fps = reader.span
+    if frame_sampling == "aligned":
+        indices = [reader.index_at(t) for t in sampling_times(begin, stream_end, start, end, num_frames)]
+    else:
+        indices = original_sampling_indices(reader.num_frames, fps, begin, start, end, num_frames, frame_stride)
+    try:
+        return reader.read(indices, transform)
+    except (LookupError, av.error.FFmpegError):
+        return None
+    finally:
+        reader.close()
+
+
 def _decode_audio(
     decoder: Any,
     name: str,
@@ -495,6 +538,8 @@ def decode_clip(
     audio_source: Optional[MediaSource] = None,
     seek_mode: str = "exact",
     num_threads: int = 1,
+    skip_unused_frames: bool = True,
+    frame_transform: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
 ) -> DecodedClip:
     """Decode what MultiMAE-DER needs from one clip: ``num_video_frames`` sampled frames and the mono audio track.
 
@@ -518,6 +563,13 @@ def decode_clip(
         audio_source (*optional*): where to read the audio from when it is not ``source`` (e.g. an ``AudioDecoder``).
         seek_mode (`str`, *optional*, defaults to `"exact"`), num_threads (`int`, *optional*, defaults to 1): passed
             to torchcodec when it opens a path or bytes.
+        skip_unused_frames (`bool`, *optional*, defaults to `True`): for an H.264 file in an MP4-family container,
+            with PyAV installed, decode only the sampled frames and those they depend on (``skipping.py``: FFmpeg
+            skips the other non-reference frames, and nothing after the last sampled frame is decoded); the frames
+            are torchcodec's, to the bit. ``False`` reads every clip through torchcodec.
+        frame_transform (`Callable`, *optional*): applied to the sampled frames, ``(n, 3, H, W)`` uint8, e.g. the
+            resize to the model's size; where frames are decoded one by one it is applied to each, ``n = 1``, as it
+            is decoded, so that no full-size frame is kept. It must give each frame the same result either way.
 
     Returns:
         [`DecodedClip`]: frames ``(num_video_frames, 3, H, W)`` uint8 and waveform ``(num_samples,)`` float32.
@@ -542,8 +594,10 @@ def decode_clip(
     if clip_start is not None and clip_start < 0:
         raise MediaError(name, f"clip_start must be >= 0, got {clip_start}")
 
-    video_decoder = audio_decoder = audio_data = None
-    if need_video:
+    video_decoder = audio_decoder = audio_data = reader = None
+    if need_video and skip_unused_frames and seek_mode == "exact" and not is_decoder(source):
+        reader = _frame_reader(check_source(source, name), num_threads)
+    if need_video and reader is None:
         if is_video_decoder(source):
             video_decoder = source
         elif is_audio_decoder(source):
@@ -576,9 +630,11 @@ def decode_clip(
     # with a video stream is read over that stream's span too, as when frames are read with it (the preprocess cache
     # reads both), so the `audio` baseline is served the samples it was trained on.
     span_decoder = video_decoder
-    if span_decoder is None and audio_decoder is not None and not is_audio_decoder(source):
+    if span_decoder is None and reader is None and audio_decoder is not None and not is_audio_decoder(source):
         span_decoder = _span_video_decoder(source, seek_mode, num_threads, name)
-    if span_decoder is not None:
+    if reader is not None:
+        begin, stream_end, _ = reader.span
+    elif span_decoder is not None:
         begin, stream_end, _ = _video_range(span_decoder, name)
     else:
         begin, stream_end = _audio_range(audio_decoder)
@@ -588,11 +644,22 @@ def decode_clip(
         raise MediaError(name, f"clip_start ({clip_start} s) is at or past the end of the clip ({stream_end:.3f} s)")
 
     frames, times = None, []
+    if reader is not None:
+        decoded = _read_frames(reader, num_video_frames, start, end, frame_sampling, frame_stride, frame_transform)
+        if decoded is None:  # a frame the reader does not reproduce: torchcodec reads the clip (and says what's wrong)
+            return decode_clip(
+                source, num_video_frames, audio_sample_rate, frame_sampling, frame_stride, clip_start, clip_end,
+                audio_source, seek_mode, num_threads, skip_unused_frames=False, frame_transform=frame_transform,
+            )  # fmt: skip
+        frames, times = decoded
     if video_decoder is not None:
         frames, times = _decode_frames(video_decoder, name, num_video_frames, start, end, frame_sampling, frame_stride)
+        if frame_transform is not None:
+            frames = frame_transform(frames)
     waveform = None
+    has_video = span_decoder is not None or reader is not None
     if audio_decoder is not None:
-        ranged = clip_start is not None or clip_end is not None or span_decoder is not None
+        ranged = clip_start is not None or clip_end is not None or has_video
         audio_name = source_name(audio_source) if audio_source is not None else name
         waveform, decoded_end = _decode_audio(
             audio_decoder,
@@ -600,14 +667,14 @@ def decode_clip(
             start if ranged else None,
             end if ranged else None,
             audio_sample_rate,
-            pad_to_range=span_decoder is not None and end is not None,
+            pad_to_range=has_video and end is not None,
         )
         if span_decoder is not None and video_decoder is None:  # after the audio: its decoder errors come first
             problem = video_truncation(span_decoder, _raw_input(source))
             if problem:
                 raise MediaError(name, problem)
         # The video's file was checked (its scan covers its audio track too); other audio is checked here.
-        if span_decoder is None or audio_source is not None:
+        if not has_video or audio_source is not None:
             problem = audio_truncation(audio_decoder, audio_data, decoded_end, end if ranged else None)
             if problem:
                 raise MediaError(audio_name, problem)

@@ -111,6 +111,19 @@ class _PatchedFile(io.RawIOBase):
         super().close()
 
 
+def is_mp4_family(data: Any) -> bool:
+    """Whether ``data`` (a path or bytes) is an ISO base media file (MP4, MOV, M4A, 3GP): an ``ftyp`` box first."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        head = bytes(data[:12])
+    else:
+        try:
+            with open(data, "rb") as handle:
+                head = handle.read(12)
+        except (OSError, TypeError):
+            return False
+    return len(head) >= 8 and head[4:8] == b"ftyp"
+
+
 def audio_only_view(data: Any) -> Optional[io.RawIOBase]:
     """``data`` (a path or bytes of an MP4-family file with video and audio tracks) as a file object in which only
     the audio tracks are listed, or ``None`` when that is not such a file. The caller closes it (decoders keep it)."""
@@ -160,4 +173,4 @@ def open_audio(opener: Callable[[Any], _Opened], data: Any) -> _Opened:
     return opener(data)
 
 
-__all__ = ["MAX_MOOV_BYTES", "audio_only_view", "open_audio"]
+__all__ = ["MAX_MOOV_BYTES", "audio_only_view", "is_mp4_family", "open_audio"]

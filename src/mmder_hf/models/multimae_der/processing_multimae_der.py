@@ -390,7 +390,7 @@ class MultiMAEDERProcessor(ProcessorMixin):
             # A separate audio file that begins `audio_start` seconds into the video (an IEMOCAP utterance wav):
             # the video is read on its own timeline, the audio on the file's own.
             if video is not None and n_video > 0:
-                clip = video_processor.read_clip(video, n_video, clip_start=start, clip_end=end)
+                clip = video_processor.read_clip(video, n_video, clip_start=start, clip_end=end, resized=True)
                 frames, name = clip.frames, clip.name
             waveform = self.feature_extractor.read_segment(audio, float(audio_start), start, end)
         elif video is not None and is_media_source(video):
@@ -403,6 +403,7 @@ class MultiMAEDERProcessor(ProcessorMixin):
                 audio_source=audio if audio_from_file else None,
                 clip_start=start,
                 clip_end=end,
+                resized=True,
             )
             frames, waveform, name = clip.frames, clip.waveform, clip.name
         elif video is not None and n_video > 0:

@@ -214,8 +214,13 @@ class MultiMAEDERVideoProcessor(BaseVideoProcessor):
         audio_source: Any = None,
         clip_start: Optional[float] = None,
         clip_end: Optional[float] = None,
+        resized: bool = False,
     ) -> DecodedClip:
-        """Decode ``num_frames`` sampled frames of a media input (and its audio when ``audio_sample_rate`` is set)."""
+        """Decode ``num_frames`` sampled frames of a media input (and its audio when ``audio_sample_rate`` is set).
+
+        ``resized=True`` resizes the frames to ``image_size`` as they are decoded when there is no face cropping
+        (then nothing full-size is kept; :meth:`frames_to_images` gives the same images either way).
+        """
         return decode_clip(
             source,
             num_video_frames=num_frames,
@@ -227,6 +232,7 @@ class MultiMAEDERVideoProcessor(BaseVideoProcessor):
             audio_source=audio_source,
             seek_mode=self.seek_mode,
             num_threads=self.num_decoder_threads,
+            frame_transform=self._resize if resized and not self.face_crop else None,
         )
 
     def sample_decoded(self, frames: Any, num_frames: int) -> torch.Tensor:
@@ -350,7 +356,7 @@ class MultiMAEDERVideoProcessor(BaseVideoProcessor):
         images, boxes = [], []
         for index, (video, start, end) in enumerate(zip(items, starts, ends)):
             if is_media_source(video):
-                clip = self.read_clip(video, count, clip_start=start, clip_end=end)
+                clip = self.read_clip(video, count, clip_start=start, clip_end=end, resized=True)
                 frames, name = clip.frames, clip.name
             else:
                 if start is not None or end is not None:
