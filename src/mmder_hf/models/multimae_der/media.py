@@ -376,8 +376,6 @@ def _read_frames(
     transform: Optional[Callable[[torch.Tensor], torch.Tensor]],
 ) -> Optional[tuple[torch.Tensor, list[float]]]:
     """:func:`_decode_frames` through a ``skipping.FrameReader``: the same frames; ``None`` if it cannot give them."""
-    import av
-
     if frame_sampling not in FRAME_SAMPLINGS:
         raise ValueError(f"frame_sampling must be one of {FRAME_SAMPLINGS}, got {frame_sampling!r}")
     begin, stream_end, fps = reader.span
@@ -387,7 +385,7 @@ def _read_frames(
         indices = original_sampling_indices(reader.num_frames, fps, begin, start, end, num_frames, frame_stride)
     try:
         return reader.read(indices, transform)
-    except (LookupError, av.error.FFmpegError):
+    except LookupError:
         return None
     finally:
         reader.close()

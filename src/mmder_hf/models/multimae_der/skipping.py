@@ -54,7 +54,8 @@ class FrameReader:
         frames_decoded (`int`): frames the last :meth:`read` decoded (skipped ones are not decoded).
     """
 
-    def __init__(self, container: Any, stream: Any, packets: list[_Packet], num_threads: int):
+    def __init__(self, container: Any, stream: Any, packets: list[_Packet], num_threads: int, errors: tuple):
+        self._errors = errors  # what the decoder raises (PyAV's error types, given by whoever imported it)
         self._container, self._stream = container, stream
         self._time_base = stream.time_base
         order = sorted(packets, key=lambda packet: packet.pts)  # presentation order
@@ -95,8 +96,16 @@ class FrameReader:
         ``transform`` (e.g. the resize to the model's size) is applied to each frame, ``(1, 3, H, W)``, as soon as it
         is converted, so that no full-size frame is kept; the frames returned are then the transformed ones.
 
-        Raises ``av.error.FFmpegError`` (or ``LookupError`` when a wanted frame never came out).
+        Raises ``LookupError`` when it cannot give them as torchcodec would (a decoder error included).
         """
+        try:
+            return self._read(indices, transform)
+        except self._errors as error:
+            raise LookupError(f"not read by this route: {error}") from error
+
+    def _read(
+        self, indices: Sequence[int], transform: Optional[Callable[[torch.Tensor], torch.Tensor]]
+    ) -> tuple[torch.Tensor, list[float]]:
         wanted = sorted(set(indices))
         pixels: dict[int, Any] = {}
         self.frames_decoded = 0
@@ -115,14 +124,15 @@ class FrameReader:
                     if frame.pts in members and frame.pts not in pixels:
                         if frame.format.name not in PIXEL_FORMATS or getattr(frame, "rotation", 0):
                             raise LookupError("a frame this reader does not reproduce")
-                        image = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)[None]
-                        # not kept at full size: the converted picture's memory is then reused for the next one
-                        pixels[frame.pts] = transform(image) if transform is not None else image.clone()
+                        image = torch.from_numpy(frame.to_ndarray(format="rgb24"))  # (H, W, 3)
+                        # copied out or transformed at once: the converted picture's memory is reused for the next
+                        pixels[frame.pts] = transform(image.permute(2, 0, 1)[None]) if transform else image.clone()
                 if members.issubset(pixels):
                     break
             if not members.issubset(pixels):
                 raise LookupError("a wanted frame was not decoded")
-        images = torch.cat([pixels[self._ticks[index]] for index in indices])
+        chosen = [pixels[self._ticks[index]] for index in indices]
+        images = torch.cat(chosen) if transform else torch.stack(chosen).permute(0, 3, 1, 2)
         return images, [self.seconds(self._ticks[index]) for index in indices]
 
     def close(self) -> None:
@@ -156,7 +166,7 @@ def open_frame_reader(data: Any, num_threads: int = 1) -> Optional[FrameReader]:
             packets.append(_Packet(packet.pts, packet.duration, packet.is_keyframe))
         if len(packets) < 2 or len({packet.pts for packet in packets}) != len(packets):
             raise LookupError("too few frames, or two with one timestamp")
-        return FrameReader(container, stream, packets, num_threads)
+        return FrameReader(container, stream, packets, num_threads, (av.error.FFmpegError, OSError, ValueError))
     except (LookupError, av.error.FFmpegError, OSError, ValueError):
         container.close()
         return None
