@@ -146,7 +146,24 @@ def test_only_what_the_sampled_frames_need_is_decoded(media):
     frames, _ = reader.read(indices)
     needed = {i for i in references if i <= 35 + 4} | set(indices)  # (+4: frames decoded ahead of display order)
     assert len(set(indices) | set(references[:8])) <= reader.frames_decoded <= len(needed) < 40
+    assert reader.frames_converted == len(indices)  # only the wanted frames become RGB
     reader.close()
+    # the last frame, which a B-frame decoder gives only when drained at the end of the stream; a frame wanted twice
+    reader = open_frame_reader(path)
+    frames, times = reader.read([39, 0, 39])
+    expected = VideoDecoder(path, seek_mode="exact").get_frames_at([39, 0, 39])
+    assert torch.equal(frames, expected.data) and times == expected.pts_seconds.tolist()
+    assert reader.frames_converted == 2
+    reader.close()
+
+
+def test_the_shortest_video_it_reads_has_two_frames(tmp_path):
+    path = _write(tmp_path / "two.mp4", 0.2)  # 2 frames at 10 fps
+    reader = open_frame_reader(path)
+    assert reader is not None and reader.num_frames == 2
+    reader.close()
+    got, expected = decode_clip(path, 4, 16000), decode_clip(path, 4, 16000, skip_unused_frames=False)
+    assert torch.equal(got.frames, expected.frames) and got.frame_times == expected.frame_times
 
 
 def test_clips_it_does_not_reproduce_are_read_by_torchcodec(media, tmp_path, monkeypatch):

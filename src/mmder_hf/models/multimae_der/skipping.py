@@ -51,7 +51,8 @@ class FrameReader:
         num_frames (`int`): frames in the stream.
         span (`tuple[float, float, float]`): ``(begin, end, fps)`` as torchcodec's exact-mode metadata gives them.
         declared_duration (`float` or `None`): the container's duration, as its header declares it.
-        frames_decoded (`int`): frames the last :meth:`read` decoded (skipped ones are not decoded).
+        frames_decoded (`int`), frames_converted (`int`): frames the last :meth:`read` decoded (skipped ones are not
+            decoded), and converted to RGB (the wanted ones, once each).
     """
 
     def __init__(self, container: Any, stream: Any, packets: list[_Packet], num_threads: int, errors: tuple):
@@ -69,7 +70,7 @@ class FrameReader:
         self.declared_duration = container.duration / 1e6 if container.duration else None
         begin, end = self.seconds(self._ticks[0]), self._ends[-1]
         self.span = (begin, end, self.num_frames / (end - begin))
-        self.frames_decoded = 0
+        self.frames_decoded = self.frames_converted = 0
         codec = stream.codec_context
         codec.thread_count = num_threads
         codec.thread_type = "NONE" if num_threads == 1 else "AUTO"
@@ -108,7 +109,7 @@ class FrameReader:
     ) -> tuple[torch.Tensor, list[float]]:
         wanted = sorted(set(indices))
         pixels: dict[int, Any] = {}
-        self.frames_decoded = 0
+        self.frames_decoded = self.frames_converted = 0
         codec = self._stream.codec_context
         group_of = {index: self._group(index) for index in wanted}
         for group in sorted(set(group_of.values())):
@@ -125,6 +126,7 @@ class FrameReader:
                         if frame.format.name not in PIXEL_FORMATS or getattr(frame, "rotation", 0):
                             raise LookupError("a frame this reader does not reproduce")
                         image = torch.from_numpy(frame.to_ndarray(format="rgb24"))  # (H, W, 3)
+                        self.frames_converted += 1
                         # copied out or transformed at once: the converted picture's memory is reused for the next
                         pixels[frame.pts] = transform(image.permute(2, 0, 1)[None]) if transform else image.clone()
                 if members.issubset(pixels):
