@@ -126,8 +126,8 @@ def main() -> None:
             fns = variants(path)
             long = length > 2
             names = ("bare_decode", "engine") if long else VARIANTS
-            repeats = 2 if long or args.quick else 4
-            timing = compare({name: fns[name] for name in names}, repeats, warmup=0 if long else 1)
+            repeats = 2 if args.quick else 4
+            timing = compare({name: fns[name] for name in names}, repeats, warmup=1)
             windows = fns["engine"]()
             memory = peak_memory_per_variant(__file__, names, ["--clip", path])
             run = {

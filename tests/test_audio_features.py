@@ -386,3 +386,22 @@ def test_do_peak_normalize_makes_log_mel_pictures_level_independent(gain):
     assert torch.equal(images["log-mel", True][0], by_hand)
     # MFCC: a gain only moves the dropped c0, so the setting changes nothing
     assert all(torch.equal(images["mfcc", True][0], other) for other in images["mfcc", True] + images["mfcc", False])
+
+
+@pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
+def test_normalised_pictures_are_the_normalised_uint8_pictures(interpolation):
+    """``normalize=`` (the timeline engine's route: small pictures normalised before the nearest-exact enlargement)
+    gives the values of normalising the finished uint8 pictures, to the bit, for both enlargements."""
+    from mmder_hf.models.multimae_der.video_processing_multimae_der import rescale_and_normalize_images
+
+    wave = torch.from_numpy(speech_like(24000, 16000, seed=3))
+    settings = AudioImageSettings(interpolation=interpolation)
+
+    def normalize(images):
+        return rescale_and_normalize_images(images, 1 / 255, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+    pictures = audio_images(wave, 16000, 8, image_size=40, settings=settings)
+    values = audio_images(wave, 16000, 8, image_size=40, settings=settings, normalize=normalize)
+    assert pictures.dtype == torch.uint8 and values.dtype == torch.float32 and values.shape == (8, 3, 40, 40)
+    assert torch.equal(values, normalize(pictures))
+    assert len(torch.unique(values[:, 0])) > 5  # real pictures, not a constant

@@ -10,6 +10,7 @@ import av
 import numpy as np
 import pytest
 import torch
+from av_writing import flush, mux_audio
 from torchcodec.decoders import AudioDecoder, get_container_metadata
 
 from mmder_hf.models.multimae_der.audio_ranges import AudioRanges
@@ -39,17 +40,8 @@ def _write(path, seconds: float = 2.0, movflags: str = "", video: bool = True, a
             total = int(seconds * 48000)
             times = np.arange(total) / 48000
             wave = np.stack([0.3 * np.sin(2 * np.pi * 220 * times), 0.3 * np.sin(2 * np.pi * 330 * times)])
-            wave = (wave + 0.2 * rng.standard_normal(wave.shape)).astype(np.float32)
-            for start in range(0, total, 1024):
-                frame = av.AudioFrame.from_ndarray(
-                    np.ascontiguousarray(wave[:, start : start + 1024]), format="fltp", layout="stereo"
-                )
-                frame.sample_rate, frame.pts = 48000, start
-                for packet in astream.encode(frame):
-                    container.mux(packet)
-        for stream in streams:
-            for packet in stream.encode():
-                container.mux(packet)
+            mux_audio(container, astream, wave + 0.2 * rng.standard_normal(wave.shape), 48000)
+        flush(container, streams)
     return str(path)
 
 

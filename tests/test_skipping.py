@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from av_writing import flush, mux_audio
 from torchcodec.decoders import Demuxer, VideoDecoder
 
 from mmder_hf.models.multimae_der import skipping
@@ -36,15 +37,8 @@ def _write(path, seconds: float, fps=Fraction(10), gop: int = 250, b_frames: boo
             for packet in video.encode(av.VideoFrame.from_ndarray(image.astype(np.uint8), format="rgb24")):
                 container.mux(packet)
         times = np.arange(int(seconds * 16000)) / 16000
-        wave = (0.3 * np.sin(2 * np.pi * 300 * times)).astype(np.float32)[None]
-        for start in range(0, wave.shape[1], 1024):
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(wave[:, start : start + 1024]), "flt", "mono")
-            frame.sample_rate, frame.pts = 16000, start
-            for packet in audio.encode(frame):
-                container.mux(packet)
-        for stream in (video, audio):
-            for packet in stream.encode():
-                container.mux(packet)
+        mux_audio(container, audio, 0.3 * np.sin(2 * np.pi * 300 * times)[None], 16000)
+        flush(container, (video, audio))
     return str(path)
 
 

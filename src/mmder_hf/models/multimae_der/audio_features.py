@@ -25,7 +25,7 @@ import functools
 import logging
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -236,15 +236,27 @@ def mfcc(
     num_frames = max(1, math.ceil((length - frame_length) / hop)) if length > frame_length else 1
     padded = F.pad(emphasized, (0, num_frames * hop + frame_length - length))
     frames = padded.unfold(0, frame_length, hop)[:num_frames]
-    frames = frames * torch.hamming_window(frame_length, periodic=False, dtype=torch.float64)
+    frames = frames * _hamming(frame_length)
     spectrum = torch.fft.rfft(frames, n=n_fft)
     # |X|^2 as re^2 + im^2: the same power as abs().square() (to ~1e-16), without complex abs's slow hypot
     power = (spectrum.real.square() + spectrum.imag.square()) / n_fft
     energies = power @ _mel_filterbank(int(sample_rate), int(n_fft), int(num_mel_filters)).T
     energies = torch.where(energies == 0, torch.finfo(torch.float64).eps, energies)
     cepstra = (20.0 * torch.log10(energies)) @ _dct_matrix(int(num_mel_filters))[1 : num_mfcc + 1].T
-    n = torch.arange(cepstra.shape[1], dtype=torch.float64)
-    return cepstra * (1.0 + (cepstral_lifter / 2.0) * torch.sin(math.pi * n / cepstral_lifter))
+    return cepstra * _lifter(cepstra.shape[1], float(cepstral_lifter))
+
+
+@functools.lru_cache(maxsize=8)
+def _hamming(length: int) -> torch.Tensor:
+    """The symmetric Hamming window of :func:`mfcc`'s frames (made once per length)."""
+    return torch.hamming_window(length, periodic=False, dtype=torch.float64)
+
+
+@functools.lru_cache(maxsize=8)
+def _lifter(count: int, cepstral_lifter: float) -> torch.Tensor:
+    """The sinusoidal lifter ``1 + L/2 sin(pi n / L)``, ``n = 0 .. count - 1`` (made once per shape)."""
+    n = torch.arange(count, dtype=torch.float64)
+    return 1.0 + (cepstral_lifter / 2.0) * torch.sin(math.pi * n / cepstral_lifter)
 
 
 def log_mel(
@@ -442,6 +454,7 @@ def audio_images(
     num_windows: int,
     image_size: int = 224,
     settings: Optional[AudioImageSettings] = None,
+    normalize: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
 ) -> torch.Tensor:
     """Turn a mono waveform into ``num_windows`` audio images (the ``S_i`` of the paper).
 
@@ -451,9 +464,13 @@ def audio_images(
         num_windows (`int`): number of images (see :func:`window_bounds`).
         image_size (`int`, *optional*, defaults to 224): side of each image.
         settings ([`AudioImageSettings`], *optional*): how the pictures are made (defaults: the paper's MFCC).
+        normalize (`Callable`, *optional*): a per-pixel map of the uint8 pictures to the model's inputs (the
+            processor's ``rescale_and_normalize``), applied here: before the nearest-exact enlargement, which only
+            repeats pixels (the same values, on a few hundred pixels instead of 150,000 a picture); after a bilinear
+            one.
 
     Returns:
-        `torch.Tensor` of shape `(num_windows, 3, image_size, image_size)`, uint8.
+        `torch.Tensor` of shape `(num_windows, 3, image_size, image_size)`, uint8 (float32 with ``normalize``).
 
     Example:
 
@@ -475,9 +492,14 @@ def audio_images(
         colorize(settings.features(window, sample_rate).T, colormap=settings.colormap, origin=settings.origin)
         for window in split_windows(waveform, num_windows)
     ]
+    early = normalize is not None and settings.interpolation == "nearest"
+    late = normalize if normalize is not None and not early else (lambda images: images)
+    if early:
+        pictures = [normalize(picture) for picture in pictures]
     if all(picture.shape == pictures[0].shape for picture in pictures):  # resized together: one call, same pixels
-        return resize_pictures(torch.stack(pictures), image_size, settings.interpolation)
-    return torch.cat([resize_pictures(picture[None], image_size, settings.interpolation) for picture in pictures])
+        return late(resize_pictures(torch.stack(pictures), image_size, settings.interpolation))
+    resized = [resize_pictures(picture[None], image_size, settings.interpolation) for picture in pictures]
+    return late(torch.cat(resized))
 
 
 __all__ = [

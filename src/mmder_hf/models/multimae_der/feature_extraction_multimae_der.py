@@ -165,6 +165,18 @@ class MultiMAEDERFeatureExtractor(SequenceFeatureExtractor):
         """Mono waveform at ``sampling_rate`` -> ``(num_audio_frames, 3, image_size, image_size)`` uint8 pictures."""
         return audio_images(waveform, self.sampling_rate, num_audio_frames, self.image_size, self.audio_settings)
 
+    def waveform_to_values(self, waveform: torch.Tensor, num_audio_frames: int) -> torch.Tensor:
+        """Mono waveform -> the model's float32 audio inputs, ``rescale_and_normalize(waveform_to_images(...))`` to
+        the bit, normalising the small pictures before they are enlarged (see ``audio_images``)."""
+        return audio_images(
+            waveform,
+            self.sampling_rate,
+            num_audio_frames,
+            self.image_size,
+            self.audio_settings,
+            normalize=self.rescale_and_normalize,
+        )
+
     def rescale_and_normalize(
         self, images: torch.Tensor, do_rescale: Optional[bool] = None, do_normalize: Optional[bool] = None
     ) -> torch.Tensor:

@@ -429,10 +429,11 @@ def _decode_audio(
         # the audio track starts late or ends early (missing parts are silence).
         length = max(1, round((end - start) * rate))
         offset = max(0, round((first - start) * rate))
-        placed = data.new_zeros(data.shape[0], length)
-        count = max(0, min(data.shape[1], length - offset))
-        placed[:, offset : offset + count] = data[:, :count]
-        data = placed
+        if offset > 0 or data.shape[1] != length:  # (the samples are already in place when they fill the range)
+            placed = data.new_zeros(data.shape[0], length)
+            count = max(0, min(data.shape[1], length - offset))
+            placed[:, offset : offset + count] = data[:, :count]
+            data = placed
     try:  # checks the samples once, on the downmix: NaN or infinity in any channel stays there
         waveform = prepare_waveform(data, rate, sample_rate)
     except ValueError as error:

@@ -314,10 +314,13 @@ class StreamingWindows:
         codec.thread_type = "NONE" if self.processor.num_decoder_threads == 1 else "AUTO"
 
         def frames() -> Iterator[tuple[Any, Optional[float], int]]:
+            skip = None
             try:
                 for packet in container.demux(stream):
                     self.packets_read += packet.size > 0
-                    codec.skip_frame = "DEFAULT" if packet.pts in needed_ticks else "NONREF"
+                    wanted_skip = "DEFAULT" if packet.pts in needed_ticks else "NONREF"
+                    if wanted_skip != skip:  # set on a change only: most packets keep the previous setting
+                        codec.skip_frame = skip = wanted_skip
                     for frame in packet.decode():
                         self.frames_decoded += 1
                         index = index_of.get(frame.pts)
@@ -354,8 +357,8 @@ class StreamingWindows:
             start, end = self._clip_range(window.start, window.end)
             rate = processor.audio_sample_rate
             waveform = read_clip_audio(self.data, start, end, rate, self.name, ranges=self._audio_ranges)
-            pictures = processor.feature_extractor.waveform_to_images(waveform, self.num_audio_frames)
-            data["audio_values"] = processor.rescale_and_normalize(pictures[None])
+            values = processor.feature_extractor.waveform_to_values(waveform, self.num_audio_frames)
+            data["audio_values"] = values[None]
         if boxes is not None:
             data["face_boxes"] = boxes[None]
         return dict(BatchFeature(data=data, tensor_type="pt"))
