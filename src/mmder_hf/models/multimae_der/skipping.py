@@ -61,7 +61,6 @@ class FrameReader:
         self._time_base = stream.time_base
         order = sorted(packets, key=lambda packet: packet.pts)  # presentation order
         self._ticks = [packet.pts for packet in order]
-        self._index_of = {tick: index for index, tick in enumerate(self._ticks)}
         ends = itertools.accumulate((packet.pts + packet.duration for packet in order), max)
         self._ends = [self.seconds(end) for end in ends]
         self._keyframes = [index for index, packet in enumerate(order) if packet.keyframe]
@@ -120,7 +119,7 @@ class FrameReader:
             for packet in itertools.chain(self._container.demux(self._stream), [None]):
                 if packet is not None and packet.pts is not None:
                     codec.skip_frame = "DEFAULT" if packet.pts in members else "NONREF"
-                for frame in codec.decode(packet) if packet is not None else codec.decode(None):
+                for frame in codec.decode(packet):  # (None, at the end, drains the decoder)
                     self.frames_decoded += 1
                     if frame.pts in members and frame.pts not in pixels:
                         if frame.format.name not in PIXEL_FORMATS or getattr(frame, "rotation", 0):
