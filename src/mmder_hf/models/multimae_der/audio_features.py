@@ -492,14 +492,15 @@ def audio_images(
         colorize(settings.features(window, sample_rate).T, colormap=settings.colormap, origin=settings.origin)
         for window in split_windows(waveform, num_windows)
     ]
-    early = normalize is not None and settings.interpolation == "nearest"
-    late = normalize if normalize is not None and not early else (lambda images: images)
-    if early:
-        pictures = [normalize(picture) for picture in pictures]
+    if normalize is not None and settings.interpolation == "nearest":  # only repeats pixels: normalise the few first
+        pictures, normalize = [normalize(picture) for picture in pictures], None
     if all(picture.shape == pictures[0].shape for picture in pictures):  # resized together: one call, same pixels
-        return late(resize_pictures(torch.stack(pictures), image_size, settings.interpolation))
-    resized = [resize_pictures(picture[None], image_size, settings.interpolation) for picture in pictures]
-    return late(torch.cat(resized))
+        images = resize_pictures(torch.stack(pictures), image_size, settings.interpolation)
+    else:
+        images = torch.cat(
+            [resize_pictures(picture[None], image_size, settings.interpolation) for picture in pictures]
+        )
+    return images if normalize is None else normalize(images)
 
 
 __all__ = [

@@ -316,6 +316,25 @@ def _raw_input(obj: Any) -> Any:
     return encoded.get("bytes") or encoded.get("path")
 
 
+def _sampled(
+    span: tuple[float, float, float],
+    total_frames: int,
+    num_frames: int,
+    start: float,
+    end: float,
+    frame_sampling: str,
+    frame_stride: Optional[int],
+) -> tuple[bool, list]:
+    """What a clip samples from a video stream of ``span`` ``(begin, end, fps)``: ``(True, times)`` with
+    ``"aligned"`` sampling (the frames shown then), ``(False, frame indices)`` with ``"original"``."""
+    if frame_sampling not in FRAME_SAMPLINGS:
+        raise ValueError(f"frame_sampling must be one of {FRAME_SAMPLINGS}, got {frame_sampling!r}")
+    begin, stream_end, fps = span
+    if frame_sampling == "aligned":
+        return True, sampling_times(begin, stream_end, start, end, num_frames)
+    return False, original_sampling_indices(total_frames, fps, begin, start, end, num_frames, frame_stride)
+
+
 def _decode_frames(
     decoder: Any,
     name: str,
@@ -325,15 +344,10 @@ def _decode_frames(
     frame_sampling: str,
     frame_stride: Optional[int],
 ) -> tuple[torch.Tensor, list[float]]:
-    if frame_sampling not in FRAME_SAMPLINGS:
-        raise ValueError(f"frame_sampling must be one of {FRAME_SAMPLINGS}, got {frame_sampling!r}")
-    begin, stream_end, fps = _video_range(decoder, name)
+    total = len(decoder) if frame_sampling == "original" else 0  # (only index sampling reads the frame count)
+    by_time, keys = _sampled(_video_range(decoder, name), total, num_frames, start, end, frame_sampling, frame_stride)
     try:
-        if frame_sampling == "aligned":
-            batch = decoder.get_frames_played_at(sampling_times(begin, stream_end, start, end, num_frames))
-        else:
-            indices = original_sampling_indices(len(decoder), fps, begin, start, end, num_frames, frame_stride)
-            batch = decoder.get_frames_at(indices)
+        batch = decoder.get_frames_played_at(keys) if by_time else decoder.get_frames_at(keys)
     except Exception as error:
         raise MediaError(
             name, f"could not decode the video frames (truncated or corrupt file?): {_first_line(error)}"
@@ -376,13 +390,8 @@ def _read_frames(
     transform: Optional[Callable[[torch.Tensor], torch.Tensor]],
 ) -> Optional[tuple[torch.Tensor, list[float]]]:
     """:func:`_decode_frames` through a ``skipping.FrameReader``: the same frames; ``None`` if it cannot give them."""
-    if frame_sampling not in FRAME_SAMPLINGS:
-        raise ValueError(f"frame_sampling must be one of {FRAME_SAMPLINGS}, got {frame_sampling!r}")
-    begin, stream_end, fps = reader.span
-    if frame_sampling == "aligned":
-        indices = [reader.index_at(t) for t in sampling_times(begin, stream_end, start, end, num_frames)]
-    else:
-        indices = original_sampling_indices(reader.num_frames, fps, begin, start, end, num_frames, frame_stride)
+    by_time, keys = _sampled(reader.span, reader.num_frames, num_frames, start, end, frame_sampling, frame_stride)
+    indices = [reader.index_at(t) for t in keys] if by_time else keys
     try:
         return reader.read(indices, transform)
     except LookupError:

@@ -121,6 +121,10 @@ def is_mp4_family(data: Any) -> bool:
                 head = handle.read(12)
         except (OSError, TypeError):
             return False
+    return _starts_with_ftyp(head)
+
+
+def _starts_with_ftyp(head: bytes) -> bool:
     return len(head) >= 8 and head[4:8] == b"ftyp"
 
 
@@ -144,7 +148,7 @@ def audio_only_view(data: Any) -> Optional[io.RawIOBase]:
         return handle.read(count)
 
     try:
-        if read(4, 4) != b"ftyp":
+        if not _starts_with_ftyp(read(0, 12)):
             raise ValueError("not an ISO base media file")
         for position, size, header, kind in _boxes(read, 0, length):
             if kind == b"moov":

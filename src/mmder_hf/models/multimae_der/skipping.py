@@ -121,8 +121,10 @@ class FrameReader:
                     codec.skip_frame = "DEFAULT" if packet.pts in members else "NONREF"
                 for frame in codec.decode(packet):  # (None, at the end, drains the decoder)
                     self.frames_decoded += 1
+                    if self.frames_decoded == 1 and getattr(frame, "rotation", 0):  # known from the first frame on
+                        raise LookupError("a rotated video: torchcodec turns its frames")
                     if frame.pts in members and frame.pts not in pixels:
-                        if frame.format.name not in PIXEL_FORMATS or getattr(frame, "rotation", 0):
+                        if frame.format.name not in PIXEL_FORMATS:
                             raise LookupError("a frame this reader does not reproduce")
                         image = torch.from_numpy(frame.to_ndarray(format="rgb24"))  # (H, W, 3)
                         self.frames_converted += 1
